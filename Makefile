@@ -1,0 +1,44 @@
+# The two commands of the README: `make dev` (the whole stack locally) and `make test`.
+# Each creates or updates its own virtualenv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHECKOV_VENV ?= .venv-checkov
+
+.PHONY: dev test lint fmt bundle checkov bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/python -m local.stack
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	terraform fmt -check -recursive infra
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+
+bundle: $(STAMP)
+	$(BIN)/python -m local.bundle
+
+checkov:
+	test -x $(CHECKOV_VENV)/bin/checkov || ($(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q checkov)
+	$(CHECKOV_VENV)/bin/checkov -d infra --framework terraform --quiet --compact
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_usage.py
+	$(BIN)/python bench/bench_passthrough.py
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) .local build dist *.egg-info
