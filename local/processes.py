@@ -3,6 +3,7 @@
 The gcloud emulators are a shell script that starts Java: killing the group stops both.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -98,10 +99,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while port_is_open(self.port) and time.monotonic() < deadline:
             # Java children may outlive the shell that started them by a moment.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             time.sleep(0.1)
 
 

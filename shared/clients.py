@@ -33,9 +33,7 @@ def storage():
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage_module.Client(
-            project=settings().project, credentials=AnonymousCredentials()
-        )
+        return storage_module.Client(project=settings().project, credentials=AnonymousCredentials())
     return storage_module.Client(project=settings().project)
 
 

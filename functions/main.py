@@ -1,0 +1,40 @@
+"""The three Cloud Functions entry points: check the event, pick out a few fields, call shared/."""
+
+import functions_framework
+
+from shared import finalize, http, lifecycle
+
+GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+@functions_framework.http
+def passthrough(request):
+    return http.handle(request)
+
+
+@functions_framework.cloud_event
+def on_job_event(cloud_event):
+    if cloud_event["type"] != PUBSUB_PUBLISHED:
+        lifecycle.ignore_event(event_type=cloud_event["type"], event_id=cloud_event["id"])
+        return
+    message = (cloud_event.data or {}).get("message") or {}
+    lifecycle.handle_message(
+        message_id=message.get("messageId") or message.get("message_id") or cloud_event["id"],
+        data=message.get("data"),
+        attributes=message.get("attributes") or {},
+    )
+
+
+@functions_framework.cloud_event
+def on_output_finalized(cloud_event):
+    if cloud_event["type"] != GCS_FINALIZED:
+        finalize.ignore_event(event_type=cloud_event["type"], event_id=cloud_event["id"])
+        return
+    data = cloud_event.data or {}
+    finalize.handle_object(
+        bucket=data.get("bucket"),
+        name=data.get("name"),
+        generation=data.get("generation"),
+        size=data.get("size"),
+    )

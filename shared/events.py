@@ -1,0 +1,36 @@
+"""Messages on `batch-job-events` (what happened) and `batch-job-alerts` (what a person
+should know). Bodies are JSON; attributes carry what subscribers filter on."""
+
+import json
+
+from shared import clients, logs
+from shared.config import settings
+
+PUBLISH_TIMEOUT = 30
+
+
+def _publish(topic: str, body: dict, attributes: dict[str, str]) -> str:
+    data = json.dumps(body, default=str, separators=(",", ":")).encode()
+    future = clients.publisher().publish(
+        clients.topic_path(topic), data, **{k: str(v) for k, v in attributes.items()}
+    )
+    return future.result(timeout=PUBLISH_TIMEOUT)
+
+
+def publish_job_event(event_type: str, job_id: str, **fields) -> str | None:
+    """Best effort: the sync tick finds every job anyway, so a lost event only delays."""
+    body = {"type": event_type, "job_id": job_id, **fields}
+    try:
+        return _publish(settings().events_topic, body, {"type": event_type, "job_id": job_id})
+    except Exception as exc:
+        logs.error("job event not published", type=event_type, job_id=job_id, error=repr(exc))
+        return None
+
+
+def publish_alert(*, kind: str, state: str, severity: str, job_id: str, body: dict) -> str:
+    """Raises on failure, so that the caller does not mark the alert as sent."""
+    return _publish(
+        settings().alerts_topic,
+        {"kind": kind, **body},
+        {"kind": kind, "state": state, "severity": severity, "job_id": job_id},
+    )

@@ -1,0 +1,1 @@
+"""Spend routes. (Filled by the cost issue.)"""
