@@ -276,7 +276,8 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
     page_size = _page_size(request)
     state = _decode_token(request.args.get("pageToken", ""))
     filters = [f for f in (_scope_filter(caller), request.args.get("filter", "").strip()) if f]
-    upstream_filter = " AND ".join(f"({f})" if " OR " in f else f for f in filters)
+    # OR binds tighter than AND in Vertex (AIP-160) filters: no parentheses needed.
+    upstream_filter = " AND ".join(filters)
     read_mask = request.args.get("readMask", "")
     params = {"pageSize": str(page_size), **_alt_params(request)}
     if upstream_filter:

@@ -1,0 +1,100 @@
+"""Helpers for tests that drive the gateway through its real HTTP layer.
+
+`gateway_env` points the process at a test model list, a master key and a Vertex endpoint;
+`passthrough_client` is functions-framework's own test client for the `passthrough` target.
+"""
+
+import json
+from pathlib import Path
+
+import functions_framework
+
+from shared import clients
+
+MAIN = str(Path(__file__).resolve().parents[1] / "functions" / "main.py")
+MASTER_KEY = "vbg-master-test-key"
+
+DEFAULT_MODEL_LIST = """
+model_list:
+  - model_name: gemini-2.5-flash
+    litellm_params:
+      model: vertex_ai/gemini-2.5-flash
+      vertex_project: proj-a
+      vertex_location: us-central1
+  - model_name: gemini-2.5-flash
+    litellm_params:
+      model: vertex_ai/gemini-2.5-flash
+      vertex_project: proj-a
+      vertex_location: europe-west4
+  - model_name: gemini-2.5-pro
+    litellm_params:
+      model: vertex_ai/gemini-2.5-pro
+      vertex_project: proj-a
+      vertex_location: us-central1
+  - model_name: text-embedding-005
+    litellm_params:
+      model: vertex_ai/text-embedding-005
+      vertex_project: proj-a
+      vertex_location: us-central1
+"""
+
+
+def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEFAULT_MODEL_LIST):
+    config = tmp_path / "models.yaml"
+    config.write_text(model_list)
+    monkeypatch.setenv("VBG_CONFIG", str(config))
+    monkeypatch.setenv("VBG_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("VBG_VERTEX_ENDPOINT", vertex_url)
+    clients.reset()
+
+
+def passthrough_client():
+    return functions_framework.create_app(target="passthrough", source=MAIN).test_client()
+
+
+def cloudevent_client(target: str):
+    return functions_framework.create_app(
+        target=target, source=MAIN, signature_type="cloudevent"
+    ).test_client()
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def create_key(client, **fields) -> str:
+    body = {"alias": "someone", **fields}
+    response = client.post("/v1/gateway/keys", json=body, headers=auth(MASTER_KEY))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["key"]
+
+
+def upload_jsonl(bucket: str, name: str, rows: list) -> str:
+    data = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n"
+    clients.storage().bucket(bucket).blob(name).upload_from_string(data)
+    return f"gs://{bucket}/{name}"
+
+
+def gemini_request(text: str, max_output_tokens: int | None = None) -> dict:
+    request: dict = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+    if max_output_tokens:
+        request["generationConfig"] = {"maxOutputTokens": max_output_tokens}
+    return {"request": request}
+
+
+def job_body(bucket: str, *, model="gemini-2.5-flash", input_uri=None, labels=None) -> dict:
+    body = {
+        "displayName": "test-job",
+        "model": model,
+        "inputConfig": {
+            "instancesFormat": "jsonl",
+            "gcsSource": {"uris": [input_uri or f"gs://{bucket}/in/input.jsonl"]},
+        },
+        "outputConfig": {
+            "predictionsFormat": "jsonl",
+            "gcsDestination": {"outputUriPrefix": f"gs://{bucket}/out/"},
+        },
+    }
+    if labels:
+        body["labels"] = labels
+    return body
