@@ -1,0 +1,169 @@
+"""The official clients, unchanged, against the gateway of the running local stack."""
+
+import json
+import time
+
+import pytest
+import requests
+from google.api_core.client_options import ClientOptions
+from google.oauth2.credentials import Credentials
+
+pytestmark = pytest.mark.e2e
+
+
+def _key(stack, alias, labels=None) -> str:
+    response = requests.post(
+        f"{stack['gateway_url']}/v1/gateway/keys",
+        json={
+            "alias": alias,
+            "team": "e2e",
+            "inputPrefixes": [f"gs://{stack['bucket']}/{alias}/in/"],
+            "outputPrefixes": [f"gs://{stack['bucket']}/{alias}/out/"],
+            "labels": labels or {},
+        },
+        headers={"Authorization": f"Bearer {stack['master_key']}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["key"]
+
+
+def _input(stack_env, alias, rows=3) -> str:
+    from shared import clients
+
+    line = {"request": {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}}
+    name = f"{alias}/in/input.jsonl"
+    clients.storage().bucket(stack_env["bucket"]).blob(name).upload_from_string(
+        "\n".join(json.dumps(line) for _ in range(rows)) + "\n"
+    )
+    return f"gs://{stack_env['bucket']}/{name}"
+
+
+def test_job_service_client_create_get_list_cancel(stack_env):
+    from google.cloud.aiplatform_v1 import BatchPredictionJob, JobServiceClient, JobState
+
+    key = _key(stack_env, "aiplatform")
+    uri = _input(stack_env, "aiplatform")
+    client = JobServiceClient(
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=stack_env["gateway_url"]),
+        credentials=Credentials(token=key),
+    )
+    parent = "projects/my-project/locations/us-central1"
+    job = client.create_batch_prediction_job(
+        parent=parent,
+        batch_prediction_job=BatchPredictionJob(
+            display_name="from-aiplatform",
+            model="publishers/google/models/gemini-2.5-flash",
+            input_config={"instances_format": "jsonl", "gcs_source": {"uris": [uri]}},
+            output_config={
+                "predictions_format": "jsonl",
+                "gcs_destination": {
+                    "output_uri_prefix": f"gs://{stack_env['bucket']}/aiplatform/out/"
+                },
+            },
+            labels={"sim-fault": "stuck-queued", "purpose": "e2e"},
+        ),
+    )
+    job_id = job.name.rsplit("/", 1)[-1]
+    assert job.display_name == "from-aiplatform"
+    assert job.labels["purpose"] == "e2e"
+
+    fetched = client.get_batch_prediction_job(name=f"{parent}/batchPredictionJobs/{job_id}")
+    assert fetched.name == job.name
+
+    listed = list(client.list_batch_prediction_jobs(parent=parent))
+    assert [j.name for j in listed] == [job.name]
+
+    client.cancel_batch_prediction_job(name=f"{parent}/batchPredictionJobs/{job_id}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = client.get_batch_prediction_job(name=f"{parent}/batchPredictionJobs/{job_id}").state
+        if state == JobState.JOB_STATE_CANCELLED:
+            break
+        time.sleep(0.2)
+    assert state == JobState.JOB_STATE_CANCELLED
+
+
+def test_google_genai_create_get_list_cancel(stack_env):
+    from google import genai
+    from google.genai import types
+
+    # google-genai cannot set labels: the key stamps the one that keeps the job queued.
+    key = _key(stack_env, "genai", labels={"sim-fault": "stuck-queued"})
+    uri = _input(stack_env, "genai")
+    client = genai.Client(
+        vertexai=True,
+        project="my-project",
+        location="us-central1",
+        # google-genai sends this Google token too; the gateway must use the API key.
+        credentials=Credentials(token="ya29.not-a-real-google-token"),
+        http_options=types.HttpOptions(
+            base_url=stack_env["gateway_url"], headers={"x-goog-api-key": key}
+        ),
+    )
+    job = client.batches.create(
+        model="gemini-2.5-flash",
+        src=uri,
+        config=types.CreateBatchJobConfig(
+            display_name="from-genai",
+            dest=f"gs://{stack_env['bucket']}/genai/out/",
+        ),
+    )
+    assert job.display_name == "from-genai"
+    fetched = client.batches.get(name=job.name)
+    assert fetched.name == job.name
+    assert [j.name for j in client.batches.list()] == [job.name]
+    client.batches.cancel(name=job.name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = client.batches.get(name=job.name).state
+        if state == types.JobState.JOB_STATE_CANCELLED:
+            break
+        time.sleep(0.2)
+    assert state == types.JobState.JOB_STATE_CANCELLED
+
+
+def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
+    """The foundation's end-to-end: the simulator through the gateway, output in GCS."""
+    from google.cloud.aiplatform_v1 import JobServiceClient, JobState
+
+    from local.sim_rows import expected_usage
+    from shared import clients
+
+    key = _key(stack_env, "output")
+    uri = _input(stack_env, "output", rows=2)
+    client = JobServiceClient(
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=stack_env["gateway_url"]),
+        credentials=Credentials(token=key),
+    )
+    parent = "projects/my-project/locations/us-central1"
+    job = client.create_batch_prediction_job(
+        parent=parent,
+        batch_prediction_job={
+            "display_name": "output",
+            "model": "gemini-2.5-flash",
+            "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": [uri]}},
+            "output_config": {
+                "predictions_format": "jsonl",
+                "gcs_destination": {"output_uri_prefix": f"gs://{stack_env['bucket']}/output/out/"},
+            },
+        },
+    )
+    name = f"{parent}/batchPredictionJobs/{job.name.rsplit('/', 1)[-1]}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = client.get_batch_prediction_job(name=name)
+        if job.state == JobState.JOB_STATE_SUCCEEDED:
+            break
+        time.sleep(0.2)
+    assert job.state == JobState.JOB_STATE_SUCCEEDED
+    directory = job.output_info.gcs_output_directory
+    assert "/prediction-model-" in directory
+    bucket, _, prefix = directory.removeprefix("gs://").partition("/")
+    blob = clients.storage().bucket(bucket).blob(f"{prefix}/predictions.jsonl")
+    rows = [json.loads(line) for line in blob.download_as_text().splitlines()]
+    assert len(rows) == 2
+    wanted = expected_usage("gemini-2.5-flash", rows[0]["request"])
+    assert rows[0]["response"]["usageMetadata"] == wanted
