@@ -1,0 +1,324 @@
+"""Pure row logic of the Vertex simulator: known models, the usage rule, output rows.
+
+No I/O here, so the cost and budget code (and their tests) can compute the exact figures the
+simulator will write with `expected_usage(model, request)`.
+
+The usage rule (deterministic; `h` = sha256 of the canonical JSON of the request):
+
+Gemini (`request` = the `request` object of an input line):
+- text tokens = ceil(characters of every `text` part in `contents` and `systemInstruction` / 4),
+  at least 1. Each non-text part (`inlineData` / `fileData`) is 258 tokens of the modality
+  of its mimeType (image/* IMAGE, audio/* AUDIO, video/* VIDEO, else DOCUMENT).
+- `cachedContent` named in the request: a 1024-token TEXT cache is added to the prompt and
+  all 1024 are cached. Otherwise, for 2.5 models, a prompt of 2048 tokens or more gets an
+  implicit cache hit of (prompt // 2) rounded down to a multiple of 256.
+- candidatesTokenCount = 10 + h % 90, capped by generationConfig.maxOutputTokens.
+- thoughtsTokenCount (2.5 models only) = 50 + (h >> 8) % 200, capped by
+  generationConfig.thinkingConfig.thinkingBudget when >= 0; a budget of 0 turns it off.
+  gemini-2.5-flash-lite thinks only when given a positive budget (as the real model).
+- totalTokenCount = prompt + candidates + thoughts.
+
+text-embedding-00x / text-multilingual-embedding-002 (`request` = the input line, which
+has `content`): token_count = ceil(len(content) / 4), at least 1; above 2048 it is cut to 2048
+and `truncated` is true.
+
+gemini-embedding-001 (`request` = the `request` object: `{"content": {"parts": [...]}}`):
+promptTokenCount = ceil(characters of the text parts / 4), at least 1.
+
+Output rows (one per non-blank input line, in input order; other top-level keys of an input
+line such as `key` or `id` are kept):
+- Gemini ok: `{...line, "status": "", "processed_time": "...+00:00", "response": {"candidates":
+  [{"content": {"role": "model", "parts": [{"text": ...}]}, "finishReason": "STOP", ...}],
+  "usageMetadata": <expected_usage>, "modelVersion", "createTime", "responseId"}}`
+- gemini-embedding ok: `{...line, "status": "", "processed_time", "response": {"embedding":
+  {"values": [8 floats]}, "usageMetadata": {"promptTokenCount", "totalTokenCount"}}}`
+  (Vertex's Gemini-batch layout; the docs show the input `{"key", "request": {"content",
+  "embed_content_config"}}` and bill by usageMetadata).
+- text-embedding ok: `{"instance": <line>, "predictions": [{"embeddings": {"statistics":
+  {"token_count": N, "truncated": false}, "values": [8 floats]}}], "status": ""}`
+- failed (any model): `{"request": <the request object, the parsed line, or the raw text>,
+  "status": "<message>", "processed_time"}`; text-embedding: `{"instance": ..., "status"}`.
+"""
+
+import base64
+import hashlib
+import json
+import math
+import re
+import struct
+from datetime import UTC, datetime
+
+GEMINI_MODELS = (
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-2.0-flash",
+    "gemini-2.0-flash-lite",
+)
+TEXT_EMBEDDING_MODELS = (
+    "text-embedding-005",
+    "text-embedding-004",
+    "text-multilingual-embedding-002",
+)
+GEMINI_EMBEDDING_MODELS = ("gemini-embedding-001",)
+
+_VERSIONED = re.compile(r"^(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?$")
+NON_TEXT_PART_TOKENS = 256 + 2
+EXPLICIT_CACHE_TOKENS = 1024
+IMPLICIT_CACHE_MIN_PROMPT = 2048
+EMBEDDING_MAX_TOKENS = 2048
+EMBEDDING_DIMENSIONS = 8
+
+
+class RowError(ValueError):
+    """An input line the model cannot answer: it becomes a failed row, never a failed job."""
+
+
+def model_family(model: str) -> str | None:
+    """`gemini`, `text-embedding`, `gemini-embedding` or None for a model the simulator lacks.
+
+    Gemini models may carry a `-001`-style version; embedding ids are exact.
+    """
+    if model in TEXT_EMBEDDING_MODELS:
+        return "text-embedding"
+    if model in GEMINI_EMBEDDING_MODELS:
+        return "gemini-embedding"
+    match = _VERSIONED.match(model)
+    if match and match["base"] in GEMINI_MODELS:
+        return "gemini"
+    return None
+
+
+def _base(model: str) -> str:
+    match = _VERSIONED.match(model)
+    return match["base"] if match else model
+
+
+def model_version(model: str) -> str:
+    """The `modelVersion` a response names: 2.0 models answer as `-001`, 2.5 as themselves."""
+    base = _base(model)
+    if base != model:
+        return model
+    return f"{model}-001" if model.startswith("gemini-2.0") else model
+
+
+def request_hash(request) -> int:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
+
+
+def _modality(mime_type: str) -> str:
+    kind = (mime_type or "").split("/", 1)[0].lower()
+    return {"image": "IMAGE", "audio": "AUDIO", "video": "VIDEO"}.get(kind, "DOCUMENT")
+
+
+def _parts(content) -> list:
+    if not isinstance(content, dict):
+        return []
+    parts = content.get("parts", [])
+    if isinstance(parts, dict):
+        return [parts]
+    return parts if isinstance(parts, list) else []
+
+
+def _prompt_modalities(request: dict) -> dict[str, int]:
+    chars = 0
+    other: dict[str, int] = {}
+    contents = request.get("contents")
+    if isinstance(contents, dict):
+        contents = [contents]
+    for content in [*(contents or []), request.get("systemInstruction") or {}]:
+        for part in _parts(content):
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                chars += len(part["text"])
+            else:
+                blob = part.get("inlineData") or part.get("fileData") or {}
+                mime = blob.get("mimeType", "") if isinstance(blob, dict) else ""
+                modality = _modality(mime)
+                other[modality] = other.get(modality, 0) + NON_TEXT_PART_TOKENS
+    return {"TEXT": max(1, math.ceil(chars / 4)), **other}
+
+
+def _gemini_usage(model: str, request: dict) -> dict:
+    base = _base(model)
+    h = request_hash(request)
+    modalities = _prompt_modalities(request)
+    cached = 0
+    if request.get("cachedContent"):
+        modalities["TEXT"] += EXPLICIT_CACHE_TOKENS
+        cached = EXPLICIT_CACHE_TOKENS
+    prompt = sum(modalities.values())
+    if not cached and base.startswith("gemini-2.5") and prompt >= IMPLICIT_CACHE_MIN_PROMPT:
+        cached = (prompt // 2) // 256 * 256
+
+    config = request.get("generationConfig") or {}
+    candidates = 10 + h % 90
+    max_output = config.get("maxOutputTokens")
+    if isinstance(max_output, int) and max_output > 0:
+        candidates = min(candidates, max_output)
+
+    thoughts = 0
+    if base.startswith("gemini-2.5"):
+        budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+        thinks = budget is None or budget != 0
+        if base == "gemini-2.5-flash-lite":
+            thinks = isinstance(budget, int) and budget > 0
+        if thinks:
+            thoughts = 50 + (h >> 8) % 200
+            if isinstance(budget, int) and budget > 0:
+                thoughts = min(thoughts, budget)
+
+    usage = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "promptTokensDetails": [
+            {"modality": name, "tokenCount": count} for name, count in modalities.items()
+        ],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": candidates}],
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    return usage
+
+
+def _text_chars(content) -> int:
+    return sum(
+        len(part["text"])
+        for part in _parts(content)
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    )
+
+
+def expected_usage(model: str, request: dict) -> dict:
+    """The usage the simulator reports for one well-formed row (see the module docstring).
+
+    Gemini: the `usageMetadata` dict. text-embedding: `{"token_count": N, "truncated": b}`.
+    gemini-embedding: `{"promptTokenCount": N, "totalTokenCount": N}`.
+    """
+    family = model_family(model)
+    if family == "gemini":
+        return _gemini_usage(model, request)
+    if family == "text-embedding":
+        tokens = max(1, math.ceil(len(request.get("content", "")) / 4))
+        return {
+            "token_count": min(tokens, EMBEDDING_MAX_TOKENS),
+            "truncated": tokens > EMBEDDING_MAX_TOKENS,
+        }
+    if family == "gemini-embedding":
+        tokens = max(1, math.ceil(_text_chars(request.get("content")) / 4))
+        return {"promptTokenCount": tokens, "totalTokenCount": tokens}
+    raise ValueError(f"unknown model {model!r}")
+
+
+def embedding_values(request, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """Short deterministic unit-range floats: a real vector's shape, not its size."""
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).digest()
+    return [
+        round(struct.unpack(">h", digest[i * 2 : i * 2 + 2])[0] / 32768, 6)
+        for i in range(dimensions)
+    ]
+
+
+def processed_time(now: datetime) -> str:
+    """As Vertex writes it in rows: milliseconds and a +00:00 offset."""
+    return now.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def rfc3339(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_gemini(request) -> None:
+    if not isinstance(request, dict):
+        raise RowError("Invalid request: `request` must be a JSON object (GenerateContentRequest).")
+    contents = request.get("contents")
+    if not contents or not isinstance(contents, (list, dict)):
+        raise RowError("Invalid request: `contents` is required and must not be empty.")
+
+
+def _gemini_row(model: str, line: dict, fail: str | None, now: datetime) -> dict:
+    request = line.get("request")
+    _check_gemini(request)
+    if fail:
+        raise RowError(fail)
+    usage = _gemini_usage(model, request)
+    h = request_hash(request)
+    text = f"Simulated answer {h:016x} from {_base(model)}."
+    response = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": text}]},
+                "finishReason": "STOP",
+                "avgLogprobs": -0.1,
+            }
+        ],
+        "usageMetadata": usage,
+        "modelVersion": model_version(model),
+        "createTime": rfc3339(now),
+        "responseId": base64.urlsafe_b64encode(h.to_bytes(8, "big")).decode().rstrip("="),
+    }
+    return {**line, "status": "", "processed_time": processed_time(now), "response": response}
+
+
+def _gemini_embedding_row(model: str, line: dict, fail: str | None, now: datetime) -> dict:
+    request = line.get("request")
+    if not isinstance(request, dict) or not _text_chars(request.get("content")):
+        raise RowError("Invalid request: `request.content.parts[].text` is required.")
+    if fail:
+        raise RowError(fail)
+    usage = expected_usage(model, request)
+    config = request.get("embed_content_config") or request.get("embedContentConfig") or {}
+    dims = config.get("output_dimensionality") or config.get("outputDimensionality")
+    values = embedding_values(request, min(int(dims or EMBEDDING_DIMENSIONS), EMBEDDING_DIMENSIONS))
+    response = {"embedding": {"values": values}, "usageMetadata": usage}
+    return {**line, "status": "", "processed_time": processed_time(now), "response": response}
+
+
+def _text_embedding_row(model: str, line: dict, fail: str | None) -> dict:
+    if not isinstance(line.get("content"), str) or not line["content"]:
+        raise RowError("Invalid instance: a non-empty string `content` is required.")
+    if fail:
+        raise RowError(fail)
+    stats = expected_usage(model, line)
+    prediction = {"embeddings": {"statistics": stats, "values": embedding_values(line)}}
+    return {"instance": line, "predictions": [prediction], "status": ""}
+
+
+def output_row(
+    model: str, raw_line: str, now: datetime, fail: str | None = None
+) -> tuple[dict, bool]:
+    """One output row for one input line, and whether it succeeded.
+
+    `fail` forces a failed row with that message (fault injection). A failed row keeps the
+    input (`request`, or `instance` for text-embedding), has a non-empty `status` and no
+    response/predictions.
+    """
+    family = model_family(model)
+    try:
+        line = json.loads(raw_line)
+    except ValueError as exc:
+        line = None
+        error = f"Invalid JSON in input line: {exc}"
+    else:
+        error = None
+        if not isinstance(line, dict):
+            error = "Invalid input line: expected a JSON object."
+    if error is None:
+        try:
+            if family == "gemini":
+                return _gemini_row(model, line, fail, now), True
+            if family == "gemini-embedding":
+                return _gemini_embedding_row(model, line, fail, now), True
+            return _text_embedding_row(model, line, fail), True
+        except RowError as exc:
+            error = str(exc)
+    if family == "text-embedding":
+        return {"instance": line if line is not None else raw_line, "status": error}, False
+    partial = line.get("request", line) if isinstance(line, dict) else raw_line
+    return {"request": partial, "status": error, "processed_time": processed_time(now)}, False

@@ -1,0 +1,794 @@
+"""A local Vertex AI batch prediction service: the REST surface, states, outputs and faults.
+
+Run: `python -m local.vertex_sim --port 8790 [--speed 1.0] [--fail-creates-in-location L]...`
+(storage is the GCS emulator named by STORAGE_EMULATOR_HOST). In-process:
+`with SimulatorThread(speed=0.05) as sim: sim.url` or `make_server(port, speed)`.
+
+Routes (`/v1/` and `/v1beta1/` alike), bodies in Vertex REST JSON (camelCase), validated
+with the official `google.cloud.aiplatform_v1` types; `$alt=json;enum-encoding=int` makes
+enums integers, as the official REST clients ask:
+
+- POST   .../projects/{p}/locations/{l}/batchPredictionJobs            create -> the job
+- GET    .../projects/{p}/locations/{l}/batchPredictionJobs            list: filter, pageSize,
+  pageToken; newest first. Filter: clauses joined by AND (OR binds tighter, as AIP-160), each
+  `field op value` with op `=`, `!=`, `:`, `<`, `>`, `<=`, `>=`; fields `state`,
+  `display_name`, `labels.KEY` (`labels.KEY:*` = has the key), `model`, `create_time`,
+  `update_time`. `:` on a string is "contains" (`*` wildcards allowed).
+- GET    .../batchPredictionJobs/{id}                                    get
+- POST   .../batchPredictionJobs/{id}:cancel -> {} (a terminal job: 400 FAILED_PRECONDITION)
+- DELETE .../batchPredictionJobs/{id} -> a done Operation (a job not yet terminal:
+  400 FAILED_PRECONDITION, cancel it first)
+- GET    .../projects/{p}/locations/{l}/operations/{id}                  the delete operation
+
+Decisions where Vertex is not written down:
+- `model` is stored and returned as `publishers/google/models/{id}` whichever of the short,
+  publisher or full `projects/.../publishers/google/models/{id}` forms the caller sent (the
+  form Vertex returns for publisher models). Unknown models: 404 NOT_FOUND.
+- Names keep the project as the caller spelled it (real Vertex returns the project number).
+- Missing or unreadable input: the job reaches RUNNING, then FAILED with
+  `error {code: 3, message: "Failed to import data. ..."}` (the code Vertex reports).
+- Rows that fail (malformed lines) do not fail the job: it SUCCEEDS with `failedCount`.
+- The output directory is `{outputUriPrefix}/prediction-model-{time RUNNING began}` with
+  the time as `2025-01-01T00:00:00.000000Z`, so it differs slightly from createTime.
+- Cancelled jobs write no output; their rows count as `incompleteCount`.
+
+Each state step takes `--speed` seconds: PENDING -> QUEUED -> RUNNING -> (output written)
+SUCCEEDED. Row shapes and the usage rule: see local/sim_rows.py (`expected_usage`).
+
+Faults, per job through the label `sim-fault`:
+- `create-429`: create answers 429 RESOURCE_EXHAUSTED, nothing is created.
+- `failed`: the job ends JOB_STATE_FAILED with `error {code: 13}` and no output.
+- `partial`: JOB_STATE_PARTIALLY_SUCCEEDED; the rows at odd positions (0-based) fail.
+- `expired`: the job stays QUEUED one step, then JOB_STATE_EXPIRED (`error {code: 4}`).
+- `slow`: every state step takes 10x.
+- `stuck-queued`: the job stays QUEUED until cancelled.
+Server-wide: `--fail-creates-in-location L` (repeatable), or at run time
+`POST /_sim/faults {"create_429_locations": ["us-central1"]}` (GET shows them): every create
+in those locations answers 429. `GET /_sim/health`, `POST /_sim/reset` (forget every job and
+fault).
+"""
+
+import argparse
+import base64
+import fnmatch
+import itertools
+import json
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from google.cloud.aiplatform_v1.types import BatchPredictionJob, JobState
+from google.protobuf import json_format
+
+from local import sim_rows
+from shared import logs
+from shared.errors import ApiError, invalid_argument, not_found, resource_exhausted
+
+DEFAULT_SPEED = 1.0
+DELETE_METADATA_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
+FAULT_LABEL = "sim-fault"
+FAULTS = ("create-429", "failed", "partial", "expired", "slow", "stuck-queued")
+TERMINAL = frozenset(
+    {
+        JobState.JOB_STATE_SUCCEEDED,
+        JobState.JOB_STATE_FAILED,
+        JobState.JOB_STATE_CANCELLED,
+        JobState.JOB_STATE_EXPIRED,
+        JobState.JOB_STATE_PARTIALLY_SUCCEEDED,
+    }
+)
+OUTPUT_ONLY = (
+    "name",
+    "state",
+    "error",
+    "output_info",
+    "create_time",
+    "start_time",
+    "end_time",
+    "update_time",
+    "completion_stats",
+    "resources_consumed",
+    "partial_failures",
+)
+
+_API = r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+ROUTES = [
+    (re.compile(_API + r"/batchPredictionJobs$"), "collection"),
+    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+):cancel$"), "cancel"),
+    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+)$"), "job"),
+    (re.compile(_API + r"/operations/(?P<operation>[^/:]+)$"), "operation"),
+]
+_MODEL = re.compile(
+    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/models/)?"
+    r"(?P<model>[^/@]+)$"
+)
+
+
+def failed_precondition(message: str) -> ApiError:
+    return ApiError(400, message, status="FAILED_PRECONDITION")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Job:
+    pb: object  # the BatchPredictionJob protobuf message
+    fault: str | None
+    created_ns: int
+    wake: threading.Event = field(default_factory=threading.Event)
+    cancel_requested: bool = False
+    abandoned: bool = False
+    history: list[str] = field(default_factory=lambda: ["JOB_STATE_PENDING"])
+
+
+class Simulator:
+    """The jobs, their state machine and the faults; HTTP-free so tests can call it too."""
+
+    def __init__(self, speed: float = DEFAULT_SPEED, fail_create_locations=()):
+        self.speed = speed
+        self.create_429_locations = set(fail_create_locations)
+        self.jobs: dict[str, Job] = {}
+        self.operations: dict[str, dict] = {}
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self._ids = itertools.count(random.randint(10**17, 9 * 10**17) * 10)
+        self._storage = None
+
+    # -- storage ---------------------------------------------------------------------------
+    def storage(self):
+        if self._storage is None:
+            from google.cloud import storage
+
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                from google.auth.credentials import AnonymousCredentials
+
+                self._storage = storage.Client(
+                    project="vertex-sim", credentials=AnonymousCredentials()
+                )
+            else:
+                self._storage = storage.Client()
+        return self._storage
+
+    def _read_inputs(self, uris) -> list[str]:
+        lines: list[str] = []
+        for uri in uris:
+            bucket_name, _, path = uri.removeprefix("gs://").partition("/")
+            bucket = self.storage().bucket(bucket_name)
+            if "*" in path or "?" in path:
+                prefix = re.split(r"[*?\[]", path, maxsplit=1)[0]
+                names = sorted(
+                    blob.name
+                    for blob in self.storage().list_blobs(bucket_name, prefix=prefix)
+                    if fnmatch.fnmatchcase(blob.name, path)
+                )
+                if not names:
+                    raise FileNotFoundError(f"No files match {uri}.")
+            else:
+                names = [path]
+            for name in names:
+                try:
+                    data = bucket.blob(name).download_as_bytes()
+                except Exception as exc:  # NotFound, Forbidden: Vertex fails the import alike
+                    raise FileNotFoundError(f"gs://{bucket_name}/{name}: {exc}") from exc
+                lines.extend(line for line in data.decode("utf-8").splitlines() if line.strip())
+        return lines
+
+    def _write_output(self, directory: str, rows: list[dict]) -> None:
+        bucket_name, _, path = directory.removeprefix("gs://").partition("/")
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        blob = self.storage().bucket(bucket_name).blob(f"{path}/predictions.jsonl")
+        blob.upload_from_string(data.encode(), content_type="application/jsonl")
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, project: str, location: str, body) -> Job:
+        if not isinstance(body, dict):
+            raise invalid_argument("Invalid JSON payload: the body must be a JSON object.")
+        pb = BatchPredictionJob.pb()()
+        try:
+            json_format.ParseDict(body, pb, ignore_unknown_fields=False)
+        except json_format.ParseError as exc:
+            unknown = re.search(r'has no field named "([^"]+)"', str(exc))
+            if unknown:
+                raise invalid_argument(
+                    f'Invalid JSON payload received. Unknown name "{unknown[1]}" at '
+                    "'batch_prediction_job': Cannot find field.",
+                    field=f"batch_prediction_job.{unknown[1]}",
+                ) from exc
+            raise invalid_argument(f"Invalid JSON payload received. {exc}") from exc
+        missing = [
+            name
+            for name in ("display_name", "model", "input_config", "output_config")
+            if not (pb.HasField(name) if name.endswith("config") else getattr(pb, name))
+        ]
+        if missing:
+            found = "".join(
+                f"{i}.Field: batch_prediction_job.{name}; Message: Required field is not set.\t"
+                for i, name in enumerate(missing, 1)
+            )
+            raise invalid_argument(f"List of found errors:\t{found}")
+        model_id = self._resolve_model(project, location, pb.model)
+        self._check_io(pb)
+        labels = dict(pb.labels)
+        fault = labels.get(FAULT_LABEL)
+        if fault is not None and fault not in FAULTS:
+            raise invalid_argument(
+                f"Unknown simulator fault label {FAULT_LABEL}={fault!r}; use one of "
+                + ", ".join(FAULTS)
+            )
+        if fault == "create-429" or location in self.create_429_locations:
+            raise resource_exhausted(
+                "Quota exceeded for aiplatform.googleapis.com/"
+                f"batch_prediction_jobs in {location} (simulated): retry later or elsewhere."
+            )
+        for name in OUTPUT_ONLY:
+            pb.ClearField(name)
+        now = _now()
+        with self.lock:
+            job_id = str(next(self._ids))
+            pb.name = f"projects/{project}/locations/{location}/batchPredictionJobs/{job_id}"
+            pb.model = f"publishers/google/models/{model_id}"
+            pb.state = JobState.JOB_STATE_PENDING
+            pb.create_time.FromDatetime(now)
+            pb.update_time.FromDatetime(now)
+            job = Job(pb=pb, fault=fault, created_ns=time.time_ns())
+            self.jobs[pb.name] = job
+        logs.info("vertex_sim job created", job=pb.name, model=model_id, fault=fault)
+        threading.Thread(target=self._run, args=(job,), daemon=True, name=job_id).start()
+        return job
+
+    @staticmethod
+    def _resolve_model(project: str, location: str, model: str) -> str:
+        match = _MODEL.match(model)
+        known = match and match["publisher"] in (None, "google")
+        if known and sim_rows.model_family(match["model"]):
+            return match["model"]
+        model_id = match["model"] if match else model
+        raise not_found(
+            f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"
+            f"models/{model_id}` not found. Known models: "
+            + ", ".join(
+                sim_rows.GEMINI_MODELS
+                + sim_rows.TEXT_EMBEDDING_MODELS
+                + sim_rows.GEMINI_EMBEDDING_MODELS
+            )
+        )
+
+    @staticmethod
+    def _check_io(pb) -> None:
+        source = pb.input_config
+        if not source.instances_format:
+            raise invalid_argument("`inputConfig.instancesFormat` is required (use `jsonl`).")
+        if not source.HasField("gcs_source"):
+            raise invalid_argument(
+                "The simulator reads only `inputConfig.gcsSource` (JSONL in Cloud Storage)."
+            )
+        if not source.gcs_source.uris or not all(
+            uri.startswith("gs://") for uri in source.gcs_source.uris
+        ):
+            raise invalid_argument("`inputConfig.gcsSource.uris` must be gs:// URIs.")
+        dest = pb.output_config
+        if not dest.predictions_format:
+            raise invalid_argument("`outputConfig.predictionsFormat` is required (use `jsonl`).")
+        if not dest.gcs_destination.output_uri_prefix.startswith("gs://"):
+            raise invalid_argument(
+                "The simulator writes only to `outputConfig.gcsDestination.outputUriPrefix` "
+                "(a gs:// URI)."
+            )
+
+    def get(self, name: str) -> Job:
+        with self.lock:
+            job = self.jobs.get(name)
+        if job is None:
+            raise not_found(f'The BatchPredictionJob "{name}" does not exist.')
+        return job
+
+    def cancel(self, name: str) -> None:
+        with self.lock:
+            job = self.get(name)
+            state = job.pb.state
+            if state in TERMINAL:
+                raise failed_precondition(
+                    f"BatchPredictionJob {name} is in state {JobState(state).name} and cannot "
+                    "be cancelled."
+                )
+            if not job.cancel_requested:
+                job.cancel_requested = True
+                self._set(job, JobState.JOB_STATE_CANCELLING)
+        job.wake.set()
+
+    def delete(self, name: str) -> dict:
+        with self.lock:
+            job = self.get(name)
+            if job.pb.state not in TERMINAL:
+                raise failed_precondition(
+                    f"BatchPredictionJob {name} is in state {JobState(job.pb.state).name}: "
+                    "only a finished job can be deleted; cancel it first."
+                )
+            del self.jobs[name]
+            parent = name.split("/batchPredictionJobs/")[0]
+            now = sim_rows.rfc3339(_now())
+            operation = {
+                "name": f"{parent}/operations/{next(self._ids)}",
+                "metadata": {
+                    "@type": DELETE_METADATA_TYPE,
+                    "genericMetadata": {"createTime": now, "updateTime": now},
+                },
+                "done": True,
+                "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+            }
+            self.operations[operation["name"]] = operation
+        return operation
+
+    def get_operation(self, name: str) -> dict:
+        with self.lock:
+            operation = self.operations.get(name)
+        if operation is None:
+            raise not_found(f"Operation {name} does not exist.")
+        return operation
+
+    def list(self, parent: str, filter_text: str = "", page_size=None, page_token="") -> dict:
+        matches = compile_filter(filter_text)
+        try:
+            size = int(page_size or 100)
+        except ValueError as exc:
+            raise invalid_argument("pageSize must be an integer.") from exc
+        size = max(1, min(size, 1000))
+        after = None
+        if page_token:
+            try:
+                created, _, job_id = base64.urlsafe_b64decode(page_token).decode().partition(":")
+                after = (int(created), int(job_id))
+            except ValueError as exc:
+                raise invalid_argument("Invalid pageToken: pass back a nextPageToken.") from exc
+        with self.lock:
+            jobs = [
+                (job.created_ns, int(name.rsplit("/", 1)[1]), job)
+                for name, job in self.jobs.items()
+                if name.startswith(parent + "/batchPredictionJobs/")
+            ]
+            jobs.sort(key=lambda item: item[:2], reverse=True)
+            selected = [
+                item for item in jobs if (after is None or item[:2] < after) and matches(item[2].pb)
+            ]
+            page = selected[:size]
+            out = {"batchPredictionJobs": [item[2] for item in page]}
+        if len(selected) > size:
+            last = page[-1]
+            out["nextPageToken"] = base64.urlsafe_b64encode(
+                f"{last[0]}:{last[1]}".encode()
+            ).decode()
+        return out
+
+    def reset(self) -> None:
+        with self.lock:
+            for job in self.jobs.values():
+                job.abandoned = True
+                job.wake.set()
+            self.jobs.clear()
+            self.operations.clear()
+            self.create_429_locations.clear()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            for job in self.jobs.values():
+                job.wake.set()
+
+    # -- the state machine -----------------------------------------------------------------
+    def _set(self, job: Job, state, **changes) -> None:
+        """Change state and stamp updateTime; the caller holds the lock."""
+        now = _now()
+        old = job.pb.state
+        job.pb.state = state
+        job.history.append(JobState(state).name)
+        job.pb.update_time.FromDatetime(now)
+        if state == JobState.JOB_STATE_RUNNING:
+            job.pb.start_time.FromDatetime(now)
+        if state in TERMINAL:
+            job.pb.end_time.FromDatetime(now)
+        for key, value in changes.items():
+            if key == "error":
+                job.pb.error.code, job.pb.error.message = value
+            elif key == "stats":
+                ok, failed, incomplete = value
+                job.pb.completion_stats.successful_count = ok
+                job.pb.completion_stats.failed_count = failed
+                job.pb.completion_stats.incomplete_count = incomplete
+            elif key == "output_directory":
+                job.pb.output_info.gcs_output_directory = value
+        logs.info(
+            "vertex_sim state",
+            job=job.pb.name,
+            old=JobState(old).name,
+            new=JobState(state).name,
+        )
+
+    def _step(self, job: Job, steps: float = 1.0) -> bool:
+        """Wait one state step; True when the job was cancelled, abandoned or the server stops."""
+        seconds = self.speed * steps * (10 if job.fault == "slow" else 1)
+        job.wake.wait(seconds)
+        return job.cancel_requested or job.abandoned or self.stopping.is_set()
+
+    def _finish_cancel(self, job: Job, rows: int = 0) -> None:
+        if job.abandoned or self.stopping.is_set():
+            return
+        self.stopping.wait(self.speed * (10 if job.fault == "slow" else 1))
+        with self.lock:
+            changes = {"stats": (0, 0, rows)} if rows else {}
+            self._set(job, JobState.JOB_STATE_CANCELLED, **changes)
+
+    def _advance(self, job: Job, state, **changes) -> bool:
+        """Move to `state` unless cancelled meanwhile; False when the job must stop here."""
+        with self.lock:
+            if job.cancel_requested or job.abandoned:
+                return False
+            self._set(job, state, **changes)
+            return True
+
+    def _run(self, job: Job) -> None:
+        try:
+            self._run_steps(job)
+        except Exception as exc:  # a simulator bug must show on the job, not kill silently
+            logs.error("vertex_sim job crashed", job=job.pb.name, error=repr(exc))
+            self._advance(job, JobState.JOB_STATE_FAILED, error=(13, f"Internal error: {exc}"))
+
+    def _run_steps(self, job: Job) -> None:
+        if self._step(job) or not self._advance(job, JobState.JOB_STATE_QUEUED):
+            return self._finish_cancel(job)
+        if job.fault == "stuck-queued":
+            while not self._step(job, 10):
+                pass
+            return self._finish_cancel(job)
+        if self._step(job):
+            return self._finish_cancel(job)
+        if job.fault == "expired":
+            self._advance(
+                job,
+                JobState.JOB_STATE_EXPIRED,
+                error=(4, "The job expired: it stayed queued longer than 72 hours (simulated)."),
+            )
+            return None
+        directory = (
+            job.pb.output_config.gcs_destination.output_uri_prefix.rstrip("/")
+            + "/prediction-model-"
+            + sim_rows.rfc3339(_now())
+        )
+        if not self._advance(job, JobState.JOB_STATE_RUNNING, output_directory=directory):
+            return self._finish_cancel(job)
+        try:
+            lines = self._read_inputs(list(job.pb.input_config.gcs_source.uris))
+        except FileNotFoundError as exc:
+            self._advance(
+                job,
+                JobState.JOB_STATE_FAILED,
+                error=(3, f"Failed to import data. Not found: {exc}"),
+            )
+            return None
+        if self._step(job):
+            return self._finish_cancel(job, len(lines))
+        if job.fault == "failed":
+            self._advance(
+                job,
+                JobState.JOB_STATE_FAILED,
+                error=(13, "Internal error occurred while running the job (simulated)."),
+            )
+            return None
+        model = job.pb.model.rsplit("/", 1)[1]
+        rows, ok = [], 0
+        for index, line in enumerate(lines):
+            forced = None
+            if job.fault == "partial" and index % 2 == 1:
+                forced = "Internal error while processing this row (simulated partial failure)."
+            row, succeeded = sim_rows.output_row(model, line, _now(), fail=forced)
+            rows.append(row)
+            ok += succeeded
+        self._write_output(directory, rows)
+        final = (
+            JobState.JOB_STATE_PARTIALLY_SUCCEEDED
+            if job.fault == "partial"
+            else JobState.JOB_STATE_SUCCEEDED
+        )
+        if not self._advance(job, final, stats=(ok, len(rows) - ok, 0)):
+            return self._finish_cancel(job)
+        return None
+
+    # -- rendering -------------------------------------------------------------------------
+    @staticmethod
+    def render(job: Job, int_enums: bool = False) -> dict:
+        return json_format.MessageToDict(job.pb, use_integers_for_enums=int_enums)
+
+
+# -- list filters ----------------------------------------------------------------------------
+_CLAUSE = re.compile(
+    r"^\s*(?P<neg>NOT\s+|-)?(?P<field>[A-Za-z_][\w.\-]*)\s*(?P<op>!=|>=|<=|=|:|>|<)\s*"
+    r"(?P<value>.+?)\s*$"
+)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _compare(actual, op: str, expected) -> bool:
+    return {
+        "=": actual == expected,
+        "!=": actual != expected,
+        "<": actual < expected,
+        ">": actual > expected,
+        "<=": actual <= expected,
+        ">=": actual >= expected,
+    }[op]
+
+
+def _has(actual: str, expected: str) -> bool:
+    if expected == "*":
+        return True
+    if "*" in expected:
+        return fnmatch.fnmatchcase(actual, expected)
+    return expected in actual
+
+
+def _clause(text: str):
+    match = _CLAUSE.match(text.strip().strip("()"))
+    if not match:
+        raise invalid_argument(f"Unsupported filter expression: {text.strip()!r}.")
+    name, op, raw = match["field"], match["op"], _unquote(match["value"])
+    negate = bool(match["neg"])
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+    def value_of(pb):
+        if snake == "state":
+            return JobState(pb.state).name
+        if snake == "display_name":
+            return pb.display_name
+        if snake == "model":
+            return pb.model
+        if snake in ("create_time", "update_time"):
+            return getattr(pb, snake).ToDatetime(tzinfo=UTC)
+        if snake.startswith("labels."):
+            return pb.labels.get(name.split(".", 1)[1])
+        raise invalid_argument(
+            f"Unsupported filter field {name!r}: use state, display_name, labels.KEY, model, "
+            "create_time or update_time."
+        )
+
+    expected: object = raw
+    if snake in ("create_time", "update_time"):
+        try:
+            expected = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise invalid_argument(f"Invalid RFC 3339 time in filter: {raw!r}.") from exc
+    if snake == "state" and raw.isdigit():
+        expected = JobState(int(raw)).name
+    if snake == "model" and "/" not in raw:
+        expected = f"publishers/google/models/{raw}"
+
+    def test(pb) -> bool:
+        actual = value_of(pb)
+        if op == ":":
+            result = actual is not None and _has(str(actual), str(raw))
+        elif actual is None:
+            result = op == "!="
+        else:
+            result = _compare(actual, op, expected)
+        return result != negate
+
+    value_of(BatchPredictionJob.pb()())  # reject unknown fields now, not per job
+    return test
+
+
+def compile_filter(text: str):
+    """A predicate over job protos for a Vertex list `filter` (see the module docstring)."""
+    if not text or not text.strip():
+        return lambda pb: True
+    groups = [
+        [_clause(part) for part in re.split(r"\s+OR\s+", conj)]
+        for conj in re.split(r"\s+AND\s+", text.strip())
+    ]
+    return lambda pb: all(any(test(pb) for test in group) for group in groups)
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, delayed ACKs add ~40 ms.
+    disable_nagle_algorithm = True
+    server: "SimulatorServer"
+
+    def log_message(self, format, *args):
+        pass
+
+    def _send(self, status: int, payload) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        # Read every body, used or not: on a kept-alive HTTP/1.1 connection unread bytes
+        # would become the start of the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _body(self):
+        raw = self._raw_body
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise invalid_argument(f"Invalid JSON payload received. {exc}") from exc
+
+    def _handle(self, method: str) -> None:
+        self._raw_body = self._read_body()
+        try:
+            status, payload = self._route(method)
+        except ApiError as exc:
+            status, payload = exc.code, exc.envelope()
+        except Exception as exc:
+            logs.error("vertex_sim request failed", path=self.path, error=repr(exc))
+            status, payload = 500, ApiError(500, f"Internal error: {exc}").envelope()
+        self._send(status, payload)
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def _route(self, method: str):
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        int_enums = "enum-encoding=int" in query.get("$alt", "")
+        path = url.path
+        if path in ("/", "/_sim/health"):
+            if method != "GET":
+                raise ApiError(405, f"{method} is not allowed on {path}.")
+            with sim.lock:
+                count = len(sim.jobs)
+            return 200, {"status": "ok", "service": "vertex-sim", "jobs": count, "speed": sim.speed}
+        if path == "/_sim/faults":
+            if method == "POST":
+                body = self._body()
+                locations = body.get("create_429_locations", [])
+                if not isinstance(locations, list):
+                    raise invalid_argument("create_429_locations must be a list of locations.")
+                with sim.lock:
+                    sim.create_429_locations = set(locations)
+            with sim.lock:
+                return 200, {"create_429_locations": sorted(sim.create_429_locations)}
+        if path == "/_sim/reset" and method == "POST":
+            sim.reset()
+            return 200, {}
+        for pattern, route in ROUTES:
+            match = pattern.match(path)
+            if match:
+                kind = route
+                break
+        else:
+            raise not_found(f"No such route: {method} {path}.")
+        parent = f"projects/{match['project']}/locations/{match['location']}"
+        if kind == "collection" and method == "POST":
+            job = sim.create(match["project"], match["location"], self._body())
+            with sim.lock:
+                return 200, sim.render(job, int_enums)
+        if kind == "collection" and method == "GET":
+            result = sim.list(
+                parent, query.get("filter", ""), query.get("pageSize"), query.get("pageToken", "")
+            )
+            with sim.lock:
+                jobs = [sim.render(job, int_enums) for job in result["batchPredictionJobs"]]
+            out = {"batchPredictionJobs": jobs} if jobs else {}
+            if "nextPageToken" in result:
+                out["nextPageToken"] = result["nextPageToken"]
+            return 200, out
+        if kind == "job":
+            name = f"{parent}/batchPredictionJobs/{match['job']}"
+            if method == "GET":
+                job = sim.get(name)
+                with sim.lock:
+                    return 200, sim.render(job, int_enums)
+            if method == "DELETE":
+                return 200, sim.delete(name)
+        if kind == "cancel" and method == "POST":
+            sim.cancel(f"{parent}/batchPredictionJobs/{match['job']}")
+            return 200, {}
+        if kind == "operation" and method == "GET":
+            return 200, sim.get_operation(f"{parent}/operations/{match['operation']}")
+        raise ApiError(405, f"{method} is not allowed on {path}.")
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, sim: Simulator):
+        self.sim = sim
+        super().__init__(address, Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def server_close(self) -> None:
+        self.sim.stop()
+        super().server_close()
+
+
+def make_server(
+    port: int = 0, speed: float = DEFAULT_SPEED, host: str = "127.0.0.1", fail_create_locations=()
+) -> SimulatorServer:
+    """A bound, not yet serving, server (port 0 = any free port); call serve_forever()."""
+    return SimulatorServer((host, port), Simulator(speed, fail_create_locations))
+
+
+class SimulatorThread:
+    """The simulator served from a daemon thread of this process: `with SimulatorThread() as s`."""
+
+    def __init__(self, port: int = 0, speed: float = 0.05, fail_create_locations=()):
+        self.server = make_server(port, speed, fail_create_locations=fail_create_locations)
+        self.sim = self.server.sim
+        self.url = self.server.url
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> "SimulatorThread":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "SimulatorThread":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Local Vertex AI batch prediction simulator.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--speed", type=float, default=DEFAULT_SPEED, help="seconds per state step")
+    parser.add_argument(
+        "--fail-creates-in-location",
+        action="append",
+        default=[],
+        metavar="LOCATION",
+        help="answer 429 to every create in this location (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    server = make_server(args.port, args.speed, args.host, args.fail_creates_in_location)
+    logs.info("vertex_sim listening", url=server.url, speed=args.speed)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""`vbg keys` against the running gateway: create shows the key once, list, revoke."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+VBG = str(Path(sys.executable).with_name("vbg"))
+
+
+def vbg(stack, *args) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    target = ["--gateway", stack["gateway_url"], "--master-key", stack["master_key"], "--json"]
+    return subprocess.run([VBG, "keys", *args, *target], capture_output=True, text=True, timeout=60)
+
+
+def test_create_list_revoke(stack):
+    created = vbg(
+        stack,
+        "create",
+        "--alias",
+        "cli-user",
+        "--team",
+        "cli",
+        "--model",
+        "gemini-2.5-flash",
+        "--input-prefix",
+        f"gs://{stack['bucket']}/cli/",
+        "--label",
+        "owner=cli",
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["key"].startswith("vbg-") and key["models"] == ["gemini-2.5-flash"]
+    assert key["labels"] == {"owner": "cli"}
+
+    jobs = f"{stack['gateway_url']}/v1/projects/p/locations/l/batchPredictionJobs"
+    assert requests.get(jobs, headers={"x-goog-api-key": key["key"]}).status_code == 200
+
+    listed = json.loads(vbg(stack, "list").stdout)
+    assert key["id"] in {k["id"] for k in listed}
+    assert all("key" not in k for k in listed)
+
+    revoked = vbg(stack, "revoke", key["id"])
+    assert revoked.returncode == 0, revoked.stderr
+    assert requests.get(jobs, headers={"x-goog-api-key": key["key"]}).status_code == 401
+    assert key["id"] not in {k["id"] for k in json.loads(vbg(stack, "list").stdout)}
+
+
+def test_errors_are_one_line_not_a_traceback(stack):
+    result = vbg(stack, "create", "--alias", "x", "--model", "no-such-model")
+    assert result.returncode == 2
+    assert "Unknown model(s) no-such-model" in result.stderr
+    assert "Traceback" not in result.stderr
