@@ -23,7 +23,9 @@ def firestore():
 def publisher():
     from google.cloud import pubsub_v1
 
-    return pubsub_v1.PublisherClient()
+    # Send each message at once: the default batching waits up to 10 ms per publish, and
+    # the gateway publishes one event per request.
+    return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
 
 
 @functools.cache
@@ -46,6 +48,8 @@ def topic_path(topic: str) -> str:
 def reset() -> None:
     """Forget every client and setting: tests that change the environment call this."""
     from shared.config import model_list
+    from shared.keys import forget_cached
 
     for cached in (firestore, publisher, storage, settings, model_list):
         cached.cache_clear()
+    forget_cached()

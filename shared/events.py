@@ -19,9 +19,29 @@ def _publish(topic: str, body: dict, attributes: dict[str, str]) -> str:
 
 def publish_job_event(event_type: str, job_id: str, **fields) -> str | None:
     """Best effort: the sync tick finds every job anyway, so a lost event only delays."""
+    return settle(start_job_event(event_type, job_id, **fields))
+
+
+def start_job_event(event_type: str, job_id: str, **fields):
+    """Begin publishing and return at once, so the caller can overlap its own writes."""
     body = {"type": event_type, "job_id": job_id, **fields}
+    data = json.dumps(body, default=str, separators=(",", ":")).encode()
     try:
-        return _publish(settings().events_topic, body, {"type": event_type, "job_id": job_id})
+        future = clients.publisher().publish(
+            clients.topic_path(settings().events_topic), data, type=event_type, job_id=job_id
+        )
+    except Exception as exc:
+        logs.error("job event not published", type=event_type, job_id=job_id, error=repr(exc))
+        return None
+    return (future, event_type, job_id)
+
+
+def settle(pending) -> str | None:
+    if pending is None:
+        return None
+    future, event_type, job_id = pending
+    try:
+        return future.result(timeout=PUBLISH_TIMEOUT)
     except Exception as exc:
         logs.error("job event not published", type=event_type, job_id=job_id, error=repr(exc))
         return None

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -81,6 +82,31 @@ def caller_from_record(record: dict) -> Caller:
     )
 
 
+# Key records are cached per instance for a few seconds: a Firestore read per request is
+# most of the gateway's added latency. A revocation takes effect at once on the instance
+# that served it and within CACHE_SECONDS everywhere else.
+CACHE_SECONDS = 10.0
+_cache: dict[str, tuple[float, dict | None]] = {}
+
+
+def _cached_record(digest: str) -> dict | None:
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    snapshot = clients.firestore().collection(COLLECTION).document(digest).get()
+    record = snapshot.to_dict() if snapshot.exists else None
+    if record is not None:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[digest] = (now, record)
+    return record
+
+
+def forget_cached() -> None:
+    _cache.clear()
+
+
 def authenticate(presented: str | None) -> Caller:
     if not presented:
         raise unauthenticated(
@@ -91,8 +117,7 @@ def authenticate(presented: str | None) -> Caller:
     if master and hmac.compare_digest(presented.encode(), master.encode()):
         return master_caller()
     digest = hash_key(presented)
-    snapshot = clients.firestore().collection(COLLECTION).document(digest).get()
-    record = snapshot.to_dict() if snapshot.exists else None
+    record = _cached_record(digest)
     if not record or not hmac.compare_digest(record.get("hash", ""), digest):
         raise unauthenticated("The gateway API key is not valid.")
     if record.get("revoked"):
@@ -294,6 +319,7 @@ def update_key(key_id: str, body: dict) -> dict:
         raise ApiError(400, f"Key {key_id} is revoked; create a new one.", "FAILED_PRECONDITION")
     fields = _fields(body, record)
     snapshot.reference.update(fields)
+    _cache.pop(snapshot.id, None)
     return {**record, **fields}
 
 
@@ -303,4 +329,5 @@ def revoke_key(key_id: str) -> dict:
     if not record.get("revoked"):
         record["revoked"] = datetime.now(UTC)
         snapshot.reference.update({"revoked": record["revoked"]})
+    _cache.pop(snapshot.id, None)
     return record

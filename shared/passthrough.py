@@ -164,9 +164,10 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
         api_version=version,
         estimate=estimate,
     )
+    pending = events.start_job_event("job.created", record["job_id"])
     jobs.record_created(record)
     budgets.committed(caller=caller, job_id=record["job_id"], estimate=estimate)
-    events.publish_job_event("job.created", record["job_id"])
+    events.settle(pending)
     audit(
         request,
         outcome=upstream.status,
