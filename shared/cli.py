@@ -113,9 +113,7 @@ def run_cost(args) -> int:
         except pricing.UnknownModelError as exc:
             raise CliError(str(exc)) from None
     try:
-        result = usage.parse_predictions(
-            _chunks(args.target), model=model, batch=not args.online
-        )
+        result = usage.parse_predictions(_chunks(args.target), model=model, batch=not args.online)
     except usage.ObjectGone as exc:
         raise CliError(str(exc)) from None
     except FileNotFoundError:

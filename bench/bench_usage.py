@@ -1,0 +1,275 @@
+"""Benchmark of the usage parser (not a test): throughput and peak memory on a realistic file.
+
+    .venv/bin/python bench/bench_usage.py [--size-mb 500] [--gcs-size-mb 200] [--order vertex]
+
+Generates Gemini prediction rows (prompts of 0.5-6 KB with escapes and non-ASCII text,
+answers of 0.2-3 KB, usage with modality details, 1% failed rows), then runs each reader in
+its own child process and reports MB/s and the child's peak RSS (VmHWM):
+- parser: shared.usage.parse_predictions over read_file_chunks
+- naive: json.loads of every line, summing usageMetadata (the baseline)
+- gcs ranged / gcs open: the GCS emulator (started here), read_gcs_chunks + parse, and
+  blob.open("rb") with 8 MiB reads + parse, for comparison.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORDS = [
+    "the",
+    "of",
+    "batch",
+    "gateway",
+    "token",
+    "model",
+    "price",
+    "cache",
+    "row",
+    "file",
+    "stream",
+    "Vertex",
+    "Gemini",
+    "usage",
+    "cost",
+    '"quoted"',
+    "back\\slash",
+    "tab\t",
+    "newline\n",
+    "héllo",
+    "naïve",
+    "東京",
+    "✓",
+    "json",
+    "{braces}",
+    "[list]",
+]
+
+
+def _text(rng: random.Random, chars: int) -> str:
+    out, size = [], 0
+    while size < chars:
+        word = rng.choice(WORDS)
+        out.append(word)
+        size += len(word) + 1
+    return " ".join(out)
+
+
+def _row(rng: random.Random, order: str, failed: bool) -> dict:
+    prompt_text = _text(rng, rng.randint(500, 6000))
+    request = {
+        "contents": [{"role": "user", "parts": [{"text": prompt_text}]}],
+        "generationConfig": {"temperature": 0.2, "maxOutputTokens": 2048},
+    }
+    if failed:
+        return {
+            "status": "Bad Request: quota",
+            "processed_time": "2026-01-01T00:00:00.000+00:00",
+            "request": request,
+        }
+    prompt = len(prompt_text) // 4
+    candidates = rng.randint(50, 800)
+    thoughts = rng.randint(0, 300)
+    cached = (prompt // 2) // 256 * 256 if prompt >= 2048 else 0
+    usage = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": candidates}],
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    response = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": _text(rng, candidates * 4)}]},
+                "finishReason": "STOP",
+                "avgLogprobs": -0.123456,
+            }
+        ],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-2.5-flash",
+        "createTime": "2026-01-01T00:00:00.000000Z",
+        "responseId": "x" * 22,
+    }
+    meta = {"status": "", "processed_time": "2026-01-01T00:00:00.000+00:00"}
+    if order == "sim":
+        return {"request": request, **meta, "response": response}
+    return {**meta, "request": request, "response": response}
+
+
+def generate(path: Path, size_mb: int, order: str) -> None:
+    rng = random.Random(42)
+    lines = [
+        json.dumps(_row(rng, order, i % 100 == 99), ensure_ascii=False).encode() + b"\n"
+        for i in range(2000)
+    ]
+    target = size_mb * 1024 * 1024
+    written = 0
+    with path.open("wb") as out:
+        while written < target:
+            for line in lines:
+                out.write(line)
+                written += len(line)
+                if written >= target:
+                    break
+
+
+def _vmhwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(mode: str, target: str, bucket: str, name: str) -> None:
+    from shared import usage
+
+    start = time.perf_counter()
+    if mode == "parser":
+        result = usage.parse_predictions(usage.read_file_chunks(target), model="gemini-2.5-flash")
+        summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
+    elif mode == "naive":
+        rows = prompt = 0
+        with open(target, "rb") as handle:
+            for line in handle:
+                obj = json.loads(line)
+                rows += 1
+                if not obj.get("status"):
+                    prompt += obj["response"]["usageMetadata"].get("promptTokenCount", 0)
+        summary = {"rows": rows, "prompt": prompt}
+    elif mode == "gcs-ranged":
+        result = usage.parse_predictions(
+            usage.read_gcs_chunks(bucket, name), model="gemini-2.5-flash"
+        )
+        summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
+    elif mode == "gcs-open":
+        from shared import clients
+
+        blob = clients.storage().bucket(bucket).blob(name)
+
+        def chunks():
+            with blob.open("rb", chunk_size=usage.CHUNK_SIZE) as handle:
+                while chunk := handle.read(usage.CHUNK_SIZE):
+                    yield chunk
+
+        result = usage.parse_predictions(chunks(), model="gemini-2.5-flash")
+        summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    summary["seconds"] = time.perf_counter() - start
+    summary["peak_rss_mb"] = _vmhwm_mb()
+    print(json.dumps(summary))
+
+
+def measure(mode: str, target: Path | str, size: int, env=None, bucket="", name="") -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(target), bucket, name],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.returncode:
+        raise SystemExit(f"{mode} failed:\n{proc.stderr}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["mb_s"] = size / 1024 / 1024 / out["seconds"]
+    return out
+
+
+def _print(label: str, size: int, m: dict) -> None:
+    print(
+        f"{label:<28} {size / 1024 / 1024:8.0f} MB  {m['seconds']:7.2f} s  {m['mb_s']:8.1f} MB/s"
+        f"  peak RSS {m['peak_rss_mb']:6.1f} MB  rows {m['rows']:,}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=500)
+    parser.add_argument("--gcs-size-mb", type=int, default=200, help="0 skips the GCS part")
+    parser.add_argument("--order", choices=("vertex", "sim"), default="vertex")
+    parser.add_argument("--keep", help="write the generated file here and keep it")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="vbg-bench-"))
+    path = Path(args.keep) if args.keep else workdir / "predictions.jsonl"
+    started = time.perf_counter()
+    generate(path, args.size_mb, args.order)
+    size = path.stat().st_size
+    print(
+        f"generated {size / 1024 / 1024:.0f} MB ({args.order} key order) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    try:
+        fast = measure("parser", path, size)
+        naive = measure("naive", path, size)
+        if fast["prompt"] != naive["prompt"] or fast["rows"] != naive["rows"]:
+            raise SystemExit(f"parser and naive disagree: {fast} vs {naive}")
+        _print("parser (local file)", size, fast)
+        _print("naive json.loads per line", size, naive)
+        print(f"speed-up: {fast['mb_s'] / naive['mb_s']:.1f}x")
+        if args.gcs_size_mb:
+            _bench_gcs(path, args.gcs_size_mb, workdir)
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+        for leftover in workdir.glob("*"):
+            leftover.unlink()
+        workdir.rmdir()
+
+
+def _bench_gcs(path: Path, size_mb: int, workdir: Path) -> None:
+    from local.processes import free_port, storage_emulator
+
+    small = workdir / "gcs.jsonl"
+    with path.open("rb") as src, small.open("wb") as dst:
+        remaining = size_mb * 1024 * 1024
+        while remaining > 0:
+            line = src.readline()
+            if not line:
+                break
+            dst.write(line)
+            remaining -= len(line)
+    size = small.stat().st_size
+    server = storage_emulator(free_port(), workdir).start()
+    try:
+        server.wait_ready(timeout=30)
+        env = {"STORAGE_EMULATOR_HOST": server.url, "VBG_PROJECT": "bench"}
+        os.environ.update(env)
+        from shared import clients
+
+        clients.reset()
+        bucket = clients.storage().create_bucket("bench-bucket")
+        started = time.perf_counter()
+        bucket.blob("job/predictions.jsonl").upload_from_filename(str(small), timeout=600)
+        print(
+            f"uploaded {size / 1024 / 1024:.0f} MB to the emulator "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+        for mode in ("gcs-ranged", "gcs-open"):
+            result = measure(mode, "-", size, env, "bench-bucket", "job/predictions.jsonl")
+            _print(f"{mode} (emulator e2e)", size, result)
+    finally:
+        server.stop()
+        small.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:6])
+    else:
+        main()

@@ -1,0 +1,592 @@
+"""Streaming parser of Vertex batch prediction files: rows, tokens and exact cost.
+
+Memory stays flat whatever the file size: the input is a stream of large chunks, lines are
+split here (the partial last line is carried to the next chunk), and only one line is held
+at a time. A line longer than `max_line_bytes` is counted malformed and skipped.
+
+Only the usage of each row is needed, so each line goes through a fast path first: the
+`"usageMetadata"` and `"status"` members are found with bytes searches and only they (and the
+members after them) are JSON-decoded. The fast path proves where a member sits instead of
+trusting the search: a key is accepted only if its opening quote is not escaped (so text in
+a prompt never matches) and, decoding forward from it, the members after it close exactly the
+expected number of objects at the end of the line (so a key nested deeper, e.g. in function
+call arguments or a response schema, never matches). Whenever it cannot prove that, the line
+is parsed in full with json.loads, which is the reference semantics. Both paths produce the
+same `_Row`, and tests compare them on adversarial rows.
+
+Row formats:
+- Gemini: `response.usageMetadata` (promptTokenCount includes cachedContentTokenCount;
+  thoughtsTokenCount is output; toolUsePromptTokenCount is input; promptTokensDetails and
+  cacheTokensDetails by modality), `response.modelVersion`.
+- text-embedding-00x: `predictions[].embeddings.statistics.token_count`.
+- gemini-embedding: `response.usageMetadata.promptTokenCount`.
+- failed rows: a non-empty `status`; cost 0, message sampled.
+"""
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from pathlib import Path
+
+from shared import pricing
+
+CHUNK_SIZE = 8 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024
+SAMPLE_LIMIT = 5
+SAMPLE_TEXT_CHARS = 200
+
+_raw_decode = json.JSONDecoder().raw_decode
+_scan_once = json.JSONDecoder().scan_once
+_WS = re.compile(r"[ \t\n\r]*")
+_TOKEN_COUNT = re.compile(rb'"token_count"[ \t\n\r]*:[ \t\n\r]*(-?\d+)')
+_STATUS_FIRST = re.compile(rb'\{[ \t\n\r]*"status"[ \t\n\r]*:[ \t\n\r]*')
+_BACKSLASH = 0x5C
+
+
+class ObjectGone(FileNotFoundError):
+    """The prediction object no longer exists (or that generation is gone): permanent."""
+
+
+class _Unsure(Exception):
+    """The fast path cannot prove its reading of a line: parse it in full."""
+
+
+class _Malformed(Exception):
+    """The line is not a usable row."""
+
+
+@dataclass
+class ModelUsage:
+    rows: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    malformed: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    candidates_tokens: int = 0
+    thoughts_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    embedding_tokens: int = 0
+    cost_nanos: int = 0
+    unpriced_rows: int = 0
+    no_usage_rows: int = 0
+
+    def counters(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(ModelUsage)}
+
+
+COUNTER_FIELDS = tuple(f.name for f in fields(ModelUsage))
+
+
+@dataclass
+class FileUsage(ModelUsage):
+    """The usage and cost of one prediction file (or any stream of rows).
+
+    `unpriced_rows`: succeeded rows with usage whose model is not in the price table (neither
+    the job's model nor the row's modelVersion is known); costed 0 and sampled, never silent.
+    `no_usage_rows`: succeeded rows without any usage block; costed 0.
+    """
+
+    by_model: dict[str, ModelUsage] = field(default_factory=dict)
+    failed_samples: list[dict] = field(default_factory=list)
+    malformed_samples: list[dict] = field(default_factory=list)
+    unpriced_samples: list[dict] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> str:
+        return pricing.nanos_to_usd(self.cost_nanos)
+
+    def to_dict(self) -> dict:
+        out = self.counters()
+        out["cost_usd"] = self.cost_usd
+        out["by_model"] = {
+            name: {**usage.counters(), "cost_usd": pricing.nanos_to_usd(usage.cost_nanos)}
+            for name, usage in sorted(self.by_model.items())
+        }
+        out["failed_samples"] = [dict(s) for s in self.failed_samples]
+        out["malformed_samples"] = [dict(s) for s in self.malformed_samples]
+        out["unpriced_samples"] = [dict(s) for s in self.unpriced_samples]
+        return out
+
+    def models(self) -> list[str]:
+        return sorted(self.by_model)
+
+
+@dataclass(frozen=True)
+class _Row:
+    status: object = None
+    usage: object = None
+    model_version: object = None
+    token_counts: tuple = ()
+    has_predictions: bool = False
+
+
+# --- the fast path ------------------------------------------------------------------------
+
+
+def _real_quote(line: bytes, pos: int) -> bool:
+    """Whether the quote at `pos` is JSON structure, not an escaped quote inside a string."""
+    slashes = 0
+    pos -= 1
+    while pos >= 0 and line[pos] == _BACKSLASH:
+        slashes += 1
+        pos -= 1
+    return slashes % 2 == 0
+
+
+_KEY_STATUS = re.compile(rb'"status"[ \t\n\r]*:')
+_KEY_USAGE = re.compile(rb'"usageMetadata"[ \t\n\r]*:')
+# The members after a key are proven by re-opening the objects around it with keys no row
+# can carry (a NUL character; rows holding an escaped NUL take the full path) and decoding
+# the rest of the line in one json.loads: it parses only if exactly that many objects close.
+_REOPEN = {1: '{"\\u0000v":', 2: '{"\\u0000o":{"\\u0000v":'}
+_VALUE, _OUTER = "\x00v", "\x00o"
+
+
+def _member_at(line: bytes, pos: int, key: re.Pattern, closes: int) -> tuple[object, list[dict]]:
+    """The value of the key whose quote is at `pos`, proven to sit `closes` objects deep.
+
+    Returns the value and, per enclosing object from the innermost, the members after it.
+    """
+    if not _real_quote(line, pos):
+        raise _Unsure
+    match = key.match(line, pos)
+    if match is None:
+        raise _Unsure
+    rest = line[match.end() :]
+    if b"\\u0000" in rest:
+        raise _Unsure
+    try:
+        text = _REOPEN[closes] + rest.decode("utf-8")
+        outer, end = _scan_once(text, 0)
+    except (ValueError, StopIteration):
+        raise _Unsure from None
+    if end != len(text) and _WS.match(text, end).end() != len(text):
+        raise _Unsure
+    if closes == 1:
+        return outer.pop(_VALUE), [outer]
+    inner = outer.pop(_OUTER)
+    return inner.pop(_VALUE), [inner, outer]
+
+
+def _fast_status(line: bytes) -> tuple[object, dict | None]:
+    """The top-level status (None when absent) and the top-level members after it."""
+    head = _STATUS_FIRST.match(line)
+    if head:
+        if line.startswith(b'""', head.end()):
+            return "", None
+        try:
+            value, _ = _raw_decode(line.decode("utf-8"), head.end())
+        except ValueError:
+            raise _Unsure from None
+        return value, None
+    pos = line.rfind(b'"status"')
+    if pos < 0:
+        return None, None
+    value, after = _member_at(line, pos, _KEY_STATUS, 1)
+    return value, after[0]
+
+
+def _fast_token_counts(line: bytes) -> tuple[int, ...]:
+    """token_count keys outside the echoed `instance` (which holds only the request)."""
+    skip_from = skip_to = -1
+    pos = line.rfind(b'"instance"')
+    if pos >= 0:
+        if line.find(b'"instance"', 0, pos) >= 0 or not _real_quote(line, pos):
+            raise _Unsure
+        try:
+            text = line[pos:].decode("utf-8")
+            _, i = _raw_decode(text, 0)
+            i = _WS.match(text, i).end()
+            if text[i : i + 1] != ":":
+                raise _Unsure
+            start = _WS.match(text, i + 1).end()
+            _, end = _raw_decode(text, start)
+        except (ValueError, IndexError):
+            raise _Unsure from None
+        # Offsets in characters; the instance is echoed input, so map them back via bytes.
+        skip_from = pos + len(text[:start].encode("utf-8"))
+        skip_to = pos + len(text[:end].encode("utf-8"))
+    counts = []
+    for match in _TOKEN_COUNT.finditer(line):
+        at = match.start()
+        if skip_from <= at < skip_to or not _real_quote(line, at):
+            continue
+        counts.append(int(match.group(1)))
+    return tuple(counts)
+
+
+def _fast_row(line: bytes, need_model_version: bool) -> _Row:
+    status, after_status = _fast_status(line)
+    if status:
+        return _Row(status=status)
+    if after_status and "response" in after_status:
+        response = after_status["response"]
+        if not isinstance(response, dict):
+            raise _Unsure
+        return _Row(
+            status=status,
+            usage=response.get("usageMetadata"),
+            model_version=response.get("modelVersion"),
+        )
+    pos = line.rfind(b'"usageMetadata"')
+    if pos < 0:
+        if b'"predictions"' in line:
+            if b'"request"' in line:
+                raise _Unsure
+            return _Row(status=status, token_counts=_fast_token_counts(line), has_predictions=True)
+        if need_model_version and b'"modelVersion"' in line:
+            raise _Unsure
+        return _Row(status=status)
+    if line.find(b'"usageMetadata"', 0, pos) >= 0:
+        raise _Unsure
+    usage, (in_response, top_level) = _member_at(line, pos, _KEY_USAGE, 2)
+    if "status" in top_level and top_level["status"] != status:
+        raise _Unsure
+    model_version = in_response.get("modelVersion")
+    if need_model_version and model_version is None and b'"modelVersion"' in line:
+        raise _Unsure
+    return _Row(status=status, usage=usage, model_version=model_version)
+
+
+def _full_row(line: bytes) -> _Row:
+    """The reference reading of a line: json.loads of all of it."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise _Malformed(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Malformed("not a JSON object")
+    status = obj.get("status")
+    if status:
+        return _Row(status=status)
+    response = obj.get("response")
+    usage = model_version = None
+    if isinstance(response, dict):
+        usage = response.get("usageMetadata")
+        model_version = response.get("modelVersion")
+    counts: list[int] = []
+    predictions = obj.get("predictions")
+    if isinstance(predictions, list):
+        for prediction in predictions:
+            if not isinstance(prediction, dict):
+                continue
+            embeddings = prediction.get("embeddings")
+            stats = embeddings.get("statistics") if isinstance(embeddings, dict) else None
+            if isinstance(stats, dict) and "token_count" in stats:
+                counts.append(stats["token_count"])
+    return _Row(
+        status=status,
+        usage=usage,
+        model_version=model_version,
+        token_counts=tuple(counts),
+        has_predictions=predictions is not None,
+    )
+
+
+# --- accounting ---------------------------------------------------------------------------
+
+
+def _count(value) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Malformed(f"token count {value!r} is not a non-negative integer")
+    return value
+    return value
+
+
+def _modality_tokens(details, modality: str) -> int:
+    if not isinstance(details, list):
+        return 0
+    total = 0
+    for item in details:
+        if isinstance(item, dict) and item.get("modality") == modality:
+            total += _count(item.get("tokenCount"))
+    return total
+
+
+(
+    _ROWS,
+    _SUCCEEDED,
+    _FAILED,
+    _MALFORMED,
+    _PROMPT,
+    _CACHED,
+    _CANDIDATES,
+    _THOUGHTS,
+    _TOOL_USE,
+    _AUDIO,
+    _EMBEDDING,
+    _COST,
+    _UNPRICED,
+    _NO_USAGE,
+) = range(len(COUNTER_FIELDS))
+
+
+class _Parser:
+    """Counts per model in flat int lists (one update per row); totals are summed at the end."""
+
+    def __init__(self, model, overrides, batch):
+        self.overrides = overrides
+        self.batch = batch
+        self.job_model = pricing.try_resolve(model) if model else None
+        self.raw_model = model
+        self.need_model_version = self.job_model is None
+        self.counts: dict[str, list[int]] = {}
+        self.malformed_rows = 0
+        self.failed_samples: list[dict] = []
+        self.malformed_samples: list[dict] = []
+        self.unpriced_samples: list[dict] = []
+        # model version as written -> (label, pricing or None)
+        self._models: dict[object, tuple[str, pricing.ModelPricing | None]] = {}
+
+    def _model(self, version) -> tuple[str, pricing.ModelPricing | None]:
+        known = self._models.get(version)
+        if known is None:
+            text = version if isinstance(version, str) else None
+            name = self.job_model or pricing.try_resolve(text)
+            label = name or text or self.raw_model or "unknown"
+            priced = pricing.pricing(name, self.overrides, batch=self.batch) if name else None
+            known = (label, priced)
+            if len(self._models) < 1024:
+                self._models[version] = known
+        return known
+
+    def _counts(self, label: str) -> list[int]:
+        counts = self.counts.get(label)
+        if counts is None:
+            counts = self.counts[label] = [0] * len(COUNTER_FIELDS)
+        return counts
+
+    def malformed(self, lineno: int, error: str, line: bytes) -> None:
+        self.malformed_rows += 1
+        if len(self.malformed_samples) < SAMPLE_LIMIT:
+            text = line[: SAMPLE_TEXT_CHARS * 4].decode("utf-8", "replace")[:SAMPLE_TEXT_CHARS]
+            self.malformed_samples.append({"line": lineno, "error": error, "text": text})
+
+    def line(self, lineno: int, line: bytes) -> None:
+        if line[:1] != b"{" or line[-1:] != b"}":
+            line = line.strip()
+            if not line:
+                return
+        try:
+            try:
+                if line[:1] != b"{" or line[-1:] != b"}":
+                    raise _Unsure
+                row = _fast_row(line, self.need_model_version)
+            except _Unsure:
+                row = _full_row(line)
+            self.account(lineno, row)
+        except _Malformed as exc:
+            self.malformed(lineno, str(exc), line)
+
+    def account(self, lineno: int, row: _Row) -> None:
+        if row.status:
+            counts = self._counts(self.job_model or self.raw_model or "unknown")
+            counts[_ROWS] += 1
+            counts[_FAILED] += 1
+            if len(self.failed_samples) < SAMPLE_LIMIT:
+                status = row.status
+                message = status if isinstance(status, str) else json.dumps(status)
+                self.failed_samples.append({"line": lineno, "message": message[:1000]})
+            return
+
+        usage = row.usage
+        label, priced = self._model(row.model_version)
+        if usage is not None:
+            if not isinstance(usage, dict):
+                raise _Malformed("usageMetadata is not an object")
+            get = usage.get
+            prompt = _count(get("promptTokenCount"))
+            if priced is not None and priced.kind == "embedding":
+                tokens = pricing.RowTokens(prompt=prompt, embedding=prompt)
+            else:
+                details = get("promptTokensDetails")
+                cache_details = get("cacheTokensDetails")
+                tokens = pricing.RowTokens(
+                    prompt=prompt,
+                    cached=_count(get("cachedContentTokenCount")),
+                    candidates=_count(get("candidatesTokenCount")),
+                    thoughts=_count(get("thoughtsTokenCount")),
+                    tool_use=_count(get("toolUsePromptTokenCount")),
+                    audio=_modality_tokens(details, "AUDIO") if details else 0,
+                    cached_audio=_modality_tokens(cache_details, "AUDIO") if cache_details else 0,
+                )
+        elif row.token_counts:
+            tokens = pricing.RowTokens(embedding=sum(_count(c) for c in row.token_counts))
+        else:
+            tokens = None
+
+        counts = self._counts(label)
+        counts[_ROWS] += 1
+        counts[_SUCCEEDED] += 1
+        if tokens is None:
+            counts[_NO_USAGE] += 1
+            return
+        if tokens.embedding:
+            counts[_EMBEDDING] += tokens.embedding
+        else:
+            counts[_PROMPT] += tokens.prompt
+            counts[_CACHED] += tokens.cached
+            counts[_CANDIDATES] += tokens.candidates
+            counts[_THOUGHTS] += tokens.thoughts
+            counts[_TOOL_USE] += tokens.tool_use
+            counts[_AUDIO] += tokens.audio
+        if priced is None:
+            counts[_UNPRICED] += 1
+            if len(self.unpriced_samples) < SAMPLE_LIMIT:
+                version = row.model_version if isinstance(row.model_version, str) else None
+                self.unpriced_samples.append({"line": lineno, "model": version or self.raw_model})
+        else:
+            counts[_COST] += priced.row_nanos(tokens)
+
+    def result(self) -> FileUsage:
+        result = FileUsage(
+            failed_samples=self.failed_samples,
+            malformed_samples=self.malformed_samples,
+            unpriced_samples=self.unpriced_samples,
+        )
+        for label, counts in self.counts.items():
+            result.by_model[label] = ModelUsage(*counts)
+            for name, value in zip(COUNTER_FIELDS, counts, strict=True):
+                setattr(result, name, getattr(result, name) + value)
+        result.rows += self.malformed_rows
+        result.malformed += self.malformed_rows
+        return result
+
+
+def parse_predictions(
+    chunks: Iterable[bytes],
+    *,
+    model: str | None = None,
+    overrides: Mapping[str, Decimal] | None = None,
+    batch: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> FileUsage:
+    """Count and price every row of a predictions file given as a stream of byte chunks.
+
+    `model` is the job's model: when known it prices every row; when None or not in the
+    table, each row's `response.modelVersion` does. Never raises for bad rows: failed,
+    malformed and unpriced rows are counted and sampled.
+    """
+    parser = _Parser(model, overrides, batch)
+    handle = parser.line
+    lineno = 0
+    parts: list[bytes] = []
+    pending = 0
+    oversize = False
+    for chunk in chunks:
+        if not chunk:
+            continue
+        cut = chunk.find(b"\n")
+        if cut < 0:
+            if oversize:
+                continue
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > max_line_bytes:
+                oversize = True
+                head = b"".join(parts)[:SAMPLE_TEXT_CHARS]
+                parts, pending = [head], 0
+            continue
+        if oversize:
+            lineno += 1
+            parser.malformed(lineno, f"line longer than {max_line_bytes} bytes", parts[0])
+            parts, pending, oversize = [], 0, False
+            data = chunk[cut + 1 :]
+        elif parts:
+            parts.append(chunk)
+            data = b"".join(parts)
+            parts, pending = [], 0
+        else:
+            data = chunk
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            lineno += 1
+            handle(lineno, line)
+        if tail:
+            parts.append(tail)
+            pending = len(tail)
+            if pending > max_line_bytes:
+                oversize = True
+                parts, pending = [tail[:SAMPLE_TEXT_CHARS]], 0
+    if oversize:
+        parser.malformed(lineno + 1, f"line longer than {max_line_bytes} bytes", parts[0])
+    elif parts:
+        handle(lineno + 1, b"".join(parts))
+    return parser.result()
+
+
+def read_file_chunks(path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    with Path(path).open("rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+
+def read_gcs_chunks(
+    bucket: str, name: str, generation: int | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
+    """The object's bytes in ranged downloads of `chunk_size`, all from one generation.
+
+    The generation is pinned (the given one, or the live one when the read starts), so an
+    overwrite during the read cannot mix two versions. A missing object raises ObjectGone.
+    """
+    from google.api_core import exceptions
+
+    from shared import clients
+
+    uri = f"gs://{bucket}/{name}" + (f"#{generation}" if generation else "")
+    client = clients.storage()
+    try:
+        blob = client.bucket(bucket).get_blob(name, generation=generation)
+    except exceptions.NotFound:
+        blob = None
+    if blob is None:
+        raise ObjectGone(f"{uri} does not exist")
+    if generation is not None and blob.generation is not None and blob.generation != generation:
+        raise ObjectGone(f"{uri}: generation {generation} is gone (live: {blob.generation})")
+    size = blob.size or 0
+    pinned = client.bucket(bucket).blob(name, generation=blob.generation)
+    start = 0
+    while start < size:
+        end = min(start + chunk_size, size) - 1
+        try:
+            data = pinned.download_as_bytes(start=start, end=end, checksum=None)
+        except exceptions.NotFound:
+            raise ObjectGone(f"{uri} disappeared while being read") from None
+        if not data:
+            return
+        yield data
+        start += len(data)
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """`gs://bucket/object` -> (bucket, object)."""
+    if not uri.startswith("gs://"):
+        raise ValueError(f"not a gs:// URI: {uri!r}")
+    bucket, _, name = uri[5:].partition("/")
+    if not bucket or not name:
+        raise ValueError(f"expected gs://bucket/object, got {uri!r}")
+    return bucket, name
+
+
+__all__ = [
+    "COUNTER_FIELDS",
+    "FileUsage",
+    "ModelUsage",
+    "ObjectGone",
+    "parse_predictions",
+    "parse_uri",
+    "read_file_chunks",
+    "read_gcs_chunks",
+]
