@@ -1,0 +1,125 @@
+resource "google_firestore_database" "this" {
+  project     = var.project_id
+  name        = var.firestore_database
+  location_id = coalesce(var.firestore_location, var.region)
+  type        = "FIRESTORE_NATIVE"
+
+  # Keys, jobs and cost records are the gateway's books: point-in-time recovery on, and
+  # `terraform destroy` leaves the database (deletion_policy ABANDON, the default).
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  deletion_policy                   = "ABANDON"
+
+  depends_on = [google_project_service.this]
+}
+
+locals {
+  # Composite indexes, one per query shape in shared/ that needs one. The emulator does not
+  # ask for them, production does: tests/unit/test_infra_contract.py finds the queries in
+  # the code and fails naming the entry to add here. Fields: equality filters first, then
+  # the inequality / order_by fields in query order.
+  # Example:
+  #   jobs_open_by_create_time = {
+  #     collection  = "jobs"
+  #     query_scope = "COLLECTION"
+  #     fields = [
+  #       { field_path = "terminal", order = "ASCENDING" },
+  #       { field_path = "create_time", order = "DESCENDING" },
+  #     ]
+  #   }
+  firestore_indexes = {
+    # shared/jobs.py open_jobs(): cost not final, least recently synced first.
+    jobs_open_by_synced = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "cost_final", order = "ASCENDING" },
+        { field_path = "synced", order = "ASCENDING" },
+      ]
+    }
+    # shared/ledger.py daily_rows() / label_rows(): one key, team or label over a range of days.
+    daily_by_key_id_day = {
+      collection  = "spend_daily"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "key_id", order = "ASCENDING" },
+        { field_path = "day", order = "ASCENDING" },
+      ]
+    }
+    daily_by_team_day = {
+      collection  = "spend_daily"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "team", order = "ASCENDING" },
+        { field_path = "day", order = "ASCENDING" },
+      ]
+    }
+    labels_by_key_id_day = {
+      collection  = "spend_labels"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "key_id", order = "ASCENDING" },
+        { field_path = "day", order = "ASCENDING" },
+      ]
+    }
+    labels_by_team_day = {
+      collection  = "spend_labels"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "team", order = "ASCENDING" },
+        { field_path = "day", order = "ASCENDING" },
+      ]
+    }
+    labels_by_label_day = {
+      collection  = "spend_labels"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "label", order = "ASCENDING" },
+        { field_path = "day", order = "ASCENDING" },
+      ]
+    }
+  }
+
+  # Collection-group queries on a single field need that field indexed with collection
+  # group scope (automatic single-field indexes are collection-scoped only).
+  # Example: outputs_by_created = { collection = "outputs", field = "created" }
+  firestore_collection_group_fields = {}
+}
+
+resource "google_firestore_index" "this" {
+  for_each = local.firestore_indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.this.name
+  collection  = each.value.collection
+  query_scope = each.value.query_scope
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = fields.value.field_path
+      order        = lookup(fields.value, "order", null)
+      array_config = lookup(fields.value, "array_config", null)
+    }
+  }
+}
+
+resource "google_firestore_field" "collection_group" {
+  for_each = local.firestore_collection_group_fields
+
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+    indexes {
+      order       = "DESCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}

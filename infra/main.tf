@@ -1,0 +1,68 @@
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  project_number = data.google_project.this.number
+
+  topics = {
+    events      = "batch-job-events"
+    alerts      = "batch-job-alerts"
+    dead_letter = "batch-job-events-dead-letter"
+  }
+
+  created_output_bucket = "${var.name_prefix}-outputs-${var.project_id}"
+
+  # Every bucket whose finalize events are priced: the given ones and the created one.
+  watched_buckets = merge(
+    { for b in var.output_buckets : b.name => lower(b.location) },
+    var.create_output_bucket ? { (local.created_output_bucket) = lower(var.region) } : {},
+  )
+
+  webhook_secret_enabled = nonsensitive(var.alert_webhook_secret != null && var.alert_webhook_secret != "")
+
+  # The model list ships inside the bundle; the function runs from the bundle root.
+  config_in_bundle = "config.yaml"
+
+  common_env = {
+    VBG_PROJECT            = var.project_id
+    VBG_FIRESTORE_DATABASE = var.firestore_database
+    VBG_CONFIG             = local.config_in_bundle
+    VBG_LOG_LEVEL          = var.log_level
+  }
+
+  # Plain environment per function: shared/config.py ENV_BY_FUNCTION is the contract
+  # (tests/unit/test_infra_contract.py holds this file to it). Secrets are in
+  # local.secret_env_* below.
+  env_passthrough = merge(local.common_env, {
+    VBG_EVENTS_TOPIC              = local.topics.events
+    VBG_VERTEX_ENDPOINT           = var.vertex_endpoint
+    VBG_MAX_BODY_BYTES            = tostring(var.max_body_bytes)
+    VBG_ESTIMATE_READ_LIMIT_BYTES = tostring(var.estimate_read_limit_bytes)
+  })
+
+  env_on_job_event = merge(local.common_env, {
+    VBG_ALERTS_TOPIC        = local.topics.alerts
+    VBG_VERTEX_ENDPOINT     = var.vertex_endpoint
+    VBG_STUCK_QUEUED_HOURS  = tostring(var.stuck_queued_hours)
+    VBG_STUCK_RUNNING_HOURS = tostring(var.stuck_running_hours)
+    VBG_SYNC_MAX_JOBS       = tostring(var.sync_max_jobs)
+    VBG_SYNC_CONCURRENCY    = tostring(var.sync_concurrency)
+    VBG_ALERT_WEBHOOK_URL   = var.alert_webhook_url
+  })
+
+  env_on_output_finalized = merge(local.common_env, {
+    VBG_ALERTS_TOPIC = local.topics.alerts
+  })
+
+  # Secret environment per function: variable name => secret id (version "latest").
+  secret_env_passthrough = {
+    VBG_MASTER_KEY = "${var.name_prefix}-master-key"
+  }
+
+  secret_env_on_job_event = local.webhook_secret_enabled ? {
+    VBG_ALERT_WEBHOOK_SECRET = "${var.name_prefix}-alert-webhook-secret"
+  } : {}
+
+  secret_env_on_output_finalized = {}
+}
