@@ -1,0 +1,131 @@
+"""The whole stack, as `make dev` runs it: a job created through the gateway ends with one
+terminal alert on Pub/Sub, with no further call, and its cost is the job's cost record and
+what `vbg cost` says of the predictions file."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import pubsub_v1
+
+from shared import clients, jobs
+
+pytestmark = pytest.mark.e2e
+
+CLI = "from shared.cli import main; raise SystemExit(main())"
+JOBS_PATH = "/v1/projects/any/locations/us-central1/batchPredictionJobs"
+
+
+def pull_alert(subscriber, subscription: str, job_id: str, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            response = subscriber.pull(
+                subscription=subscription, max_messages=20, return_immediately=True, timeout=5
+            )
+        except exceptions.DeadlineExceeded:
+            continue
+        if response.received_messages:
+            subscriber.acknowledge(
+                subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+            )
+        for m in response.received_messages:
+            attributes, body = dict(m.message.attributes), json.loads(m.message.data)
+            if attributes.get("job_id") == job_id:
+                seen.append((attributes, body))
+        if seen:
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"no alert for job {job_id} within {timeout}s")
+
+
+def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
+    stack = stack_env
+    gateway = stack["gateway_url"]
+    bucket = stack["bucket"]
+    run = uuid.uuid4().hex[:10]
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = subscriber.subscription_path(stack["project"], f"alert-e2e-{run}")
+    subscriber.create_subscription(
+        name=subscription, topic=clients.topic_path(stack["alerts_topic"])
+    )
+
+    master = {"Authorization": f"Bearer {stack['master_key']}"}
+    made = requests.post(
+        f"{gateway}/v1/gateway/keys",
+        json={
+            "alias": f"alert-e2e-{run}",
+            "team": "alerting",
+            "inputPrefixes": [f"gs://{bucket}/alert-e2e/{run}/"],
+            "outputPrefixes": [f"gs://{bucket}/alert-e2e/{run}/"],
+        },
+        headers=master,
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    key = made.json()["key"]
+    rows = [
+        {"request": {"contents": [{"role": "user", "parts": [{"text": f"question {i}"}]}]}}
+        for i in range(5)
+    ]
+    clients.storage().bucket(bucket).blob(f"alert-e2e/{run}/in.jsonl").upload_from_string(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    created = requests.post(
+        gateway + JOBS_PATH,
+        json={
+            "displayName": f"alert-e2e-{run}",
+            "model": "gemini-2.5-flash",
+            "inputConfig": {
+                "instancesFormat": "jsonl",
+                "gcsSource": {"uris": [f"gs://{bucket}/alert-e2e/{run}/in.jsonl"]},
+            },
+            "outputConfig": {
+                "predictionsFormat": "jsonl",
+                "gcsDestination": {"outputUriPrefix": f"gs://{bucket}/alert-e2e/{run}/out/"},
+            },
+        },
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    job_id = created.json()["name"].rsplit("/", 1)[-1]
+
+    alerts = pull_alert(subscriber, subscription, job_id)
+    assert [a["kind"] for a, _ in alerts] == ["terminal"]
+    attributes, body = alerts[0]
+    assert attributes["state"] == "JOB_STATE_SUCCEEDED"
+    assert body["display_name"] == f"alert-e2e-{run}"
+    assert body["owner_alias"] == f"alert-e2e-{run}"
+
+    record = jobs.get(job_id)
+    assert record["cost_final"] is True
+    assert body["cost"]["cost_nanos"] == record["cost"]["cost_nanos"] > 0
+    outputs = [s.to_dict() for s in jobs.job_ref(job_id).collection("outputs").stream()]
+    assert len(outputs) == 1
+
+    predictions = record["output_directory"].rstrip("/") + "/predictions.jsonl"
+    vbg = Path(sys.executable).with_name("vbg")
+    command = [str(vbg)] if vbg.exists() else [sys.executable, "-c", CLI]
+    result = subprocess.run(
+        [*command, "cost", "--json", predictions],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "STORAGE_EMULATOR_HOST": stack["storage_url"]},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert Decimal(report["cost_usd"]) == Decimal(body["cost"]["usd"])
+    assert report["rows"] == body["cost"]["rows"] == 5
+    assert report["prompt_tokens"] == body["tokens"]["prompt_tokens"]
+    subscriber.delete_subscription(subscription=subscription)
