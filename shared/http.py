@@ -116,16 +116,27 @@ def api_key(headers: dict[str, str]) -> str | None:
     return None
 
 
+_routes_loaded = False
+
+
 def _load_routes() -> None:
-    # Importing the route modules registers their handlers.
-    from shared import admin, passthrough, spend  # noqa: F401
+    """Import the route modules once; importing one registers its handlers.
+
+    A flag, not `if not ROUTES`: another module may import one route module early, and the
+    table must still get all of them.
+    """
+    global _routes_loaded
+    if _routes_loaded:
+        return
+    from shared import admin, budget_routes, passthrough, spend  # noqa: F401
+
+    _routes_loaded = True
 
 
 def dispatch(request: Request) -> Reply:
     from shared import keys
 
-    if not ROUTES:
-        _load_routes()
+    _load_routes()
     matched, params = _match(request.method, request.path)
     if len(request.body) > settings().max_body_bytes:
         raise ApiError(

@@ -63,7 +63,7 @@ def _under(uri: str, prefixes) -> bool:
     return any(uri.startswith(prefix) for prefix in prefixes)
 
 
-def _check_buckets(caller, body: dict) -> tuple[list[str], str]:
+def check_buckets(caller, body: dict) -> tuple[list[str], str]:
     input_config = body.get("inputConfig") or {}
     output_config = body.get("outputConfig") or {}
     if not isinstance(input_config, dict) or not isinstance(output_config, dict):
@@ -124,7 +124,7 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
     caller = request.caller
     body = request.json_body()
     deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    _check_buckets(caller, body)
+    check_buckets(caller, body)
     body["labels"] = _stamped_labels(caller, body)
 
     from shared import budgets

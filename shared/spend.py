@@ -14,7 +14,7 @@ Money is a decimal string of USD (nine places); counters are integers; fields ar
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from shared import ledger
+from shared import estimate, ledger
 from shared.errors import invalid_argument, not_found
 from shared.http import Reply, Request, route
 from shared.pricing import nanos_to_usd
@@ -98,7 +98,7 @@ def job_cost_view(cost: dict) -> dict:
         "failedSamples": _camelize(cost["failed_samples"]),
         "malformedSamples": _camelize(cost["malformed_samples"]),
         "unpricedSamples": _camelize(cost["unpriced_samples"]),
-        "estimate": _camelize(job.get("estimate")) if job.get("estimate") else None,
+        **estimate.cost_view(job),
     }
 
 

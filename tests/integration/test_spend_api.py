@@ -55,7 +55,8 @@ def world(gcp, monkeypatch, tmp_path):
             size=len(files[job_id]),
             usage=parsed,
         )
-    jobs.mark("301", estimate={"cost_nanos": 1500, "rows": 2}, cost_final=True)
+    estimate = {"cost_nanos": {"low": 1000, "expected": 1500, "high": 9000}, "rows": 2}
+    jobs.mark("301", estimate=estimate, cost_final=True)
     return {"client": client, "alice": alice, "bob": bob, "carol": carol, "costs": costs}
 
 
@@ -80,7 +81,11 @@ def test_job_cost_for_owner_team_admin_and_master(world):
         assert body["costUsd"] == usd(costs["301"])
         assert body["totals"]["rows"] == 2 and body["totals"]["failed"] == 1
         assert body["costFinal"] is True
-        assert body["estimate"] == {"costUsd": nanos_to_usd(1500), "rows": 2}
+        assert body["estimate"]["rows"] == 2
+        assert body["estimate"]["costUsd"]["expected"] == nanos_to_usd(1500)
+        actual = costs["301"]
+        wanted_pct = round((1500 - actual) * 1000 / actual) / 10
+        assert float(body["estimateErrorPct"]) == wanted_pct
         [file] = body["files"]
         assert file["uri"].endswith(PATH) and file["generation"] == "7"
         assert file["costUsd"] == usd(costs["301"]) and file["superseded"] is False

@@ -1,0 +1,98 @@
+"""Routes of the budgets issue: estimate a create, see one's budgets, set team budgets.
+
+Kept apart from shared/budgets.py so that importing budgets (the lifecycle does) never
+registers routes before shared.http loads them all.
+"""
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from shared import clients, estimate, logs, routing
+from shared.budgets import TEAMS, Budget, budgets_for, now, status, team_record
+from shared.config import model_list_or_error
+from shared.errors import invalid_argument, not_found
+from shared.http import Reply, Request, route
+from shared.keys import BUDGET_PERIODS
+
+TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
+
+
+@route("POST", r"v1/gateway/estimate", name="estimate")
+def estimate_route(request: Request) -> Reply:
+    """The create body's estimate and how it stands against the caller's budgets."""
+    from shared import passthrough
+
+    caller = request.caller
+    body = request.json_body()
+    deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
+    uris, _ = passthrough.check_buckets(caller, body)
+    record = estimate.estimate_request(deployments[0], body, uris)
+    at = now()
+    expected = record["cost_nanos"]["expected"]
+    view = estimate.public_view(record)
+    view["budgets"] = [status(b, at, expected) for b in budgets_for(caller)]
+    view["budget"] = next(iter(view["budgets"]), None)
+    return Reply(200, view)
+
+
+@route("GET", r"v1/gateway/budget", name="budget.self")
+def own_budget(request: Request) -> Reply:
+    """The calling key's budgets (its own and its team's) and where they stand."""
+    at = now()
+    return Reply(200, {"budgets": [status(b, at) for b in budgets_for(request.caller)]})
+
+
+def _team_view(team: str, record: dict | None) -> dict:
+    record = record or {}
+    view = {
+        "team": team,
+        "budgetUsd": record.get("budget_usd"),
+        "budgetPeriod": record.get("budget_period") or "none",
+        "updateTime": _iso(record.get("updated")),
+    }
+    if record.get("budget_usd") not in (None, ""):
+        budget = Budget("team", team, team, record["budget_usd"], record["budget_period"])
+        view["status"] = status(budget, now())
+    return view
+
+
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else None
+
+
+@route("PUT", TEAM, auth="master", name="teams.put")
+def put_team(request: Request, team: str) -> Reply:
+    body = request.json_body()
+    unknown = set(body) - {"budgetUsd", "budgetPeriod"}
+    if unknown:
+        raise invalid_argument(
+            f"Unknown field(s) {', '.join(sorted(unknown))}; a team has budgetUsd, budgetPeriod."
+        )
+    amount = body.get("budgetUsd")
+    if amount is not None:
+        try:
+            value = Decimal(str(amount))
+        except InvalidOperation:
+            raise invalid_argument(
+                f"`budgetUsd` {amount!r} is not a number.", field="budgetUsd"
+            ) from None
+        if not value.is_finite() or value < 0:
+            raise invalid_argument("`budgetUsd` must be zero or more.", field="budgetUsd")
+        amount = str(value)
+    period = body.get("budgetPeriod", "month" if amount is not None else "none")
+    if period not in BUDGET_PERIODS:
+        raise invalid_argument(
+            f"`budgetPeriod` must be one of {', '.join(BUDGET_PERIODS)}.", field="budgetPeriod"
+        )
+    record = {"team": team, "budget_usd": amount, "budget_period": period, "updated": now()}
+    clients.firestore().collection(TEAMS).document(team).set(record)
+    logs.info("audit", audit=True, route=request.route, team=team, budget_usd=amount)
+    return Reply(200, _team_view(team, record))
+
+
+@route("GET", TEAM, auth="master", name="teams.get")
+def get_team(request: Request, team: str) -> Reply:
+    record = team_record(team)
+    if record is None:
+        raise not_found(f"Team {team!r} has no budget set; PUT one first.")
+    return Reply(200, _team_view(team, record))
