@@ -18,11 +18,13 @@ def on_job_event(cloud_event):
     if cloud_event["type"] != PUBSUB_PUBLISHED:
         lifecycle.ignore_event(event_type=cloud_event["type"], event_id=cloud_event["id"])
         return
-    message = (cloud_event.data or {}).get("message") or {}
+    data = cloud_event.data or {}
+    message = data.get("message") or {}
     lifecycle.handle_message(
         message_id=message.get("messageId") or message.get("message_id") or cloud_event["id"],
         data=message.get("data"),
         attributes=message.get("attributes") or {},
+        delivery_attempt=data.get("deliveryAttempt"),
     )
 
 

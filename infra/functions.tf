@@ -146,6 +146,11 @@ resource "google_cloudfunctions2_function" "on_output_finalized" {
       }
     }
   }
+
+  depends_on = [
+    google_secret_manager_secret_version.alert_webhook_secret,
+    google_secret_manager_secret_iam_member.on_output_finalized_reads_webhook_secret,
+  ]
 }
 
 # GCS finalize -> on_output_finalized, one trigger per watched bucket, in the bucket's

@@ -95,6 +95,15 @@ resource "google_secret_manager_secret_iam_member" "on_job_event_reads_webhook_s
   member    = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 
+resource "google_secret_manager_secret_iam_member" "on_output_finalized_reads_webhook_secret" {
+  count = local.webhook_secret_enabled ? 1 : 0
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.alert_webhook_secret[0].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.on_output_finalized.email}"
+}
+
 # --- on_output_finalized: read prediction files, Firestore, publish budget alerts --------
 
 resource "google_project_iam_member" "on_output_finalized" {

@@ -52,7 +52,8 @@ locals {
   })
 
   env_on_output_finalized = merge(local.common_env, {
-    VBG_ALERTS_TOPIC = local.topics.alerts
+    VBG_ALERTS_TOPIC      = local.topics.alerts
+    VBG_ALERT_WEBHOOK_URL = var.alert_webhook_url
   })
 
   # Secret environment per function: variable name => secret id (version "latest").
@@ -64,5 +65,5 @@ locals {
     VBG_ALERT_WEBHOOK_SECRET = "${var.name_prefix}-alert-webhook-secret"
   } : {}
 
-  secret_env_on_output_finalized = {}
+  secret_env_on_output_finalized = local.secret_env_on_job_event
 }

@@ -35,7 +35,13 @@ ENV_BY_FUNCTION = {
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
     ),
-    "on_output_finalized": (*COMMON_ENV, "VBG_ALERTS_TOPIC"),
+    # Budget alerts are sent when a cost lands, so from here too.
+    "on_output_finalized": (
+        *COMMON_ENV,
+        "VBG_ALERTS_TOPIC",
+        "VBG_ALERT_WEBHOOK_URL",
+        "VBG_ALERT_WEBHOOK_SECRET",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from shared.vertex import TERMINAL_STATES, state_name
 COLLECTION = "jobs"
 INDEX_COLLECTION = "output_index"
 WRITE_ATTEMPTS = 5
+TRANSITION_ATTEMPTS = 20
 
 
 def job_id_of(name: str) -> str:
@@ -117,6 +118,7 @@ def new_record(
         "cost_final": False,
         "alerts": {},
         "deleted": False,
+        "synced": None,
     }
 
 
@@ -155,3 +157,128 @@ def record_created(record: dict) -> bool:
 
 def mark(job_id: str, **fields) -> None:
     job_ref(job_id).update({**fields, "updated": datetime.now(UTC)})
+
+
+# --- state transitions (on_job_event) -------------------------------------------------------
+
+OPEN_ORDER_FIELD = "synced"
+
+
+def open_jobs(limit: int) -> list[dict]:
+    """Jobs whose cost is not final yet (every non-terminal job, and terminal ones whose
+    reconciliation has not finished), least recently synced first, so that a bounded tick
+    carries on where the last one stopped. Needs the composite index (cost_final, synced).
+
+    `synced` is null on a new record; nulls sort first, so new jobs go first.
+    """
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        clients.firestore()
+        .collection(COLLECTION)
+        .where(filter=FieldFilter("cost_final", "==", False))
+        .order_by(OPEN_ORDER_FIELD)
+        .limit(limit)
+    )
+    return [{**s.to_dict(), "job_id": s.id} for s in query.stream()]
+
+
+def touch_synced(job_id: str, **fields) -> None:
+    job_ref(job_id).update({OPEN_ORDER_FIELD: datetime.now(UTC), **fields})
+
+
+def upstream_fields(upstream_job: dict) -> dict:
+    """What a sync copies from Vertex's job onto the record, whether or not the state moved."""
+    fields = {}
+    directory = (upstream_job.get("outputInfo") or {}).get("gcsOutputDirectory")
+    if directory:
+        fields["output_directory"] = directory
+    if upstream_job.get("completionStats") is not None:
+        fields["completion_stats"] = upstream_job["completionStats"]
+    if upstream_job.get("error"):
+        fields["error"] = upstream_job["error"]
+    for source, target in (
+        ("startTime", "start_time"),
+        ("endTime", "end_time"),
+        ("updateTime", "upstream_update_time"),
+    ):
+        if upstream_job.get(source):
+            fields[target] = upstream_job[source]
+    return fields
+
+
+def rfc3339(value: str | None) -> datetime | None:
+    """Vertex times carry up to nanoseconds; datetime keeps microseconds."""
+    if not value:
+        return None
+    head, dot, fraction = value.rstrip("Z").partition(".")
+    digits = "".join(c for c in fraction if c.isdigit())
+    text = head + (("." + digits[:6].ljust(6, "0")) if dot else "") + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _older(upstream_job: dict, record: dict) -> bool:
+    seen = rfc3339(record.get("upstream_update_time"))
+    got = rfc3339(upstream_job.get("updateTime"))
+    return bool(seen and got and got < seen)
+
+
+def needs_transition(record: dict, upstream_job: dict) -> bool:
+    """Whether a sync must write anything but its `synced` stamp (read from the record the
+    tick already holds, so an unchanged job costs one small write, not a transaction)."""
+    if record.get("terminal") or _older(upstream_job, record):
+        return False
+    if state_name(upstream_job.get("state")) != record.get("state"):
+        return True
+    return any(record.get(k) != v for k, v in upstream_fields(upstream_job).items())
+
+
+def record_transition(job_id: str, upstream_job: dict) -> dict | None:
+    """Record Vertex's state on the job, once: in a transaction that reads the stored state
+    first, so of two racing syncs only the first appends to `state_history`; the second sees
+    the new state and records nothing. Returns the transition ({from, to, ...}) or None.
+    """
+    from google.cloud import firestore
+
+    new_state = state_name(upstream_job.get("state"))
+    ref = job_ref(job_id)
+    client = clients.firestore()
+
+    @firestore.transactional
+    def apply(transaction):
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        record = snapshot.to_dict()
+        old_state = record.get("state")
+        now = datetime.now(UTC)
+        if record.get("terminal") or _older(upstream_job, record):
+            # A stale read (a slower sync's GET): a terminal record never goes back.
+            transaction.update(ref, {"synced": now})
+            return None
+        fields = {**upstream_fields(upstream_job), "synced": now}
+        if old_state == new_state:
+            transaction.update(ref, fields)
+            return None
+        entry = {
+            "time": now,
+            "from": old_state,
+            "to": new_state,
+            "update_time": upstream_job.get("updateTime"),
+        }
+        transaction.update(
+            ref,
+            {
+                **fields,
+                "state": new_state,
+                "terminal": new_state in TERMINAL_STATES,
+                "state_history": firestore.ArrayUnion([entry]),
+                "updated": now,
+            },
+        )
+        return entry
+
+    return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))

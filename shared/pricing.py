@@ -31,7 +31,8 @@ NANOS_PER_USD = 10**9
 _NANOS_PER_TOKEN_PER_RATE = Decimal(1000)
 _USD_PER_TOKEN_TO_RATE = Decimal(10**6)
 # Exact integer arithmetic in units of 10**-6 nano-dollar when every rate allows it.
-_SUBUNITS = 10**6
+SUBUNITS = 10**6
+_SUBUNITS = SUBUNITS
 
 RATE_KEYS = (
     "input",
@@ -362,6 +363,7 @@ def describe(model: str) -> dict:
 
 __all__ = [
     "NANOS_PER_USD",
+    "SUBUNITS",
     "ModelPricing",
     "Rates",
     "RowTokens",

@@ -1,18 +1,25 @@
 """Streaming parser of Vertex batch prediction files: rows, tokens and exact cost.
 
 Memory stays flat whatever the file size: the input is a stream of large chunks, lines are
-split here (the partial last line is carried to the next chunk), and only one line is held
-at a time. A line longer than `max_line_bytes` is counted malformed and skipped.
+found in place (the partial last line is carried to the next chunk), and only a chunk's
+complete lines are held at a time. A line longer than `max_line_bytes` is counted malformed.
 
-Only the usage of each row is needed, so each line goes through a fast path first: the
-`"usageMetadata"` and `"status"` members are found with bytes searches and only they (and the
-members after them) are JSON-decoded. The fast path proves where a member sits instead of
-trusting the search: a key is accepted only if its opening quote is not escaped (so text in
-a prompt never matches) and, decoding forward from it, the members after it close exactly the
-expected number of objects at the end of the line (so a key nested deeper, e.g. in function
-call arguments or a response schema, never matches). Whenever it cannot prove that, the line
-is parsed in full with json.loads, which is the reference semantics. Both paths produce the
-same `_Row`, and tests compare them on adversarial rows.
+json.loads of every line is the reference semantics; three ways reach it faster, each held to
+it by tests/unit/test_usage_fast.py on valid, adversarial and corrupt lines:
+- msgspec, when installed: a chunk's lines are decoded in one call into structs holding only
+  `status`, `response.usageMetadata`, `response.modelVersion` and `predictions`; msgspec still
+  validates every byte, so a line is accepted only if it is JSON (it also rejects NaN and lone
+  surrogates, which json.loads takes: those lines, like any it rejects, get json.loads).
+- without it, with the job's model priced in exact integers, `_Parser.block`: one regex pass
+  per chunk proves, for rows written the way Vertex writes them (status first, response last),
+  where the usage block sits without decoding the row (see its docstring). It does not
+  validate the request echo between the two: a line whose middle alone is corrupt (not
+  something a writer of whole lines produces; two glued rows or a row cut short are caught)
+  would be counted from its usage.
+- otherwise (unknown job model, embedding models, fractional overrides), line by line: the
+  `"usageMetadata"` and `"status"` members are found with bytes searches and only they (and
+  the members after them) are decoded; whenever that cannot be proven, json.loads.
+A line left over by the first two gets json.loads directly.
 
 Row formats:
 - Gemini: `response.usageMetadata` (promptTokenCount includes cachedContentTokenCount;
@@ -32,10 +39,17 @@ from pathlib import Path
 
 from shared import pricing
 
+try:  # optional accelerator: validates every line in full, decodes only the members used
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None
+
 CHUNK_SIZE = 8 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
 SAMPLE_LIMIT = 5
 SAMPLE_TEXT_CHARS = 200
+_SUBUNITS = pricing.SUBUNITS
+_HALF_SUBUNIT = _SUBUNITS // 2
 
 _raw_decode = json.JSONDecoder().raw_decode
 _scan_once = json.JSONDecoder().scan_once
@@ -43,6 +57,113 @@ _WS = re.compile(r"[ \t\n\r]*")
 _TOKEN_COUNT = re.compile(rb'"token_count"[ \t\n\r]*:[ \t\n\r]*(-?\d+)')
 _STATUS_FIRST = re.compile(rb'\{[ \t\n\r]*"status"[ \t\n\r]*:[ \t\n\r]*')
 _BACKSLASH = 0x5C
+_OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
+
+# The block fast path (see `_Parser.block`): one regex pass per chunk finds every row whose
+# line ends with a usage block of plain integer counts followed only by flat members that close
+# exactly two objects, i.e. `"usageMetadata"` sits at depth 2 of the row.
+_J_WS = rb"[ \t\r]*"
+_J_INT = rb"(?:0|[1-9][0-9]*)"
+_J_DETAIL_MEMBER = (
+    rb'"(?:modality"' + _J_WS + rb":" + _J_WS + rb'"[A-Z_]*"'
+    rb'|tokenCount"' + _J_WS + rb":" + _J_WS + _J_INT + rb")"
+)
+_J_DETAIL = (
+    rb"\{"
+    + _J_WS
+    + rb"(?:"
+    + _J_DETAIL_MEMBER
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_DETAIL_MEMBER
+    + rb")*)?"
+    + _J_WS
+    + rb"\}"
+)
+_J_USAGE_VALUE = (
+    _J_INT
+    + rb"|\["
+    + _J_WS
+    + rb"(?:"
+    + _J_DETAIL
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_DETAIL
+    + rb")*)?"
+    + _J_WS
+    + rb"\]"
+)
+_J_USAGE_MEMBER = rb'"[A-Za-z]+"' + _J_WS + rb":" + _J_WS + rb"(?:" + _J_USAGE_VALUE + rb")"
+_J_USAGE = (
+    rb"\{"
+    + _J_WS
+    + rb"(?:"
+    + _J_USAGE_MEMBER
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_USAGE_MEMBER
+    + rb")*)?"
+    + _J_WS
+    + rb"\}"
+)
+_J_FLAT = (
+    rb'(?:"[^"\\\x00-\x1f]*"|-?' + _J_INT + rb"(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+)
+_J_FLAT_MEMBERS = (
+    rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + rb'"(?!usageMetadata"|status")[A-Za-z_]+"'
+    + _J_WS
+    + rb":"
+    + _J_WS
+    + _J_FLAT
+    + rb")*"
+)
+_USAGE_TAIL = re.compile(
+    rb'"usageMetadata"'
+    + _J_WS
+    + rb":"
+    + _J_WS
+    + rb"("
+    + _J_USAGE
+    + rb")"
+    + _J_FLAT_MEMBERS
+    + _J_WS
+    + rb"\}"
+    + _J_FLAT_MEMBERS
+    + _J_WS
+    + rb"\}"
+    + _J_WS
+    + rb"\n"
+)
+_STATUS_HEAD = re.compile(
+    rb"\{" + _J_WS + rb'"status"' + _J_WS + rb":" + _J_WS + rb'""' + _J_WS + rb","
+)
+_USAGE_INTS = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)")
+
+
+if msgspec is not None:
+
+    class _MResponse(msgspec.Struct):
+        usageMetadata: object = None
+        modelVersion: object = None
+
+    class _MRow(msgspec.Struct):
+        status: object = None
+        response: _MResponse | None = None
+        predictions: object = None
+
+    _DECODER = msgspec.json.Decoder(_MRow)
+else:  # pragma: no cover - depends on the environment
+    _DECODER = None
 
 
 class ObjectGone(FileNotFoundError):
@@ -287,6 +408,12 @@ def _full_row(line: bytes) -> _Row:
     )
 
 
+def _nth_line(data: bytes, pos: int, index: int) -> bytes:
+    for _ in range(index):
+        pos = data.find(b"\n", pos) + 1
+    return data[pos : data.find(b"\n", pos)]
+
+
 # --- accounting ---------------------------------------------------------------------------
 
 
@@ -297,7 +424,6 @@ def _count(value) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _Malformed(f"token count {value!r} is not a non-negative integer")
-    return value
     return value
 
 
@@ -345,6 +471,21 @@ class _Parser:
         self.unpriced_samples: list[dict] = []
         # model version as written -> (label, pricing or None)
         self._models: dict[object, tuple[str, pricing.ModelPricing | None]] = {}
+        self.block_pricing = None
+        if self.job_model is not None:
+            priced = pricing.pricing(self.job_model, overrides, batch=batch)
+            if priced.kind != "embedding" and all(t.subunit_rates for t in priced.tiers):
+                self.block_pricing = priced
+        self.decoder = _DECODER
+        # With a bulk path, the lines it leaves are rare: they get json.loads, not `_fast_row`.
+        self.exact = self.decoder is not None or self.block_pricing is not None
+        self.fast_usage = self._fast_usage if self.block_pricing is not None else None
+        self.single_rates = None
+        self.fast_counts = None
+        if self.block_pricing is not None:
+            tiers = self.block_pricing.tiers
+            self.single_rates = tiers[0].subunit_rates if len(tiers) == 1 else None
+            self.fast_counts = self._counts(self.job_model)
 
     def _model(self, version) -> tuple[str, pricing.ModelPricing | None]:
         known = self._models.get(version)
@@ -377,7 +518,7 @@ class _Parser:
                 return
         try:
             try:
-                if line[:1] != b"{" or line[-1:] != b"}":
+                if self.exact or line[:1] != b"{" or line[-1:] != b"}":
                     raise _Unsure
                 row = _fast_row(line, self.need_model_version)
             except _Unsure:
@@ -385,6 +526,231 @@ class _Parser:
             self.account(lineno, row)
         except _Malformed as exc:
             self.malformed(lineno, str(exc), line)
+
+    def lines(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """Every line of data[pos:end] (which ends with a newline); returns the last line number."""
+        if pos >= end:
+            return lineno
+        handle = self.line
+        for line in data[pos : end - 1].split(b"\n"):
+            lineno += 1
+            handle(lineno, line)
+        return lineno
+
+    def decoded(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """The lines of data[pos:end] decoded by msgspec (full validation, members skipped).
+
+        msgspec agrees with json.loads on every line it accepts (it rejects NaN, lone
+        surrogates and the like, which json.loads takes): a line it rejects, or one with
+        `predictions`, takes `line`, the reference path.
+        """
+        view = memoryview(data)
+        try:
+            rows = self.decoder.decode_lines(view[pos:end])
+        except Exception:
+            rows = None
+        # decode_lines reads a stream of values, not lines: the rows are the lines only when
+        # every newline separates two objects (`}` newline `{` occurs in JSON nowhere else: a
+        # string holds no raw newline, and values inside a container are comma-separated).
+        if (
+            rows is not None
+            and data[pos] == _OPEN_BRACE
+            and data[end - 2] == _CLOSE_BRACE
+            and data.count(b"}\n{", pos, end) == len(rows) - 1
+            and data.count(b"\n", pos, end) == len(rows)
+        ):
+            done = self.decoded_rows(rows, data, pos, lineno)
+            if done is not None:
+                return done
+        decode = self.decoder.decode
+        find = data.find
+        handle = self.line
+        account = self.account
+        fast = self.fast_usage
+        while pos < end:
+            start = pos
+            cut = find(b"\n", start, end)
+            pos = cut + 1
+            lineno += 1
+            try:
+                row = decode(view[start:cut])
+            except Exception:
+                handle(lineno, data[start:cut])
+                continue
+            status = row.status
+            if status:
+                account(lineno, _Row(status=status))
+                continue
+            if row.predictions is not None:
+                handle(lineno, data[start:cut])
+                continue
+            response = row.response
+            if response is None:
+                usage = model_version = None
+            else:
+                usage, model_version = response.usageMetadata, response.modelVersion
+            if type(usage) is dict and fast is not None and fast(usage):
+                continue
+            try:
+                account(lineno, _Row(status=status, usage=usage, model_version=model_version))
+            except _Malformed:
+                handle(lineno, data[start:cut])
+        return lineno
+
+    def decoded_rows(self, rows: list, data: bytes, pos: int, lineno: int) -> int | None:
+        """Rows decoded one per line of data[pos:] (no blank line); None to go line by line."""
+        first = lineno + 1
+        for row in rows:
+            if row.predictions is not None:
+                return None
+        account = self.account
+        fast = self.fast_usage
+        for row in rows:
+            lineno += 1
+            status = row.status
+            if status:
+                account(lineno, _Row(status=status))
+                continue
+            response = row.response
+            if response is None:
+                usage = model_version = None
+            else:
+                usage, model_version = response.usageMetadata, response.modelVersion
+            if type(usage) is dict and fast is not None and fast(usage):
+                continue
+            try:
+                account(lineno, _Row(status=status, usage=usage, model_version=model_version))
+            except _Malformed:
+                self.line(lineno, _nth_line(data, pos, lineno - first))
+        return lineno
+
+    def _fast_usage(self, usage: dict) -> bool:
+        """Count a plain usage block of the job's model; False when `account` must decide."""
+        get = usage.get
+        prompt = get("promptTokenCount", 0)
+        cached = get("cachedContentTokenCount", 0)
+        candidates = get("candidatesTokenCount", 0)
+        thoughts = get("thoughtsTokenCount", 0)
+        tool_use = get("toolUsePromptTokenCount", 0)
+        if not (
+            type(prompt) is int
+            and type(cached) is int
+            and type(candidates) is int
+            and type(thoughts) is int
+            and type(tool_use) is int
+            and prompt >= 0
+            and cached >= 0
+            and candidates >= 0
+            and thoughts >= 0
+            and tool_use >= 0
+        ):
+            return False
+        details = get("promptTokensDetails")
+        if details is not None:
+            if type(details) is not list:
+                return False
+            for item in details:
+                if type(item) is not dict or item.get("modality") == "AUDIO":
+                    return False
+        if get("cacheTokensDetails") is not None:
+            return False
+        counts = self.fast_counts
+        counts[_ROWS] += 1
+        counts[_SUCCEEDED] += 1
+        counts[_PROMPT] += prompt
+        counts[_CACHED] += cached
+        counts[_CANDIDATES] += candidates
+        counts[_THOUGHTS] += thoughts
+        counts[_TOOL_USE] += tool_use
+        rates = self.single_rates or self.block_pricing.tier_for(prompt).subunit_rates
+        if cached > prompt:
+            cached = prompt
+        counts[_COST] += (
+            (prompt - cached + tool_use) * rates[0]
+            + (candidates + thoughts) * rates[1]
+            + cached * rates[2]
+            + _HALF_SUBUNIT
+        ) // _SUBUNITS
+        return True
+
+    def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """The complete lines of data[pos:end] (ending with a newline), in bulk.
+
+        A row is counted here without decoding only when it is proven: the line starts with
+        `{"status": "",` (the first member of the row, so the row did not fail), holds no
+        other `"status"` key (no duplicate member, no second row glued on), and ends with a
+        usage block of plain integer counts after which only flat members close exactly two
+        objects (so that block is `response.usageMetadata`, not a decoy nested deeper). Every
+        other line, including any with audio details, takes `line`, the per-line path.
+        """
+        if pos >= end:
+            return lineno
+        if self.decoder is not None:
+            return self.decoded(data, pos, end, lineno)
+        priced = self.block_pricing
+        if priced is None:
+            return self.lines(data, pos, end, lineno)
+        handle = self.line
+        find, rfind = data.find, data.rfind
+        head = _STATUS_HEAD.match
+        ints = _USAGE_INTS.findall
+        tiers = priced.tiers
+        single = tiers[0].subunit_rates if len(tiers) == 1 else None
+        rows = prompt_sum = cached_sum = cand_sum = thoughts_sum = tool_sum = cost = 0
+        for match in _USAGE_TAIL.finditer(data, pos, end):
+            key = match.start()
+            cut = rfind(b"\n", pos, key)
+            if cut >= 0:
+                lineno = self.lines(data, pos, cut + 1, lineno)
+                start = cut + 1
+            else:
+                start = pos
+            lineno += 1
+            pos = match.end()
+            first = head(data, start)
+            usage_start, usage_end = match.span(1)
+            if (
+                first is None
+                or data[key - 1] == _BACKSLASH
+                or find(b'"status"', first.end(), key) >= 0
+                or find(b"AUDIO", usage_start, usage_end) >= 0
+            ):
+                handle(lineno, data[start : pos - 1])
+                continue
+            counts = dict(ints(data, usage_start, usage_end))
+            prompt = int(counts.get(b"promptTokenCount", 0))
+            cached = int(counts.get(b"cachedContentTokenCount", 0))
+            candidates = int(counts.get(b"candidatesTokenCount", 0))
+            thoughts = int(counts.get(b"thoughtsTokenCount", 0))
+            tool_use = int(counts.get(b"toolUsePromptTokenCount", 0))
+            rows += 1
+            prompt_sum += prompt
+            cached_sum += cached
+            cand_sum += candidates
+            thoughts_sum += thoughts
+            tool_sum += tool_use
+            rates = single or priced.tier_for(prompt).subunit_rates
+            if cached > prompt:
+                cached = prompt
+            cost += (
+                (prompt - cached + tool_use) * rates[0]
+                + (candidates + thoughts) * rates[1]
+                + cached * rates[2]
+                + _HALF_SUBUNIT
+            ) // _SUBUNITS
+        if pos < end:
+            lineno = self.lines(data, pos, end, lineno)
+        if rows:
+            counts = self._counts(self.job_model)
+            counts[_ROWS] += rows
+            counts[_SUCCEEDED] += rows
+            counts[_PROMPT] += prompt_sum
+            counts[_CACHED] += cached_sum
+            counts[_CANDIDATES] += cand_sum
+            counts[_THOUGHTS] += thoughts_sum
+            counts[_TOOL_USE] += tool_sum
+            counts[_COST] += cost
+        return lineno
 
     def account(self, lineno: int, row: _Row) -> None:
         if row.status:
@@ -453,6 +819,8 @@ class _Parser:
             unpriced_samples=self.unpriced_samples,
         )
         for label, counts in self.counts.items():
+            if not counts[_ROWS]:
+                continue
             result.by_model[label] = ModelUsage(*counts)
             for name, value in zip(COUNTER_FIELDS, counts, strict=True):
                 setattr(result, name, getattr(result, name) + value)
@@ -477,6 +845,7 @@ def parse_predictions(
     """
     parser = _Parser(model, overrides, batch)
     handle = parser.line
+    block = parser.block
     lineno = 0
     parts: list[bytes] = []
     pending = 0
@@ -499,18 +868,16 @@ def parse_predictions(
             lineno += 1
             parser.malformed(lineno, f"line longer than {max_line_bytes} bytes", parts[0])
             parts, pending, oversize = [], 0, False
-            data = chunk[cut + 1 :]
         elif parts:
-            parts.append(chunk)
-            data = b"".join(parts)
+            parts.append(chunk[:cut])
+            lineno += 1
+            handle(lineno, b"".join(parts))
             parts, pending = [], 0
         else:
-            data = chunk
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        for line in lines:
-            lineno += 1
-            handle(lineno, line)
+            cut = -1
+        last = chunk.rfind(b"\n") + 1
+        lineno = block(chunk, cut + 1, last, lineno)
+        tail = chunk[last:]
         if tail:
             parts.append(tail)
             pending = len(tail)

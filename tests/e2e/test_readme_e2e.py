@@ -62,5 +62,7 @@ def test_readme_walkthrough_runs_as_written(stack, tmp_path):
     assert cost["costFinal"] is True
     assert cost["costUsd"] != "0" and not cost["costUsd"].startswith("0E")
     spend = next(o for o in objects if o.get("groupBy") == "model")
-    assert [g["model"] for g in spend["groups"]] == ["gemini-2.5-flash"]
+    # The session's stack is shared with other e2e tests: other models may have spend too.
+    flash = next(g for g in spend["groups"] if g["model"] == "gemini-2.5-flash")
+    assert flash["costUsd"] != "0" and not flash["costUsd"].startswith("0E")
     assert not [o for o in objects if "error" in o]

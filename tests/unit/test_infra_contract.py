@@ -41,6 +41,7 @@ EXPECTED_ROLES = {
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
         ("bucket:watched", "roles/storage.objectViewer"),
+        ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
     },
     "trigger": {
         ("project", "roles/eventarc.eventReceiver"),
