@@ -1,18 +1,27 @@
 """Benchmark of the usage parser (not a test): throughput and peak memory on a realistic file.
 
     .venv/bin/python bench/bench_usage.py [--size-mb 500] [--gcs-size-mb 200] [--order vertex]
+        [--mix documents|small]
 
-Generates Gemini prediction rows (prompts of 0.5-6 KB with escapes and non-ASCII text,
-answers of 0.2-3 KB, usage with modality details, 1% failed rows), then runs each reader in
-its own child process and reports MB/s and the child's peak RSS (VmHWM):
+Generates Gemini prediction rows in Vertex's output layout (status, processed_time, the request
+echo with contents, then response with candidates, usageMetadata with modality details,
+modelVersion, createTime, responseId; 1% failed rows) and runs each reader in its own child
+process, reporting MB/s, rows/s and the child's peak RSS (VmHWM):
 - parser: shared.usage.parse_predictions over read_file_chunks
-- naive: json.loads of every line, summing usageMetadata (the baseline)
+- naive: json.loads of every line, summing usageMetadata (the baseline, same run)
 - gcs ranged / gcs open: the GCS emulator (started here), read_gcs_chunks + parse, and
   blob.open("rb") with 8 MiB reads + parse, for comparison.
+
+Prompt sizes (text with escapes and non-ASCII words; answers of 0.2-3 KB):
+- documents (default): batch jobs over documents: prompt characters log-uniform in 1-20 KB,
+  and 1% long-context rows of 200-800 KB (50k-200k tokens).
+- small: short prompts, uniform in 0.5-6 KB (chat-like rows; the parser's worst case,
+  its per-row cost weighs most).
 """
 
 import argparse
 import json
+import math
 import os
 import random
 import subprocess
@@ -63,8 +72,16 @@ def _text(rng: random.Random, chars: int) -> str:
     return " ".join(out)
 
 
-def _row(rng: random.Random, order: str, failed: bool) -> dict:
-    prompt_text = _text(rng, rng.randint(500, 6000))
+def _prompt_chars(rng: random.Random, mix: str) -> int:
+    if mix == "small":
+        return rng.randint(500, 6000)
+    if rng.random() < 0.01:
+        return rng.randint(200_000, 800_000)
+    return int(math.exp(rng.uniform(math.log(1000), math.log(20_000))))
+
+
+def _row(rng: random.Random, order: str, failed: bool, mix: str) -> dict:
+    prompt_text = _text(rng, _prompt_chars(rng, mix))
     request = {
         "contents": [{"role": "user", "parts": [{"text": prompt_text}]}],
         "generationConfig": {"temperature": 0.2, "maxOutputTokens": 2048},
@@ -110,10 +127,10 @@ def _row(rng: random.Random, order: str, failed: bool) -> dict:
     return {**meta, "request": request, "response": response}
 
 
-def generate(path: Path, size_mb: int, order: str) -> None:
+def generate(path: Path, size_mb: int, order: str, mix: str) -> None:
     rng = random.Random(42)
     lines = [
-        json.dumps(_row(rng, order, i % 100 == 99), ensure_ascii=False).encode() + b"\n"
+        json.dumps(_row(rng, order, i % 100 == 99, mix), ensure_ascii=False).encode() + b"\n"
         for i in range(2000)
     ]
     target = size_mb * 1024 * 1024
@@ -141,6 +158,7 @@ def child(mode: str, target: str, bucket: str, name: str) -> None:
     if mode == "parser":
         result = usage.parse_predictions(usage.read_file_chunks(target), model="gemini-2.5-flash")
         summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
+        summary["path"] = "msgspec" if usage.msgspec is not None else "regex block"
     elif mode == "naive":
         rows = prompt = 0
         with open(target, "rb") as handle:
@@ -187,13 +205,14 @@ def measure(mode: str, target: Path | str, size: int, env=None, bucket="", name=
         raise SystemExit(f"{mode} failed:\n{proc.stderr}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["mb_s"] = size / 1024 / 1024 / out["seconds"]
+    out["rows_s"] = out["rows"] / out["seconds"]
     return out
 
 
 def _print(label: str, size: int, m: dict) -> None:
     print(
         f"{label:<28} {size / 1024 / 1024:8.0f} MB  {m['seconds']:7.2f} s  {m['mb_s']:8.1f} MB/s"
-        f"  peak RSS {m['peak_rss_mb']:6.1f} MB  rows {m['rows']:,}"
+        f"  {m['rows_s']:9,.0f} rows/s  peak RSS {m['peak_rss_mb']:6.1f} MB  rows {m['rows']:,}"
     )
 
 
@@ -202,16 +221,17 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=500)
     parser.add_argument("--gcs-size-mb", type=int, default=200, help="0 skips the GCS part")
     parser.add_argument("--order", choices=("vertex", "sim"), default="vertex")
+    parser.add_argument("--mix", choices=("documents", "small"), default="documents")
     parser.add_argument("--keep", help="write the generated file here and keep it")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="vbg-bench-"))
     path = Path(args.keep) if args.keep else workdir / "predictions.jsonl"
     started = time.perf_counter()
-    generate(path, args.size_mb, args.order)
+    generate(path, args.size_mb, args.order, args.mix)
     size = path.stat().st_size
     print(
-        f"generated {size / 1024 / 1024:.0f} MB ({args.order} key order) "
+        f"generated {size / 1024 / 1024:.0f} MB ({args.mix} mix, {args.order} key order) "
         f"in {time.perf_counter() - started:.1f} s"
     )
     try:
@@ -219,7 +239,7 @@ def main() -> None:
         naive = measure("naive", path, size)
         if fast["prompt"] != naive["prompt"] or fast["rows"] != naive["rows"]:
             raise SystemExit(f"parser and naive disagree: {fast} vs {naive}")
-        _print("parser (local file)", size, fast)
+        _print(f"parser ({fast['path']})", size, fast)
         _print("naive json.loads per line", size, naive)
         print(f"speed-up: {fast['mb_s'] / naive['mb_s']:.1f}x")
         if args.gcs_size_mb:
