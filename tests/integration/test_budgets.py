@@ -246,14 +246,16 @@ def test_concurrent_creates_cannot_both_slip_under_the_limit(world):
     one = expected_nanos(estimate_of(world, MASTER_KEY))
     alice = key(world, "alice", budgetUsd=usd(one * 5 // 2), budgetPeriod="month")
     results: list[int] = []
-    start = threading.Barrier(6)
+    start = threading.Barrier(6, timeout=60)
+    # Made here, not in the threads: functions-framework loads the source module by name,
+    # and six loads at once race each other.
+    test_clients = [passthrough_client() for _ in range(6)]
 
-    def worker():
-        client = passthrough_client()
+    def worker(client):
         start.wait()
         results.append(create(world, alice, client=client).status_code)
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
+    threads = [threading.Thread(target=worker, args=(c,)) for c in test_clients]
     for thread in threads:
         thread.start()
     for thread in threads:
