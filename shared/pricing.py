@@ -13,9 +13,11 @@ Rules (DESIGN.md "Cost"), each pinned by tests/unit/test_pricing.py:
   `_above_200k_tokens` ones the long-context tier. A batch rate left unset is derived from the
   overridden online rate, never taken from the table beside an overridden online rate.
 
-Rounding: a row's cost is computed exactly (integers at 10**-6 nano-dollar, or Decimal for
-overrides finer than that) and rounded once, half-up, to whole nano-dollars; a file's cost is
-the sum of its rows' rounded costs, so it never depends on how a file is chunked or split.
+Rounding: costs are computed exactly, in integer sub-units of 10**-6 nano-dollar (`SUBUNITS`
+per nano-dollar; a Decimal of sub-units for overrides finer than that), summed exactly, and
+rounded half-up to whole nano-dollars once per sum: a file's cost is rounded once per model
+(`round_subunits`), so two rows of 0.5 nano-dollar cost 1, not 2 x round(0.5). It never depends
+on how a file is chunked. `row_nanos` rounds one row alone (pre-flight estimates).
 """
 
 import functools
@@ -23,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from importlib import resources
 
 NANOS_PER_USD = 10**9
@@ -33,6 +35,8 @@ _USD_PER_TOKEN_TO_RATE = Decimal(10**6)
 # Exact integer arithmetic in units of 10**-6 nano-dollar when every rate allows it.
 SUBUNITS = 10**6
 _SUBUNITS = SUBUNITS
+# Sums of exact Decimal costs stay exact: far more digits than any file can need.
+EXACT = Context(prec=120)
 
 RATE_KEYS = (
     "input",
@@ -184,7 +188,11 @@ class ModelPricing:
         return self.tiers[-1]
 
     def row_nanos(self, tokens: RowTokens) -> int:
-        """The row's cost in nano-dollars, rounded half-up once (see the module docstring)."""
+        """One row's cost in nano-dollars, rounded half-up on its own."""
+        return round_subunits(self.row_subunits(tokens))
+
+    def row_subunits(self, tokens: RowTokens) -> int | Decimal:
+        """One row's exact cost in sub-units (see the module docstring), not rounded."""
         tier = self.tier_for(tokens.prompt)
         rates = tier.rates
         if self.kind == "embedding":
@@ -211,22 +219,44 @@ class ModelPricing:
         if subunit_rates is not None:
             r0, r1, r2, r3, r4, r5 = subunit_rates
             q0, q1, q2, q3, q4, q5 = quantities
-            total = q0 * r0 + q1 * r1 + q2 * r2 + q3 * r3 + q4 * r4 + q5 * r5
-            return (total + _SUBUNITS // 2) // _SUBUNITS
-        exact = (
-            quantities[0] * rates.input
-            + quantities[1] * rates.output
-            + quantities[2] * rates.cached_input
-            + quantities[3] * (rates.audio_input if rates.audio_input is not None else 0)
-            + quantities[4]
-            * (
-                rates.cached_audio_input
-                if rates.cached_audio_input is not None
-                else rates.cached_input
-            )
-            + quantities[5] * rates.embedding_input
+            return q0 * r0 + q1 * r1 + q2 * r2 + q3 * r3 + q4 * r4 + q5 * r5
+        exact = EXACT.multiply(
+            EXACT.add(
+                EXACT.add(
+                    EXACT.add(
+                        EXACT.multiply(quantities[0], rates.input),
+                        EXACT.multiply(quantities[1], rates.output),
+                    ),
+                    EXACT.add(
+                        EXACT.multiply(quantities[2], rates.cached_input),
+                        EXACT.multiply(
+                            quantities[3],
+                            rates.audio_input if rates.audio_input is not None else 0,
+                        ),
+                    ),
+                ),
+                EXACT.add(
+                    EXACT.multiply(
+                        quantities[4],
+                        rates.cached_audio_input
+                        if rates.cached_audio_input is not None
+                        else rates.cached_input,
+                    ),
+                    EXACT.multiply(quantities[5], rates.embedding_input),
+                ),
+            ),
+            _SUBUNITS,
         )
-        return _round_half_up(exact)
+        return int(exact) if exact == exact.to_integral_value() else exact
+
+
+def round_subunits(total: int | Decimal) -> int:
+    """Exact sub-units to whole nano-dollars, half-up (away from zero at exactly one half)."""
+    if type(total) is int:
+        if total >= 0:
+            return (total + _SUBUNITS // 2) // _SUBUNITS
+        return -((-total + _SUBUNITS // 2) // _SUBUNITS)
+    return _round_half_up(EXACT.divide(total, _SUBUNITS))
 
 
 def _decimal_block(block: Mapping | None) -> dict[str, Decimal]:
@@ -374,6 +404,7 @@ __all__ = [
     "overrides_for",
     "pricing",
     "resolve_model",
+    "round_subunits",
     "row_cost_nanos",
     "table",
     "try_resolve",

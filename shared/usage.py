@@ -7,9 +7,13 @@ complete lines are held at a time. A line longer than `max_line_bytes` is counte
 json.loads of every line is the reference semantics; three ways reach it faster, each held to
 it by tests/unit/test_usage_fast.py on valid, adversarial and corrupt lines:
 - msgspec, when installed: a chunk's lines are decoded in one call into structs holding only
-  `status`, `response.usageMetadata`, `response.modelVersion` and `predictions`; msgspec still
-  validates every byte, so a line is accepted only if it is JSON (it also rejects NaN and lone
-  surrogates, which json.loads takes: those lines, like any it rejects, get json.loads).
+  `status`, `response.usageMetadata` (counts typed as non-negative integers, modality details
+  raw), `response.modelVersion` and `predictions`; msgspec still validates every byte, so a
+  line is accepted only if it is JSON (it also rejects NaN and lone surrogates, which
+  json.loads takes, and counts of another type: those lines, like any it rejects, get
+  json.loads). The chunk's rows are then summed column by column in C (`_Parser.bulk`): no
+  Python runs per common row; failed, audio, long-context and other-model rows are found by
+  the same column operations and counted one by one.
 - without it, with the job's model priced in exact integers, `_Parser.block`: one regex pass
   per chunk proves, for rows written the way Vertex writes them (status first, response last),
   where the usage block sits without decoding the row (see its docstring). It does not
@@ -28,14 +32,23 @@ Row formats:
 - text-embedding-00x: `predictions[].embeddings.statistics.token_count`.
 - gemini-embedding: `response.usageMetadata.promptTokenCount`.
 - failed rows: a non-empty `status`; cost 0, message sampled.
+
+Cost: rows are priced exactly in sub-units (shared/pricing.py) and summed exactly; each
+model's total in the file is rounded half-up to nano-dollars once, and the file's cost is the
+sum of its models' costs. Chunking never changes the result.
 """
 
 import json
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
+from typing import Annotated
 
 from shared import pricing
 
@@ -48,8 +61,6 @@ CHUNK_SIZE = 8 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
 SAMPLE_LIMIT = 5
 SAMPLE_TEXT_CHARS = 200
-_SUBUNITS = pricing.SUBUNITS
-_HALF_SUBUNIT = _SUBUNITS // 2
 
 _raw_decode = json.JSONDecoder().raw_decode
 _scan_once = json.JSONDecoder().scan_once
@@ -151,9 +162,23 @@ _USAGE_INTS = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)
 
 
 if msgspec is not None:
+    _Tokens = Annotated[int, msgspec.Meta(ge=0)]
+    _NO_DETAILS = msgspec.Raw(b"")
+
+    class _MUsage(msgspec.Struct):
+        """Counts as plain non-negative integers (anything else fails the decode: the line
+        then takes the reference path); the modality details kept raw, searched in bulk."""
+
+        promptTokenCount: _Tokens = 0
+        cachedContentTokenCount: _Tokens = 0
+        candidatesTokenCount: _Tokens = 0
+        thoughtsTokenCount: _Tokens = 0
+        toolUsePromptTokenCount: _Tokens = 0
+        promptTokensDetails: msgspec.Raw = _NO_DETAILS
+        cacheTokensDetails: msgspec.Raw = _NO_DETAILS
 
     class _MResponse(msgspec.Struct):
-        usageMetadata: object = None
+        usageMetadata: _MUsage | None = None
         modelVersion: object = None
 
     class _MRow(msgspec.Struct):
@@ -162,8 +187,23 @@ if msgspec is not None:
         predictions: object = None
 
     _DECODER = msgspec.json.Decoder(_MRow)
+    _EMPTY_RESPONSE = _MResponse()
+    _EMPTY_USAGE = _MUsage()
 else:  # pragma: no cover - depends on the environment
     _DECODER = None
+
+_STATUS = attrgetter("status")
+_RESPONSE = attrgetter("response")
+_PREDICTIONS = attrgetter("predictions")
+_USAGE = attrgetter("usageMetadata")
+_VERSION = attrgetter("modelVersion")
+_PROMPT_TOKENS = attrgetter("promptTokenCount")
+_CACHED_TOKENS = attrgetter("cachedContentTokenCount")
+_CANDIDATES_TOKENS = attrgetter("candidatesTokenCount")
+_THOUGHTS_TOKENS = attrgetter("thoughtsTokenCount")
+_TOOL_USE_TOKENS = attrgetter("toolUsePromptTokenCount")
+_PROMPT_DETAILS = attrgetter("promptTokensDetails")
+_CACHE_DETAILS = attrgetter("cacheTokensDetails")
 
 
 class ObjectGone(FileNotFoundError):
@@ -408,6 +448,62 @@ def _full_row(line: bytes) -> _Row:
     )
 
 
+def _one_value_per_line(data: bytes, pos: int, end: int, values: int) -> bool:
+    """Whether data[pos:end] (ending with a newline) holds `values` JSON values one per line.
+
+    msgspec's decode_lines reads a stream of values, not lines. `}` newline `{` occurs in JSON
+    only between two values (a string holds no raw newline, and values inside a container are
+    comma-separated), so when every newline sits so, each separates two values, and as many
+    values as lines means one value per line.
+    """
+    if data[pos] != _OPEN_BRACE or data[end - 2] != _CLOSE_BRACE:
+        return False
+    find = data.find
+    lines = 0
+    cut = find(b"\n", pos, end)
+    last = end - 1
+    while cut >= 0:
+        lines += 1
+        if cut != last and (data[cut - 1] != _CLOSE_BRACE or data[cut + 1] != _OPEN_BRACE):
+            return False
+        cut = find(b"\n", cut + 1, end)
+    return lines == values
+
+
+def _special_details(usage) -> bool:
+    """Modality details that may hold audio (an escape may spell AUDIO)."""
+    for raw in (usage.promptTokensDetails, usage.cacheTokensDetails):
+        data = bytes(raw)
+        if b"AUDIO" in data or b"\\" in data:
+            return True
+    return False
+
+
+def _raw_value(raw):
+    return msgspec.json.decode(raw) if len(raw) else None
+
+
+def _struct_row(row) -> _Row:
+    """A row decoded by msgspec as the reference reading would give it (no predictions)."""
+    if row.status:
+        return _Row(status=row.status)
+    response = row.response
+    if response is None:
+        return _Row(status=row.status)
+    usage = response.usageMetadata
+    if usage is not None:
+        usage = {
+            "promptTokenCount": usage.promptTokenCount,
+            "cachedContentTokenCount": usage.cachedContentTokenCount,
+            "candidatesTokenCount": usage.candidatesTokenCount,
+            "thoughtsTokenCount": usage.thoughtsTokenCount,
+            "toolUsePromptTokenCount": usage.toolUsePromptTokenCount,
+            "promptTokensDetails": _raw_value(usage.promptTokensDetails),
+            "cacheTokensDetails": _raw_value(usage.cacheTokensDetails),
+        }
+    return _Row(status=row.status, usage=usage, model_version=response.modelVersion)
+
+
 def _nth_line(data: bytes, pos: int, index: int) -> bytes:
     for _ in range(index):
         pos = data.find(b"\n", pos) + 1
@@ -479,15 +575,12 @@ class _Parser:
         self.decoder = _DECODER
         # With a bulk path, the lines it leaves are rare: they get json.loads, not `_fast_row`.
         self.exact = self.decoder is not None or self.block_pricing is not None
-        self.fast_usage = self._fast_usage if self.block_pricing is not None else None
-        self.single_rates = None
-        self.fast_counts = None
-        if self.block_pricing is not None:
-            tiers = self.block_pricing.tiers
-            self.single_rates = tiers[0].subunit_rates if len(tiers) == 1 else None
-            self.fast_counts = self._counts(self.job_model)
+        # label -> the part of its exact cost in Decimal sub-units (fractional overrides)
+        self.decimal_cost: dict[str, object] = {}
 
     def _model(self, version) -> tuple[str, pricing.ModelPricing | None]:
+        if not isinstance(version, str):
+            version = None
         known = self._models.get(version)
         if known is None:
             text = version if isinstance(version, str) else None
@@ -541,32 +634,26 @@ class _Parser:
         """The lines of data[pos:end] decoded by msgspec (full validation, members skipped).
 
         msgspec agrees with json.loads on every line it accepts (it rejects NaN, lone
-        surrogates and the like, which json.loads takes): a line it rejects, or one with
-        `predictions`, takes `line`, the reference path.
+        surrogates and the like, which json.loads takes, and counts that are not plain
+        non-negative integers): a line it rejects, or one with `predictions`, takes `line`,
+        the reference path. The rows of a chunk are then counted in bulk (`bulk`).
         """
         view = memoryview(data)
         try:
             rows = self.decoder.decode_lines(view[pos:end])
         except Exception:
             rows = None
-        # decode_lines reads a stream of values, not lines: the rows are the lines only when
-        # every newline separates two objects (`}` newline `{` occurs in JSON nowhere else: a
-        # string holds no raw newline, and values inside a container are comma-separated).
         if (
             rows is not None
-            and data[pos] == _OPEN_BRACE
-            and data[end - 2] == _CLOSE_BRACE
-            and data.count(b"}\n{", pos, end) == len(rows) - 1
-            and data.count(b"\n", pos, end) == len(rows)
+            and _one_value_per_line(data, pos, end, len(rows))
+            and list(map(_PREDICTIONS, rows)).count(None) == len(rows)
         ):
-            done = self.decoded_rows(rows, data, pos, lineno)
-            if done is not None:
-                return done
+            self.bulk(rows, range(lineno + 1, lineno + 1 + len(rows)), data, pos)
+            return lineno + len(rows)
         decode = self.decoder.decode
         find = data.find
         handle = self.line
-        account = self.account
-        fast = self.fast_usage
+        rows, linenos, starts = [], [], []
         while pos < end:
             start = pos
             cut = find(b"\n", start, end)
@@ -575,103 +662,96 @@ class _Parser:
             try:
                 row = decode(view[start:cut])
             except Exception:
+                row = None
+            if row is None or row.predictions is not None:
+                if rows:
+                    self.bulk(rows, linenos, data, starts)
+                    rows, linenos, starts = [], [], []
                 handle(lineno, data[start:cut])
                 continue
-            status = row.status
-            if status:
-                account(lineno, _Row(status=status))
-                continue
-            if row.predictions is not None:
-                handle(lineno, data[start:cut])
-                continue
-            response = row.response
-            if response is None:
-                usage = model_version = None
-            else:
-                usage, model_version = response.usageMetadata, response.modelVersion
-            if type(usage) is dict and fast is not None and fast(usage):
-                continue
-            try:
-                account(lineno, _Row(status=status, usage=usage, model_version=model_version))
-            except _Malformed:
-                handle(lineno, data[start:cut])
+            rows.append(row)
+            linenos.append(lineno)
+            starts.append(start)
+        if rows:
+            self.bulk(rows, linenos, data, starts)
         return lineno
 
-    def decoded_rows(self, rows: list, data: bytes, pos: int, lineno: int) -> int | None:
-        """Rows decoded one per line of data[pos:] (no blank line); None to go line by line."""
-        first = lineno + 1
-        for row in rows:
-            if row.predictions is not None:
-                return None
-        account = self.account
-        fast = self.fast_usage
-        for row in rows:
-            lineno += 1
-            status = row.status
-            if status:
-                account(lineno, _Row(status=status))
-                continue
-            response = row.response
-            if response is None:
-                usage = model_version = None
-            else:
-                usage, model_version = response.usageMetadata, response.modelVersion
-            if type(usage) is dict and fast is not None and fast(usage):
-                continue
-            try:
-                account(lineno, _Row(status=status, usage=usage, model_version=model_version))
-            except _Malformed:
-                self.line(lineno, _nth_line(data, pos, lineno - first))
-        return lineno
+    def bulk(self, rows: list, linenos, data: bytes, starts) -> None:
+        """Count decoded rows (none with `predictions`) column by column, in C.
 
-    def _fast_usage(self, usage: dict) -> bool:
-        """Count a plain usage block of the job's model; False when `account` must decide."""
-        get = usage.get
-        prompt = get("promptTokenCount", 0)
-        cached = get("cachedContentTokenCount", 0)
-        candidates = get("candidatesTokenCount", 0)
-        thoughts = get("thoughtsTokenCount", 0)
-        tool_use = get("toolUsePromptTokenCount", 0)
-        if not (
-            type(prompt) is int
-            and type(cached) is int
-            and type(candidates) is int
-            and type(thoughts) is int
-            and type(tool_use) is int
-            and prompt >= 0
-            and cached >= 0
-            and candidates >= 0
-            and thoughts >= 0
-            and tool_use >= 0
-        ):
-            return False
-        details = get("promptTokensDetails")
-        if details is not None:
-            if type(details) is not list:
-                return False
-            for item in details:
-                if type(item) is not dict or item.get("modality") == "AUDIO":
-                    return False
-        if get("cacheTokensDetails") is not None:
-            return False
-        counts = self.fast_counts
-        counts[_ROWS] += 1
-        counts[_SUCCEEDED] += 1
-        counts[_PROMPT] += prompt
-        counts[_CACHED] += cached
-        counts[_CANDIDATES] += candidates
-        counts[_THOUGHTS] += thoughts
-        counts[_TOOL_USE] += tool_use
-        rates = self.single_rates or self.block_pricing.tier_for(prompt).subunit_rates
-        if cached > prompt:
-            cached = prompt
-        counts[_COST] += (
-            (prompt - cached + tool_use) * rates[0]
-            + (candidates + thoughts) * rates[1]
-            + cached * rates[2]
-            + _HALF_SUBUNIT
-        ) // _SUBUNITS
-        return True
+        The common rows (not failed, with a usage block, no audio details, of one model priced
+        in integer sub-units and within its first tier) are summed per counter with `sum` over
+        `map`, and priced once for them all; the others, found by the same column operations,
+        go through `account` one by one, in line order. `starts` is where the rows' lines
+        begin in `data` (a list), or where the first one does when they are consecutive.
+        """
+        n = len(rows)
+        index = range(n)
+        statuses = list(map(_STATUS, rows))
+        special = set(compress(index, statuses))
+        responses = list(map(_RESPONSE, rows))
+        if None in responses:
+            special.update(i for i in index if responses[i] is None)
+            responses = [_EMPTY_RESPONSE if r is None else r for r in responses]
+        usages = list(map(_USAGE, responses))
+        if None in usages:
+            special.update(i for i in index if usages[i] is None)
+            usages = [_EMPTY_USAGE if u is None else u for u in usages]
+        if self.job_model is not None:
+            label, priced = self._model(None)
+        else:
+            versions = list(map(_VERSION, responses))
+            version = versions[n // 2]
+            if versions.count(version) != n:
+                special.update(i for i in index if versions[i] != version)
+            label, priced = self._model(version)
+        tiers = priced.tiers if priced is not None and priced.kind != "embedding" else ()
+        rates = tiers[0].subunit_rates if tiers else None
+        if rates is None:
+            special = set(index)
+        else:
+            prompts = list(map(_PROMPT_TOKENS, usages))
+            limit = tiers[0].max_prompt_tokens
+            if limit is not None and max(prompts) > limit:
+                special.update(compress(index, map(limit.__lt__, prompts)))
+            details = b"".join(map(_PROMPT_DETAILS, usages)) + b"".join(map(_CACHE_DETAILS, usages))
+            if b"AUDIO" in details or b"\\" in details:
+                special.update(i for i in index if _special_details(usages[i]))
+        if len(special) < n:
+            if special:
+                keep = [True] * n
+                for i in special:
+                    keep[i] = False
+                usages = list(compress(usages, keep))
+                prompts = list(compress(prompts, keep))
+            cached = list(map(_CACHED_TOKENS, usages))
+            prompt_sum = sum(prompts)
+            cached_billed = sum(map(min, cached, prompts))
+            candidates = sum(map(_CANDIDATES_TOKENS, usages))
+            thoughts = sum(map(_THOUGHTS_TOKENS, usages))
+            tool_use = sum(map(_TOOL_USE_TOKENS, usages))
+            counts = self._counts(label)
+            counts[_ROWS] += len(usages)
+            counts[_SUCCEEDED] += len(usages)
+            counts[_PROMPT] += prompt_sum
+            counts[_CACHED] += sum(cached)
+            counts[_CANDIDATES] += candidates
+            counts[_THOUGHTS] += thoughts
+            counts[_TOOL_USE] += tool_use
+            counts[_COST] += (
+                (prompt_sum - cached_billed + tool_use) * rates[0]
+                + (candidates + thoughts) * rates[1]
+                + cached_billed * rates[2]
+            )
+        for i in sorted(special):
+            try:
+                self.account(linenos[i], _struct_row(rows[i]))
+            except _Malformed:
+                if isinstance(starts, int):
+                    line = _nth_line(data, starts, i)
+                else:
+                    line = data[starts[i] : data.find(b"\n", starts[i])]
+                self.line(linenos[i], line)
 
     def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
         """The complete lines of data[pos:end] (ending with a newline), in bulk.
@@ -736,8 +816,7 @@ class _Parser:
                 (prompt - cached + tool_use) * rates[0]
                 + (candidates + thoughts) * rates[1]
                 + cached * rates[2]
-                + _HALF_SUBUNIT
-            ) // _SUBUNITS
+            )
         if pos < end:
             lineno = self.lines(data, pos, end, lineno)
         if rows:
@@ -810,7 +889,11 @@ class _Parser:
                 version = row.model_version if isinstance(row.model_version, str) else None
                 self.unpriced_samples.append({"line": lineno, "model": version or self.raw_model})
         else:
-            counts[_COST] += priced.row_nanos(tokens)
+            cost = priced.row_subunits(tokens)
+            if type(cost) is int:
+                counts[_COST] += cost
+            else:
+                self.decimal_cost[label] = pricing.EXACT.add(self.decimal_cost.get(label, 0), cost)
 
     def result(self) -> FileUsage:
         result = FileUsage(
@@ -821,6 +904,10 @@ class _Parser:
         for label, counts in self.counts.items():
             if not counts[_ROWS]:
                 continue
+            exact = counts[_COST]
+            if label in self.decimal_cost:
+                exact = pricing.EXACT.add(exact, self.decimal_cost[label])
+            counts[_COST] = pricing.round_subunits(exact)
             result.by_model[label] = ModelUsage(*counts)
             for name, value in zip(COUNTER_FIELDS, counts, strict=True):
                 setattr(result, name, getattr(result, name) + value)
@@ -892,12 +979,44 @@ def parse_predictions(
 
 
 def read_file_chunks(path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The file in chunks, the next one read by a thread while the caller parses this one."""
     with Path(path).open("rb") as handle:
+        yield from _read_ahead(lambda: handle.read(chunk_size))
+
+
+def _read_ahead(read) -> Iterator[bytes]:
+    """`read()` until it returns nothing, one call ahead of the consumer (reads release the
+    GIL); an error in `read` is raised here, and closing the iterator stops the thread."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                chunk = read()
+                ready.put((chunk, None))
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            ready.put((b"", exc))
+
+    thread = threading.Thread(target=run, name="read-ahead", daemon=True)
+    thread.start()
+    try:
         while True:
-            chunk = handle.read(chunk_size)
+            chunk, error = ready.get()
+            if error is not None:
+                raise error
             if not chunk:
                 return
             yield chunk
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
 
 
 def read_gcs_chunks(

@@ -156,6 +156,23 @@ def test_tool_use_prompt_tokens_are_input():
     assert row_cost_nanos("gemini-2.0-flash", tokens) == 150 * 75 + 10 * 300
 
 
+def test_exact_subunits_round_half_up_once():
+    assert pricing.SUBUNITS == 10**6
+    flash_lite = pricing.pricing("gemini-2.0-flash-lite")
+    assert flash_lite.row_subunits(RowTokens(prompt=1)) == 37_500_000
+    assert pricing.round_subunits(2 * 37_500_000) == 75
+    assert [pricing.round_subunits(v) for v in (499_999, 500_000, 1_500_000)] == [0, 1, 2]
+    assert pricing.round_subunits(Decimal("499999.5")) == 0
+    assert pricing.round_subunits(Decimal("500000.0")) == 1
+    # 1e-16 USD/token = 1e-7 nano-dollars = 0.1 sub-unit per token: exact Decimal sub-units.
+    fine = pricing.pricing("gemini-2.5-flash", {"input_cost_per_token": Decimal("1e-16")})
+    assert fine.row_subunits(RowTokens(prompt=3)) == Decimal("0.15")
+    assert (
+        pricing.pricing("gemini-2.5-flash", batch=False).row_subunits(RowTokens(prompt=3))
+        == 3 * 300 * 10**6
+    )
+
+
 def test_rounding_is_half_up_per_row():
     # 2.0 Flash-Lite batch input 0.0375 -> 37.5 nanos/token.
     assert row_cost_nanos("gemini-2.0-flash-lite", RowTokens(prompt=1)) == 38

@@ -2,6 +2,8 @@
 the per-line reference reading on valid, adversarial and corrupt lines."""
 
 import json
+import threading
+from decimal import Decimal
 
 import pytest
 
@@ -108,15 +110,21 @@ def test_corrupt_lines_are_malformed_on_every_path(monkeypatch):
         assert [s["line"] for s in result.failed_samples] == [14], name
 
 
-def test_bulk_cost_is_the_sum_of_per_row_rounded_costs(monkeypatch):
+def test_cost_is_rounded_once_per_file_on_every_path(monkeypatch):
     rows = [gemini_row({"promptTokenCount": p, "candidatesTokenCount": 1}) for p in range(1, 40)]
-    data = jl(*rows)
+    one_token = gemini_row({"promptTokenCount": 1})
     for name in ("reference", "regex", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
-            result = usage_module.parse_predictions([data], model="gemini-2.0-flash-lite")
-        # 37.5 nano-dollars per input token: each row rounds half-up on its own.
-        assert result.cost_nanos == sum((p * 375 + 5) // 10 + 150 for p in range(1, 40)), name
+            result = usage_module.parse_predictions([jl(*rows)], model="gemini-2.0-flash-lite")
+            pair = usage_module.parse_predictions(
+                [jl(one_token, one_token)], model="gemini-2.0-flash-lite"
+            )
+        # 37.5 nano-dollars per batch input token, 150 per output token, summed exactly:
+        # (1 + ... + 39) * 37.5 + 39 * 150 = 29250 + 5850; rounding each row would give 35110.
+        assert result.cost_nanos == 35_100, name
+        # Two rows of 37.5: 75, not 2 x round(37.5) = 76.
+        assert pair.cost_nanos == 75, name
 
 
 def test_lines_stay_aligned_with_blank_and_glued_lines(monkeypatch):
@@ -131,3 +139,70 @@ def test_lines_stay_aligned_with_blank_and_glued_lines(monkeypatch):
         assert [s["line"] for s in result.failed_samples] == [4, 7], name
         assert [s["line"] for s in result.malformed_samples] == [3, 5, 6], name
         assert (result.succeeded, result.rows) == (2, 7), name
+
+
+def test_fine_overrides_are_summed_exactly_then_rounded(monkeypatch):
+    # 1e-16 USD/token online = 0.1 nano-dollar per 1M tokens: each row 0.1, five rows 0.5 -> 1.
+    rows = [gemini_row({"promptTokenCount": 1_000_000}) for _ in range(5)]
+    overrides = {"input_cost_per_token": Decimal("1e-16")}
+    for name in ("reference", "regex", "default"):
+        with monkeypatch.context() as patch:
+            _paths(patch, name)
+            result = usage_module.parse_predictions(
+                [jl(*rows)], model="gemini-2.5-flash", overrides=overrides, batch=False
+            )
+        assert result.cost_nanos == 1, name
+
+
+def test_bulk_columns_with_unknown_model_and_odd_rows(monkeypatch):
+    escaped_audio = dict(USAGE, promptTokensDetails=[{"modality": "\\u0041UDIO", "tokenCount": 7}])
+    rows = [
+        gemini_row(USAGE),
+        gemini_row(USAGE, model_version="gemini-2.5-pro"),
+        gemini_row(dict(USAGE, promptTokenCount=250_000), model_version="gemini-2.5-pro"),
+        gemini_row(USAGE, model_version="mystery-model"),
+        gemini_row(None),
+        {"status": "", "response": None},
+        {"status": "", "response": {"modelVersion": "gemini-2.5-flash"}},
+        gemini_row(dict(USAGE, promptTokensDetails=[{"modality": "AUDIO", "tokenCount": 9}])),
+        gemini_row({**USAGE, "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": "x"}]}),
+        gemini_row(escaped_audio),
+        {"status": {"code": 3}, "response": {"usageMetadata": {"promptTokenCount": "x"}}},
+        gemini_row(USAGE),
+    ]
+    data = jl(*rows).replace(b"\\\\u0041UDIO", b"\\u0041UDIO")
+    assert b'"\\u0041UDIO"' in data
+    results = {}
+    for name in ("reference", "regex", "default"):
+        with monkeypatch.context() as patch:
+            _paths(patch, name)
+            results[name] = _parse(data, 1 << 20, model=None)
+    assert results["default"] == results["reference"]
+    assert results["regex"] == results["reference"]
+    ref = results["reference"]
+    assert sorted(ref["by_model"]) == [
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "mystery-model",
+        "unknown",
+    ]
+    assert (ref["failed"], ref["malformed"], ref["no_usage_rows"], ref["unpriced_rows"]) == (
+        1,
+        1,
+        3,
+        1,
+    )
+    assert ref["audio_prompt_tokens"] == 9 + 7
+
+
+def test_read_file_chunks_reads_ahead_and_stops_when_closed(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"x" * 100)
+    assert b"".join(usage_module.read_file_chunks(path, chunk_size=7)) == b"x" * 100
+    before = threading.active_count()
+    chunks = usage_module.read_file_chunks(path, chunk_size=7)
+    assert next(chunks) == b"x" * 7
+    chunks.close()
+    assert threading.active_count() == before
+    with pytest.raises(FileNotFoundError):
+        next(usage_module.read_file_chunks(tmp_path / "missing"))
