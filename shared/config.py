@@ -176,6 +176,14 @@ class ModelList:
     def deployments_for(self, model_name: str) -> list[Deployment]:
         return [d for d in self.deployments if d.model_name == model_name]
 
+    def find(self, described: dict) -> Deployment | None:
+        """The deployment a job record names (its `deployment` map), if the config has it."""
+        for deployment in self.deployments:
+            wanted = deployment.describe()
+            if all(described.get(k) == v for k, v in wanted.items()):
+                return deployment
+        return None
+
     def locations(self) -> list[tuple[str, str]]:
         """Distinct (project, location) pairs, in config order."""
         seen: dict[tuple[str, str], None] = {}

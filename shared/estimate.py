@@ -474,3 +474,26 @@ def cost_view(job: dict) -> dict:
         actual = int((job.get("cost") or {}).get("cost_nanos", 0))
         view["estimateErrorPct"] = error_pct(int(record["cost_nanos"]["expected"]), actual)
     return view
+
+
+def backfill(job_id: str) -> dict | None:
+    """Estimate a job created without one (its key had no budget), from its record.
+
+    Idempotent: a job that has an estimate, or a recorded failure to make one, is left alone.
+    """
+    from shared import jobs
+
+    record = jobs.get(job_id)
+    if not record or record.get("estimate") is not None:
+        return None
+    deployment = jobs.deployment_of(record)
+    if deployment is None:
+        return None
+    try:
+        made = estimate_request(deployment, {}, uris=list(record.get("input_uris") or []))
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ApiError) else repr(exc)
+        logs.warning("estimate backfill failed", job_id=job_id, error=message)
+        made = {"error": message}
+    jobs.mark(job_id, estimate=made)
+    return made

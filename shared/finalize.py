@@ -123,33 +123,6 @@ def find_job(bucket: str, name: str) -> tuple[str, dict] | None:
     return None
 
 
-def _deployment(job: dict):
-    """The config Deployment the job ran on (for its price overrides), or None."""
-    from shared.config import ConfigError, model_list
-
-    described = job.get("deployment") or {}
-    wanted = (
-        described.get("modelName") or described.get("model_name") or job.get("model"),
-        described.get("model"),
-        described.get("project"),
-        described.get("location"),
-    )
-    try:
-        deployments = model_list().deployments
-    except ConfigError as exc:
-        logs.warning("model list unreadable; pricing without overrides", error=str(exc))
-        return None
-    for deployment in deployments:
-        if (
-            deployment.model_name,
-            deployment.model,
-            deployment.project,
-            deployment.location,
-        ) == wanted:
-            return deployment
-    return None
-
-
 def price_object(
     *, job: dict, bucket: str, name: str, generation: int, size: int | None = None
 ) -> bool:
@@ -160,7 +133,7 @@ def price_object(
     job_id = job.get("job_id") or jobs.job_id_of(job["name"])
     if ledger.has_record(job_id, bucket, name, generation):
         return False
-    deployment = _deployment(job)
+    deployment = jobs.deployment_of(job)
     overrides = dict(deployment.price_overrides) if deployment else None
     model = (job.get("deployment") or {}).get("model") or job.get("model")
     parsed = usage.parse_predictions(

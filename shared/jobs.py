@@ -52,14 +52,30 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def index_folder(folder_uri: str, job_id: str) -> None:
-    """Let a finalize event find its job: one doc per folder, holding the job ids under it."""
+def deployment_of(record: dict):
+    """The config Deployment a job ran on (price overrides, credentials), or None when the
+    model list no longer names it."""
+    from shared.config import ConfigError, model_list
+
+    try:
+        return model_list().find(record.get("deployment") or {})
+    except ConfigError as exc:
+        logs.warning("model list unreadable", job_id=record.get("job_id"), error=str(exc))
+        return None
+
+
+def index_folder(folder_uri: str, job_id: str, *, batch=None) -> None:
+    """Let a finalize event find its job: one doc per folder, holding the job ids under it.
+
+    With `batch`, the write joins it instead of being committed on its own."""
     from google.cloud import firestore
 
-    clients.firestore().collection(INDEX_COLLECTION).document(index_doc_id(folder_uri)).set(
-        {"path": _normalise_folder(folder_uri), "job_ids": firestore.ArrayUnion([job_id])},
-        merge=True,
-    )
+    ref = clients.firestore().collection(INDEX_COLLECTION).document(index_doc_id(folder_uri))
+    fields = {"path": _normalise_folder(folder_uri), "job_ids": firestore.ArrayUnion([job_id])}
+    if batch is None:
+        ref.set(fields, merge=True)
+    else:
+        batch.set(ref, fields, merge=True)
 
 
 def jobs_for_folder(folder_uri: str) -> list[str]:
@@ -128,9 +144,12 @@ def record_created(record: dict) -> bool:
     job_id = record["job_id"]
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            job_ref(job_id).set(record)
+            # One commit for the record and its index: half the latency of two.
+            batch = clients.firestore().batch()
+            batch.set(job_ref(job_id), record)
             if record.get("output_prefix"):
-                index_folder(record["output_prefix"], job_id)
+                index_folder(record["output_prefix"], job_id, batch=batch)
+            batch.commit()
             return True
         except Exception as exc:
             logs.warning(

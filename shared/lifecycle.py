@@ -123,6 +123,10 @@ def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> st
             if not isinstance(job_id, str) or not JOB_ID.match(job_id):
                 logs.error("job event without a valid job_id acknowledged", **fields)
                 return "malformed"
+            if kind == "job.created":
+                from shared import estimate
+
+                estimate.backfill(job_id)
             return sync_job(job_id)
         logs.warning("event of an unknown type acknowledged", **fields)
         return "unknown"
@@ -192,24 +196,6 @@ def _sync_isolated(record: dict, deadline: float) -> str:
         return "error"
 
 
-def _credentials_for(record: dict) -> str | None:
-    """The deployment's credentials file, found again in the model list by project/location."""
-    from shared.config import ConfigError, model_list
-
-    deployment = record.get("deployment") or {}
-    try:
-        for candidate in model_list().deployments:
-            if (
-                candidate.project == deployment.get("project")
-                and candidate.location == deployment.get("location")
-                and candidate.credentials
-            ):
-                return candidate.credentials
-    except ConfigError:
-        pass
-    return None
-
-
 def sync_job(job_id: str, *, record: dict | None = None) -> str:
     """Bring one job record in step with Vertex; finish it when Vertex says it ended."""
     if record is None:
@@ -222,7 +208,8 @@ def sync_job(job_id: str, *, record: dict | None = None) -> str:
     if record.get("terminal"):
         finish_job(job_id)
         return "finished"
-    upstream = get_job(record["name"], credentials_file=_credentials_for(record))
+    deployment = jobs.deployment_of(record)
+    upstream = get_job(record["name"], credentials_file=deployment and deployment.credentials)
     if upstream.status == 404:
         return _missing_upstream(job_id, record)
     if not upstream.ok:

@@ -275,3 +275,22 @@ def test_a_refused_vertex_create_releases_its_reservation(world):
     assert create(world, alice).status_code == 429
     world["sim"].sim.create_429_locations.clear()
     assert create(world, alice).status_code == 200
+
+
+def test_a_key_without_budget_gets_its_estimate_after_the_create(world):
+    """No budget, nothing to enforce: the create does not wait on GCS reads; on_job_event
+    makes the estimate on job.created, once."""
+    bob = key(world, "bob")
+    response = create(world, bob)
+    assert response.status_code == 200
+    job_id = response.get_json()["name"].rsplit("/", 1)[-1]
+    assert jobs.get(job_id)["estimate"] is None
+
+    attributes = {"type": "job.created", "job_id": job_id}
+    lifecycle.handle_message(message_id="m1", data=None, attributes=attributes)
+    made = jobs.get(job_id)["estimate"]
+    assert made["cost_nanos"]["expected"] == expected_nanos(estimate_of(world, bob))
+    assert made["rows"] > 0
+
+    lifecycle.handle_message(message_id="m2", data=None, attributes=attributes)
+    assert jobs.get(job_id)["estimate"] == made

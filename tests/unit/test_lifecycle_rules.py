@@ -58,7 +58,8 @@ def test_handle_message_raises_transient_and_acks_permanent_failures(monkeypatch
         raise exceptions.ServiceUnavailable("firestore down")
 
     monkeypatch.setattr(lifecycle, "sync_job", outage)
-    attributes = {"type": "job.created", "job_id": "123"}
+    # job.cancel_requested: a plain sync of one job (job.created also backfills an estimate).
+    attributes = {"type": "job.cancel_requested", "job_id": "123"}
     with pytest.raises(exceptions.ServiceUnavailable):
         lifecycle.handle_message(message_id="1", data=None, attributes=attributes)
 
