@@ -35,7 +35,7 @@ bundle: $(STAMP)
 
 checkov:
 	test -x $(CHECKOV_VENV)/bin/checkov || ($(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q checkov)
-	$(CHECKOV_VENV)/bin/checkov -d infra --framework terraform --quiet --compact
+	$(CHECKOV_VENV)/bin/checkov -d infra --framework terraform --quiet --compact --skip-download
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_usage.py

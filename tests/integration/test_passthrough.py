@@ -370,3 +370,44 @@ def test_health_lists_deployments(gateway):
     assert body["status"] == "ok"
     assert body["firestore"]["status"] == "ok"
     assert {d["location"] for d in body["deployments"]} == {"us-central1", "europe-west4"}
+
+
+def test_a_failing_record_write_is_retried_and_never_loses_the_job(
+    gateway, gcp, alice, monkeypatch, capsys
+):
+    """Vertex has accepted the job: the record write is retried, and if Firestore never
+    takes it the caller still gets the job and the log has all it takes to restore it."""
+    from google.api_core import exceptions
+
+    monkeypatch.setattr(jobs.time, "sleep", lambda _: None)
+    real_batch = clients.firestore().batch
+    failures = {"left": 2}
+
+    def flaky_batch():
+        batch = real_batch()
+        commit = batch.commit
+
+        def failing_commit(*args, **kwargs):
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise exceptions.ServiceUnavailable("firestore hiccup")
+            return commit(*args, **kwargs)
+
+        batch.commit = failing_commit
+        return batch
+
+    monkeypatch.setattr(clients.firestore(), "batch", flaky_batch)
+    response = create(gateway, alice, job_body(gcp["bucket"]))
+    assert response.status_code == 200
+    assert jobs.get(job_id(response))["owner_alias"] == "alice"
+
+    failures["left"] = 100
+    capsys.readouterr()
+    response = create(gateway, alice, job_body(gcp["bucket"]))
+    assert response.status_code == 200
+    lost = job_id(response)
+    assert jobs.get(lost) is None
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    [critical] = [e for e in entries if e["severity"] == "CRITICAL"]
+    assert critical["job_id"] == lost and critical["owner_alias"] == "alice"
+    assert critical["job_name"] == response.get_json()["name"]
