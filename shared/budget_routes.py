@@ -5,14 +5,12 @@ registers routes before shared.http loads them all.
 """
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
-from shared import clients, estimate, logs, routing
+from shared import clients, estimate, keys, logs, routing
 from shared.budgets import TEAMS, Budget, budgets_for, now, status, team_record
 from shared.config import model_list_or_error
 from shared.errors import invalid_argument, not_found
 from shared.http import Reply, Request, route
-from shared.keys import BUDGET_PERIODS
 
 TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
 
@@ -68,22 +66,7 @@ def put_team(request: Request, team: str) -> Reply:
         raise invalid_argument(
             f"Unknown field(s) {', '.join(sorted(unknown))}; a team has budgetUsd, budgetPeriod."
         )
-    amount = body.get("budgetUsd")
-    if amount is not None:
-        try:
-            value = Decimal(str(amount))
-        except InvalidOperation:
-            raise invalid_argument(
-                f"`budgetUsd` {amount!r} is not a number.", field="budgetUsd"
-            ) from None
-        if not value.is_finite() or value < 0:
-            raise invalid_argument("`budgetUsd` must be zero or more.", field="budgetUsd")
-        amount = str(value)
-    period = body.get("budgetPeriod", "month" if amount is not None else "none")
-    if period not in BUDGET_PERIODS:
-        raise invalid_argument(
-            f"`budgetPeriod` must be one of {', '.join(BUDGET_PERIODS)}.", field="budgetPeriod"
-        )
+    amount, period = keys.budget_fields(body, {})
     record = {"team": team, "budget_usd": amount, "budget_period": period, "updated": now()}
     clients.firestore().collection(TEAMS).document(team).set(record)
     logs.info("audit", audit=True, route=request.route, team=team, budget_usd=amount)

@@ -157,9 +157,15 @@ def _labels(body: dict) -> dict[str, str]:
     return validate_labels(value, field_name="labels")
 
 
-def _budget(body: dict, current: dict) -> tuple[str | None, str]:
+def budget_fields(body: dict, current: dict) -> tuple[str | None, str]:
+    """`budgetUsd` and `budgetPeriod` of a key or team body, validated, as stored.
+
+    A budget without a period is monthly; `none` with a budget means all time; no budget
+    means no limit.
+    """
     budget = body.get("budgetUsd", current.get("budget_usd"))
-    period = body.get("budgetPeriod", current.get("budget_period") or "none")
+    default_period = current.get("budget_period") or ("month" if budget is not None else "none")
+    period = body.get("budgetPeriod", default_period)
     if budget is not None:
         try:
             amount = Decimal(str(budget))
@@ -167,15 +173,13 @@ def _budget(body: dict, current: dict) -> tuple[str | None, str]:
             raise invalid_argument(
                 f"`budgetUsd` {budget!r} is not a number.", field="budgetUsd"
             ) from None
-        if amount < 0 or not amount.is_finite():
+        if not amount.is_finite() or amount < 0:
             raise invalid_argument("`budgetUsd` must be zero or more.", field="budgetUsd")
         budget = str(amount)
     if period not in BUDGET_PERIODS:
         raise invalid_argument(
             f"`budgetPeriod` must be one of {', '.join(BUDGET_PERIODS)}.", field="budgetPeriod"
         )
-    if budget is not None and period == "none":
-        period = "month"
     return budget, period
 
 
@@ -230,7 +234,7 @@ def _fields(body: dict, current: dict) -> dict:
             raise invalid_argument("`teamAdmin` must be true or false.", field="teamAdmin")
         fields["team_admin"] = body["teamAdmin"]
     if "budgetUsd" in body or "budgetPeriod" in body or not current:
-        fields["budget_usd"], fields["budget_period"] = _budget(body, current)
+        fields["budget_usd"], fields["budget_period"] = budget_fields(body, current)
     return fields
 
 
