@@ -48,13 +48,19 @@ def revoke_key(request: Request, key_id: str) -> Reply:
 
 @route("GET", r"v1/gateway/health", auth="none", name="health")
 def health(request: Request) -> Reply:
-    """Config loaded, Firestore reachable, deployments listed. 503 when a part is not."""
+    """Config loaded, Firestore reachable, deployments listed. 503 when a part is not.
+
+    Public, so that load balancers and uptime checks need no key; the deployments (project
+    ids) are listed only to the master key, others see their count.
+    """
     report: dict = {"status": "ok"}
     try:
         models = model_list()
         report["config"] = {"status": "ok", "path": settings().config_path}
-        report["deployments"] = [d.describe() for d in models.deployments]
         report["models"] = models.model_names
+        report["deploymentCount"] = len(models.deployments)
+        if request.caller and request.caller.is_master:
+            report["deployments"] = [d.describe() for d in models.deployments]
     except ConfigError as exc:
         report["status"] = "unavailable"
         report["config"] = {"status": "error", "error": str(exc)}

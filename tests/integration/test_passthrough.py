@@ -363,13 +363,18 @@ def test_audit_log_names_who_and_what_but_never_the_key(gateway, gcp, alice, cap
     assert alice not in out
 
 
-def test_health_lists_deployments(gateway):
-    response = gateway.get("/v1/gateway/health")
+def test_health_lists_deployments_to_the_master_key_only(gateway):
+    response = gateway.get("/v1/gateway/health", headers=auth(MASTER_KEY))
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
     assert body["firestore"]["status"] == "ok"
     assert {d["location"] for d in body["deployments"]} == {"us-central1", "europe-west4"}
+
+    public = gateway.get("/v1/gateway/health").get_json()
+    assert public["status"] == "ok" and public["deploymentCount"] == 4
+    assert "deployments" not in public
+    assert public["models"] == ["gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-005"]
 
 
 def test_a_failing_record_write_is_retried_and_never_loses_the_job(
