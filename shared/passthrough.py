@@ -343,10 +343,16 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
     return Reply(200, reply)
 
 
+def _camel(path: str) -> str:
+    head, *rest = path.strip().split(".")[0].split("_")
+    return head + "".join(word.title() for word in rest)
+
+
 def _masked(job: dict, read_mask: str) -> dict:
+    """The top-level fields a readMask names (REST sends camelCase; snake_case works too)."""
     if not read_mask:
         return job
-    fields = {f.strip().split(".")[0] for f in read_mask.split(",") if f.strip()}
+    fields = {_camel(f) for f in read_mask.split(",") if f.strip()}
     return {k: v for k, v in job.items() if k in fields}
 
 

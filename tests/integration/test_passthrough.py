@@ -208,6 +208,11 @@ def test_list_pages_across_locations_newest_first_with_filter(gateway, gcp, sim,
         JOBS + '?filter=display_name="job-3"&readMask=displayName', headers=auth(alice)
     ).get_json()["batchPredictionJobs"]
     assert filtered == [{"displayName": "job-3"}]
+    snake = gateway.get(
+        JOBS + '?filter=display_name="job-3"&readMask=display_name,create_time',
+        headers=auth(alice),
+    ).get_json()["batchPredictionJobs"]
+    assert set(snake[0]) == {"displayName", "createTime"}
 
 
 def test_failover_on_429_records_the_deployment_used(gateway, gcp, sim, alice):
