@@ -259,7 +259,7 @@ def test_finalize_bridge_watches_buckets_created_after_it_started(storage_server
     try:
         bucket = client.create_bucket(f"later-{uuid.uuid4().hex[:10]}")
         bucket.blob("x/y.jsonl").upload_from_string(b"{}\n")
-        wait_for(
+        events = wait_for(
             lambda: [
                 e
                 for e in read_events(echo["events"], "on_output_finalized")
@@ -267,6 +267,7 @@ def test_finalize_bridge_watches_buckets_created_after_it_started(storage_server
             ],
             what="an event from the new bucket",
         )
+        assert [e["data"]["name"] for e in events] == ["x/y.jsonl"]
     finally:
         bridge.stop()
 
