@@ -17,8 +17,9 @@ milliseconds between a publish and its marker update.
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared import clients, events, logs
+from shared import clients, events, logs, times
 from shared.config import settings
+from shared.pricing import nanos_to_usd
 
 MARKERS = "alerts_sent"
 LEASE = timedelta(minutes=5)
@@ -50,27 +51,6 @@ IN_FLIGHT = "in_flight"
 # --- pure parts ------------------------------------------------------------------------------
 
 
-def usd(nanos: int) -> str:
-    """Integer nano-dollars as the decimal USD string the edges show."""
-    return format((Decimal(int(nanos)) / NANOS_PER_USD).quantize(Decimal("0.000000001")), "f")
-
-
-def _time(value) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
-def _iso(value) -> str | None:
-    moment = _time(value)
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
 def short_state(state: str | None) -> str:
     return (state or "JOB_STATE_UNSPECIFIED").removeprefix("JOB_STATE_")
 
@@ -97,14 +77,14 @@ def _duration(seconds: float) -> str:
 
 
 def _start_time(job: dict) -> datetime | None:
-    return _time(job.get("start_time")) or _entered(job, RUNNING_STATES)
+    return times.parse(job.get("start_time")) or _entered(job, RUNNING_STATES)
 
 
 def _entered(job: dict, states) -> datetime | None:
     """When the job first entered one of `states`, from its recorded history."""
     for entry in job.get("state_history") or []:
         if entry.get("to") in states:
-            return _time(entry.get("update_time")) or _time(entry.get("time"))
+            return times.parse(entry.get("update_time")) or times.parse(entry.get("time"))
     return None
 
 
@@ -113,11 +93,11 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
     now = now or datetime.now(UTC)
     state = job.get("state")
     cost = job.get("cost") or {}
-    created = _time(job.get("create_time"))
+    created = times.parse(job.get("create_time"))
     started = _start_time(job)
-    ended = _time(job.get("end_time"))
+    ended = times.parse(job.get("end_time"))
     if ended is None and job.get("terminal"):
-        ended = _time((job.get("state_history") or [{}])[-1].get("update_time"))
+        ended = times.parse((job.get("state_history") or [{}])[-1].get("update_time"))
     duration = (ended or now) - (started or created) if (started or created) else None
     cost_nanos = int(cost.get("cost_nanos") or 0)
     stats = job.get("completion_stats") or {}
@@ -135,7 +115,7 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
     if duration is not None:
         text += f" after {_duration(duration.total_seconds())}"
     if kind == "terminal":
-        text += f"; cost ${usd(cost_nanos)}"
+        text += f"; cost ${nanos_to_usd(cost_nanos)}"
         if stats:
             text += (
                 f"; rows ok {stats.get('successfulCount', 0)}, failed "
@@ -160,13 +140,13 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
         "team": job.get("team"),
         "labels": job.get("labels") or {},
         "state": state,
-        "create_time": _iso(created),
-        "start_time": _iso(started),
-        "end_time": _iso(ended),
+        "create_time": times.iso(created),
+        "start_time": times.iso(started),
+        "end_time": times.iso(ended),
         "duration_seconds": int(duration.total_seconds()) if duration is not None else None,
         "completion_stats": stats or None,
         "cost": {
-            "usd": usd(cost_nanos),
+            "usd": nanos_to_usd(cost_nanos),
             "cost_nanos": cost_nanos,
             "final": bool(job.get("cost_final")) or kind == "terminal",
             **{name: int(cost.get(name) or 0) for name in COUNT_FIELDS},
@@ -184,7 +164,7 @@ def stuck_reason(job: dict, *, now: datetime, queued_hours, running_hours) -> st
     created, running past the limit since it started."""
     state = job.get("state")
     if state in QUEUED_STATES:
-        since = _time(job.get("create_time"))
+        since = times.parse(job.get("create_time"))
         limit = Decimal(queued_hours)
     elif state in RUNNING_STATES:
         since = _start_time(job)
@@ -242,7 +222,7 @@ def _claim(alert_id: str, details: dict) -> str | None:
     marker = snapshot.to_dict() or {}
     if marker.get("status") == SENT:
         return ALREADY
-    claimed = _time(marker.get("claimed"))
+    claimed = times.parse(marker.get("claimed"))
     if claimed and now - claimed < LEASE:
         return IN_FLIGHT
     try:
@@ -387,7 +367,8 @@ def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | N
             body = {
                 "text": (
                     f"{scope.capitalize()} {budget['name']} ({subject}) has spent "
-                    f"${usd(spent)} of its ${usd(budget_nanos)} budget for {label} "
+                    f"${nanos_to_usd(spent)} of its ${nanos_to_usd(budget_nanos)} budget "
+                    f"for {label} "
                     f"({pct}% threshold crossed). "
                     + (
                         "New jobs will be refused until the period ends or the budget is raised."
@@ -404,10 +385,10 @@ def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | N
                 "period_start": first.isoformat(),
                 "period_end": last.isoformat(),
                 "threshold_percent": pct,
-                "budget_usd": usd(budget_nanos),
-                "spent_usd": usd(spent),
+                "budget_usd": nanos_to_usd(budget_nanos),
+                "spent_usd": nanos_to_usd(spent),
                 "spent_nanos": spent,
-                "remaining_usd": usd(max(budget_nanos - spent, 0)),
+                "remaining_usd": nanos_to_usd(max(budget_nanos - spent, 0)),
             }
             outcome = send(
                 alert_id=f"budget:{scope}:{subject}:{label}:{pct}",

@@ -4,9 +4,7 @@ Kept apart from shared/budgets.py so that importing budgets (the lifecycle does)
 registers routes before shared.http loads them all.
 """
 
-from datetime import datetime
-
-from shared import clients, estimate, keys, logs, routing
+from shared import clients, estimate, keys, logs, routing, times
 from shared.budgets import TEAMS, Budget, budgets_for, now, status, team_record
 from shared.config import model_list_or_error
 from shared.errors import invalid_argument, not_found
@@ -46,16 +44,12 @@ def _team_view(team: str, record: dict | None) -> dict:
         "team": team,
         "budgetUsd": record.get("budget_usd"),
         "budgetPeriod": record.get("budget_period") or "none",
-        "updateTime": _iso(record.get("updated")),
+        "updateTime": times.iso(record.get("updated")),
     }
     if record.get("budget_usd") not in (None, ""):
         budget = Budget("team", team, team, record["budget_usd"], record["budget_period"])
         view["status"] = status(budget, now())
     return view
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else None
 
 
 @route("PUT", TEAM, auth="master", name="teams.put")

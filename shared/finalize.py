@@ -24,7 +24,7 @@ import fnmatch
 import re
 from datetime import UTC, datetime, timedelta
 
-from shared import clients, jobs, ledger, logs, usage
+from shared import clients, jobs, ledger, logs, times, usage
 
 PREDICTION_PATTERN = "predictions*.jsonl"
 DIRECTORY_PREFIX = "prediction-"
@@ -57,17 +57,11 @@ def _folder(uri: str | None) -> str:
 
 def _directory_time(folder: str) -> datetime | None:
     match = _DIRECTORY_TIME.search(folder.rstrip("/"))
-    if not match:
-        return None
-    try:
-        return datetime.fromisoformat(match[1].replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return times.parse(match[1]) if match else None
 
 
 def _created(job: dict) -> datetime | None:
-    value = job.get("create_time")
-    return value if isinstance(value, datetime) else None
+    return times.parse(job.get("create_time"))
 
 
 def choose_job(candidates: dict[str, dict], folder: str) -> str | None:

@@ -8,7 +8,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
-from shared import clients, logs
+from shared import clients, logs, times
 from shared.vertex import TERMINAL_STATES, state_name
 
 COLLECTION = "jobs"
@@ -41,15 +41,6 @@ def get(job_id: str) -> dict | None:
 def get_many(job_ids: list[str]) -> dict[str, dict]:
     refs = [job_ref(job_id) for job_id in job_ids]
     return {s.id: s.to_dict() for s in clients.firestore().get_all(refs) if s.exists}
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def deployment_of(record: dict):
@@ -127,7 +118,7 @@ def new_record(
         "output_directory": None,
         "completion_stats": None,
         "error": None,
-        "create_time": parse_time(upstream_job.get("createTime")) or now,
+        "create_time": times.parse(upstream_job.get("createTime")) or now,
         "updated": now,
         "estimate": estimate,
         "cost": {},
@@ -226,22 +217,9 @@ def upstream_fields(upstream_job: dict) -> dict:
     return fields
 
 
-def rfc3339(value: str | None) -> datetime | None:
-    """Vertex times carry up to nanoseconds; datetime keeps microseconds."""
-    if not value:
-        return None
-    head, dot, fraction = value.rstrip("Z").partition(".")
-    digits = "".join(c for c in fraction if c.isdigit())
-    text = head + (("." + digits[:6].ljust(6, "0")) if dot else "") + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def _older(upstream_job: dict, record: dict) -> bool:
-    seen = rfc3339(record.get("upstream_update_time"))
-    got = rfc3339(upstream_job.get("updateTime"))
+    seen = times.parse(record.get("upstream_update_time"))
+    got = times.parse(upstream_job.get("updateTime"))
     return bool(seen and got and got < seen)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from shared import clients
+from shared import clients, times
 from shared.config import settings
 from shared.errors import ApiError, invalid_argument, not_found, unauthenticated
 
@@ -251,13 +251,9 @@ def public_view(record: dict) -> dict:
         "teamAdmin": bool(record.get("team_admin")),
         "budgetUsd": record.get("budget_usd"),
         "budgetPeriod": record.get("budget_period") or "none",
-        "createTime": _iso(record.get("created")),
-        "revokeTime": _iso(record.get("revoked")),
+        "createTime": times.iso(record.get("created")),
+        "revokeTime": times.iso(record.get("revoked")),
     }
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def create_key(body: dict) -> tuple[str, dict]:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from shared import alerts, clients, jobs, logs
 from shared.config import settings
 from shared.errors import ApiError
+from shared.pricing import nanos_to_usd
 from shared.vertex import TERMINAL_STATES, get_job, state_name
 
 JOB_EVENTS = ("job.created", "job.cancel_requested")
@@ -341,7 +342,7 @@ def finish_job(job_id: str) -> str:
         job_id=job_id,
         state=record.get("state"),
         cost_nanos=int(cost.get("cost_nanos") or 0),
-        cost_usd=alerts.usd(int(cost.get("cost_nanos") or 0)),
+        cost_usd=nanos_to_usd(int(cost.get("cost_nanos") or 0)),
         files_priced_by_reconcile=priced,
         alert=outcome,
     )

@@ -14,7 +14,7 @@ Money is a decimal string of USD (nine places); counters are integers; fields ar
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from shared import estimate, ledger
+from shared import estimate, ledger, times
 from shared.errors import invalid_argument, not_found
 from shared.http import Reply, Request, route
 from shared.pricing import nanos_to_usd
@@ -44,14 +44,8 @@ def _camelize(value):
     if isinstance(value, list):
         return [_camelize(item) for item in value]
     if isinstance(value, datetime):
-        return _iso(value)
+        return times.iso(value)
     return value
-
-
-def _iso(value) -> str | None:
-    if not isinstance(value, datetime):
-        return value
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def counters_view(counters: dict) -> dict:
@@ -69,7 +63,7 @@ def _file_view(record: dict) -> dict:
         "generation": str(record.get("generation")),
         "size": record.get("size"),
         "model": record.get("model"),
-        "createTime": _iso(record.get("created")),
+        "createTime": times.iso(record.get("created")),
         "superseded": bool(record.get("superseded")),
         "supersededBy": record.get("superseded_by"),
         **counters_view(record.get("counters") or {}),
@@ -90,7 +84,7 @@ def job_cost_view(cost: dict) -> dict:
         "ownerAlias": job.get("owner_alias"),
         "team": job.get("team") or "",
         "labels": job.get("labels") or {},
-        "createTime": _iso(job.get("create_time")),
+        "createTime": times.iso(job.get("create_time")),
         "costFinal": bool(job.get("cost_final")),
         "costUsd": totals["costUsd"],
         "totals": totals,

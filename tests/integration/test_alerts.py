@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from shared import alerts, jobs, webhooks
+from shared.pricing import nanos_to_usd
 from tests.integration.lifecycle_support import JOBS_PATH, make_world
 from tests.support import MASTER_KEY, auth, create_key
 
@@ -163,7 +164,7 @@ def test_budget_alerts_at_80_and_100_percent_once_each(gcp, monkeypatch, tmp_pat
         )
         first = world.create(rows=2, key=bob)
         key_id = jobs.get(first)["owner_key_id"]
-        budget = alerts.usd(math.ceil(one_job * 10 / 9))
+        budget = nanos_to_usd(math.ceil(one_job * 10 / 9))
 
         def set_budget(value):
             response = world.gateway.patch(

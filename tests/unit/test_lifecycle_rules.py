@@ -12,6 +12,7 @@ from google.api_core import exceptions
 
 from shared import alerts, lifecycle, webhooks
 from shared.errors import ApiError
+from shared.pricing import nanos_to_usd
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -82,9 +83,9 @@ def test_handle_message_acks_malformed_and_unknown_without_touching_anything():
 
 
 def test_usd_is_an_exact_decimal_string():
-    assert alerts.usd(0) == "0.000000000"
-    assert alerts.usd(1_234_500) == "0.001234500"
-    assert alerts.usd(12 * 10**9 + 1) == "12.000000001"
+    assert nanos_to_usd(0) == "0.000000000"
+    assert nanos_to_usd(1_234_500) == "0.001234500"
+    assert nanos_to_usd(12 * 10**9 + 1) == "12.000000001"
 
 
 def job(**fields) -> dict:
