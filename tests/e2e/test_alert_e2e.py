@@ -3,13 +3,9 @@ terminal alert on Pub/Sub, with no further call, and its cost is the job's cost 
 what `vbg cost` says of the predictions file."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,10 +13,10 @@ from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
 from shared import clients, jobs
+from tests.e2e.helpers import make_key, vbg
 
 pytestmark = pytest.mark.e2e
 
-CLI = "from shared.cli import main; raise SystemExit(main())"
 JOBS_PATH = "/v1/projects/any/locations/us-central1/batchPredictionJobs"
 
 
@@ -59,20 +55,7 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
         name=subscription, topic=clients.topic_path(stack["alerts_topic"])
     )
 
-    master = {"Authorization": f"Bearer {stack['master_key']}"}
-    made = requests.post(
-        f"{gateway}/v1/gateway/keys",
-        json={
-            "alias": f"alert-e2e-{run}",
-            "team": "alerting",
-            "inputPrefixes": [f"gs://{bucket}/alert-e2e/{run}/"],
-            "outputPrefixes": [f"gs://{bucket}/alert-e2e/{run}/"],
-        },
-        headers=master,
-        timeout=30,
-    )
-    assert made.status_code == 200, made.text
-    key = made.json()["key"]
+    key = make_key(stack, f"alert-e2e-{run}", folder=f"alert-e2e/{run}", team="alerting")
     rows = [
         {"request": {"contents": [{"role": "user", "parts": [{"text": f"question {i}"}]}]}}
         for i in range(5)
@@ -114,15 +97,7 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
     assert len(outputs) == 1
 
     predictions = record["output_directory"].rstrip("/") + "/predictions.jsonl"
-    vbg = Path(sys.executable).with_name("vbg")
-    command = [str(vbg)] if vbg.exists() else [sys.executable, "-c", CLI]
-    result = subprocess.run(
-        [*command, "cost", "--json", predictions],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "STORAGE_EMULATOR_HOST": stack["storage_url"]},
-    )
+    result = vbg("cost", "--json", predictions, stack=stack)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert Decimal(report["cost_usd"]) == Decimal(body["cost"]["usd"])

@@ -1,27 +1,22 @@
 """`vbg keys` against the running gateway: create shows the key once, list, revoke."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.e2e.helpers import vbg
+
 pytestmark = pytest.mark.e2e
 
 
-VBG = str(Path(sys.executable).with_name("vbg"))
-
-
-def vbg(stack, *args) -> subprocess.CompletedProcess:
-    """The installed console script, as a user runs it."""
+def keys(stack, *args):
     target = ["--gateway", stack["gateway_url"], "--master-key", stack["master_key"], "--json"]
-    return subprocess.run([VBG, "keys", *args, *target], capture_output=True, text=True, timeout=60)
+    return vbg("keys", *args, *target)
 
 
 def test_create_list_revoke(stack):
-    created = vbg(
+    created = keys(
         stack,
         "create",
         "--alias",
@@ -43,18 +38,18 @@ def test_create_list_revoke(stack):
     jobs = f"{stack['gateway_url']}/v1/projects/p/locations/l/batchPredictionJobs"
     assert requests.get(jobs, headers={"x-goog-api-key": key["key"]}).status_code == 200
 
-    listed = json.loads(vbg(stack, "list").stdout)
+    listed = json.loads(keys(stack, "list").stdout)
     assert key["id"] in {k["id"] for k in listed}
     assert all("key" not in k for k in listed)
 
-    revoked = vbg(stack, "revoke", key["id"])
+    revoked = keys(stack, "revoke", key["id"])
     assert revoked.returncode == 0, revoked.stderr
     assert requests.get(jobs, headers={"x-goog-api-key": key["key"]}).status_code == 401
-    assert key["id"] not in {k["id"] for k in json.loads(vbg(stack, "list").stdout)}
+    assert key["id"] not in {k["id"] for k in json.loads(keys(stack, "list").stdout)}
 
 
 def test_errors_are_one_line_not_a_traceback(stack):
-    result = vbg(stack, "create", "--alias", "x", "--model", "no-such-model")
+    result = keys(stack, "create", "--alias", "x", "--model", "no-such-model")
     assert result.returncode == 2
     assert "Unknown model(s) no-such-model" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,31 +1,18 @@
 """The official clients, unchanged, against the gateway of the running local stack."""
 
 import json
-import time
 
 import pytest
-import requests
 from google.api_core.client_options import ClientOptions
 from google.oauth2.credentials import Credentials
+
+from tests.e2e.helpers import make_key, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _key(stack, alias, labels=None) -> str:
-    response = requests.post(
-        f"{stack['gateway_url']}/v1/gateway/keys",
-        json={
-            "alias": alias,
-            "team": "e2e",
-            "inputPrefixes": [f"gs://{stack['bucket']}/{alias}/in/"],
-            "outputPrefixes": [f"gs://{stack['bucket']}/{alias}/out/"],
-            "labels": labels or {},
-        },
-        headers={"Authorization": f"Bearer {stack['master_key']}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["key"]
+    return make_key(stack, alias, folder=alias, team="e2e", labels=labels or {})
 
 
 def _input(stack_env, alias, rows=3) -> str:
@@ -76,13 +63,12 @@ def test_job_service_client_create_get_list_cancel(stack_env):
     assert [j.name for j in listed] == [job.name]
 
     client.cancel_batch_prediction_job(name=f"{parent}/batchPredictionJobs/{job_id}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = client.get_batch_prediction_job(name=f"{parent}/batchPredictionJobs/{job_id}").state
-        if state == JobState.JOB_STATE_CANCELLED:
-            break
-        time.sleep(0.2)
-    assert state == JobState.JOB_STATE_CANCELLED
+    name = f"{parent}/batchPredictionJobs/{job_id}"
+    wait_for(
+        lambda: client.get_batch_prediction_job(name=name).state == JobState.JOB_STATE_CANCELLED,
+        30,
+        "the job to be cancelled",
+    )
 
 
 def test_google_genai_create_get_list_cancel(stack_env):
@@ -115,13 +101,11 @@ def test_google_genai_create_get_list_cancel(stack_env):
     assert fetched.name == job.name
     assert [j.name for j in client.batches.list()] == [job.name]
     client.batches.cancel(name=job.name)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = client.batches.get(name=job.name).state
-        if state == types.JobState.JOB_STATE_CANCELLED:
-            break
-        time.sleep(0.2)
-    assert state == types.JobState.JOB_STATE_CANCELLED
+    wait_for(
+        lambda: client.batches.get(name=job.name).state == types.JobState.JOB_STATE_CANCELLED,
+        30,
+        "the job to be cancelled",
+    )
 
 
 def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
@@ -152,13 +136,12 @@ def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
         },
     )
     name = f"{parent}/batchPredictionJobs/{job.name.rsplit('/', 1)[-1]}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get_batch_prediction_job(name=name)
-        if job.state == JobState.JOB_STATE_SUCCEEDED:
-            break
-        time.sleep(0.2)
-    assert job.state == JobState.JOB_STATE_SUCCEEDED
+
+    def succeeded():
+        current = client.get_batch_prediction_job(name=name)
+        return current if current.state == JobState.JOB_STATE_SUCCEEDED else None
+
+    job = wait_for(succeeded, 60, "the job to succeed")
     directory = job.output_info.gcs_output_directory
     assert "/prediction-model-" in directory
     bucket, _, prefix = directory.removeprefix("gs://").partition("/")

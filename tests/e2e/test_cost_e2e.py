@@ -3,31 +3,16 @@ its predictions file: the whole path (create, sync, GCS finalize bridge, on_outp
 ledger, cost route) on the local stack."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.e2e.helpers import make_key, vbg, wait_for
+
 pytestmark = pytest.mark.e2e
 
-VBG_SCRIPT = Path(sys.executable).with_name("vbg")
-VBG = [str(VBG_SCRIPT)] if VBG_SCRIPT.exists() else [sys.executable, "-m", "shared.cli"]
 JOBS = "/v1/projects/my-project/locations/us-central1/batchPredictionJobs"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
@@ -35,22 +20,9 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
 
     stack = stack_env
     base = f"{stack['bucket']}/cost-{uuid.uuid4().hex[:8]}"
-    master = {"Authorization": f"Bearer {stack['master_key']}"}
-    response = requests.post(
-        f"{stack['gateway_url']}/v1/gateway/keys",
-        json={
-            "alias": "coster",
-            "team": "e2e",
-            "inputPrefixes": [f"gs://{base}/in/"],
-            "outputPrefixes": [f"gs://{base}/out/"],
-        },
-        headers=master,
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    key = {"Authorization": f"Bearer {response.json()['key']}"}
-
     bucket_name, _, folder = base.partition("/")
+    key = {"Authorization": f"Bearer {make_key(stack, 'coster', folder=folder, team='e2e')}"}
+
     lines = [
         {"request": {"contents": [{"role": "user", "parts": [{"text": f"Count to {i}. " * i}]}]}}
         for i in range(1, 9)
@@ -88,17 +60,9 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     assert record["uri"].startswith(f"gs://{base}/out/prediction-model-")
     assert record["uri"].endswith("/predictions.jsonl")
 
-    offline = subprocess.run(
-        [*VBG, "cost", record["uri"], "--json"],
-        env={**os.environ, "STORAGE_EMULATOR_HOST": stack["storage_url"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    vbg = json.loads(offline.stdout)
-    assert vbg["model"] == "gemini-2.5-pro"
-    assert cost["costUsd"] == vbg["cost_usd"]
+    offline = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
+    assert offline["model"] == "gemini-2.5-pro"
+    assert cost["costUsd"] == offline["cost_usd"]
     assert cost["costUsd"] != "0.000000000"
     totals = cost["totals"]
     for field, name in (
@@ -112,7 +76,7 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
         ("thoughtsTokens", "thoughts_tokens"),
         ("embeddingTokens", "embedding_tokens"),
     ):
-        assert totals[field] == vbg[name], field
+        assert totals[field] == offline[name], field
     assert totals["failed"] == 1
 
     spend = requests.get(
@@ -130,4 +94,4 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     )
     assert spend.status_code == 200, spend.text
     groups = {g["value"]: g["costUsd"] for g in spend.json()["groups"]}
-    assert groups == {"e2e-cost": vbg["cost_usd"]}
+    assert groups == {"e2e-cost": offline["cost_usd"]}

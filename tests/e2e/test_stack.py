@@ -29,6 +29,7 @@ from local.stack import (
     group_alive,
     wire_pubsub,
 )
+from tests.e2e.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,16 +48,6 @@ STACK_KEYS = (
     "alerts_topic",
     "alerts_subscription",
 )
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def read_events(path: Path, target: str | None = None) -> list[dict]:
