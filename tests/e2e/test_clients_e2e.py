@@ -15,6 +15,17 @@ def _key(stack, alias, labels=None) -> str:
     return make_key(stack, alias, folder=alias, team="e2e", labels=labels or {})
 
 
+def _job_service(stack, key):
+    """The official client, REST transport, the gateway as endpoint, the key as the token."""
+    from google.cloud.aiplatform_v1 import JobServiceClient
+
+    return JobServiceClient(
+        transport="rest",
+        client_options=ClientOptions(api_endpoint=stack["gateway_url"]),
+        credentials=Credentials(token=key),
+    )
+
+
 def _input(stack_env, alias, rows=3) -> str:
     from shared import clients
 
@@ -27,15 +38,11 @@ def _input(stack_env, alias, rows=3) -> str:
 
 
 def test_job_service_client_create_get_list_cancel(stack_env):
-    from google.cloud.aiplatform_v1 import BatchPredictionJob, JobServiceClient, JobState
+    from google.cloud.aiplatform_v1 import BatchPredictionJob, JobState
 
     key = _key(stack_env, "aiplatform")
     uri = _input(stack_env, "aiplatform")
-    client = JobServiceClient(
-        transport="rest",
-        client_options=ClientOptions(api_endpoint=stack_env["gateway_url"]),
-        credentials=Credentials(token=key),
-    )
+    client = _job_service(stack_env, key)
     parent = "projects/my-project/locations/us-central1"
     job = client.create_batch_prediction_job(
         parent=parent,
@@ -110,18 +117,14 @@ def test_google_genai_create_get_list_cancel(stack_env):
 
 def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
     """The foundation's end-to-end: the simulator through the gateway, output in GCS."""
-    from google.cloud.aiplatform_v1 import JobServiceClient, JobState
+    from google.cloud.aiplatform_v1 import JobState
 
     from local.sim_rows import expected_usage
     from shared import clients
 
     key = _key(stack_env, "output")
     uri = _input(stack_env, "output", rows=2)
-    client = JobServiceClient(
-        transport="rest",
-        client_options=ClientOptions(api_endpoint=stack_env["gateway_url"]),
-        credentials=Credentials(token=key),
-    )
+    client = _job_service(stack_env, key)
     parent = "projects/my-project/locations/us-central1"
     job = client.create_batch_prediction_job(
         parent=parent,
