@@ -152,7 +152,7 @@ def _vmhwm_mb() -> float:
 
 
 def child(mode: str, target: str, bucket: str, name: str) -> None:
-    from shared import usage
+    from shared.cost import usage
 
     start = time.perf_counter()
     if mode == "parser":
@@ -174,7 +174,7 @@ def child(mode: str, target: str, bucket: str, name: str) -> None:
         )
         summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
     elif mode == "gcs-open":
-        from shared import clients
+        from shared.core import clients
 
         blob = clients.storage().bucket(bucket).blob(name)
 
@@ -270,7 +270,7 @@ def _bench_gcs(path: Path, size_mb: int, workdir: Path) -> None:
         server.wait_ready(timeout=30)
         env = {"STORAGE_EMULATOR_HOST": server.url, "VBG_PROJECT": "bench"}
         os.environ.update(env)
-        from shared import clients
+        from shared.core import clients
 
         clients.reset()
         bucket = clients.storage().create_bucket("bench-bucket")

@@ -2,7 +2,8 @@
 
 import functions_framework
 
-from shared import finalize, http, lifecycle
+from shared.api import routes
+from shared.jobs import finalize, lifecycle
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -10,7 +11,7 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 @functions_framework.http
 def passthrough(request):
-    return http.handle(request)
+    return routes.handle(request)
 
 
 @functions_framework.cloud_event

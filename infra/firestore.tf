@@ -28,7 +28,7 @@ locals {
   #     ]
   #   }
   firestore_indexes = {
-    # shared/jobs.py open_jobs(): cost not final, least recently synced first.
+    # shared/jobs/records.py open_jobs(): cost not final, least recently synced first.
     jobs_open_by_synced = {
       collection  = "jobs"
       query_scope = "COLLECTION"
@@ -37,7 +37,7 @@ locals {
         { field_path = "synced", order = "ASCENDING" },
       ]
     }
-    # shared/ledger.py daily_rows() / label_rows(): one key, team or label over a range of days.
+    # shared/cost/ledger.py daily_rows() / label_rows(): one key, team or label over a range of days.
     daily_by_key_id_day = {
       collection  = "spend_daily"
       query_scope = "COLLECTION"

@@ -31,7 +31,7 @@ locals {
     VBG_LOG_LEVEL          = var.log_level
   }
 
-  # Plain environment per function: shared/config.py ENV_BY_FUNCTION is the contract
+  # Plain environment per function: shared/core/config.py ENV_BY_FUNCTION is the contract
   # (tests/unit/test_infra_contract.py holds this file to it). Secrets are in
   # local.secret_env_* below.
   env_passthrough = merge(local.common_env, {

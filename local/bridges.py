@@ -32,7 +32,7 @@ GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
 class JsonLog:
-    """Structured JSON lines, as shared/logs.py writes them, to a file of our choosing."""
+    """Structured JSON lines, as shared/core/logs.py writes them, to a file of our choosing."""
 
     def __init__(self, stream: IO[str] | None = None, component: str = "bridge"):
         self.stream = stream

@@ -135,7 +135,7 @@ def build(out_dir: Path = ROOT / "build", config: Path | None = None, root: Path
         config = Path(config)
         if not config.is_file():
             raise BundleError(f"the model list {config} does not exist (--config / config_file)")
-        from shared.config import ConfigError, parse_model_list
+        from shared.core.config import ConfigError, parse_model_list
 
         try:
             parse_model_list(config.read_text(encoding="utf-8"), source=str(config))

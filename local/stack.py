@@ -62,6 +62,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT / "functions" / "main.py"
 DEFAULT_PROJECT = "vbg-local"
 DEFAULT_BUCKET = "vbg-local-bucket"
+# Gateway-owned: sealed inputs and uploaded files; no key may name it as a prefix.
+STAGING_BUCKET = "vbg-local-staging"
 EVENTS_TOPIC = "batch-job-events"
 ALERTS_TOPIC = "batch-job-alerts"
 ALERTS_SUBSCRIPTION = "batch-job-alerts-watch"
@@ -408,6 +410,7 @@ class Stack:
             "VBG_VERTEX_ENDPOINT": vertex.url,
             "VBG_EVENTS_TOPIC": EVENTS_TOPIC,
             "VBG_ALERTS_TOPIC": ALERTS_TOPIC,
+            "VBG_STAGING_BUCKET": STAGING_BUCKET,
             "PYTHONPATH": python_path,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -441,7 +444,8 @@ class Stack:
         for server in self.servers.values():
             server.wait_ready(timeout=self.ready_timeout)
 
-        self._create_bucket(storage.url)
+        for bucket in (self.bucket, STAGING_BUCKET):
+            self._create_bucket(storage.url, bucket)
         push_url = f"{functions['on_job_event'].url}/projects/{self.project}/topics/{EVENTS_TOPIC}"
         wire_pubsub(pubsub.host, self.project, push_url)
 
@@ -469,6 +473,7 @@ class Stack:
             "project": self.project,
             "master_key": self.master_key,
             "bucket": self.bucket,
+            "staging_bucket": STAGING_BUCKET,
             "events_topic": EVENTS_TOPIC,
             "alerts_topic": ALERTS_TOPIC,
             "alerts_subscription": ALERTS_SUBSCRIPTION,
@@ -486,15 +491,15 @@ class Stack:
             "state_dir": str(self.state_dir),
         }
 
-    def _create_bucket(self, storage_url: str) -> None:
+    def _create_bucket(self, storage_url: str, bucket: str) -> None:
         response = requests.post(
             f"{storage_url}/storage/v1/b",
             params={"project": self.project},
-            json={"name": self.bucket},
+            json={"name": bucket},
             timeout=10,
         )
         if response.status_code not in (200, 409):
-            raise StackError(f"cannot create the bucket {self.bucket}: {response.text[:300]}")
+            raise StackError(f"cannot create the bucket {bucket}: {response.text[:300]}")
 
     def _write_stack_file(self) -> None:
         tmp = self.stack_file.with_suffix(".json.tmp")

@@ -67,8 +67,8 @@ from google.cloud.aiplatform_v1.types import BatchPredictionJob, JobState
 from google.protobuf import json_format
 
 from local import sim_rows
-from shared import logs
-from shared.errors import ApiError, invalid_argument, not_found, resource_exhausted
+from shared.core import logs
+from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
 
 DEFAULT_SPEED = 1.0
 DELETE_METADATA_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"

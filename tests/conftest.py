@@ -20,7 +20,8 @@ from local.processes import (
     pubsub_emulator,
     storage_emulator,
 )
-from shared import clients
+from shared.core import clients
+from tests.support import reset_process
 
 EMULATOR_ENV = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 
@@ -78,7 +79,7 @@ def gcp(monkeypatch, gcloud_servers, storage_server):
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    clients.reset()
+    reset_process()
     clients.storage().create_bucket(bucket)
     yield {
         "project": project,
@@ -87,7 +88,7 @@ def gcp(monkeypatch, gcloud_servers, storage_server):
         "pubsub_host": env["PUBSUB_EMULATOR_HOST"],
         "storage_url": env["STORAGE_EMULATOR_HOST"],
     }
-    clients.reset()
+    reset_process()
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def storage_only(monkeypatch, storage_server):
     for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
         if name not in os.environ:
             monkeypatch.delenv(name, raising=False)
-    clients.reset()
+    reset_process()
     clients.storage().create_bucket(bucket)
     yield {"project": project, "bucket": bucket, "storage_url": storage_server.url}
-    clients.reset()
+    reset_process()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import functions_framework
 
-from shared import clients
+from shared.core import clients, keys
 
 MAIN = str(Path(__file__).resolve().parents[1] / "functions" / "main.py")
 MASTER_KEY = "vbg-master-test-key"
@@ -39,13 +39,19 @@ model_list:
 """
 
 
+def reset_process() -> None:
+    """Forget clients, settings and cached key records, after a test changes the environment."""
+    clients.reset()
+    keys.forget_cached()
+
+
 def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEFAULT_MODEL_LIST):
     config = tmp_path / "models.yaml"
     config.write_text(model_list)
     monkeypatch.setenv("VBG_CONFIG", str(config))
     monkeypatch.setenv("VBG_MASTER_KEY", MASTER_KEY)
     monkeypatch.setenv("VBG_VERTEX_ENDPOINT", vertex_url)
-    clients.reset()
+    reset_process()
 
 
 def passthrough_client():

@@ -16,7 +16,7 @@ import pytest
 
 from local.processes import gcloud_emulators_missing
 from local.stack import Stack
-from shared import clients
+from tests.support import reset_process
 
 STACK_SPEED = 0.1
 STACK_SYNC_INTERVAL = 1.0
@@ -62,6 +62,6 @@ def stack_env(monkeypatch, stack):
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    clients.reset()
+    reset_process()
     yield stack
-    clients.reset()
+    reset_process()

@@ -12,7 +12,8 @@ import requests
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
-from shared import clients, jobs
+from shared.core import clients
+from shared.jobs import records
 from tests.e2e.helpers import make_key, vbg
 
 pytestmark = pytest.mark.e2e
@@ -90,10 +91,10 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
     assert body["display_name"] == f"alert-e2e-{run}"
     assert body["owner_alias"] == f"alert-e2e-{run}"
 
-    record = jobs.get(job_id)
+    record = records.get(job_id)
     assert record["cost_final"] is True
     assert body["cost"]["cost_nanos"] == record["cost"]["cost_nanos"] > 0
-    outputs = [s.to_dict() for s in jobs.job_ref(job_id).collection("outputs").stream()]
+    outputs = [s.to_dict() for s in records.job_ref(job_id).collection("outputs").stream()]
     assert len(outputs) == 1
 
     predictions = record["output_directory"].rstrip("/") + "/predictions.jsonl"

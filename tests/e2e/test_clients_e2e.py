@@ -27,7 +27,7 @@ def _job_service(stack, key):
 
 
 def _input(stack_env, alias, rows=3) -> str:
-    from shared import clients
+    from shared.core import clients
 
     line = {"request": {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}}
     name = f"{alias}/in/input.jsonl"
@@ -120,7 +120,7 @@ def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
     from google.cloud.aiplatform_v1 import JobState
 
     from local.sim_rows import expected_usage
-    from shared import clients
+    from shared.core import clients
 
     key = _key(stack_env, "output")
     uri = _input(stack_env, "output", rows=2)

@@ -16,7 +16,7 @@ JOBS = "/v1/projects/my-project/locations/us-central1/batchPredictionJobs"
 
 
 def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
-    from shared import clients
+    from shared.core import clients
 
     stack = stack_env
     base = f"{stack['bucket']}/cost-{uuid.uuid4().hex[:8]}"

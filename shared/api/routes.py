@@ -1,0 +1,52 @@
+"""Every route of the `passthrough` function, in one table read top to bottom.
+
+The first row whose pattern matches the path and whose method matches serves the request;
+a path that matches with another method is a 405. `auth` is "key" (any valid key),
+"master" (the master key) or "none" (public).
+"""
+
+from shared.api import (
+    budget_routes,
+    health,
+    http,
+    key_admin,
+    passthrough,
+    spend_routes,
+)
+from shared.api.http import route
+
+VERSION = r"(?P<version>v1|v1beta1)"
+JOBS = VERSION + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
+JOB = JOBS + r"/(?P<job_id>[^/:]+)"
+KEYS = r"v1/gateway/keys"
+KEY = KEYS + r"/(?P<key_id>[^/:]+)"
+TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
+JOB_COST = r"v1/gateway/jobs/(?P<job_id>[^/:]+)/cost"
+
+ROUTES = [
+    # Vertex-native batchPredictionJobs (/v1 and /v1beta1), as Vertex serves them.
+    route("POST", JOBS, passthrough.create, name="jobs.create"),
+    route("GET", JOBS, passthrough.list_jobs, name="jobs.list"),
+    route("GET", JOB, passthrough.get, name="jobs.get"),
+    route("POST", JOB + r":cancel", passthrough.cancel, name="jobs.cancel"),
+    route("DELETE", JOB, passthrough.delete, name="jobs.delete"),
+    # Gateway: cost, spend, budgets, estimates.
+    route("GET", JOB_COST, spend_routes.job_cost, name="jobs.cost"),
+    route("GET", r"v1/gateway/spend", spend_routes.spend, name="spend"),
+    route("GET", r"v1/gateway/budget", budget_routes.own_budget, name="budget.self"),
+    route("POST", r"v1/gateway/estimate", budget_routes.estimate_route, name="estimate"),
+    route("PUT", TEAM, budget_routes.put_team, auth="master", name="teams.put"),
+    route("GET", TEAM, budget_routes.get_team, auth="master", name="teams.get"),
+    # Gateway: key administration (master key) and health (public).
+    route("POST", KEYS, key_admin.create_key, auth="master", name="keys.create"),
+    route("GET", KEYS, key_admin.list_keys, auth="master", name="keys.list"),
+    route("GET", KEY, key_admin.get_key, auth="master", name="keys.get"),
+    route("PATCH", KEY, key_admin.update_key, auth="master", name="keys.update"),
+    route("POST", KEY + r":revoke", key_admin.revoke_key, auth="master", name="keys.revoke"),
+    route("GET", r"v1/gateway/health", health.health, auth="none", name="health"),
+]
+
+
+def handle(flask_request) -> tuple[bytes, int, dict[str, str]]:
+    """The `passthrough` function: a Flask request in, (body, status, headers) out."""
+    return http.serve(flask_request, ROUTES)

@@ -1,0 +1,110 @@
+"""Spend routes: what one job cost, and what was spent over a period, grouped.
+
+- `GET /v1/gateway/jobs/{id}/cost`: the job's owner, an admin of its team, or the master key;
+  anyone else gets 404 NOT_FOUND, as for a job that does not exist.
+- `GET /v1/gateway/spend?start=YYYY-MM-DD&end=YYYY-MM-DD&groupBy=...`: days are UTC days of
+  the jobs' create time, both ends included (default: the current month to date).
+  `groupBy` is one of key, team, model, day, label:<name>. The master key sees all spend, a
+  team admin their team's, any other key its own. With `label:<name>`, spend of jobs without
+  that label is one group whose `value` is null.
+"""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from shared.api.http import Reply, Request
+from shared.core.errors import invalid_argument, not_found
+from shared.cost import ledger
+from shared.cost.spend import (
+    GROUP_BY,
+    MAX_DAYS,
+    SPEND_PARAMS,
+    counters_view,
+    job_cost_view,
+    spend_report,
+)
+
+_LABEL_NAME = re.compile(r"^[a-z][\w-]{0,62}$")
+
+
+def job_cost(request: Request, job_id: str) -> Reply:
+    cost = ledger.job_cost(job_id) if re.fullmatch(r"[\w-]{1,64}", job_id) else None
+    if cost is None or not request.caller.may_see(cost["job"]):
+        raise not_found(f"No batch prediction job {job_id!r} visible to this key.")
+    return Reply(200, job_cost_view(cost))
+
+
+def _day(request: Request, name: str, default: date) -> date:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise invalid_argument(
+            f"`{name}` {raw!r} is not a date; use YYYY-MM-DD (UTC days, both ends included).",
+            field=name,
+        ) from None
+
+
+def spend_params(request: Request) -> tuple[date, date, str, str | None]:
+    """(start, end, group, label name) from the query string, or a 400 naming what is valid."""
+    unknown = sorted(set(request.args) - set(SPEND_PARAMS))
+    if unknown:
+        raise invalid_argument(
+            f"Unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(SPEND_PARAMS)}."
+        )
+    today = datetime.now(UTC).date()
+    end = _day(request, "end", today)
+    start = _day(request, "start", end.replace(day=1))
+    if start > end:
+        raise invalid_argument(f"`start` {start} is after `end` {end}.", field="start")
+    if end - start > timedelta(days=MAX_DAYS - 1):
+        raise invalid_argument(
+            f"The period is {(end - start).days + 1} days; at most {MAX_DAYS} are allowed.",
+            field="start",
+        )
+    group = request.args.get("groupBy") or "day"
+    label = None
+    if group.startswith("label:"):
+        label = group.removeprefix("label:")
+        if not _LABEL_NAME.match(label):
+            raise invalid_argument(
+                f"`groupBy` {group!r}: {label!r} is not a label name (lowercase letters, "
+                "digits, '_' or '-', starting with a letter).",
+                field="groupBy",
+            )
+        group = "label"
+    elif group not in GROUP_BY:
+        raise invalid_argument(
+            f"`groupBy` {group!r} is not valid; use one of {', '.join(GROUP_BY)}.",
+            field="groupBy",
+        )
+    return start, end, group, label
+
+
+def _scope(caller) -> tuple[dict, str | None, str | None]:
+    """(description, key_id filter, team filter) of the spend a caller may see."""
+    if caller.is_master:
+        return {"all": True}, None, None
+    if caller.team_admin and caller.team:
+        return {"team": caller.team}, None, caller.team
+    return {"keyId": caller.key_id}, caller.key_id, None
+
+
+def spend(request: Request) -> Reply:
+    start, end, group, label = spend_params(request)
+    scope, key_id, team = _scope(request.caller)
+    report = spend_report(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
+    return Reply(
+        200,
+        {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "groupBy": f"label:{label}" if label else group,
+            "scope": scope,
+            "currency": "USD",
+            "totals": counters_view(report["totals"]),
+            "groups": report["groups"],
+        },
+    )

@@ -1,0 +1,130 @@
+"""`vbg cost`: price a predictions file offline, with the gateway's own price table."""
+
+import json
+
+from shared.cli.errors import EXIT_OK, CliError
+
+JSON_FIELDS = (
+    "rows",
+    "succeeded",
+    "failed",
+    "malformed",
+    "prompt_tokens",
+    "cached_tokens",
+    "candidates_tokens",
+    "thoughts_tokens",
+    "embedding_tokens",
+)
+
+
+def _chunks(target: str):
+    from shared.cost import usage
+
+    if target.startswith("gs://"):
+        try:
+            bucket, name = usage.parse_uri(target)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        return usage.read_gcs_chunks(bucket, name)
+    return usage.read_file_chunks(target)
+
+
+def cost_report(result, model: str | None) -> dict:
+    """The `vbg cost --json` object: exactly the documented fields, plus by_model if mixed."""
+    from shared.cost import pricing
+
+    # Failed rows carry no model: only the models of succeeded rows name the file's model.
+    carried = {name: part for name, part in result.by_model.items() if part.succeeded}
+    models = sorted(carried) or result.models()
+    out = {"model": model or (models[0] if len(models) == 1 else None)}
+    out.update({name: getattr(result, name) for name in JSON_FIELDS})
+    out["cost_usd"] = result.cost_usd
+    if len(models) > 1:
+        out["by_model"] = {
+            name: {
+                **{field: getattr(part, field) for field in JSON_FIELDS},
+                "cost_usd": pricing.nanos_to_usd(part.cost_nanos),
+            }
+            for name, part in sorted(carried.items())
+        }
+    return out
+
+
+def _table(target: str, report: dict, result, batch: bool) -> str:
+    lines = [
+        f"file        {target}",
+        f"model       {report['model'] or 'several (see below)'}"
+        f"  ({'batch' if batch else 'online'} rates)",
+        f"rows        {result.rows:,}  succeeded {result.succeeded:,}  failed {result.failed:,}"
+        f"  malformed {result.malformed:,}",
+    ]
+    tokens = [
+        ("prompt", result.prompt_tokens),
+        ("cached", result.cached_tokens),
+        ("candidates", result.candidates_tokens),
+        ("thoughts", result.thoughts_tokens),
+        ("tool use", result.tool_use_prompt_tokens),
+        ("audio", result.audio_prompt_tokens),
+        ("embedding", result.embedding_tokens),
+    ]
+    lines.append("tokens      " + "  ".join(f"{name} {value:,}" for name, value in tokens if value))
+    lines.append(f"cost        ${report['cost_usd']} USD")
+    for name, part in report.get("by_model", {}).items():
+        lines.append(f"  {name:<32} rows {part['rows']:,}  ${part['cost_usd']}")
+    for sample in result.failed_samples:
+        lines.append(f"failed      line {sample['line']}: {sample['message'][:120]}")
+    for sample in result.malformed_samples:
+        lines.append(f"malformed   line {sample['line']}: {sample['error'][:120]}")
+    return "\n".join(lines)
+
+
+def run_cost(args) -> int:
+    from shared.cost import pricing, usage
+
+    model = None
+    if args.model:
+        try:
+            model = pricing.resolve_model(args.model)
+        except pricing.UnknownModelError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        result = usage.parse_predictions(_chunks(args.target), model=model, batch=not args.online)
+    except usage.ObjectGone as exc:
+        raise CliError(str(exc)) from None
+    except FileNotFoundError:
+        raise CliError(f"{args.target}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{args.target}: is a directory, expected a predictions file") from None
+    except PermissionError as exc:
+        raise CliError(f"{args.target}: {exc.strerror or exc}") from None
+    if result.unpriced_rows:
+        names = sorted({str(s["model"]) for s in result.unpriced_samples})
+        raise CliError(
+            f"{result.unpriced_rows} row(s) name a model with no price "
+            f"({', '.join(names)}); pass --model, known models: "
+            f"{', '.join(pricing.known_models())}"
+        )
+    report = cost_report(result, model)
+    if args.json:
+        print(json.dumps(report, separators=(", ", ": ")))
+    else:
+        print(_table(args.target, report, result, not args.online))
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cost",
+        help="price a predictions file offline",
+        description="Count and price every row of a Vertex batch predictions file "
+        "(a local path or gs://bucket/object) with the gateway's price table.",
+    )
+    parser.add_argument("target", metavar="PATH_OR_GS_URI")
+    parser.add_argument(
+        "--model", help="the job's model (default: each row's response.modelVersion)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--online", action="store_true", help="price at online rates instead of batch rates"
+    )
+    parser.set_defaults(func=run_cost)

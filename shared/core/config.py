@@ -1,0 +1,330 @@
+"""Configuration: environment settings and the LiteLLM-compatible model list, each read once.
+
+Settings come from the environment (Terraform sets them on each function; the local stack
+sets them for the processes it starts). `ENV_BY_FUNCTION` says which function reads which
+variable: the infra contract tests hold the Terraform to it.
+"""
+
+import functools
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import yaml
+
+from shared.core.errors import ApiError
+
+COMMON_ENV = ("VBG_PROJECT", "VBG_FIRESTORE_DATABASE", "VBG_CONFIG", "VBG_LOG_LEVEL")
+ENV_BY_FUNCTION = {
+    "passthrough": (
+        *COMMON_ENV,
+        "VBG_MASTER_KEY",
+        "VBG_EVENTS_TOPIC",
+        "VBG_VERTEX_ENDPOINT",
+        "VBG_MAX_BODY_BYTES",
+        "VBG_ESTIMATE_READ_LIMIT_BYTES",
+        "VBG_STAGING_BUCKET",
+    ),
+    "on_job_event": (
+        *COMMON_ENV,
+        "VBG_ALERTS_TOPIC",
+        "VBG_VERTEX_ENDPOINT",
+        "VBG_STUCK_QUEUED_HOURS",
+        "VBG_STUCK_RUNNING_HOURS",
+        "VBG_SYNC_MAX_JOBS",
+        "VBG_SYNC_CONCURRENCY",
+        "VBG_ALERT_WEBHOOK_URL",
+        "VBG_ALERT_WEBHOOK_SECRET",
+    ),
+    # Budget alerts are sent when a cost lands, so from here too.
+    "on_output_finalized": (
+        *COMMON_ENV,
+        "VBG_ALERTS_TOPIC",
+        "VBG_ALERT_WEBHOOK_URL",
+        "VBG_ALERT_WEBHOOK_SECRET",
+    ),
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the entry, the field and the line."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _positive_number(name: str, default: str) -> Decimal:
+    raw = _env(name, default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    firestore_database: str
+    config_path: str
+    master_key: str
+    events_topic: str
+    alerts_topic: str
+    vertex_endpoint: str
+    max_body_bytes: int
+    estimate_read_limit_bytes: int
+    stuck_queued_hours: Decimal
+    stuck_running_hours: Decimal
+    sync_max_jobs: int
+    sync_concurrency: int
+    alert_webhook_url: str
+    staging_bucket: str = ""
+    alert_webhook_secret: str = field(repr=False, default="")
+
+
+@functools.cache
+def settings() -> Settings:
+    """Read once per process; a bad value fails the cold start loudly, not a request later."""
+    project = _env("VBG_PROJECT") or _env("GOOGLE_CLOUD_PROJECT") or "vbg-local"
+    return Settings(
+        project=project,
+        firestore_database=_env("VBG_FIRESTORE_DATABASE", "(default)"),
+        config_path=_env("VBG_CONFIG", "config.yaml"),
+        master_key=_env("VBG_MASTER_KEY"),
+        events_topic=_env("VBG_EVENTS_TOPIC", "batch-job-events"),
+        alerts_topic=_env("VBG_ALERTS_TOPIC", "batch-job-alerts"),
+        vertex_endpoint=_env("VBG_VERTEX_ENDPOINT").rstrip("/"),
+        max_body_bytes=int(_positive_number("VBG_MAX_BODY_BYTES", "1048576")),
+        estimate_read_limit_bytes=int(
+            _positive_number("VBG_ESTIMATE_READ_LIMIT_BYTES", str(64 * 1024 * 1024))
+        ),
+        stuck_queued_hours=_positive_number("VBG_STUCK_QUEUED_HOURS", "6"),
+        stuck_running_hours=_positive_number("VBG_STUCK_RUNNING_HOURS", "24"),
+        sync_max_jobs=int(_positive_number("VBG_SYNC_MAX_JOBS", "500")),
+        sync_concurrency=int(_positive_number("VBG_SYNC_CONCURRENCY", "16")),
+        alert_webhook_url=_env("VBG_ALERT_WEBHOOK_URL"),
+        alert_webhook_secret=_env("VBG_ALERT_WEBHOOK_SECRET"),
+        # The gateway-owned bucket keys cannot write: sealed inputs, uploaded files.
+        staging_bucket=_env("VBG_STAGING_BUCKET").removeprefix("gs://").strip("/"),
+    )
+
+
+# --- the model list -----------------------------------------------------------------------
+
+# LiteLLM price fields a deployment may override (USD per token, as LiteLLM writes them).
+PRICE_OVERRIDE_FIELDS = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_token_batches",
+    "output_cost_per_token_batches",
+    "cache_read_input_token_cost",
+    "input_cost_per_audio_token",
+    "input_cost_per_token_above_200k_tokens",
+    "output_cost_per_token_above_200k_tokens",
+)
+LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
+ENTRY_KEYS = ("model_name", "litellm_params", "model_info")
+# Sections of a LiteLLM proxy config that mean nothing to the gateway: accepted, not used,
+# so that users can bring the file they already run.
+IGNORED_SECTIONS = (
+    "litellm_settings",
+    "general_settings",
+    "router_settings",
+    "environment_variables",
+)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One real place a public model name can run: a publisher model in a project+location."""
+
+    model_name: str
+    model: str
+    project: str
+    location: str
+    credentials: str | None = None
+    price_overrides: tuple[tuple[str, Decimal], ...] = ()
+    index: int = 0
+
+    @property
+    def model_resource(self) -> str:
+        return (
+            f"projects/{self.project}/locations/{self.location}/publishers/google/models/"
+            f"{self.model}"
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.project}/{self.location}/{self.model}"
+
+    def describe(self) -> dict:
+        return {
+            "modelName": self.model_name,
+            "model": self.model,
+            "project": self.project,
+            "location": self.location,
+        }
+
+
+@dataclass(frozen=True)
+class ModelList:
+    deployments: tuple[Deployment, ...]
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted({d.model_name for d in self.deployments})
+
+    def deployments_for(self, model_name: str) -> list[Deployment]:
+        return [d for d in self.deployments if d.model_name == model_name]
+
+    def find(self, described: dict) -> Deployment | None:
+        """The deployment a job record names (its `deployment` map), if the config has it."""
+        for deployment in self.deployments:
+            wanted = deployment.describe()
+            if all(described.get(k) == v for k, v in wanted.items()):
+                return deployment
+        return None
+
+    def locations(self) -> list[tuple[str, str]]:
+        """Distinct (project, location) pairs, in config order."""
+        seen: dict[tuple[str, str], None] = {}
+        for d in self.deployments:
+            seen.setdefault((d.project, d.location), None)
+        return list(seen)
+
+
+def _line(node) -> int:
+    return node.start_mark.line + 1
+
+
+def _mapping(node, where: str) -> dict:
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{where} (line {_line(node)}) must be a mapping")
+    return {key.value: (key, value) for key, value in node.value}
+
+
+def _scalar(node, where: str, *, allow_null: bool = False) -> str | None:
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag.endswith(":null"):
+            if allow_null:
+                return None
+            raise ConfigError(f"{where} (line {_line(node)}) must not be empty")
+        text = str(node.value).strip()
+        if text:
+            return text
+    raise ConfigError(f"{where} (line {_line(node)}) must be a non-empty string")
+
+
+def _deployment(node, index: int) -> Deployment:
+    where = f"model_list[{index}]"
+    entry = _mapping(node, where)
+    for name, (key, _) in entry.items():
+        if name not in ENTRY_KEYS:
+            raise ConfigError(
+                f"{where}: unknown field {name!r} at line {_line(key)}; "
+                f"expected {', '.join(ENTRY_KEYS)}"
+            )
+    if "model_name" not in entry:
+        raise ConfigError(f"{where} (line {_line(node)}): model_name is required")
+    if "litellm_params" not in entry:
+        raise ConfigError(f"{where} (line {_line(node)}): litellm_params is required")
+    model_name = _scalar(entry["model_name"][1], f"{where}.model_name")
+    params_node = entry["litellm_params"][1]
+    params = _mapping(params_node, f"{where}.litellm_params")
+    overrides = []
+    for name, (key, value) in params.items():
+        field_where = f"{where}.litellm_params.{name}"
+        if name in PRICE_OVERRIDE_FIELDS:
+            raw = _scalar(value, field_where)
+            try:
+                price = Decimal(raw)
+            except InvalidOperation:
+                raise ConfigError(
+                    f"{field_where} (line {_line(value)}) must be a number, got {raw!r}"
+                ) from None
+            if price < 0:
+                raise ConfigError(f"{field_where} (line {_line(value)}) must not be negative")
+            overrides.append((name, price))
+        elif name not in LITELLM_PARAMS:
+            raise ConfigError(
+                f"{where}.litellm_params: unknown field {name!r} at line {_line(key)}; "
+                f"expected {', '.join(LITELLM_PARAMS + PRICE_OVERRIDE_FIELDS)}"
+            )
+    for required in ("model", "vertex_project", "vertex_location"):
+        if required not in params:
+            raise ConfigError(
+                f"{where}.litellm_params (line {_line(params_node)}): {required} is required"
+            )
+    model = _scalar(params["model"][1], f"{where}.litellm_params.model")
+    if "/" in model:
+        provider, _, model = model.partition("/")
+        if provider not in ("vertex_ai", "vertex_ai_beta") or not model:
+            raise ConfigError(
+                f"{where}.litellm_params.model (line {_line(params['model'][1])}): "
+                f"expected vertex_ai/<publisher model>, got {provider}/{model}"
+            )
+    credentials = None
+    if "vertex_credentials" in params:
+        credentials = _scalar(
+            params["vertex_credentials"][1],
+            f"{where}.litellm_params.vertex_credentials",
+            allow_null=True,
+        )
+    return Deployment(
+        model_name=model_name,
+        model=model,
+        project=_scalar(params["vertex_project"][1], f"{where}.litellm_params.vertex_project"),
+        location=_scalar(params["vertex_location"][1], f"{where}.litellm_params.vertex_location"),
+        credentials=credentials,
+        price_overrides=tuple(overrides),
+        index=index,
+    )
+
+
+def parse_model_list(text: str, source: str = "<config>") -> ModelList:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if root is None:
+        raise ConfigError(f"{source}: empty; it needs a model_list")
+    top = _mapping(root, source)
+    for name, (key, _) in top.items():
+        if name != "model_list" and name not in IGNORED_SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown top-level key {name!r} at line {_line(key)}; "
+                f"expected model_list (LiteLLM sections {', '.join(IGNORED_SECTIONS)} "
+                "are accepted and ignored)"
+            )
+    if "model_list" not in top:
+        raise ConfigError(f"{source}: model_list is required")
+    entries = top["model_list"][1]
+    if not isinstance(entries, yaml.SequenceNode) or not entries.value:
+        raise ConfigError(f"{source}: model_list (line {_line(entries)}) must be a non-empty list")
+    try:
+        deployments = tuple(_deployment(node, i) for i, node in enumerate(entries.value))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return ModelList(deployments)
+
+
+@functools.cache
+def model_list() -> ModelList:
+    path = settings().config_path
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the model list {path!r} (VBG_CONFIG): {exc}") from None
+    return parse_model_list(text, source=path)
+
+
+def model_list_or_error() -> ModelList:
+    """The model list, or a 500 in the envelope that says what is wrong with the config."""
+    try:
+        return model_list()
+    except ConfigError as exc:
+        raise ApiError(500, f"gateway misconfigured: {exc}") from None

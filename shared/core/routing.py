@@ -1,0 +1,46 @@
+"""From what a client names as `model` to the deployments that can run it."""
+
+import re
+
+from shared.core.config import Deployment, ModelList
+from shared.core.errors import invalid_argument, permission_denied
+
+MODEL_PATH = re.compile(
+    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?models/(?P<name>[^/@]+)(?:@.+)?$"
+)
+
+
+def public_model_name(model: str) -> str:
+    """`gemini-2.5-flash`, `publishers/google/models/gemini-2.5-flash` or the full path."""
+    text = (model or "").strip()
+    match = MODEL_PATH.match(text)
+    if match:
+        return match["name"]
+    if "/" in text:
+        raise invalid_argument(
+            f"`model` {model!r} is not a model name or a publisher model path "
+            "(publishers/google/models/NAME).",
+            field="model",
+        )
+    return text.split("@", 1)[0]
+
+
+def resolve(model: str, models: ModelList, allowed: tuple[str, ...] | None) -> list[Deployment]:
+    """The deployments for a request's model, in config (failover) order.
+
+    `allowed` is the caller's model list (None or empty = all).
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise invalid_argument("`model` is required, e.g. gemini-2.5-flash.", field="model")
+    name = public_model_name(model)
+    deployments = models.deployments_for(name)
+    if not deployments:
+        raise invalid_argument(
+            f"Unknown model {name!r}. Known models: {', '.join(models.model_names)}.",
+            field="model",
+        )
+    if allowed and name not in allowed:
+        raise permission_denied(
+            f"This key may not use model {name!r}. Allowed models: {', '.join(allowed)}."
+        )
+    return deployments

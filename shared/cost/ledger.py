@@ -1,0 +1,313 @@
+"""Cost records, job totals and spend rollups, each written exactly once per object generation.
+
+Documents (integer counters: `usage.COUNTER_FIELDS`, i.e. rows, succeeded, failed, malformed,
+prompt_tokens, cached_tokens, candidates_tokens, thoughts_tokens, tool_use_prompt_tokens,
+audio_prompt_tokens, embedding_tokens, cost_nanos, unpriced_rows, no_usage_rows):
+
+- `jobs/{job_id}/outputs/{record_id}`: the cost record of one object generation;
+  `record_id` = sha256 hex of `bucket/object#generation`. Fields: `bucket`, `name`, `uri`,
+  `generation` (int), `size`, `model`, `counters` (map), `by_model` (model -> counters),
+  `failed_samples`, `malformed_samples`, `unpriced_samples`, `created`, `superseded` (bool),
+  `superseded_by` (record id or null).
+- `jobs/{job_id}/objects/{object_id}`: the generation of one object that currently counts;
+  `object_id` = sha256 hex of `bucket/object`. Fields: `uri`, `generation`, `record_id`,
+  `counters`, `rollups` (the rollup doc paths it was added to), `updated`.
+- `jobs/{job_id}.cost`: the job's totals (map of the counters), `cost_updated` (timestamp).
+- `spend_daily/{sha256 of day|key_id|model}`: `day` ("YYYY-MM-DD"), `key_id`, `alias`,
+  `team`, `model` (public name), the counters at top level, `updated`.
+- `spend_labels/{sha256 of day|key_id|label|value}`: `day`, `key_id`, `alias`, `team`,
+  `label` (name), `value`, the counters at top level, `updated`. One per label of the job.
+
+The day of a job's spend is the UTC day of its `create_time`: the day the budget admitted it,
+so one job's cost lands in one day whenever its files arrive, and a replaced generation is
+subtracted from the rollups it was added to.
+
+Exactly once, without transactions (contended ones are slow, on the emulator very): read the
+record (exists: done) and the object doc (this or a newer generation counts: done), then
+commit ONE batch that creates the record (precondition: absent), creates the object doc or
+updates it (precondition: unchanged since the read), marks the old record superseded, and
+adds (new - old) counters to the job and the rollups with `Increment`. A concurrent writer
+makes the batch fail whole on a precondition; then it is re-read and retried, and a duplicate
+finds the record and writes nothing.
+
+Queries (composite indexes production needs, declared in Terraform):
+- `spend_daily`: (`key_id` ASC, `day` ASC), (`team` ASC, `day` ASC).
+- `spend_labels`: (`label` ASC, `day` ASC), (`key_id` ASC, `day` ASC), (`team` ASC, `day` ASC).
+"""
+
+import hashlib
+import json
+import random
+import time
+from datetime import UTC, date, datetime
+
+from shared.core import clients, logs
+from shared.cost.usage import COUNTER_FIELDS
+
+OUTPUTS = "outputs"
+OBJECTS = "objects"
+DAILY = "spend_daily"
+LABELS = "spend_labels"
+WRITE_ATTEMPTS = 8
+SAMPLE_BYTES = 4096
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_id(bucket: str, name: str, generation: int) -> str:
+    return _sha(f"{bucket}/{name}#{int(generation)}")
+
+
+def object_id(bucket: str, name: str) -> str:
+    return _sha(f"{bucket}/{name}")
+
+
+def _job_ref(job_id: str):
+    return clients.firestore().collection("jobs").document(job_id)
+
+
+def spend_day(job: dict) -> str:
+    created = job.get("create_time")
+    if isinstance(created, datetime):
+        return created.astimezone(UTC).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
+
+
+def _rollup_docs(job: dict) -> dict[str, dict]:
+    """Rollup doc path -> the descriptive fields it carries, for one job's spend."""
+    day = spend_day(job)
+    key_id = job.get("owner_key_id") or ""
+    common = {
+        "day": day,
+        "key_id": key_id,
+        "alias": job.get("owner_alias") or "",
+        "team": job.get("team") or "",
+    }
+    model = job.get("model") or ""
+    docs = {f"{DAILY}/{_sha(f'{day}|{key_id}|{model}')}": {**common, "model": model}}
+    for label, value in sorted((job.get("labels") or {}).items()):
+        path = f"{LABELS}/{_sha(f'{day}|{key_id}|{label}|{value}')}"
+        docs[path] = {**common, "label": label, "value": value}
+    return docs
+
+
+def _bounded(samples: list[dict]) -> list[dict]:
+    """Samples stay small: a failed row may echo a huge request, and a doc holds 1 MiB."""
+    out = []
+    for sample in samples:
+        text = json.dumps(sample, default=str)
+        if len(text) > SAMPLE_BYTES:
+            sample = {"truncated": True, "json": text[:SAMPLE_BYTES]}
+        out.append(sample)
+    return out
+
+
+def _counters(usage) -> dict[str, int]:
+    return {name: int(getattr(usage, name)) for name in COUNTER_FIELDS}
+
+
+def record_file(
+    *, job_id: str, job: dict, bucket: str, name: str, generation: int, size, usage
+) -> bool:
+    """Record one object generation's usage; True when anything changed (see the docstring)."""
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    generation = int(generation)
+    client = clients.firestore()
+    job_ref = _job_ref(job_id)
+    rid = record_id(bucket, name, generation)
+    rec_ref = job_ref.collection(OUTPUTS).document(rid)
+    obj_ref = job_ref.collection(OBJECTS).document(object_id(bucket, name))
+    new = _counters(usage)
+    rollups = _rollup_docs(job)
+    now = datetime.now(UTC)
+    record = {
+        "bucket": bucket,
+        "name": name,
+        "uri": f"gs://{bucket}/{name}",
+        "generation": generation,
+        "size": int(size) if size not in (None, "") else None,
+        "model": job.get("model"),
+        "counters": new,
+        "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
+        "failed_samples": _bounded(usage.failed_samples),
+        "malformed_samples": _bounded(usage.malformed_samples),
+        "unpriced_samples": _bounded(getattr(usage, "unpriced_samples", [])),
+        "created": now,
+        "superseded": False,
+        "superseded_by": None,
+    }
+
+    def attempt() -> dict | None:
+        """One optimistic try: read the object doc, then one batch whose preconditions fail
+        if the record exists or the object doc changed since the read."""
+        current = obj_ref.get()
+        old = current.to_dict() if current.exists else None
+        if old and int(old.get("generation") or 0) >= generation:
+            return {"stale": old.get("generation")}
+        deltas: dict[str, dict[str, int]] = {path: dict(new) for path in rollups}
+        job_delta = dict(new)
+        batch = client.batch()
+        batch.create(rec_ref, record)
+        object_fields = {
+            "uri": record["uri"],
+            "generation": generation,
+            "record_id": rid,
+            "counters": new,
+            "rollups": sorted(rollups),
+            "updated": now,
+        }
+        if old:
+            batch.update(
+                obj_ref,
+                object_fields,
+                option=client.write_option(last_update_time=current.update_time),
+            )
+            old_counters = old.get("counters") or {}
+            for field in COUNTER_FIELDS:
+                job_delta[field] -= int(old_counters.get(field) or 0)
+            for path in old.get("rollups") or []:
+                target = deltas.setdefault(path, dict.fromkeys(COUNTER_FIELDS, 0))
+                for field in COUNTER_FIELDS:
+                    target[field] -= int(old_counters.get(field) or 0)
+            if old.get("record_id"):
+                batch.update(
+                    job_ref.collection(OUTPUTS).document(old["record_id"]),
+                    {"superseded": True, "superseded_by": rid},
+                )
+        else:
+            batch.create(obj_ref, object_fields)
+        job_update = {f"cost.{f}": firestore.Increment(v) for f, v in job_delta.items() if v}
+        batch.update(job_ref, {**job_update, "cost_updated": now})
+        for path, delta in deltas.items():
+            increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
+            if not increments and path not in rollups:
+                continue
+            fields = {**rollups.get(path, {}), **increments, "updated": now}
+            batch.set(client.document(path), fields, merge=True)
+        batch.commit()
+        return {"replaced": old.get("generation") if old else None}
+
+    outcome = None
+    for round_ in range(WRITE_ATTEMPTS):
+        if rec_ref.get().exists:
+            outcome = None
+            break
+        try:
+            outcome = attempt()
+            break
+        except (exceptions.AlreadyExists, exceptions.Conflict, exceptions.FailedPrecondition):
+            # A concurrent writer won: the record exists now, or the object doc moved on.
+            time.sleep(random.uniform(0, 0.05 * 2**round_))
+    else:
+        raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
+    uri = f"gs://{bucket}/{name}#{generation}"
+    if outcome is None:
+        logs.info("cost record exists; nothing to do", job_id=job_id, uri=uri, record_id=rid)
+        return False
+    if "stale" in outcome:
+        logs.info(
+            "an equal or newer generation already counts; nothing to do",
+            job_id=job_id,
+            uri=uri,
+            current_generation=outcome["stale"],
+        )
+        return False
+    logs.info(
+        "cost recorded",
+        job_id=job_id,
+        uri=uri,
+        record_id=rid,
+        replaced_generation=outcome["replaced"],
+        cost_nanos=new["cost_nanos"],
+        rows=new["rows"],
+    )
+    return True
+
+
+def has_record(job_id: str, bucket: str, name: str, generation) -> bool:
+    ref = _job_ref(job_id).collection(OUTPUTS).document(record_id(bucket, name, int(generation)))
+    return ref.get().exists
+
+
+def job_cost(job_id: str) -> dict | None:
+    """The job's totals, its per-file records (oldest first) and samples; None: no job."""
+    snapshot = _job_ref(job_id).get()
+    if not snapshot.exists:
+        return None
+    job = snapshot.to_dict()
+    records = [s.to_dict() | {"id": s.id} for s in _job_ref(job_id).collection(OUTPUTS).stream()]
+    records.sort(key=lambda r: (r.get("created") or datetime.min.replace(tzinfo=UTC), r["uri"]))
+    totals = {f: int((job.get("cost") or {}).get(f) or 0) for f in COUNTER_FIELDS}
+    live = [r for r in records if not r.get("superseded")]
+    samples = {
+        kind: [{"uri": r["uri"], **s} for r in live for s in r.get(kind) or []]
+        for kind in ("failed_samples", "malformed_samples", "unpriced_samples")
+    }
+    return {"job_id": job_id, "job": job, "totals": totals, "records": records, **samples}
+
+
+def _parse_day(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else date.fromisoformat(value).isoformat()
+
+
+def daily_rows(
+    *, start: date | str, end: date | str, key_id: str | None = None, team: str | None = None
+) -> list[dict]:
+    """`spend_daily` docs with start <= day <= end, for one key, one team, or all."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = clients.firestore().collection(DAILY)
+    if key_id is not None:
+        query = query.where(filter=FieldFilter("key_id", "==", key_id))
+    elif team is not None:
+        query = query.where(filter=FieldFilter("team", "==", team))
+    query = query.where(filter=FieldFilter("day", ">=", _parse_day(start))).where(
+        filter=FieldFilter("day", "<=", _parse_day(end))
+    )
+    rows = [s.to_dict() for s in query.stream()]
+    if key_id is not None and team is not None:
+        rows = [r for r in rows if r.get("team") == team]
+    return rows
+
+
+def label_rows(
+    *,
+    label: str,
+    start: date | str,
+    end: date | str,
+    key_id: str | None = None,
+    team: str | None = None,
+) -> list[dict]:
+    """`spend_labels` docs of one label name in the period, for one key, one team, or all."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = clients.firestore().collection(LABELS)
+    if key_id is not None:
+        query = query.where(filter=FieldFilter("key_id", "==", key_id))
+    elif team is not None:
+        query = query.where(filter=FieldFilter("team", "==", team))
+    else:
+        query = query.where(filter=FieldFilter("label", "==", label))
+    query = query.where(filter=FieldFilter("day", ">=", _parse_day(start))).where(
+        filter=FieldFilter("day", "<=", _parse_day(end))
+    )
+    rows = [s.to_dict() for s in query.stream()]
+    return [
+        r
+        for r in rows
+        if r.get("label") == label
+        and (key_id is None or r.get("key_id") == key_id)
+        and (team is None or r.get("team") == team)
+    ]
+
+
+def spend_nanos(
+    *, start: date, end: date, key_id: str | None = None, team: str | None = None
+) -> int:
+    """Actual spend (nano-dollars) of jobs created from `start` to `end`, both days included."""
+    rows = daily_rows(start=start, end=end, key_id=key_id, team=team)
+    return sum(int(r.get("cost_nanos") or 0) for r in rows)

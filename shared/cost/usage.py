@@ -1,0 +1,1078 @@
+"""Streaming parser of Vertex batch prediction files: rows, tokens and exact cost.
+
+Memory stays flat whatever the file size: the input is a stream of large chunks, lines are
+found in place (the partial last line is carried to the next chunk), and only a chunk's
+complete lines are held at a time. A line longer than `max_line_bytes` is counted malformed.
+
+json.loads of every line is the reference semantics; three ways reach it faster, each held to
+it by tests/cost/test_usage_fast.py on valid, adversarial and corrupt lines:
+- msgspec, when installed: a chunk's lines are decoded in one call into structs holding only
+  `status`, `response.usageMetadata` (counts typed as non-negative integers, modality details
+  raw), `response.modelVersion` and `predictions`; msgspec still validates every byte, so a
+  line is accepted only if it is JSON (it also rejects NaN and lone surrogates, which
+  json.loads takes, and counts of another type: those lines, like any it rejects, get
+  json.loads). The chunk's rows are then summed column by column in C (`_Parser.bulk`): no
+  Python runs per common row; failed, audio, long-context and other-model rows are found by
+  the same column operations and counted one by one.
+- without it, with the job's model priced in exact integers, `_Parser.block`: one regex pass
+  per chunk proves, for rows written the way Vertex writes them (status first, response last),
+  where the usage block sits without decoding the row (see its docstring). It does not
+  validate the request echo between the two: a line whose middle alone is corrupt (not
+  something a writer of whole lines produces; two glued rows or a row cut short are caught)
+  would be counted from its usage.
+- otherwise (unknown job model, embedding models, fractional overrides), line by line: the
+  `"usageMetadata"` and `"status"` members are found with bytes searches and only they (and
+  the members after them) are decoded; whenever that cannot be proven, json.loads.
+A line left over by the first two gets json.loads directly.
+
+Row formats:
+- Gemini: `response.usageMetadata` (promptTokenCount includes cachedContentTokenCount;
+  thoughtsTokenCount is output; toolUsePromptTokenCount is input; promptTokensDetails and
+  cacheTokensDetails by modality), `response.modelVersion`.
+- text-embedding-00x: `predictions[].embeddings.statistics.token_count`.
+- gemini-embedding: `response.usageMetadata.promptTokenCount`.
+- failed rows: a non-empty `status`; cost 0, message sampled.
+
+Cost: rows are priced exactly in sub-units (shared/pricing.py) and summed exactly; each
+model's total in the file is rounded half-up to nano-dollars once, and the file's cost is the
+sum of its models' costs. Chunking never changes the result.
+"""
+
+import json
+import queue
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from itertools import compress
+from operator import attrgetter
+from pathlib import Path
+from typing import Annotated
+
+from shared.cost import pricing
+
+try:  # optional accelerator: validates every line in full, decodes only the members used
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None
+
+CHUNK_SIZE = 8 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024
+SAMPLE_LIMIT = 5
+SAMPLE_TEXT_CHARS = 200
+
+_raw_decode = json.JSONDecoder().raw_decode
+_scan_once = json.JSONDecoder().scan_once
+_WS = re.compile(r"[ \t\n\r]*")
+_TOKEN_COUNT = re.compile(rb'"token_count"[ \t\n\r]*:[ \t\n\r]*(-?\d+)')
+_STATUS_FIRST = re.compile(rb'\{[ \t\n\r]*"status"[ \t\n\r]*:[ \t\n\r]*')
+_BACKSLASH = 0x5C
+_OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
+
+# The block fast path (see `_Parser.block`): one regex pass per chunk finds every row whose
+# line ends with a usage block of plain integer counts followed only by flat members that close
+# exactly two objects, i.e. `"usageMetadata"` sits at depth 2 of the row.
+_J_WS = rb"[ \t\r]*"
+_J_INT = rb"(?:0|[1-9][0-9]*)"
+_J_DETAIL_MEMBER = (
+    rb'"(?:modality"' + _J_WS + rb":" + _J_WS + rb'"[A-Z_]*"'
+    rb'|tokenCount"' + _J_WS + rb":" + _J_WS + _J_INT + rb")"
+)
+_J_DETAIL = (
+    rb"\{"
+    + _J_WS
+    + rb"(?:"
+    + _J_DETAIL_MEMBER
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_DETAIL_MEMBER
+    + rb")*)?"
+    + _J_WS
+    + rb"\}"
+)
+_J_USAGE_VALUE = (
+    _J_INT
+    + rb"|\["
+    + _J_WS
+    + rb"(?:"
+    + _J_DETAIL
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_DETAIL
+    + rb")*)?"
+    + _J_WS
+    + rb"\]"
+)
+_J_USAGE_MEMBER = rb'"[A-Za-z]+"' + _J_WS + rb":" + _J_WS + rb"(?:" + _J_USAGE_VALUE + rb")"
+_J_USAGE = (
+    rb"\{"
+    + _J_WS
+    + rb"(?:"
+    + _J_USAGE_MEMBER
+    + rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + _J_USAGE_MEMBER
+    + rb")*)?"
+    + _J_WS
+    + rb"\}"
+)
+_J_FLAT = (
+    rb'(?:"[^"\\\x00-\x1f]*"|-?' + _J_INT + rb"(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+)
+_J_FLAT_MEMBERS = (
+    rb"(?:"
+    + _J_WS
+    + rb","
+    + _J_WS
+    + rb'"(?!usageMetadata"|status")[A-Za-z_]+"'
+    + _J_WS
+    + rb":"
+    + _J_WS
+    + _J_FLAT
+    + rb")*"
+)
+_USAGE_TAIL = re.compile(
+    rb'"usageMetadata"'
+    + _J_WS
+    + rb":"
+    + _J_WS
+    + rb"("
+    + _J_USAGE
+    + rb")"
+    + _J_FLAT_MEMBERS
+    + _J_WS
+    + rb"\}"
+    + _J_FLAT_MEMBERS
+    + _J_WS
+    + rb"\}"
+    + _J_WS
+    + rb"\n"
+)
+_STATUS_HEAD = re.compile(
+    rb"\{" + _J_WS + rb'"status"' + _J_WS + rb":" + _J_WS + rb'""' + _J_WS + rb","
+)
+_USAGE_INTS = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)")
+
+
+if msgspec is not None:
+    _Tokens = Annotated[int, msgspec.Meta(ge=0)]
+    _NO_DETAILS = msgspec.Raw(b"")
+
+    class _MUsage(msgspec.Struct):
+        """Counts as plain non-negative integers (anything else fails the decode: the line
+        then takes the reference path); the modality details kept raw, searched in bulk."""
+
+        promptTokenCount: _Tokens = 0
+        cachedContentTokenCount: _Tokens = 0
+        candidatesTokenCount: _Tokens = 0
+        thoughtsTokenCount: _Tokens = 0
+        toolUsePromptTokenCount: _Tokens = 0
+        promptTokensDetails: msgspec.Raw = _NO_DETAILS
+        cacheTokensDetails: msgspec.Raw = _NO_DETAILS
+
+    class _MResponse(msgspec.Struct):
+        usageMetadata: _MUsage | None = None
+        modelVersion: object = None
+
+    class _MRow(msgspec.Struct):
+        status: object = None
+        response: _MResponse | None = None
+        predictions: object = None
+
+    _DECODER = msgspec.json.Decoder(_MRow)
+    _EMPTY_RESPONSE = _MResponse()
+    _EMPTY_USAGE = _MUsage()
+else:  # pragma: no cover - depends on the environment
+    _DECODER = None
+
+_STATUS = attrgetter("status")
+_RESPONSE = attrgetter("response")
+_PREDICTIONS = attrgetter("predictions")
+_USAGE = attrgetter("usageMetadata")
+_VERSION = attrgetter("modelVersion")
+_PROMPT_TOKENS = attrgetter("promptTokenCount")
+_CACHED_TOKENS = attrgetter("cachedContentTokenCount")
+_CANDIDATES_TOKENS = attrgetter("candidatesTokenCount")
+_THOUGHTS_TOKENS = attrgetter("thoughtsTokenCount")
+_TOOL_USE_TOKENS = attrgetter("toolUsePromptTokenCount")
+_PROMPT_DETAILS = attrgetter("promptTokensDetails")
+_CACHE_DETAILS = attrgetter("cacheTokensDetails")
+
+
+class ObjectGone(FileNotFoundError):
+    """The prediction object no longer exists (or that generation is gone): permanent."""
+
+
+class _Unsure(Exception):
+    """The fast path cannot prove its reading of a line: parse it in full."""
+
+
+class _Malformed(Exception):
+    """The line is not a usable row."""
+
+
+@dataclass
+class ModelUsage:
+    rows: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    malformed: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    candidates_tokens: int = 0
+    thoughts_tokens: int = 0
+    tool_use_prompt_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    embedding_tokens: int = 0
+    cost_nanos: int = 0
+    unpriced_rows: int = 0
+    no_usage_rows: int = 0
+
+    def counters(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(ModelUsage)}
+
+
+COUNTER_FIELDS = tuple(f.name for f in fields(ModelUsage))
+
+
+@dataclass
+class FileUsage(ModelUsage):
+    """The usage and cost of one prediction file (or any stream of rows).
+
+    `unpriced_rows`: succeeded rows with usage whose model is not in the price table (neither
+    the job's model nor the row's modelVersion is known); costed 0 and sampled, never silent.
+    `no_usage_rows`: succeeded rows without any usage block; costed 0.
+    """
+
+    by_model: dict[str, ModelUsage] = field(default_factory=dict)
+    failed_samples: list[dict] = field(default_factory=list)
+    malformed_samples: list[dict] = field(default_factory=list)
+    unpriced_samples: list[dict] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> str:
+        return pricing.nanos_to_usd(self.cost_nanos)
+
+    def to_dict(self) -> dict:
+        out = self.counters()
+        out["cost_usd"] = self.cost_usd
+        out["by_model"] = {
+            name: {**usage.counters(), "cost_usd": pricing.nanos_to_usd(usage.cost_nanos)}
+            for name, usage in sorted(self.by_model.items())
+        }
+        out["failed_samples"] = [dict(s) for s in self.failed_samples]
+        out["malformed_samples"] = [dict(s) for s in self.malformed_samples]
+        out["unpriced_samples"] = [dict(s) for s in self.unpriced_samples]
+        return out
+
+    def models(self) -> list[str]:
+        return sorted(self.by_model)
+
+
+@dataclass(frozen=True)
+class _Row:
+    status: object = None
+    usage: object = None
+    model_version: object = None
+    token_counts: tuple = ()
+    has_predictions: bool = False
+
+
+# --- the fast path ------------------------------------------------------------------------
+
+
+def _real_quote(line: bytes, pos: int) -> bool:
+    """Whether the quote at `pos` is JSON structure, not an escaped quote inside a string."""
+    slashes = 0
+    pos -= 1
+    while pos >= 0 and line[pos] == _BACKSLASH:
+        slashes += 1
+        pos -= 1
+    return slashes % 2 == 0
+
+
+_KEY_STATUS = re.compile(rb'"status"[ \t\n\r]*:')
+_KEY_USAGE = re.compile(rb'"usageMetadata"[ \t\n\r]*:')
+# The members after a key are proven by re-opening the objects around it with keys no row
+# can carry (a NUL character; rows holding an escaped NUL take the full path) and decoding
+# the rest of the line in one json.loads: it parses only if exactly that many objects close.
+_REOPEN = {1: '{"\\u0000v":', 2: '{"\\u0000o":{"\\u0000v":'}
+_VALUE, _OUTER = "\x00v", "\x00o"
+
+
+def _member_at(line: bytes, pos: int, key: re.Pattern, closes: int) -> tuple[object, list[dict]]:
+    """The value of the key whose quote is at `pos`, proven to sit `closes` objects deep.
+
+    Returns the value and, per enclosing object from the innermost, the members after it.
+    """
+    if not _real_quote(line, pos):
+        raise _Unsure
+    match = key.match(line, pos)
+    if match is None:
+        raise _Unsure
+    rest = line[match.end() :]
+    if b"\\u0000" in rest:
+        raise _Unsure
+    try:
+        text = _REOPEN[closes] + rest.decode("utf-8")
+        outer, end = _scan_once(text, 0)
+    except (ValueError, StopIteration):
+        raise _Unsure from None
+    if end != len(text) and _WS.match(text, end).end() != len(text):
+        raise _Unsure
+    if closes == 1:
+        return outer.pop(_VALUE), [outer]
+    inner = outer.pop(_OUTER)
+    return inner.pop(_VALUE), [inner, outer]
+
+
+def _fast_status(line: bytes) -> tuple[object, dict | None]:
+    """The top-level status (None when absent) and the top-level members after it."""
+    head = _STATUS_FIRST.match(line)
+    if head:
+        if line.startswith(b'""', head.end()):
+            return "", None
+        try:
+            value, _ = _raw_decode(line.decode("utf-8"), head.end())
+        except ValueError:
+            raise _Unsure from None
+        return value, None
+    pos = line.rfind(b'"status"')
+    if pos < 0:
+        return None, None
+    value, after = _member_at(line, pos, _KEY_STATUS, 1)
+    return value, after[0]
+
+
+def _fast_token_counts(line: bytes) -> tuple[int, ...]:
+    """token_count keys outside the echoed `instance` (which holds only the request)."""
+    skip_from = skip_to = -1
+    pos = line.rfind(b'"instance"')
+    if pos >= 0:
+        if line.find(b'"instance"', 0, pos) >= 0 or not _real_quote(line, pos):
+            raise _Unsure
+        try:
+            text = line[pos:].decode("utf-8")
+            _, i = _raw_decode(text, 0)
+            i = _WS.match(text, i).end()
+            if text[i : i + 1] != ":":
+                raise _Unsure
+            start = _WS.match(text, i + 1).end()
+            _, end = _raw_decode(text, start)
+        except (ValueError, IndexError):
+            raise _Unsure from None
+        # Offsets in characters; the instance is echoed input, so map them back via bytes.
+        skip_from = pos + len(text[:start].encode("utf-8"))
+        skip_to = pos + len(text[:end].encode("utf-8"))
+    counts = []
+    for match in _TOKEN_COUNT.finditer(line):
+        at = match.start()
+        if skip_from <= at < skip_to or not _real_quote(line, at):
+            continue
+        counts.append(int(match.group(1)))
+    return tuple(counts)
+
+
+def _fast_row(line: bytes, need_model_version: bool) -> _Row:
+    status, after_status = _fast_status(line)
+    if status:
+        return _Row(status=status)
+    if after_status and "response" in after_status:
+        response = after_status["response"]
+        if not isinstance(response, dict):
+            raise _Unsure
+        return _Row(
+            status=status,
+            usage=response.get("usageMetadata"),
+            model_version=response.get("modelVersion"),
+        )
+    pos = line.rfind(b'"usageMetadata"')
+    if pos < 0:
+        if b'"predictions"' in line:
+            if b'"request"' in line:
+                raise _Unsure
+            return _Row(status=status, token_counts=_fast_token_counts(line), has_predictions=True)
+        if need_model_version and b'"modelVersion"' in line:
+            raise _Unsure
+        return _Row(status=status)
+    if line.find(b'"usageMetadata"', 0, pos) >= 0:
+        raise _Unsure
+    usage, (in_response, top_level) = _member_at(line, pos, _KEY_USAGE, 2)
+    if "status" in top_level and top_level["status"] != status:
+        raise _Unsure
+    model_version = in_response.get("modelVersion")
+    if need_model_version and model_version is None and b'"modelVersion"' in line:
+        raise _Unsure
+    return _Row(status=status, usage=usage, model_version=model_version)
+
+
+def _full_row(line: bytes) -> _Row:
+    """The reference reading of a line: json.loads of all of it."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise _Malformed(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Malformed("not a JSON object")
+    status = obj.get("status")
+    if status:
+        return _Row(status=status)
+    response = obj.get("response")
+    usage = model_version = None
+    if isinstance(response, dict):
+        usage = response.get("usageMetadata")
+        model_version = response.get("modelVersion")
+    counts: list[int] = []
+    predictions = obj.get("predictions")
+    if isinstance(predictions, list):
+        for prediction in predictions:
+            if not isinstance(prediction, dict):
+                continue
+            embeddings = prediction.get("embeddings")
+            stats = embeddings.get("statistics") if isinstance(embeddings, dict) else None
+            if isinstance(stats, dict) and "token_count" in stats:
+                counts.append(stats["token_count"])
+    return _Row(
+        status=status,
+        usage=usage,
+        model_version=model_version,
+        token_counts=tuple(counts),
+        has_predictions=predictions is not None,
+    )
+
+
+def _one_value_per_line(data: bytes, pos: int, end: int, values: int) -> bool:
+    """Whether data[pos:end] (ending with a newline) holds `values` JSON values one per line.
+
+    msgspec's decode_lines reads a stream of values, not lines. `}` newline `{` occurs in JSON
+    only between two values (a string holds no raw newline, and values inside a container are
+    comma-separated), so when every newline sits so, each separates two values, and as many
+    values as lines means one value per line.
+    """
+    if data[pos] != _OPEN_BRACE or data[end - 2] != _CLOSE_BRACE:
+        return False
+    find = data.find
+    lines = 0
+    cut = find(b"\n", pos, end)
+    last = end - 1
+    while cut >= 0:
+        lines += 1
+        if cut != last and (data[cut - 1] != _CLOSE_BRACE or data[cut + 1] != _OPEN_BRACE):
+            return False
+        cut = find(b"\n", cut + 1, end)
+    return lines == values
+
+
+def _special_details(usage) -> bool:
+    """Modality details that may hold audio (an escape may spell AUDIO)."""
+    for raw in (usage.promptTokensDetails, usage.cacheTokensDetails):
+        data = bytes(raw)
+        if b"AUDIO" in data or b"\\" in data:
+            return True
+    return False
+
+
+def _raw_value(raw):
+    return msgspec.json.decode(raw) if len(raw) else None
+
+
+def _struct_row(row) -> _Row:
+    """A row decoded by msgspec as the reference reading would give it (no predictions)."""
+    if row.status:
+        return _Row(status=row.status)
+    response = row.response
+    if response is None:
+        return _Row(status=row.status)
+    usage = response.usageMetadata
+    if usage is not None:
+        usage = {
+            "promptTokenCount": usage.promptTokenCount,
+            "cachedContentTokenCount": usage.cachedContentTokenCount,
+            "candidatesTokenCount": usage.candidatesTokenCount,
+            "thoughtsTokenCount": usage.thoughtsTokenCount,
+            "toolUsePromptTokenCount": usage.toolUsePromptTokenCount,
+            "promptTokensDetails": _raw_value(usage.promptTokensDetails),
+            "cacheTokensDetails": _raw_value(usage.cacheTokensDetails),
+        }
+    return _Row(status=row.status, usage=usage, model_version=response.modelVersion)
+
+
+def _nth_line(data: bytes, pos: int, index: int) -> bytes:
+    for _ in range(index):
+        pos = data.find(b"\n", pos) + 1
+    return data[pos : data.find(b"\n", pos)]
+
+
+# --- accounting ---------------------------------------------------------------------------
+
+
+def _count(value) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Malformed(f"token count {value!r} is not a non-negative integer")
+    return value
+
+
+def _modality_tokens(details, modality: str) -> int:
+    if not isinstance(details, list):
+        return 0
+    total = 0
+    for item in details:
+        if isinstance(item, dict) and item.get("modality") == modality:
+            total += _count(item.get("tokenCount"))
+    return total
+
+
+(
+    _ROWS,
+    _SUCCEEDED,
+    _FAILED,
+    _MALFORMED,
+    _PROMPT,
+    _CACHED,
+    _CANDIDATES,
+    _THOUGHTS,
+    _TOOL_USE,
+    _AUDIO,
+    _EMBEDDING,
+    _COST,
+    _UNPRICED,
+    _NO_USAGE,
+) = range(len(COUNTER_FIELDS))
+
+
+class _Parser:
+    """Counts per model in flat int lists (one update per row); totals are summed at the end."""
+
+    def __init__(self, model, overrides, batch):
+        self.overrides = overrides
+        self.batch = batch
+        self.job_model = pricing.try_resolve(model) if model else None
+        self.raw_model = model
+        self.need_model_version = self.job_model is None
+        self.counts: dict[str, list[int]] = {}
+        self.malformed_rows = 0
+        self.failed_samples: list[dict] = []
+        self.malformed_samples: list[dict] = []
+        self.unpriced_samples: list[dict] = []
+        # model version as written -> (label, pricing or None)
+        self._models: dict[object, tuple[str, pricing.ModelPricing | None]] = {}
+        self.block_pricing = None
+        if self.job_model is not None:
+            priced = pricing.pricing(self.job_model, overrides, batch=batch)
+            if priced.kind != "embedding" and all(t.subunit_rates for t in priced.tiers):
+                self.block_pricing = priced
+        self.decoder = _DECODER
+        # With a bulk path, the lines it leaves are rare: they get json.loads, not `_fast_row`.
+        self.exact = self.decoder is not None or self.block_pricing is not None
+        # label -> the part of its exact cost in Decimal sub-units (fractional overrides)
+        self.decimal_cost: dict[str, object] = {}
+
+    def _model(self, version) -> tuple[str, pricing.ModelPricing | None]:
+        if not isinstance(version, str):
+            version = None
+        known = self._models.get(version)
+        if known is None:
+            text = version if isinstance(version, str) else None
+            name = self.job_model or pricing.try_resolve(text)
+            label = name or text or self.raw_model or "unknown"
+            priced = pricing.pricing(name, self.overrides, batch=self.batch) if name else None
+            known = (label, priced)
+            if len(self._models) < 1024:
+                self._models[version] = known
+        return known
+
+    def _counts(self, label: str) -> list[int]:
+        counts = self.counts.get(label)
+        if counts is None:
+            counts = self.counts[label] = [0] * len(COUNTER_FIELDS)
+        return counts
+
+    def malformed(self, lineno: int, error: str, line: bytes) -> None:
+        self.malformed_rows += 1
+        if len(self.malformed_samples) < SAMPLE_LIMIT:
+            text = line[: SAMPLE_TEXT_CHARS * 4].decode("utf-8", "replace")[:SAMPLE_TEXT_CHARS]
+            self.malformed_samples.append({"line": lineno, "error": error, "text": text})
+
+    def line(self, lineno: int, line: bytes) -> None:
+        if line[:1] != b"{" or line[-1:] != b"}":
+            line = line.strip()
+            if not line:
+                return
+        try:
+            try:
+                if self.exact or line[:1] != b"{" or line[-1:] != b"}":
+                    raise _Unsure
+                row = _fast_row(line, self.need_model_version)
+            except _Unsure:
+                row = _full_row(line)
+            self.account(lineno, row)
+        except _Malformed as exc:
+            self.malformed(lineno, str(exc), line)
+
+    def lines(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """Every line of data[pos:end] (which ends with a newline); returns the last line number."""
+        if pos >= end:
+            return lineno
+        handle = self.line
+        for line in data[pos : end - 1].split(b"\n"):
+            lineno += 1
+            handle(lineno, line)
+        return lineno
+
+    def decoded(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """The lines of data[pos:end] decoded by msgspec (full validation, members skipped).
+
+        msgspec agrees with json.loads on every line it accepts (it rejects NaN, lone
+        surrogates and the like, which json.loads takes, and counts that are not plain
+        non-negative integers): a line it rejects, or one with `predictions`, takes `line`,
+        the reference path. The rows of a chunk are then counted in bulk (`bulk`).
+        """
+        view = memoryview(data)
+        try:
+            rows = self.decoder.decode_lines(view[pos:end])
+        except Exception:
+            rows = None
+        if (
+            rows is not None
+            and _one_value_per_line(data, pos, end, len(rows))
+            and list(map(_PREDICTIONS, rows)).count(None) == len(rows)
+        ):
+            self.bulk(rows, range(lineno + 1, lineno + 1 + len(rows)), data, pos)
+            return lineno + len(rows)
+        decode = self.decoder.decode
+        find = data.find
+        handle = self.line
+        rows, linenos, starts = [], [], []
+        while pos < end:
+            start = pos
+            cut = find(b"\n", start, end)
+            pos = cut + 1
+            lineno += 1
+            try:
+                row = decode(view[start:cut])
+            except Exception:
+                row = None
+            if row is None or row.predictions is not None:
+                if rows:
+                    self.bulk(rows, linenos, data, starts)
+                    rows, linenos, starts = [], [], []
+                handle(lineno, data[start:cut])
+                continue
+            rows.append(row)
+            linenos.append(lineno)
+            starts.append(start)
+        if rows:
+            self.bulk(rows, linenos, data, starts)
+        return lineno
+
+    def bulk(self, rows: list, linenos, data: bytes, starts) -> None:
+        """Count decoded rows (none with `predictions`) column by column, in C.
+
+        The common rows (not failed, with a usage block, no audio details, of one model priced
+        in integer sub-units and within its first tier) are summed per counter with `sum` over
+        `map`, and priced once for them all; the others, found by the same column operations,
+        go through `account` one by one, in line order. `starts` is where the rows' lines
+        begin in `data` (a list), or where the first one does when they are consecutive.
+        """
+        n = len(rows)
+        index = range(n)
+        statuses = list(map(_STATUS, rows))
+        special = set(compress(index, statuses))
+        responses = list(map(_RESPONSE, rows))
+        if None in responses:
+            special.update(i for i in index if responses[i] is None)
+            responses = [_EMPTY_RESPONSE if r is None else r for r in responses]
+        usages = list(map(_USAGE, responses))
+        if None in usages:
+            special.update(i for i in index if usages[i] is None)
+            usages = [_EMPTY_USAGE if u is None else u for u in usages]
+        if self.job_model is not None:
+            label, priced = self._model(None)
+        else:
+            versions = list(map(_VERSION, responses))
+            version = versions[n // 2]
+            if versions.count(version) != n:
+                special.update(i for i in index if versions[i] != version)
+            label, priced = self._model(version)
+        tiers = priced.tiers if priced is not None and priced.kind != "embedding" else ()
+        rates = tiers[0].subunit_rates if tiers else None
+        if rates is None:
+            special = set(index)
+        else:
+            prompts = list(map(_PROMPT_TOKENS, usages))
+            limit = tiers[0].max_prompt_tokens
+            if limit is not None and max(prompts) > limit:
+                special.update(compress(index, map(limit.__lt__, prompts)))
+            details = b"".join(map(_PROMPT_DETAILS, usages)) + b"".join(map(_CACHE_DETAILS, usages))
+            if b"AUDIO" in details or b"\\" in details:
+                special.update(i for i in index if _special_details(usages[i]))
+        if len(special) < n:
+            if special:
+                keep = [True] * n
+                for i in special:
+                    keep[i] = False
+                usages = list(compress(usages, keep))
+                prompts = list(compress(prompts, keep))
+            cached = list(map(_CACHED_TOKENS, usages))
+            prompt_sum = sum(prompts)
+            cached_billed = sum(map(min, cached, prompts))
+            candidates = sum(map(_CANDIDATES_TOKENS, usages))
+            thoughts = sum(map(_THOUGHTS_TOKENS, usages))
+            tool_use = sum(map(_TOOL_USE_TOKENS, usages))
+            counts = self._counts(label)
+            counts[_ROWS] += len(usages)
+            counts[_SUCCEEDED] += len(usages)
+            counts[_PROMPT] += prompt_sum
+            counts[_CACHED] += sum(cached)
+            counts[_CANDIDATES] += candidates
+            counts[_THOUGHTS] += thoughts
+            counts[_TOOL_USE] += tool_use
+            counts[_COST] += (
+                (prompt_sum - cached_billed + tool_use) * rates[0]
+                + (candidates + thoughts) * rates[1]
+                + cached_billed * rates[2]
+            )
+        for i in sorted(special):
+            try:
+                self.account(linenos[i], _struct_row(rows[i]))
+            except _Malformed:
+                if isinstance(starts, int):
+                    line = _nth_line(data, starts, i)
+                else:
+                    line = data[starts[i] : data.find(b"\n", starts[i])]
+                self.line(linenos[i], line)
+
+    def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+        """The complete lines of data[pos:end] (ending with a newline), in bulk.
+
+        A row is counted here without decoding only when it is proven: the line starts with
+        `{"status": "",` (the first member of the row, so the row did not fail), holds no
+        other `"status"` key (no duplicate member, no second row glued on), and ends with a
+        usage block of plain integer counts after which only flat members close exactly two
+        objects (so that block is `response.usageMetadata`, not a decoy nested deeper). Every
+        other line, including any with audio details, takes `line`, the per-line path.
+        """
+        if pos >= end:
+            return lineno
+        if self.decoder is not None:
+            return self.decoded(data, pos, end, lineno)
+        priced = self.block_pricing
+        if priced is None:
+            return self.lines(data, pos, end, lineno)
+        handle = self.line
+        find, rfind = data.find, data.rfind
+        head = _STATUS_HEAD.match
+        ints = _USAGE_INTS.findall
+        tiers = priced.tiers
+        single = tiers[0].subunit_rates if len(tiers) == 1 else None
+        rows = prompt_sum = cached_sum = cand_sum = thoughts_sum = tool_sum = cost = 0
+        for match in _USAGE_TAIL.finditer(data, pos, end):
+            key = match.start()
+            cut = rfind(b"\n", pos, key)
+            if cut >= 0:
+                lineno = self.lines(data, pos, cut + 1, lineno)
+                start = cut + 1
+            else:
+                start = pos
+            lineno += 1
+            pos = match.end()
+            first = head(data, start)
+            usage_start, usage_end = match.span(1)
+            if (
+                first is None
+                or data[key - 1] == _BACKSLASH
+                or find(b'"status"', first.end(), key) >= 0
+                or find(b"AUDIO", usage_start, usage_end) >= 0
+            ):
+                handle(lineno, data[start : pos - 1])
+                continue
+            counts = dict(ints(data, usage_start, usage_end))
+            prompt = int(counts.get(b"promptTokenCount", 0))
+            cached = int(counts.get(b"cachedContentTokenCount", 0))
+            candidates = int(counts.get(b"candidatesTokenCount", 0))
+            thoughts = int(counts.get(b"thoughtsTokenCount", 0))
+            tool_use = int(counts.get(b"toolUsePromptTokenCount", 0))
+            rows += 1
+            prompt_sum += prompt
+            cached_sum += cached
+            cand_sum += candidates
+            thoughts_sum += thoughts
+            tool_sum += tool_use
+            rates = single or priced.tier_for(prompt).subunit_rates
+            if cached > prompt:
+                cached = prompt
+            cost += (
+                (prompt - cached + tool_use) * rates[0]
+                + (candidates + thoughts) * rates[1]
+                + cached * rates[2]
+            )
+        if pos < end:
+            lineno = self.lines(data, pos, end, lineno)
+        if rows:
+            counts = self._counts(self.job_model)
+            counts[_ROWS] += rows
+            counts[_SUCCEEDED] += rows
+            counts[_PROMPT] += prompt_sum
+            counts[_CACHED] += cached_sum
+            counts[_CANDIDATES] += cand_sum
+            counts[_THOUGHTS] += thoughts_sum
+            counts[_TOOL_USE] += tool_sum
+            counts[_COST] += cost
+        return lineno
+
+    def account(self, lineno: int, row: _Row) -> None:
+        if row.status:
+            counts = self._counts(self.job_model or self.raw_model or "unknown")
+            counts[_ROWS] += 1
+            counts[_FAILED] += 1
+            if len(self.failed_samples) < SAMPLE_LIMIT:
+                status = row.status
+                message = status if isinstance(status, str) else json.dumps(status)
+                self.failed_samples.append({"line": lineno, "message": message[:1000]})
+            return
+
+        usage = row.usage
+        label, priced = self._model(row.model_version)
+        if usage is not None:
+            if not isinstance(usage, dict):
+                raise _Malformed("usageMetadata is not an object")
+            get = usage.get
+            prompt = _count(get("promptTokenCount"))
+            if priced is not None and priced.kind == "embedding":
+                tokens = pricing.RowTokens(prompt=prompt, embedding=prompt)
+            else:
+                details = get("promptTokensDetails")
+                cache_details = get("cacheTokensDetails")
+                tokens = pricing.RowTokens(
+                    prompt=prompt,
+                    cached=_count(get("cachedContentTokenCount")),
+                    candidates=_count(get("candidatesTokenCount")),
+                    thoughts=_count(get("thoughtsTokenCount")),
+                    tool_use=_count(get("toolUsePromptTokenCount")),
+                    audio=_modality_tokens(details, "AUDIO") if details else 0,
+                    cached_audio=_modality_tokens(cache_details, "AUDIO") if cache_details else 0,
+                )
+        elif row.token_counts:
+            tokens = pricing.RowTokens(embedding=sum(_count(c) for c in row.token_counts))
+        else:
+            tokens = None
+
+        counts = self._counts(label)
+        counts[_ROWS] += 1
+        counts[_SUCCEEDED] += 1
+        if tokens is None:
+            counts[_NO_USAGE] += 1
+            return
+        if tokens.embedding:
+            counts[_EMBEDDING] += tokens.embedding
+        else:
+            counts[_PROMPT] += tokens.prompt
+            counts[_CACHED] += tokens.cached
+            counts[_CANDIDATES] += tokens.candidates
+            counts[_THOUGHTS] += tokens.thoughts
+            counts[_TOOL_USE] += tokens.tool_use
+            counts[_AUDIO] += tokens.audio
+        if priced is None:
+            counts[_UNPRICED] += 1
+            if len(self.unpriced_samples) < SAMPLE_LIMIT:
+                version = row.model_version if isinstance(row.model_version, str) else None
+                self.unpriced_samples.append({"line": lineno, "model": version or self.raw_model})
+        else:
+            cost = priced.row_subunits(tokens)
+            if type(cost) is int:
+                counts[_COST] += cost
+            else:
+                self.decimal_cost[label] = pricing.EXACT.add(self.decimal_cost.get(label, 0), cost)
+
+    def result(self) -> FileUsage:
+        result = FileUsage(
+            failed_samples=self.failed_samples,
+            malformed_samples=self.malformed_samples,
+            unpriced_samples=self.unpriced_samples,
+        )
+        for label, counts in self.counts.items():
+            if not counts[_ROWS]:
+                continue
+            exact = counts[_COST]
+            if label in self.decimal_cost:
+                exact = pricing.EXACT.add(exact, self.decimal_cost[label])
+            counts[_COST] = pricing.round_subunits(exact)
+            result.by_model[label] = ModelUsage(*counts)
+            for name, value in zip(COUNTER_FIELDS, counts, strict=True):
+                setattr(result, name, getattr(result, name) + value)
+        result.rows += self.malformed_rows
+        result.malformed += self.malformed_rows
+        return result
+
+
+def parse_predictions(
+    chunks: Iterable[bytes],
+    *,
+    model: str | None = None,
+    overrides: Mapping[str, Decimal] | None = None,
+    batch: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> FileUsage:
+    """Count and price every row of a predictions file given as a stream of byte chunks.
+
+    `model` is the job's model: when known it prices every row; when None or not in the
+    table, each row's `response.modelVersion` does. Never raises for bad rows: failed,
+    malformed and unpriced rows are counted and sampled.
+    """
+    parser = _Parser(model, overrides, batch)
+    handle = parser.line
+    block = parser.block
+    lineno = 0
+    parts: list[bytes] = []
+    pending = 0
+    oversize = False
+    for chunk in chunks:
+        if not chunk:
+            continue
+        cut = chunk.find(b"\n")
+        if cut < 0:
+            if oversize:
+                continue
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > max_line_bytes:
+                oversize = True
+                head = b"".join(parts)[:SAMPLE_TEXT_CHARS]
+                parts, pending = [head], 0
+            continue
+        if oversize:
+            lineno += 1
+            parser.malformed(lineno, f"line longer than {max_line_bytes} bytes", parts[0])
+            parts, pending, oversize = [], 0, False
+        elif parts:
+            parts.append(chunk[:cut])
+            lineno += 1
+            handle(lineno, b"".join(parts))
+            parts, pending = [], 0
+        else:
+            cut = -1
+        last = chunk.rfind(b"\n") + 1
+        lineno = block(chunk, cut + 1, last, lineno)
+        tail = chunk[last:]
+        if tail:
+            parts.append(tail)
+            pending = len(tail)
+            if pending > max_line_bytes:
+                oversize = True
+                parts, pending = [tail[:SAMPLE_TEXT_CHARS]], 0
+    if oversize:
+        parser.malformed(lineno + 1, f"line longer than {max_line_bytes} bytes", parts[0])
+    elif parts:
+        handle(lineno + 1, b"".join(parts))
+    return parser.result()
+
+
+def read_file_chunks(path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The file in chunks, the next one read by a thread while the caller parses this one."""
+    with Path(path).open("rb") as handle:
+        yield from _read_ahead(lambda: handle.read(chunk_size))
+
+
+def _read_ahead(read) -> Iterator[bytes]:
+    """`read()` until it returns nothing, one call ahead of the consumer (reads release the
+    GIL); an error in `read` is raised here, and closing the iterator stops the thread."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                chunk = read()
+                ready.put((chunk, None))
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            ready.put((b"", exc))
+
+    thread = threading.Thread(target=run, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, error = ready.get()
+            if error is not None:
+                raise error
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def read_gcs_chunks(
+    bucket: str, name: str, generation: int | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
+    """The object's bytes in ranged downloads of `chunk_size`, all from one generation.
+
+    The generation is pinned (the given one, or the live one when the read starts), so an
+    overwrite during the read cannot mix two versions. A missing object raises ObjectGone.
+    """
+    from google.api_core import exceptions
+
+    from shared.core import clients
+
+    uri = f"gs://{bucket}/{name}" + (f"#{generation}" if generation else "")
+    client = clients.storage()
+    try:
+        blob = client.bucket(bucket).get_blob(name, generation=generation)
+    except exceptions.NotFound:
+        blob = None
+    if blob is None:
+        raise ObjectGone(f"{uri} does not exist")
+    if generation is not None and blob.generation is not None and blob.generation != generation:
+        raise ObjectGone(f"{uri}: generation {generation} is gone (live: {blob.generation})")
+    size = blob.size or 0
+    pinned = client.bucket(bucket).blob(name, generation=blob.generation)
+    start = 0
+    while start < size:
+        end = min(start + chunk_size, size) - 1
+        try:
+            data = pinned.download_as_bytes(start=start, end=end, checksum=None)
+        except exceptions.NotFound:
+            raise ObjectGone(f"{uri} disappeared while being read") from None
+        if not data:
+            return
+        yield data
+        start += len(data)
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """`gs://bucket/object` -> (bucket, object)."""
+    if not uri.startswith("gs://"):
+        raise ValueError(f"not a gs:// URI: {uri!r}")
+    bucket, _, name = uri[5:].partition("/")
+    if not bucket or not name:
+        raise ValueError(f"expected gs://bucket/object, got {uri!r}")
+    return bucket, name
+
+
+__all__ = [
+    "COUNTER_FIELDS",
+    "FileUsage",
+    "ModelUsage",
+    "ObjectGone",
+    "parse_predictions",
+    "parse_uri",
+    "read_file_chunks",
+    "read_gcs_chunks",
+]

@@ -1,0 +1,404 @@
+"""Alerts on `batch-job-alerts`: one per job per kind (terminal, stuck), one per key per
+budget period per threshold (budget), each a message a person can act on.
+
+Delivery is at least once, deduplicated by a marker document `alerts_sent/{alert id}`:
+
+1. `create()` the marker with `status: sending` (a second sender finds it and stops);
+2. publish to Pub/Sub;
+3. mark it `status: sent` (and the job's `alerts.{kind}`).
+
+A failed publish deletes the marker again, so the next sync retries at once. A crash between
+1 and 3 leaves a `sending` marker: once it is older than `LEASE`, the next sender takes it
+over (by a precondition on the marker's update time) and publishes again.
+So an alert is never lost, and is duplicated only when a process dies in the few
+milliseconds between a publish and its marker update.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from shared.core import clients, logs, times
+from shared.core.config import settings
+from shared.cost.pricing import nanos_to_usd
+from shared.jobs import events
+
+MARKERS = "alerts_sent"
+LEASE = timedelta(minutes=5)
+NANOS_PER_USD = 10**9
+BUDGET_THRESHOLDS = (80, 100)
+TERMINAL_SEVERITY = {
+    "JOB_STATE_SUCCEEDED": "INFO",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "WARNING",
+    "JOB_STATE_CANCELLED": "WARNING",
+    "JOB_STATE_FAILED": "ERROR",
+    "JOB_STATE_EXPIRED": "ERROR",
+}
+QUEUED_STATES = frozenset({"JOB_STATE_QUEUED", "JOB_STATE_PENDING"})
+RUNNING_STATES = frozenset({"JOB_STATE_RUNNING"})
+TOKEN_FIELDS = (
+    "prompt_tokens",
+    "cached_tokens",
+    "candidates_tokens",
+    "thoughts_tokens",
+    "embedding_tokens",
+)
+COUNT_FIELDS = ("rows", "succeeded", "failed", "malformed")
+
+SENT = "sent"
+ALREADY = "already"
+IN_FLIGHT = "in_flight"
+
+
+# --- pure parts ------------------------------------------------------------------------------
+
+
+def short_state(state: str | None) -> str:
+    return (state or "JOB_STATE_UNSPECIFIED").removeprefix("JOB_STATE_")
+
+
+def console_url(job: dict) -> str | None:
+    name = job.get("name") or ""
+    parts = name.split("/")
+    if len(parts) != 6 or parts[0] != "projects":
+        return None
+    project, location, job_id = parts[1], parts[3], parts[5]
+    return (
+        f"https://console.cloud.google.com/vertex-ai/locations/{location}/"
+        f"batch-predictions/{job_id}?project={project}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _start_time(job: dict) -> datetime | None:
+    return times.parse(job.get("start_time")) or _entered(job, RUNNING_STATES)
+
+
+def _entered(job: dict, states) -> datetime | None:
+    """When the job first entered one of `states`, from its recorded history."""
+    for entry in job.get("state_history") or []:
+        if entry.get("to") in states:
+            return times.parse(entry.get("update_time")) or times.parse(entry.get("time"))
+    return None
+
+
+def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: str = "") -> dict:
+    """The alert a person reads: who, what, how it ended, what it cost, where to look."""
+    now = now or datetime.now(UTC)
+    state = job.get("state")
+    cost = job.get("cost") or {}
+    created = times.parse(job.get("create_time"))
+    started = _start_time(job)
+    ended = times.parse(job.get("end_time"))
+    if ended is None and job.get("terminal"):
+        ended = times.parse((job.get("state_history") or [{}])[-1].get("update_time"))
+    duration = (ended or now) - (started or created) if (started or created) else None
+    cost_nanos = int(cost.get("cost_nanos") or 0)
+    stats = job.get("completion_stats") or {}
+    error = job.get("error") or None
+    job_id = job.get("job_id") or (job.get("name") or "").rsplit("/", 1)[-1]
+    who = job.get("owner_alias") or job.get("owner_key_id") or "unknown"
+    if job.get("team"):
+        who += f" ({job['team']})"
+    headline = {
+        "terminal": f"ended {short_state(state)}",
+        "stuck": f"stuck in {short_state(state)}",
+    }.get(kind, kind)
+    text = f"Batch job {job_id} ({job.get('display_name') or '-'}, {job.get('model')}) of {who} "
+    text += headline
+    if duration is not None:
+        text += f" after {_duration(duration.total_seconds())}"
+    if kind == "terminal":
+        text += f"; cost ${nanos_to_usd(cost_nanos)}"
+        if stats:
+            text += (
+                f"; rows ok {stats.get('successfulCount', 0)}, failed "
+                f"{stats.get('failedCount', 0)}, incomplete {stats.get('incompleteCount', 0)}"
+            )
+    if error:
+        text += f"; error {error.get('code')}: {error.get('message')}"
+    if note:
+        text += f". {note}"
+    link = console_url(job)
+    if link:
+        text += f" {link}"
+    return {
+        "text": text,
+        "job_id": job_id,
+        "name": job.get("name"),
+        "display_name": job.get("display_name"),
+        "model": job.get("model"),
+        "deployment": job.get("deployment"),
+        "owner_key_id": job.get("owner_key_id"),
+        "owner_alias": job.get("owner_alias"),
+        "team": job.get("team"),
+        "labels": job.get("labels") or {},
+        "state": state,
+        "create_time": times.iso(created),
+        "start_time": times.iso(started),
+        "end_time": times.iso(ended),
+        "duration_seconds": int(duration.total_seconds()) if duration is not None else None,
+        "completion_stats": stats or None,
+        "cost": {
+            "usd": nanos_to_usd(cost_nanos),
+            "cost_nanos": cost_nanos,
+            "final": bool(job.get("cost_final")) or kind == "terminal",
+            **{name: int(cost.get(name) or 0) for name in COUNT_FIELDS},
+        },
+        "tokens": {name: int(cost.get(name) or 0) for name in TOKEN_FIELDS},
+        "error": error,
+        "output_directory": job.get("output_directory"),
+        "console_url": link,
+        "note": note or None,
+    }
+
+
+def stuck_reason(job: dict, *, now: datetime, queued_hours, running_hours) -> str | None:
+    """Why a job counts as stuck, or None: queued/pending past the limit since it was
+    created, running past the limit since it started."""
+    state = job.get("state")
+    if state in QUEUED_STATES:
+        since = times.parse(job.get("create_time"))
+        limit = Decimal(queued_hours)
+    elif state in RUNNING_STATES:
+        since = _start_time(job)
+        limit = Decimal(running_hours)
+    else:
+        return None
+    if since is None:
+        return None
+    waited = now - since
+    if Decimal(waited.total_seconds()) <= limit * 3600:
+        return None
+    return (
+        f"It has been {short_state(state)} for {_duration(waited.total_seconds())}, "
+        f"longer than the {limit} h limit"
+    )
+
+
+def budget_period(period: str, today: date) -> tuple[date, date, str]:
+    """(first day, last day, label) of the budget period containing `today`, as
+    shared/budgets.py counts them (`none` is all time)."""
+    if period == "day":
+        return today, today, today.isoformat()
+    if period == "month":
+        first = today.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return first, following - timedelta(days=1), first.strftime("%Y-%m")
+    return date(1970, 1, 1), date(9999, 12, 31), "all-time"
+
+
+def crossed_thresholds(spent_nanos: int, budget_nanos: int) -> list[int]:
+    if spent_nanos <= 0:
+        return []
+    return [pct for pct in BUDGET_THRESHOLDS if spent_nanos * 100 >= budget_nanos * pct]
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def _marker(alert_id: str):
+    return clients.firestore().collection(MARKERS).document(alert_id.replace("/", "_"))
+
+
+def _claim(alert_id: str, details: dict) -> str | None:
+    """Take the right to send: None when it is ours, else ALREADY or IN_FLIGHT."""
+    from google.api_core import exceptions
+
+    ref = _marker(alert_id)
+    now = datetime.now(UTC)
+    try:
+        ref.create({**details, "status": "sending", "claimed": now})
+        return None
+    except exceptions.AlreadyExists:
+        pass
+    snapshot = ref.get()
+    marker = snapshot.to_dict() or {}
+    if marker.get("status") == SENT:
+        return ALREADY
+    claimed = times.parse(marker.get("claimed"))
+    if claimed and now - claimed < LEASE:
+        return IN_FLIGHT
+    try:
+        ref.update(
+            {"claimed": now, "takeovers": (marker.get("takeovers") or 0) + 1},
+            option=clients.firestore().write_option(last_update_time=snapshot.update_time),
+        )
+    except (exceptions.FailedPrecondition, exceptions.Aborted):
+        return IN_FLIGHT
+    logs.warning("alert marker lease expired; sending again", alert_id=alert_id)
+    return None
+
+
+def send(*, alert_id: str, kind: str, state: str, severity: str, job_id: str, body: dict) -> str:
+    """Publish one alert unless its marker says it went already. Returns SENT, ALREADY or
+    IN_FLIGHT. Publishing errors raise (the marker stays `sending` and expires)."""
+    outcome = _claim(alert_id, {"kind": kind, "job_id": job_id, "state": state})
+    if outcome:
+        logs.info("alert not sent again", alert_id=alert_id, kind=kind, job_id=job_id, why=outcome)
+        return outcome
+    try:
+        message_id = events.publish_alert(
+            kind=kind, state=state, severity=severity, job_id=job_id, body=body
+        )
+    except Exception:
+        # Not published: free the marker so the next attempt need not wait out the lease.
+        try:
+            _marker(alert_id).delete()
+        except Exception as exc:
+            logs.warning("alert marker not released", alert_id=alert_id, error=repr(exc))
+        raise
+    now = datetime.now(UTC)
+    _marker(alert_id).update({"status": SENT, "sent": now, "message_id": message_id})
+    logs.log(
+        severity if severity in ("INFO", "WARNING", "ERROR", "CRITICAL") else "INFO",
+        "alert sent",
+        alert_id=alert_id,
+        kind=kind,
+        state=state,
+        job_id=job_id,
+        message_id=message_id,
+        cost_usd=(body.get("cost") or {}).get("usd"),
+    )
+    if settings().alert_webhook_url:
+        from shared.jobs import webhooks
+
+        webhooks.deliver({"kind": kind, **body}, severity=severity)
+    return SENT
+
+
+def send_job_alert(job: dict, kind: str, *, severity: str | None = None, note: str = "") -> str:
+    """The one `kind` alert of a job (terminal or stuck); records it in the job's `alerts`."""
+    from shared.jobs import records
+
+    job_id = job["job_id"]
+    state = job.get("state") or "JOB_STATE_UNSPECIFIED"
+    if severity is None:
+        severity = TERMINAL_SEVERITY.get(state, "WARNING") if kind == "terminal" else "WARNING"
+    outcome = send(
+        alert_id=f"{job_id}:{kind}",
+        kind=kind,
+        state=state,
+        severity=severity,
+        job_id=job_id,
+        body=job_alert_body(job, kind, note=note),
+    )
+    if outcome == SENT:
+        records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})
+    return outcome
+
+
+def check_stuck(job: dict, *, now: datetime | None = None) -> str | None:
+    """Send the job's stuck alert if it is past its limit and none went yet."""
+    if (job.get("alerts") or {}).get("stuck"):
+        return None
+    config = settings()
+    reason = stuck_reason(
+        job,
+        now=now or datetime.now(UTC),
+        queued_hours=config.stuck_queued_hours,
+        running_hours=config.stuck_running_hours,
+    )
+    if not reason:
+        return None
+    return send_job_alert(job, "stuck", note=reason)
+
+
+def _budget_scopes(key_id: str | None, team: str | None) -> list[dict]:
+    """The budgets a cost counts against: the key's, and its team's (`teams/{team}`)."""
+    from shared.core import keys
+
+    scopes = []
+    record = keys.get_record(key_id) if key_id else None
+    if record and record.get("budget_usd") not in (None, ""):
+        scopes.append(
+            {
+                "scope": "key",
+                "subject": key_id,
+                "name": record.get("alias") or key_id,
+                "budget_usd": record["budget_usd"],
+                "period": record.get("budget_period") or "month",
+            }
+        )
+    team = team or (record or {}).get("team") or None
+    if team:
+        try:
+            from shared.jobs import budgets
+
+            team_record = getattr(budgets, "team_record", lambda _: None)(team) or {}
+        except ImportError:
+            team_record = {}
+        if team_record.get("budget_usd") not in (None, ""):
+            scopes.append(
+                {
+                    "scope": "team",
+                    "subject": team,
+                    "name": team,
+                    "budget_usd": team_record["budget_usd"],
+                    "period": team_record.get("budget_period") or "month",
+                }
+            )
+    return scopes
+
+
+def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | None = None):
+    """After a cost lands: alert once per threshold (80%, 100%) per budget (the key's, the
+    team's) per period. Returns the (scope, threshold) pairs alerted now. Called by the
+    ledger side (finalize.price_object) after each recorded cost."""
+    from shared.cost import ledger
+
+    today = today or datetime.now(UTC).date()
+    sent = []
+    for budget in _budget_scopes(key_id, team):
+        first, last, label = budget_period(budget["period"], today)
+        budget_nanos = int(Decimal(str(budget["budget_usd"])) * NANOS_PER_USD)
+        scope, subject = budget["scope"], budget["subject"]
+        if scope == "key":
+            spent = int(ledger.spend_nanos(start=first, end=last, key_id=subject))
+        else:
+            spent = int(ledger.spend_nanos(start=first, end=last, team=subject))
+        for pct in crossed_thresholds(spent, budget_nanos):
+            body = {
+                "text": (
+                    f"{scope.capitalize()} {budget['name']} ({subject}) has spent "
+                    f"${nanos_to_usd(spent)} of its ${nanos_to_usd(budget_nanos)} budget "
+                    f"for {label} "
+                    f"({pct}% threshold crossed). "
+                    + (
+                        "New jobs will be refused until the period ends or the budget is raised."
+                        if pct >= 100
+                        else "Raise the budget or slow down before it runs out."
+                    )
+                ),
+                "scope": scope,
+                "key_id": key_id if scope == "key" else None,
+                "alias": budget["name"] if scope == "key" else None,
+                "team": subject if scope == "team" else team,
+                "period": budget["period"],
+                "period_label": label,
+                "period_start": first.isoformat(),
+                "period_end": last.isoformat(),
+                "threshold_percent": pct,
+                "budget_usd": nanos_to_usd(budget_nanos),
+                "spent_usd": nanos_to_usd(spent),
+                "spent_nanos": spent,
+                "remaining_usd": nanos_to_usd(max(budget_nanos - spent, 0)),
+            }
+            outcome = send(
+                alert_id=f"budget:{scope}:{subject}:{label}:{pct}",
+                kind="budget",
+                state=f"BUDGET_{pct}_PERCENT",
+                severity="ERROR" if pct >= 100 else "WARNING",
+                job_id="",
+                body=body,
+            )
+            if outcome == SENT:
+                sent.append((scope, pct))
+    return sent

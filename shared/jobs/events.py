@@ -1,0 +1,56 @@
+"""Messages on `batch-job-events` (what happened) and `batch-job-alerts` (what a person
+should know). Bodies are JSON; attributes carry what subscribers filter on."""
+
+import json
+
+from shared.core import clients, logs
+from shared.core.config import settings
+
+PUBLISH_TIMEOUT = 30
+
+
+def _publish(topic: str, body: dict, attributes: dict[str, str]) -> str:
+    data = json.dumps(body, default=str, separators=(",", ":")).encode()
+    future = clients.publisher().publish(
+        clients.topic_path(topic), data, **{k: str(v) for k, v in attributes.items()}
+    )
+    return future.result(timeout=PUBLISH_TIMEOUT)
+
+
+def publish_job_event(event_type: str, job_id: str, **fields) -> str | None:
+    """Best effort: the sync tick finds every job anyway, so a lost event only delays."""
+    return settle(start_job_event(event_type, job_id, **fields))
+
+
+def start_job_event(event_type: str, job_id: str, **fields):
+    """Begin publishing and return at once, so the caller can overlap its own writes."""
+    body = {"type": event_type, "job_id": job_id, **fields}
+    data = json.dumps(body, default=str, separators=(",", ":")).encode()
+    try:
+        future = clients.publisher().publish(
+            clients.topic_path(settings().events_topic), data, type=event_type, job_id=job_id
+        )
+    except Exception as exc:
+        logs.error("job event not published", type=event_type, job_id=job_id, error=repr(exc))
+        return None
+    return (future, event_type, job_id)
+
+
+def settle(pending) -> str | None:
+    if pending is None:
+        return None
+    future, event_type, job_id = pending
+    try:
+        return future.result(timeout=PUBLISH_TIMEOUT)
+    except Exception as exc:
+        logs.error("job event not published", type=event_type, job_id=job_id, error=repr(exc))
+        return None
+
+
+def publish_alert(*, kind: str, state: str, severity: str, job_id: str, body: dict) -> str:
+    """Raises on failure, so that the caller does not mark the alert as sent."""
+    return _publish(
+        settings().alerts_topic,
+        {"kind": kind, **body},
+        {"kind": kind, "state": state, "severity": severity, "job_id": job_id},
+    )

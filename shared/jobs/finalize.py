@@ -1,0 +1,206 @@
+"""`on_output_finalized`: price a new prediction file and record its cost exactly once.
+
+Which objects count: a file named `predictions*.jsonl` (Vertex writes `predictions.jsonl`,
+or shards such as `predictions_00001.jsonl`) directly inside a job's output directory
+(`{outputUriPrefix}/prediction-model-<timestamp>/`). Everything else is logged and ignored.
+
+Finding the job: the output index (`output_index`, see shared/jobs.py) is read for every
+parent folder of the object at once, and the deepest folder that names any job wins. Among
+its jobs (several jobs may share an output prefix):
+1. a job whose recorded `output_directory` is the object's folder owns it;
+2. otherwise jobs whose directory is still unknown are candidates, if the object's folder is
+   a `prediction-*` folder right under their output prefix; a job created after the
+   folder's timestamp (plus `CLOCK_SLACK`) cannot own it and is dropped;
+3. one candidate left: it owns the object. None: the object is no job's, ignored. Several:
+   `DirectoryPending` is raised, a transient error, so the event is retried after the sync
+   has recorded each job's output directory (and the terminal reconciliation in
+   shared/lifecycle.py prices any file whose retries ran out).
+
+Errors: transient ones (Firestore, GCS, DirectoryPending) raise, so the event is retried;
+permanent ones (object gone, not a prediction file, no job) log and return.
+"""
+
+import fnmatch
+import re
+from datetime import UTC, datetime, timedelta
+
+from shared.core import clients, logs, times
+from shared.cost import ledger, usage
+from shared.jobs import records
+
+PREDICTION_PATTERN = "predictions*.jsonl"
+DIRECTORY_PREFIX = "prediction-"
+MAX_FOLDER_DEPTH = 32
+CLOCK_SLACK = timedelta(minutes=10)
+_DIRECTORY_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$")
+
+
+class DirectoryPending(RuntimeError):
+    """Several jobs may own this object and none has its output directory recorded yet."""
+
+
+def is_prediction_file(name: str) -> bool:
+    return fnmatch.fnmatchcase(name.rsplit("/", 1)[-1], PREDICTION_PATTERN)
+
+
+def parent_folders(bucket: str, name: str) -> list[str]:
+    """`gs://bucket/a/b/` folders holding the object, deepest first, the bucket root last."""
+    parts = name.split("/")[:-1]
+    folders = [
+        f"gs://{bucket}/" + "".join(p + "/" for p in parts[:depth])
+        for depth in range(len(parts), -1, -1)
+    ]
+    return folders[:MAX_FOLDER_DEPTH]
+
+
+def _folder(uri: str | None) -> str:
+    return "" if not uri else uri if uri.endswith("/") else uri + "/"
+
+
+def _directory_time(folder: str) -> datetime | None:
+    match = _DIRECTORY_TIME.search(folder.rstrip("/"))
+    return times.parse(match[1]) if match else None
+
+
+def _created(job: dict) -> datetime | None:
+    return times.parse(job.get("create_time"))
+
+
+def choose_job(candidates: dict[str, dict], folder: str) -> str | None:
+    """The id of the job whose output directory is `folder` (see the module docstring)."""
+    exact = [
+        jid for jid, job in candidates.items() if _folder(job.get("output_directory")) == folder
+    ]
+    if exact:
+        return max(
+            exact, key=lambda jid: _created(candidates[jid]) or datetime.min.replace(tzinfo=UTC)
+        )
+    parent, _, leaf = folder.rstrip("/").rpartition("/")
+    if not leaf.startswith(DIRECTORY_PREFIX):
+        return None
+    stamp = _directory_time(folder)
+    pending = []
+    for jid, job in candidates.items():
+        if job.get("output_directory") or _folder(job.get("output_prefix")) != parent + "/":
+            continue
+        created = _created(job)
+        if stamp and created and created > stamp + CLOCK_SLACK:
+            continue
+        pending.append(jid)
+    if len(pending) > 1:
+        raise DirectoryPending(
+            f"{folder} may belong to jobs {', '.join(sorted(pending))}; retry once the sync "
+            "has recorded their output directories"
+        )
+    return pending[0] if pending else None
+
+
+def find_job(bucket: str, name: str) -> tuple[str, dict] | None:
+    """The job owning this object, from a single batched read of the index docs."""
+    folders = parent_folders(bucket, name)
+    index = clients.firestore().collection(records.INDEX_COLLECTION)
+    refs = [index.document(records.index_doc_id(f)) for f in folders]
+    found = {s.id: s.to_dict() or {} for s in clients.firestore().get_all(refs) if s.exists}
+    for folder, ref in zip(folders, refs, strict=True):
+        job_ids = list(found.get(ref.id, {}).get("job_ids") or [])
+        if not job_ids:
+            continue
+        candidates = records.get_many(job_ids)
+        chosen = choose_job(candidates, folders[0])
+        if chosen:
+            return chosen, candidates[chosen]
+        logs.info(
+            "object under an indexed folder belongs to none of its jobs",
+            folder=folder,
+            job_ids=job_ids,
+            uri=f"gs://{bucket}/{name}",
+        )
+        return None
+    return None
+
+
+def price_object(
+    *, job: dict, bucket: str, name: str, generation: int, size: int | None = None
+) -> bool:
+    """Read, parse and record one object generation for `job`; True when anything changed.
+
+    Raises usage.ObjectGone when that generation no longer exists (permanent).
+    """
+    job_id = job.get("job_id") or records.job_id_of(job["name"])
+    if ledger.has_record(job_id, bucket, name, generation):
+        return False
+    deployment = records.deployment_of(job)
+    overrides = dict(deployment.price_overrides) if deployment else None
+    model = (job.get("deployment") or {}).get("model") or job.get("model")
+    parsed = usage.parse_predictions(
+        usage.read_gcs_chunks(bucket, name, int(generation)),
+        model=model,
+        overrides=overrides or None,
+        batch=True,
+    )
+    changed = ledger.record_file(
+        job_id=job_id,
+        job=job,
+        bucket=bucket,
+        name=name,
+        generation=int(generation),
+        size=size,
+        usage=parsed,
+    )
+    if changed:
+        _check_budgets(job)
+    return changed
+
+
+def _check_budgets(job: dict) -> None:
+    """Budget alerts are a side effect: their failure must not un-record a recorded cost."""
+    try:
+        from shared.jobs import alerts
+    except ImportError:
+        return
+    check = getattr(alerts, "check_budget_alerts", None)
+    if check is None:
+        return
+    try:
+        check(key_id=job.get("owner_key_id"), team=job.get("team") or None)
+    except Exception as exc:
+        logs.error(
+            "budget alert check failed",
+            job_id=job.get("job_id"),
+            key_id=job.get("owner_key_id"),
+            error=repr(exc),
+        )
+
+
+def handle_object(*, bucket: str | None, name: str | None, generation, size) -> bool:
+    """The finalize event of one object generation; True when a cost was recorded."""
+    uri = f"gs://{bucket}/{name}"
+    if not bucket or not name or not generation:
+        logs.warning(
+            "finalize event without bucket, name or generation; ignored",
+            bucket=bucket,
+            name=name,
+            generation=generation,
+        )
+        return False
+    if not is_prediction_file(name):
+        logs.info("not a prediction file; ignored", uri=uri, generation=generation)
+        return False
+    found = find_job(bucket, name)
+    if not found:
+        logs.info("prediction file under no known job; ignored", uri=uri, generation=generation)
+        return False
+    job_id, job = found
+    job.setdefault("job_id", job_id)
+    try:
+        changed = price_object(
+            job=job, bucket=bucket, name=name, generation=int(generation), size=size
+        )
+    except usage.ObjectGone as exc:
+        logs.warning("prediction object gone; ignored", job_id=job_id, uri=uri, error=str(exc))
+        return False
+    return changed
+
+
+def ignore_event(*, event_type: str, event_id: str) -> None:
+    logs.info("event type not handled; ignored", event_type=event_type, event_id=event_id)

@@ -1,0 +1,366 @@
+"""`on_job_event`: keep job records in step with Vertex, finalise cost, alert people.
+
+Vertex announces no state changes, so this is a poll: a `sync` message (Cloud Scheduler,
+every minute) reads the open jobs, least recently synced first and at most
+`VBG_SYNC_MAX_JOBS` of them (the rest go at the next tick), and GETs each from Vertex with
+`VBG_SYNC_CONCURRENCY` threads. `job.created` / `job.cancel_requested` sync one job now.
+
+"Open" means `cost_final == false`: every job not yet terminal, plus terminal jobs whose
+reconciliation has not finished, so a crash between the transition and the final cost is
+picked up by the next tick. On a terminal state the job's output directory is listed and
+every predictions file without a cost record is priced through `finalize.price_object` (the
+same idempotent code as `on_output_finalized`), then the terminal alert goes out, then
+`cost_final` is set: in that order, so neither the money nor the alert can be lost.
+
+Errors: a message Pub/Sub should retry (Firestore, Pub/Sub or Vertex unavailable) raises;
+anything a retry cannot fix (malformed message, unknown type, a bug on one record) is logged
+at ERROR and acknowledged. Within a tick each job is isolated: one job failing, or gone from
+Vertex (404), never stops the others.
+"""
+
+import base64
+import binascii
+import concurrent.futures
+import json
+import re
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from shared.core import clients, logs
+from shared.core.config import settings
+from shared.core.errors import ApiError
+from shared.core.vertex import TERMINAL_STATES, get_job, state_name
+from shared.cost.pricing import nanos_to_usd
+from shared.jobs import alerts, records
+
+JOB_EVENTS = ("job.created", "job.cancel_requested")
+JOB_ID = re.compile(r"^[0-9]{1,40}$")
+MISSING_LIMIT = 3
+# The events subscription's dead-letter policy (infra; local/stack.py uses the same).
+MAX_DELIVERY_ATTEMPTS = 10
+TICK_DEADLINE_SECONDS = 240
+TRANSIENT_HTTP = (429, 500, 502, 503, 504)
+
+
+class MalformedMessage(ValueError):
+    """The message cannot be read: acknowledged, never retried."""
+
+
+def decode(data) -> dict:
+    if data in (None, "", b""):
+        return {}
+    try:
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else bytes(data)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedMessage(f"data is not base64: {exc}") from None
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise MalformedMessage(f"data is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("data is JSON but not an object")
+    return body
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Would the same message succeed later? Outages yes; bad data and bugs no."""
+    import requests
+    from google.api_core import exceptions as gexc
+
+    if isinstance(exc, ApiError):
+        return exc.code in TRANSIENT_HTTP
+    transient = (
+        gexc.ServiceUnavailable,
+        gexc.DeadlineExceeded,
+        gexc.InternalServerError,
+        gexc.TooManyRequests,
+        gexc.ResourceExhausted,
+        gexc.Aborted,
+        gexc.Unknown,
+        gexc.GatewayTimeout,
+        gexc.RetryError,
+        requests.ConnectionError,
+        requests.Timeout,
+        concurrent.futures.TimeoutError,
+        TimeoutError,
+        ConnectionError,
+    )
+    if isinstance(exc, transient):
+        return True
+    try:
+        from google.auth.exceptions import TransportError
+
+        return isinstance(exc, TransportError)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def ignore_event(*, event_type: str, event_id: str) -> None:
+    logs.warning("event of an unexpected type ignored", event_type=event_type, event_id=event_id)
+
+
+def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> str | None:
+    """One `batch-job-events` message. Returns what was done (for logs and tests); raises
+    only for transient failures, so that Pub/Sub redelivers (and dead-letters in the end)."""
+    attributes = attributes or {}
+    try:
+        body = decode(data)
+    except MalformedMessage as exc:
+        logs.error(
+            "malformed event acknowledged", message_id=message_id, reason=str(exc), retry=False
+        )
+        return "malformed"
+    kind = attributes.get("type") or body.get("type")
+    job_id = attributes.get("job_id") or body.get("job_id")
+    fields = {"message_id": message_id, "type": kind, "job_id": job_id}
+    if delivery_attempt:
+        fields["delivery_attempt"] = delivery_attempt
+    try:
+        if kind == "sync":
+            return sync_tick()
+        if kind in JOB_EVENTS:
+            if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+                logs.error("job event without a valid job_id acknowledged", **fields)
+                return "malformed"
+            if kind == "job.created":
+                from shared.jobs import budgets
+
+                budgets.backfill_estimate(job_id)
+            return sync_job(job_id)
+        logs.warning("event of an unknown type acknowledged", **fields)
+        return "unknown"
+    except Exception as exc:
+        if is_transient(exc):
+            last = bool(delivery_attempt) and int(delivery_attempt) >= MAX_DELIVERY_ATTEMPTS
+            (logs.error if last else logs.warning)(
+                "event failed on its last delivery; Pub/Sub dead-letters it"
+                if last
+                else "event failed transiently; Pub/Sub will retry",
+                error=repr(exc),
+                **fields,
+            )
+            raise
+        logs.error(
+            "event failed for a reason a retry cannot fix; acknowledged",
+            error=repr(exc),
+            retry=False,
+            **fields,
+        )
+        return "failed"
+
+
+# --- the tick --------------------------------------------------------------------------------
+
+
+def sync_tick() -> str:
+    """Sync a bounded page of open jobs; the rest (least recently synced first) next time."""
+    config = settings()
+    started = time.monotonic()
+    open_jobs = records.open_jobs(config.sync_max_jobs)
+    outcomes: Counter = Counter()
+    if open_jobs:
+        deadline = started + TICK_DEADLINE_SECONDS
+        workers = max(1, min(config.sync_concurrency, len(open_jobs)))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="sync") as pool:
+            futures = [pool.submit(_sync_isolated, r, deadline) for r in open_jobs]
+            for future in concurrent.futures.as_completed(futures):
+                outcomes[future.result()] += 1
+    logs.info(
+        "sync tick done",
+        jobs=len(open_jobs),
+        outcomes=dict(outcomes),
+        more_waiting=len(open_jobs) >= config.sync_max_jobs,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return "synced"
+
+
+def _sync_isolated(record: dict, deadline: float) -> str:
+    job_id = record["job_id"]
+    if time.monotonic() > deadline:
+        return "deferred"
+    try:
+        return sync_job(job_id, record=record)
+    except Exception as exc:
+        logs.error(
+            "job sync failed; the tick goes on",
+            job_id=job_id,
+            error=repr(exc),
+            transient=is_transient(exc),
+        )
+        try:
+            records.touch_synced(job_id, sync_error={"time": datetime.now(UTC), "error": repr(exc)})
+        except Exception as touch_exc:
+            logs.warning("could not stamp the failed sync", job_id=job_id, error=repr(touch_exc))
+        return "error"
+
+
+def sync_job(job_id: str, *, record: dict | None = None) -> str:
+    """Bring one job record in step with Vertex; finish it when Vertex says it ended."""
+    if record is None:
+        record = records.get(job_id)
+        if record is None:
+            logs.warning("event for a job without a record acknowledged", job_id=job_id)
+            return "unknown_job"
+    if record.get("cost_final"):
+        return "final"
+    if record.get("terminal"):
+        finish_job(job_id)
+        return "finished"
+    deployment = records.deployment_of(record)
+    upstream = get_job(record["name"], credentials_file=deployment and deployment.credentials)
+    if upstream.status == 404:
+        return _missing_upstream(job_id, record)
+    if not upstream.ok:
+        level = logs.warning if upstream.status in TRANSIENT_HTTP else logs.error
+        level(
+            "vertex refused the job GET; trying again next tick",
+            job_id=job_id,
+            status=upstream.status,
+            body=upstream.content[:300].decode("utf-8", "replace"),
+        )
+        records.touch_synced(
+            job_id, sync_error={"time": datetime.now(UTC), "status": upstream.status}
+        )
+        return "upstream_error"
+    job = upstream.json()
+    new_state = state_name(job.get("state"))
+    transition = None
+    if records.needs_transition(record, job):
+        transition = records.record_transition(job_id, job)
+    else:
+        records.touch_synced(job_id)
+    directory = (job.get("outputInfo") or {}).get("gcsOutputDirectory")
+    if directory and directory != record.get("output_directory"):
+        records.index_folder(directory, job_id)
+    if transition:
+        logs.info(
+            "job state changed",
+            job_id=job_id,
+            **{"from": transition["from"], "to": transition["to"]},
+            update_time=transition["update_time"],
+        )
+    if new_state in TERMINAL_STATES:
+        finish_job(job_id)
+        return "terminal"
+    merged = {**record, **records.upstream_fields(job), "state": new_state}
+    if alerts.check_stuck(merged) == alerts.SENT:
+        return "stuck"
+    return "changed" if transition else "unchanged"
+
+
+def _missing_upstream(job_id: str, record: dict) -> str:
+    """Vertex says 404 (deleted upstream, or a record of a job that never was). After a few
+    ticks in a row, the job is closed: its outputs, if any, are still priced."""
+    misses = int(record.get("upstream_misses") or 0) + 1
+    if misses < MISSING_LIMIT:
+        logs.warning("job not found in Vertex", job_id=job_id, name=record["name"], misses=misses)
+        records.touch_synced(job_id, upstream_misses=misses)
+        return "missing"
+    logs.error(
+        "job gone from Vertex; closing its record",
+        job_id=job_id,
+        name=record["name"],
+        state=record.get("state"),
+        misses=misses,
+    )
+    records.touch_synced(
+        job_id,
+        upstream_misses=misses,
+        upstream_missing=True,
+        terminal=True,
+        error=record.get("error")
+        or {"code": 5, "message": "The job no longer exists in Vertex AI (deleted upstream)."},
+        updated=datetime.now(UTC),
+    )
+    finish_job(job_id)
+    return "closed_missing"
+
+
+# --- finishing -------------------------------------------------------------------------------
+
+
+def _split_gcs(uri: str) -> tuple[str, str]:
+    bucket, _, path = uri.removeprefix("gs://").partition("/")
+    return bucket, path
+
+
+def reconcile_outputs(record: dict) -> int:
+    """Price every predictions file of the job that has no cost record yet (a finalize event
+    missed, late or failed). Returns how many files were priced here."""
+    directory = record.get("output_directory")
+    if not directory:
+        return 0
+    from shared.cost import ledger, usage
+    from shared.jobs import finalize
+
+    job_id = record["job_id"]
+    bucket, path = _split_gcs(directory)
+    prefix = path.rstrip("/") + "/"
+    priced = 0
+    for blob in clients.storage().list_blobs(bucket, prefix=prefix):
+        if not finalize.is_prediction_file(blob.name) or "/" in blob.name[len(prefix) :]:
+            continue
+        generation = int(blob.generation or 0)
+        if ledger.has_record(job_id, bucket, blob.name, generation):
+            continue
+        logs.warning(
+            "predictions file without a cost record; pricing it now",
+            job_id=job_id,
+            uri=f"gs://{bucket}/{blob.name}",
+            generation=generation,
+        )
+        try:
+            finalize.price_object(
+                job=record, bucket=bucket, name=blob.name, generation=generation, size=blob.size
+            )
+        except usage.ObjectGone as exc:
+            logs.warning("predictions file gone while reconciling", job_id=job_id, error=str(exc))
+            continue
+        priced += 1
+    return priced
+
+
+def finish_job(job_id: str) -> str:
+    """Terminal job: reconcile outputs, send the terminal alert, then set `cost_final`."""
+    record = records.get(job_id)
+    if record is None:
+        return "unknown_job"
+    record.setdefault("job_id", job_id)
+    if record.get("cost_final"):
+        return "final"
+    priced = reconcile_outputs(record)
+    record = {**(records.get(job_id) or record), "job_id": job_id}
+    outcome = alerts.send_job_alert(record, "terminal")
+    if outcome == alerts.IN_FLIGHT:
+        logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
+        return "in_flight"
+    records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC))
+    _release_commitment(job_id)
+    cost = record.get("cost") or {}
+    logs.info(
+        "job cost final",
+        job_id=job_id,
+        state=record.get("state"),
+        cost_nanos=int(cost.get("cost_nanos") or 0),
+        cost_usd=nanos_to_usd(int(cost.get("cost_nanos") or 0)),
+        files_priced_by_reconcile=priced,
+        alert=outcome,
+    )
+    return "finished"
+
+
+def _release_commitment(job_id: str) -> None:
+    """Tell budgets the job's estimate is no longer committed (the real cost is known)."""
+    from shared.jobs import budgets
+
+    job_costed = getattr(budgets, "job_costed", None)
+    if job_costed is None:
+        return
+    try:
+        job_costed(job_id)
+    except Exception as exc:
+        logs.error("budget release failed", job_id=job_id, error=repr(exc))

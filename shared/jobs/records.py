@@ -1,0 +1,281 @@
+"""Job records in Firestore: who owns a job, where its outputs go, what state it is in.
+
+The record is what makes a job the caller's: every route but create finds the job here by
+id first, and only then asks Vertex.
+"""
+
+import hashlib
+import time
+from datetime import UTC, datetime
+
+from shared.core import clients, logs, times
+from shared.core.vertex import TERMINAL_STATES, state_name
+
+COLLECTION = "jobs"
+INDEX_COLLECTION = "output_index"
+WRITE_ATTEMPTS = 5
+TRANSITION_ATTEMPTS = 20
+
+
+def job_id_of(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _normalise_folder(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def index_doc_id(folder_uri: str) -> str:
+    return hashlib.sha256(_normalise_folder(folder_uri).encode()).hexdigest()
+
+
+def job_ref(job_id: str):
+    return clients.firestore().collection(COLLECTION).document(job_id)
+
+
+def get(job_id: str) -> dict | None:
+    snapshot = job_ref(job_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def get_many(job_ids: list[str]) -> dict[str, dict]:
+    refs = [job_ref(job_id) for job_id in job_ids]
+    return {s.id: s.to_dict() for s in clients.firestore().get_all(refs) if s.exists}
+
+
+def deployment_of(record: dict):
+    """The config Deployment a job ran on (price overrides, credentials), or None when the
+    model list no longer names it."""
+    from shared.core.config import ConfigError, model_list
+
+    try:
+        return model_list().find(record.get("deployment") or {})
+    except ConfigError as exc:
+        logs.warning("model list unreadable", job_id=record.get("job_id"), error=str(exc))
+        return None
+
+
+def index_folder(folder_uri: str, job_id: str, *, batch=None) -> None:
+    """Let a finalize event find its job: one doc per folder, holding the job ids under it.
+
+    With `batch`, the write joins it instead of being committed on its own."""
+    from google.cloud import firestore
+
+    ref = clients.firestore().collection(INDEX_COLLECTION).document(index_doc_id(folder_uri))
+    fields = {"path": _normalise_folder(folder_uri), "job_ids": firestore.ArrayUnion([job_id])}
+    if batch is None:
+        ref.set(fields, merge=True)
+    else:
+        batch.set(ref, fields, merge=True)
+
+
+def jobs_for_folder(folder_uri: str) -> list[str]:
+    snapshot = (
+        clients.firestore().collection(INDEX_COLLECTION).document(index_doc_id(folder_uri)).get()
+    )
+    return list((snapshot.to_dict() or {}).get("job_ids") or []) if snapshot.exists else []
+
+
+def new_record(
+    *,
+    upstream_job: dict,
+    request_body: dict,
+    caller,
+    deployment,
+    public_model: str,
+    api_version: str,
+    estimate: dict | None = None,
+) -> dict:
+    name = upstream_job["name"]
+    state = state_name(upstream_job.get("state"))
+    now = datetime.now(UTC)
+    output_prefix = (
+        request_body.get("outputConfig", {}).get("gcsDestination", {}).get("outputUriPrefix")
+    )
+    return {
+        "name": name,
+        "job_id": job_id_of(name),
+        "api_version": api_version,
+        "display_name": upstream_job.get("displayName") or request_body.get("displayName"),
+        "model": public_model,
+        "deployment": deployment.describe(),
+        "owner_key_id": caller.key_id,
+        "owner_alias": caller.alias,
+        "team": caller.team,
+        "labels": upstream_job.get("labels") or request_body.get("labels") or {},
+        "state": state,
+        "terminal": state in TERMINAL_STATES,
+        "state_history": [
+            {
+                "time": now,
+                "from": None,
+                "to": state,
+                "update_time": upstream_job.get("updateTime"),
+            }
+        ],
+        "input_uris": request_body.get("inputConfig", {}).get("gcsSource", {}).get("uris", []),
+        "output_prefix": output_prefix,
+        "output_directory": None,
+        "completion_stats": None,
+        "error": None,
+        "create_time": times.parse(upstream_job.get("createTime")) or now,
+        "updated": now,
+        "estimate": estimate,
+        "cost": {},
+        "cost_final": False,
+        "alerts": {},
+        "deleted": False,
+        "synced": None,
+    }
+
+
+def record_created(record: dict) -> bool:
+    """Write a new job's record and index; retried, because Vertex has already accepted the
+    job and a job without a record is invisible to its owner and never costed."""
+    job_id = record["job_id"]
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            # One commit for the record and its index: half the latency of two.
+            batch = clients.firestore().batch()
+            batch.set(job_ref(job_id), record)
+            if record.get("output_prefix"):
+                index_folder(record["output_prefix"], job_id, batch=batch)
+            batch.commit()
+            return True
+        except Exception as exc:
+            logs.warning(
+                "job record write failed; retrying",
+                job_id=job_id,
+                attempt=attempt,
+                error=repr(exc),
+            )
+            time.sleep(min(0.2 * 2**attempt, 3))
+    logs.critical(
+        "JOB RECORD LOST: Vertex accepted the job but the gateway could not record it; "
+        "recreate the record from this entry",
+        job_id=job_id,
+        job_name=record["name"],
+        owner_key_id=record["owner_key_id"],
+        owner_alias=record["owner_alias"],
+        team=record["team"],
+        model=record["model"],
+        deployment=record["deployment"],
+        output_prefix=record.get("output_prefix"),
+    )
+    return False
+
+
+def mark(job_id: str, **fields) -> None:
+    job_ref(job_id).update({**fields, "updated": datetime.now(UTC)})
+
+
+# --- state transitions (on_job_event) -------------------------------------------------------
+
+OPEN_ORDER_FIELD = "synced"
+
+
+def open_jobs(limit: int) -> list[dict]:
+    """Jobs whose cost is not final yet (every non-terminal job, and terminal ones whose
+    reconciliation has not finished), least recently synced first, so that a bounded tick
+    carries on where the last one stopped. Needs the composite index (cost_final, synced).
+
+    `synced` is null on a new record; nulls sort first, so new jobs go first.
+    """
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        clients.firestore()
+        .collection(COLLECTION)
+        .where(filter=FieldFilter("cost_final", "==", False))
+        .order_by(OPEN_ORDER_FIELD)
+        .limit(limit)
+    )
+    return [{**s.to_dict(), "job_id": s.id} for s in query.stream()]
+
+
+def touch_synced(job_id: str, **fields) -> None:
+    job_ref(job_id).update({OPEN_ORDER_FIELD: datetime.now(UTC), **fields})
+
+
+def upstream_fields(upstream_job: dict) -> dict:
+    """What a sync copies from Vertex's job onto the record, whether or not the state moved."""
+    fields = {}
+    directory = (upstream_job.get("outputInfo") or {}).get("gcsOutputDirectory")
+    if directory:
+        fields["output_directory"] = directory
+    if upstream_job.get("completionStats") is not None:
+        fields["completion_stats"] = upstream_job["completionStats"]
+    if upstream_job.get("error"):
+        fields["error"] = upstream_job["error"]
+    for source, target in (
+        ("startTime", "start_time"),
+        ("endTime", "end_time"),
+        ("updateTime", "upstream_update_time"),
+    ):
+        if upstream_job.get(source):
+            fields[target] = upstream_job[source]
+    return fields
+
+
+def _older(upstream_job: dict, record: dict) -> bool:
+    seen = times.parse(record.get("upstream_update_time"))
+    got = times.parse(upstream_job.get("updateTime"))
+    return bool(seen and got and got < seen)
+
+
+def needs_transition(record: dict, upstream_job: dict) -> bool:
+    """Whether a sync must write anything but its `synced` stamp (read from the record the
+    tick already holds, so an unchanged job costs one small write, not a transaction)."""
+    if record.get("terminal") or _older(upstream_job, record):
+        return False
+    if state_name(upstream_job.get("state")) != record.get("state"):
+        return True
+    return any(record.get(k) != v for k, v in upstream_fields(upstream_job).items())
+
+
+def record_transition(job_id: str, upstream_job: dict) -> dict | None:
+    """Record Vertex's state on the job, once: in a transaction that reads the stored state
+    first, so of two racing syncs only the first appends to `state_history`; the second sees
+    the new state and records nothing. Returns the transition ({from, to, ...}) or None.
+    """
+    from google.cloud import firestore
+
+    new_state = state_name(upstream_job.get("state"))
+    ref = job_ref(job_id)
+    client = clients.firestore()
+
+    @firestore.transactional
+    def apply(transaction):
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        record = snapshot.to_dict()
+        old_state = record.get("state")
+        now = datetime.now(UTC)
+        if record.get("terminal") or _older(upstream_job, record):
+            # A stale read (a slower sync's GET): a terminal record never goes back.
+            transaction.update(ref, {"synced": now})
+            return None
+        fields = {**upstream_fields(upstream_job), "synced": now}
+        if old_state == new_state:
+            transaction.update(ref, fields)
+            return None
+        entry = {
+            "time": now,
+            "from": old_state,
+            "to": new_state,
+            "update_time": upstream_job.get("updateTime"),
+        }
+        transaction.update(
+            ref,
+            {
+                **fields,
+                "state": new_state,
+                "terminal": new_state in TERMINAL_STATES,
+                "state_history": firestore.ArrayUnion([entry]),
+                "updated": now,
+            },
+        )
+        return entry
+
+    return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))

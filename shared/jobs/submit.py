@@ -1,0 +1,137 @@
+"""Create and cancel a Vertex batch job for a caller: the one path every door goes through.
+
+The Vertex-native routes, and any other door into the gateway, call `create_job`: model
+routing with failover on 429, the key's bucket prefixes and labels, the budget admission,
+the job record and its output index, and the `job.created` event. Errors are `ApiError`s in
+the Vertex envelope; an upstream error comes back as the upstream's own reply.
+"""
+
+import json
+from dataclasses import dataclass
+
+from shared.core import logs, routing, vertex
+from shared.core.config import Deployment, model_list_or_error
+from shared.core.errors import ApiError, invalid_argument
+from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value, validate_labels
+from shared.jobs import budgets, events, records
+
+
+@dataclass(frozen=True)
+class Submitted:
+    upstream: vertex.Upstream
+    deployment: Deployment
+    record: dict | None  # None when Vertex refused the create
+
+
+def _under(uri: str, prefixes) -> bool:
+    return any(uri.startswith(prefix) for prefix in prefixes)
+
+
+def check_buckets(caller, body: dict) -> tuple[list[str], str]:
+    input_config = body.get("inputConfig") or {}
+    output_config = body.get("outputConfig") or {}
+    if not isinstance(input_config, dict) or not isinstance(output_config, dict):
+        raise invalid_argument("`inputConfig` and `outputConfig` must be objects.")
+    if "bigquerySource" in input_config or "bigqueryDestination" in output_config:
+        raise invalid_argument(
+            "The gateway supports GCS input and output only (its cost tracking reads the "
+            "output files): use inputConfig.gcsSource and outputConfig.gcsDestination."
+        )
+    uris = (input_config.get("gcsSource") or {}).get("uris")
+    if isinstance(uris, str):
+        uris = [uris]
+    if not uris or not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+        raise invalid_argument(
+            "`inputConfig.gcsSource.uris` is required: a list of gs:// URIs.",
+            field="inputConfig.gcsSource.uris",
+        )
+    prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix")
+    if not isinstance(prefix, str) or not prefix.startswith("gs://"):
+        raise invalid_argument(
+            "`outputConfig.gcsDestination.outputUriPrefix` is required: a gs:// prefix.",
+            field="outputConfig.gcsDestination.outputUriPrefix",
+        )
+    if caller.is_master:
+        return uris, prefix
+    for uri in uris:
+        if not _under(uri, caller.input_prefixes):
+            allowed = ", ".join(caller.input_prefixes) or "none (ask an admin to add some)"
+            raise ApiError(
+                403,
+                f"inputConfig.gcsSource.uris: {uri} is outside this key's input prefixes. "
+                f"Allowed: {allowed}.",
+            )
+    if not _under(prefix if prefix.endswith("/") else prefix + "/", caller.output_prefixes):
+        allowed = ", ".join(caller.output_prefixes) or "none (ask an admin to add some)"
+        raise ApiError(
+            403,
+            f"outputConfig.gcsDestination.outputUriPrefix: {prefix} is outside this key's "
+            f"output prefixes. Allowed: {allowed}.",
+        )
+    return uris, prefix
+
+
+def stamped_labels(caller, body: dict) -> dict:
+    labels = body.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise invalid_argument("`labels` must be an object of strings.", field="labels")
+    validate_labels(labels)
+    stamped = {**caller.labels, **labels, OWNER_LABEL: caller.key_id}
+    if caller.team:
+        stamped[TEAM_LABEL] = label_value(caller.team)
+    return validate_labels(stamped, allow_reserved=True)
+
+
+def create_job(
+    *, caller, body: dict, api_version: str = "v1", params: dict | None = None
+) -> Submitted:
+    """Check, admit and create one job; record it once Vertex has it."""
+    deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
+    check_buckets(caller, body)
+    body["labels"] = stamped_labels(caller, body)
+    estimate = budgets.admit(caller=caller, deployment=deployments[0], body=body)
+    upstream = None
+    for deployment in deployments:
+        body["model"] = f"publishers/google/models/{deployment.model}"
+        upstream = vertex.create_job(
+            deployment, json.dumps(body).encode(), version=api_version, params=params or {}
+        )
+        if upstream.status != 429:
+            break
+        logs.warning(
+            "deployment exhausted; trying the next",
+            deployment=deployment.label,
+            model=deployment.model_name,
+        )
+    if not upstream.ok:
+        budgets.release(caller=caller, estimate=estimate)
+        return Submitted(upstream, deployment, None)
+
+    record = records.new_record(
+        upstream_job=upstream.json(),
+        request_body=body,
+        caller=caller,
+        deployment=deployment,
+        public_model=deployment.model_name,
+        api_version=api_version,
+        estimate=estimate,
+    )
+    pending = events.start_job_event("job.created", record["job_id"])
+    records.record_created(record)
+    budgets.committed(caller=caller, job_id=record["job_id"], estimate=estimate)
+    events.settle(pending)
+    return Submitted(upstream, deployment, record)
+
+
+def cancel_job(record: dict, *, api_version: str = "v1", params: dict | None = None):
+    """Ask Vertex to cancel; on success, sync the job soon (`job.cancel_requested`)."""
+    upstream = vertex.call(
+        "POST",
+        record["deployment"]["location"],
+        vertex.job_path(api_version, record["name"]) + ":cancel",
+        params=params or None,
+        body=b"{}",
+    )
+    if upstream.ok:
+        events.publish_job_event("job.cancel_requested", record["job_id"])
+    return upstream

@@ -1,0 +1,87 @@
+"""Optional webhook delivery of alerts (Slack-compatible: `{"text": ...}` plus the fields).
+
+Best effort on top of Pub/Sub, which stays the record: a receiver that is down gets a few
+retries with backoff (bounded, so a dead receiver cannot hold up the sync) and then a
+logged ERROR. With `VBG_ALERT_WEBHOOK_SECRET` set, each POST carries
+`X-VBG-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`; receivers recompute it
+with the shared secret and compare in constant time (`verify`).
+"""
+
+import hashlib
+import hmac
+import json
+import time
+
+import requests
+
+from shared.core import logs
+from shared.core.config import settings
+
+SIGNATURE_HEADER = "X-VBG-Signature"
+ATTEMPTS = 4
+BASE_DELAY = 0.5
+MAX_DELAY = 4.0
+TIMEOUT = (3, 10)
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: str, header: str | None) -> bool:
+    return bool(header) and hmac.compare_digest(sign(body, secret), header)
+
+
+def payload(alert: dict, severity: str) -> bytes:
+    return json.dumps({**alert, "severity": severity}, default=str, sort_keys=True).encode()
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def deliver(
+    alert: dict,
+    *,
+    severity: str = "INFO",
+    url: str | None = None,
+    secret: str | None = None,
+    attempts: int = ATTEMPTS,
+    base_delay: float = BASE_DELAY,
+) -> bool:
+    """POST the alert; True when the receiver accepted it (2xx). Never raises."""
+    url = url if url is not None else settings().alert_webhook_url
+    secret = secret if secret is not None else settings().alert_webhook_secret
+    if not url:
+        return False
+    body = payload(alert, severity)
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    outcome = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT)
+            if 200 <= response.status_code < 300:
+                logs.info(
+                    "alert webhook delivered",
+                    kind=alert.get("kind"),
+                    job_id=alert.get("job_id"),
+                    attempt=attempt,
+                )
+                return True
+            outcome = f"HTTP {response.status_code}"
+            if not _retryable(response.status_code):
+                break
+        except requests.RequestException as exc:
+            outcome = repr(exc)
+        if attempt < attempts:
+            time.sleep(min(base_delay * 2 ** (attempt - 1), MAX_DELAY))
+    logs.error(
+        "alert webhook not delivered",
+        kind=alert.get("kind"),
+        job_id=alert.get("job_id"),
+        attempts=attempt,
+        outcome=outcome,
+    )
+    return False

@@ -1,0 +1,145 @@
+"""`vbg cost` on files under tmp_path: exact --json fields, the table, and user errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shared.cli.main import main
+
+FIELDS = {
+    "model",
+    "rows",
+    "succeeded",
+    "failed",
+    "malformed",
+    "prompt_tokens",
+    "cached_tokens",
+    "candidates_tokens",
+    "thoughts_tokens",
+    "embedding_tokens",
+    "cost_usd",
+}
+
+
+def row(model_version="gemini-2.5-flash-001", prompt=10000, cached=4096, out=200, thoughts=300):
+    usage = {
+        "promptTokenCount": prompt,
+        "cachedContentTokenCount": cached,
+        "candidatesTokenCount": out,
+        "thoughtsTokenCount": thoughts,
+    }
+    return json.dumps(
+        {
+            "status": "",
+            "request": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+            "response": {"usageMetadata": usage, "modelVersion": model_version},
+        }
+    )
+
+
+@pytest.fixture
+def predictions(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(row() + "\n" + json.dumps({"status": "Bad Request"}) + "\nnot json\n")
+    return path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_has_exactly_the_documented_fields(capsys, predictions):
+    code, out, err = run(capsys, "cost", str(predictions), "--model", "gemini-2.5-flash", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == FIELDS
+    assert report == {
+        "model": "gemini-2.5-flash",
+        "rows": 3,
+        "succeeded": 1,
+        "failed": 1,
+        "malformed": 1,
+        "prompt_tokens": 10000,
+        "cached_tokens": 4096,
+        "candidates_tokens": 200,
+        "thoughts_tokens": 300,
+        "embedding_tokens": 0,
+        "cost_usd": "0.001633480",
+    }
+
+
+def test_model_from_rows_and_by_model_when_mixed(capsys, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        row() + "\n" + row("gemini-2.0-flash-001", prompt=100, cached=0, out=10, thoughts=0) + "\n"
+    )
+    code, out, _ = run(capsys, "cost", str(path), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) == FIELDS | {"by_model"}
+    assert report["model"] is None
+    assert report["by_model"]["gemini-2.0-flash"]["cost_usd"] == "0.000010500"
+    assert report["by_model"]["gemini-2.5-flash"]["cost_usd"] == "0.001633480"
+    assert report["cost_usd"] == "0.001643980"
+
+
+def test_single_model_from_rows(capsys, predictions):
+    code, out, _ = run(capsys, "cost", str(predictions), "--json")
+    assert code == 0
+    assert json.loads(out)["model"] == "gemini-2.5-flash"
+
+
+def test_online_rates(capsys, predictions):
+    code, out, _ = run(capsys, "cost", str(predictions), "--json", "--online")
+    assert code == 0
+    assert json.loads(out)["cost_usd"] == "0.003144080"  # 5904*300 + 4096*30 + 500*2500
+
+
+def test_readable_table(capsys, predictions):
+    code, out, _ = run(capsys, "cost", str(predictions))
+    assert code == 0
+    assert "$0.001633480 USD" in out
+    assert "failed      line 2: Bad Request" in out
+    assert "malformed   line 3" in out
+
+
+def test_unknown_model_is_an_error_naming_the_known_ones(capsys, predictions):
+    code, out, err = run(capsys, "cost", str(predictions), "--model", "gpt-5")
+    assert code == 2 and out == ""
+    assert "unknown model 'gpt-5'" in err and "gemini-2.5-pro" in err
+    assert "Traceback" not in err
+
+
+def test_rows_of_an_unknown_model_are_an_error(capsys, tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(row("mystery-1") + "\n")
+    code, out, err = run(capsys, "cost", str(path), "--json")
+    assert code == 2 and out == ""
+    assert "mystery-1" in err and "gemini-2.5-flash" in err
+
+
+def test_missing_file_and_bad_uri(capsys, tmp_path):
+    code, _, err = run(capsys, "cost", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "cost", "gs://bucket-only")
+    assert code == 2 and "gs://bucket/object" in err
+
+
+def test_console_script_runs_as_a_process(predictions):
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "cost", str(predictions), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["cost_usd"] == "0.001633480"
+
+
+def test_no_command_prints_help(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "cost" in err

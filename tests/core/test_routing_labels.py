@@ -1,0 +1,78 @@
+"""Model names to deployments, and Vertex's label rules."""
+
+import pytest
+
+from shared.core.config import parse_model_list
+from shared.core.errors import ApiError
+from shared.core.labels import label_value, validate_labels
+from shared.core.routing import public_model_name, resolve
+
+MODELS = parse_model_list(
+    """
+model_list:
+  - {model_name: gemini-2.5-flash, litellm_params: {model: vertex_ai/gemini-2.5-flash,
+     vertex_project: p, vertex_location: us-central1}}
+  - {model_name: cheap, litellm_params: {model: vertex_ai/gemini-2.5-flash-lite,
+     vertex_project: p, vertex_location: us-central1}}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gemini-2.5-flash",
+        "publishers/google/models/gemini-2.5-flash",
+        "projects/x/locations/us-central1/publishers/google/models/gemini-2.5-flash",
+        "models/gemini-2.5-flash",
+        "gemini-2.5-flash@default",
+    ],
+)
+def test_every_model_form_names_the_public_model(model):
+    assert public_model_name(model) == "gemini-2.5-flash"
+
+
+def test_friendly_name_maps_to_its_deployment():
+    [deployment] = resolve("cheap", MODELS, allowed=None)
+    assert deployment.model == "gemini-2.5-flash-lite"
+
+
+def test_unknown_model_is_400_naming_the_known_ones():
+    with pytest.raises(ApiError) as raised:
+        resolve("gemini-9", MODELS, allowed=None)
+    assert raised.value.code == 400
+    assert "Known models: cheap, gemini-2.5-flash" in raised.value.message
+
+
+def test_model_outside_the_key_is_403_naming_the_allowed_ones():
+    with pytest.raises(ApiError) as raised:
+        resolve("gemini-2.5-flash", MODELS, allowed=("cheap",))
+    assert raised.value.code == 403
+    assert "Allowed models: cheap" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"Upper": "x"},
+        {"1digit": "x"},
+        {"k": "Upper"},
+        {"k": "x" * 64},
+        {"k" * 64: "x"},
+        {"has space": "x"},
+        {"vbg-key": "spoof"},
+        {f"k{i}": "v" for i in range(65)},
+    ],
+)
+def test_labels_outside_vertex_rules_are_refused(labels):
+    with pytest.raises(ApiError) as raised:
+        validate_labels(labels)
+    assert raised.value.code == 400
+
+
+def test_valid_labels_pass_and_team_names_squeeze_into_label_values():
+    assert validate_labels({"cost-center": "cc_42", "env": ""}) == {
+        "cost-center": "cc_42",
+        "env": "",
+    }
+    assert label_value("Data Science / EU") == "data-science-eu"

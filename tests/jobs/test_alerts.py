@@ -1,0 +1,265 @@
+"""Alerts on real parts: what lands on `batch-job-alerts` (and a webhook) for terminal,
+stuck and budget events, once each."""
+
+import json
+import math
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shared.cost.pricing import nanos_to_usd
+from shared.jobs import alerts, records, webhooks
+from tests.jobs.lifecycle_support import JOBS_PATH, make_world
+from tests.support import MASTER_KEY, auth, create_key
+
+SECRET = "webhook-test-secret"
+
+
+class Receiver:
+    """A tiny webhook receiver on 127.0.0.1: answers the queued statuses, then 200."""
+
+    def __init__(self, statuses=()):
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append((dict(self.headers), body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.requests]
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.stop()
+
+
+def by_job(found):
+    return {attributes["job_id"]: (attributes, body) for attributes, body in found}
+
+
+def test_failed_cancelled_expired_each_one_terminal_alert_with_the_error(
+    gcp, monkeypatch, tmp_path, receiver
+):
+    world = make_world(
+        gcp,
+        monkeypatch,
+        tmp_path,
+        speed=0.1,
+        env={"VBG_ALERT_WEBHOOK_URL": receiver.url, "VBG_ALERT_WEBHOOK_SECRET": SECRET},
+    )
+    try:
+        failed = world.create(labels={"sim-fault": "failed", "cost-center": "cc-7"})
+        expired = world.create(labels={"sim-fault": "expired"})
+        cancelled = world.create(labels={"sim-fault": "stuck-queued"})
+        world.wait_sim(cancelled, "JOB_STATE_QUEUED")
+        response = world.gateway.post(f"{JOBS_PATH}/{cancelled}:cancel", headers=auth(world.key))
+        assert response.status_code == 200
+        for job_id in (failed, expired, cancelled):
+            world.drive(job_id)
+        for _ in range(2):
+            world.tick()
+        found = world.alerts()
+    finally:
+        world.sim.stop()
+
+    assert len(found) == 3, found
+    got = by_job(found)
+    assert set(got) == {failed, expired, cancelled}
+    assert {a["kind"] for a, _ in found} == {"terminal"}
+
+    attributes, body = got[failed]
+    assert attributes["state"] == "JOB_STATE_FAILED"
+    assert attributes["severity"] == "ERROR"
+    assert body["error"]["code"] == 13
+    assert "Internal error" in body["text"]
+    assert body["labels"]["cost-center"] == "cc-7"
+    assert body["owner_alias"] == "alice" and body["team"] == "Data Science"
+    assert body["model"] == "gemini-2.5-flash"
+    assert body["display_name"] == "test-job"
+    assert body["cost"]["usd"] == "0.000000000"
+    assert body["console_url"] == (
+        "https://console.cloud.google.com/vertex-ai/locations/us-central1/"
+        f"batch-predictions/{failed}?project=proj-a"
+    )
+    assert body["start_time"] and body["end_time"] and body["duration_seconds"] is not None
+
+    attributes, body = got[expired]
+    assert attributes["state"] == "JOB_STATE_EXPIRED"
+    assert body["error"]["code"] == 4
+
+    attributes, body = got[cancelled]
+    assert attributes["state"] == "JOB_STATE_CANCELLED"
+    assert attributes["severity"] == "WARNING"
+    assert "error" in body  # the simulator sets none on cancel; Vertex's own would show here
+
+    for job_id in (failed, expired, cancelled):
+        assert records.get(job_id)["alerts"]["terminal"]
+
+    # The same alerts, signed, on the webhook.
+    assert sorted(b["job_id"] for b in receiver.bodies()) == sorted([failed, expired, cancelled])
+    for headers, raw in receiver.requests:
+        assert webhooks.verify(raw, SECRET, headers.get(webhooks.SIGNATURE_HEADER))
+        assert json.loads(raw)["text"].startswith("Batch job ")
+
+
+def test_a_job_stuck_in_queued_gives_one_stuck_alert(gcp, monkeypatch, tmp_path):
+    # 0.0003 h is about a second.
+    world = make_world(
+        gcp, monkeypatch, tmp_path, speed=0.1, env={"VBG_STUCK_QUEUED_HOURS": "0.0003"}
+    )
+    try:
+        job_id = world.create(labels={"sim-fault": "stuck-queued"})
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            world.tick()
+            time.sleep(0.1)
+        found = world.alerts()
+    finally:
+        world.sim.stop()
+    assert [(a["kind"], a["job_id"]) for a, _ in found] == [("stuck", job_id)]
+    attributes, body = found[0]
+    assert attributes["state"] == "JOB_STATE_QUEUED"
+    assert attributes["severity"] == "WARNING"
+    assert "QUEUED for" in body["text"] and "0.0003 h limit" in body["text"]
+    assert records.get(job_id)["alerts"]["stuck"]
+
+
+def test_budget_alerts_at_80_and_100_percent_once_each(gcp, monkeypatch, tmp_path):
+    world = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    try:
+        # The simulator's usage is deterministic: one job tells what an identical one costs.
+        calibration = world.drive(world.create(rows=2))
+        one_job = calibration["cost"]["cost_nanos"]
+        assert one_job > 0
+        bob = create_key(
+            world.gateway,
+            alias="bob",
+            team="Search",
+            inputPrefixes=[f"gs://{gcp['bucket']}/in/"],
+            outputPrefixes=[f"gs://{gcp['bucket']}/out/"],
+        )
+        first = world.create(rows=2, key=bob)
+        key_id = records.get(first)["owner_key_id"]
+        budget = nanos_to_usd(math.ceil(one_job * 10 / 9))
+
+        def set_budget(value):
+            response = world.gateway.patch(
+                f"/v1/gateway/keys/{key_id}",
+                json={"budgetUsd": value, "budgetPeriod": "day"},
+                headers=auth(MASTER_KEY),
+            )
+            assert response.status_code == 200, response.get_data(as_text=True)
+
+        # One job is 90% of the budget, two are 180%. The budget is set only after each
+        # create, so that admission (which counts estimates) does not refuse the second.
+        set_budget(budget)
+        world.alerts(settle=0.2)  # the calibration job's terminal alert
+        world.drive(first)
+        after_first = [b for a, b in world.alerts() if a["kind"] == "budget"]
+        set_budget(None)
+        second = world.create(rows=2, key=bob)
+        set_budget(budget)
+        world.drive(second)
+        world.tick()
+        after_second = [b for a, b in world.alerts() if a["kind"] == "budget"]
+        assert alerts.check_budget_alerts(key_id=key_id, team="Search") == []
+        repeated = world.alerts(settle=0.3)
+    finally:
+        world.sim.stop()
+
+    assert [b["threshold_percent"] for b in after_first] == [80]
+    assert [b["threshold_percent"] for b in after_second] == [100]
+    assert repeated == []
+    alert = after_second[0]
+    assert alert["scope"] == "key"
+    assert alert["key_id"] == key_id and alert["alias"] == "bob" and alert["team"] == "Search"
+    assert alert["budget_usd"] == budget
+    assert alert["spent_nanos"] == 2 * one_job
+    assert "refused" in alert["text"]
+
+
+def test_webhook_retries_with_backoff_and_signs(receiver):
+    receiver.statuses = [503, 500]
+    alert = {"kind": "terminal", "job_id": "42", "text": "Batch job 42 ended"}
+    assert webhooks.deliver(alert, severity="ERROR", url=receiver.url, secret=SECRET, base_delay=0)
+    assert len(receiver.requests) == 3
+    headers, raw = receiver.requests[-1]
+    assert headers["X-VBG-Signature"] == webhooks.sign(raw, SECRET)
+    assert json.loads(raw) == {**alert, "severity": "ERROR"}
+
+
+def test_webhook_gives_up_after_bounded_attempts_and_on_client_errors(receiver):
+    receiver.statuses = [503] * 10
+    assert not webhooks.deliver(
+        {"text": "x"}, url=receiver.url, secret="", attempts=3, base_delay=0
+    )
+    assert len(receiver.requests) == 3
+    assert "X-VBG-Signature" not in receiver.requests[0][0]
+    receiver.requests.clear()
+    receiver.statuses = [400]
+    assert not webhooks.deliver({"text": "x"}, url=receiver.url, secret="", base_delay=0)
+    assert len(receiver.requests) == 1
+
+
+def test_alert_markers_dedupe_retry_after_failed_publish_and_take_over_stale_claims(gcp):
+    from datetime import UTC, datetime, timedelta
+
+    from google.cloud import pubsub_v1
+
+    from shared.core import clients
+
+    def send(alert_id):
+        return alerts.send(
+            alert_id=alert_id, kind="terminal", state="S", severity="INFO", job_id="1", body={}
+        )
+
+    with pytest.raises(Exception):  # noqa: B017 - no topic yet: the publish fails
+        send("1:terminal")
+    assert not alerts._marker("1:terminal").get().exists
+
+    clients.publisher().create_topic(name=clients.topic_path("batch-job-alerts"))
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = subscriber.subscription_path(gcp["project"], "watch")
+    subscriber.create_subscription(name=subscription, topic=clients.topic_path("batch-job-alerts"))
+    assert send("1:terminal") == alerts.SENT
+    assert send("1:terminal") == alerts.ALREADY
+
+    now = datetime.now(UTC)
+    alerts._marker("2:terminal").create({"status": "sending", "claimed": now})
+    assert send("2:terminal") == alerts.IN_FLIGHT
+    alerts._marker("3:terminal").create(
+        {"status": "sending", "claimed": now - alerts.LEASE - timedelta(seconds=1)}
+    )
+    assert send("3:terminal") == alerts.SENT
+    assert alerts._marker("3:terminal").get().to_dict()["takeovers"] == 1
+
+    received = []
+    deadline = time.monotonic() + 10
+    while len(received) < 2 and time.monotonic() < deadline:
+        pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
+        received += pulled.received_messages
+    assert len(received) == 2  # "1" once, "3" once (its job id attribute is "1" too)

@@ -1,0 +1,185 @@
+"""The simulator's usage rule and row shapes: pure, so the cost code can rely on them."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from local.sim_rows import expected_usage, model_family, output_row
+from local.vertex_sim import compile_filter
+from shared.core.errors import ApiError
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+def request(text: str, **extra) -> dict:
+    return {"contents": [{"role": "user", "parts": [{"text": text}]}], **extra}
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("gemini-2.5-flash", "gemini"),
+        ("gemini-2.0-flash-001", "gemini"),
+        ("gemini-2.5-flash-lite", "gemini"),
+        ("text-embedding-005", "text-embedding"),
+        ("text-multilingual-embedding-002", "text-embedding"),
+        ("gemini-embedding-001", "gemini-embedding"),
+        ("gemini-1.0-pro", None),
+        ("gemini-2.5-flash-01", None),
+        ("text-embedding-006", None),
+    ],
+)
+def test_model_family(model, family):
+    assert model_family(model) == family
+
+
+def test_prompt_tokens_count_text_parts_and_system_instruction():
+    usage = expected_usage(
+        "gemini-2.0-flash",
+        request("a" * 10, systemInstruction={"parts": [{"text": "b" * 7}]}),
+    )
+    assert usage["promptTokenCount"] == 5  # ceil(17 / 4)
+    assert usage["promptTokensDetails"] == [{"modality": "TEXT", "tokenCount": 5}]
+    assert "thoughtsTokenCount" not in usage
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+
+
+def test_non_text_parts_are_counted_by_modality():
+    req = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "describe"},
+                    {"fileData": {"fileUri": "gs://a/b.png", "mimeType": "image/png"}},
+                    {"inlineData": {"data": "AAAA", "mimeType": "audio/mp3"}},
+                ],
+            }
+        ]
+    }
+    details = expected_usage("gemini-2.5-pro", req)["promptTokensDetails"]
+    assert details == [
+        {"modality": "TEXT", "tokenCount": 2},
+        {"modality": "IMAGE", "tokenCount": 258},
+        {"modality": "AUDIO", "tokenCount": 258},
+    ]
+
+
+def test_candidates_are_deterministic_and_capped_by_max_output_tokens():
+    free = expected_usage("gemini-2.0-flash", request("same"))
+    assert free == expected_usage("gemini-2.0-flash", request("same"))
+    assert 10 <= free["candidatesTokenCount"] < 100
+    capped = expected_usage(
+        "gemini-2.0-flash", request("same", generationConfig={"maxOutputTokens": 3})
+    )
+    assert capped["candidatesTokenCount"] == 3
+
+
+def test_thinking_rules_per_model_and_budget():
+    assert expected_usage("gemini-2.5-pro", request("x"))["thoughtsTokenCount"] >= 50
+    assert "thoughtsTokenCount" in expected_usage("gemini-2.5-flash", request("x"))
+    assert "thoughtsTokenCount" not in expected_usage("gemini-2.5-flash-lite", request("x"))
+    off = request("x", generationConfig={"thinkingConfig": {"thinkingBudget": 0}})
+    assert "thoughtsTokenCount" not in expected_usage("gemini-2.5-flash", off)
+    small = request("x", generationConfig={"thinkingConfig": {"thinkingBudget": 7}})
+    assert expected_usage("gemini-2.5-flash-lite", small)["thoughtsTokenCount"] == 7
+    usage = expected_usage("gemini-2.5-flash", small)
+    assert usage["totalTokenCount"] == (
+        usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    )
+
+
+def test_cache_rules():
+    explicit = expected_usage("gemini-2.5-flash", request("hi", cachedContent="cachedContents/1"))
+    assert explicit["cachedContentTokenCount"] == 1024
+    assert explicit["promptTokenCount"] == 1 + 1024
+    assert explicit["cacheTokensDetails"] == [{"modality": "TEXT", "tokenCount": 1024}]
+    long_prompt = request("x" * 4 * 3000)
+    implicit = expected_usage("gemini-2.5-pro", long_prompt)
+    assert implicit["promptTokenCount"] == 3000
+    assert implicit["cachedContentTokenCount"] == 1280  # 1500 rounded down to 256s
+    assert "cachedContentTokenCount" not in expected_usage("gemini-2.0-flash", long_prompt)
+    assert "cachedContentTokenCount" not in expected_usage("gemini-2.5-pro", request("x" * 4000))
+
+
+def test_embedding_usage_and_truncation():
+    assert expected_usage("text-embedding-004", {"content": "abcde"}) == {
+        "token_count": 2,
+        "truncated": False,
+    }
+    assert expected_usage("text-embedding-004", {"content": "a" * 10000}) == {
+        "token_count": 2048,
+        "truncated": True,
+    }
+    gemb = {"content": {"parts": [{"text": "Hello World"}]}}
+    assert expected_usage("gemini-embedding-001", gemb) == {
+        "promptTokenCount": 3,
+        "totalTokenCount": 3,
+    }
+    with pytest.raises(ValueError):
+        expected_usage("nope", {})
+
+
+def test_gemini_row_shape():
+    line = {"id": 7, "request": request("hello")}
+    row, ok = output_row("gemini-2.5-flash-001", json.dumps(line), NOW)
+    assert ok
+    assert row["id"] == 7 and row["request"] == line["request"] and row["status"] == ""
+    assert row["processed_time"] == "2025-01-02T03:04:05.678+00:00"
+    response = row["response"]
+    assert response["modelVersion"] == "gemini-2.5-flash-001"
+    assert response["createTime"] == "2025-01-02T03:04:05.678000Z"
+    assert response["responseId"]
+    assert response["usageMetadata"] == expected_usage("gemini-2.5-flash", line["request"])
+    assert response["candidates"][0]["content"]["role"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("{not json", "{not json"),
+        ("[1, 2]", "[1, 2]"),
+        ('{"request": {"contents": []}}', {"contents": []}),
+        ('{"other": 1}', {"other": 1}),
+    ],
+)
+def test_malformed_gemini_lines_become_failed_rows(raw, kept):
+    row, ok = output_row("gemini-2.5-flash", raw, NOW)
+    assert not ok
+    assert row["request"] == kept and row["status"] and "response" not in row
+    assert row["processed_time"]
+
+
+def test_forced_failure_and_embedding_rows():
+    row, ok = output_row("gemini-2.0-flash", json.dumps({"request": request("x")}), NOW, "boom")
+    assert (ok, row["status"]) == (False, "boom")
+    row, ok = output_row("text-embedding-005", '{"content": "hi"}', NOW)
+    assert ok and row["status"] == "" and row["instance"] == {"content": "hi"}
+    values = row["predictions"][0]["embeddings"]["values"]
+    assert len(values) == 8 and all(-1 <= value < 1 for value in values)
+    row, ok = output_row("text-embedding-005", "garbage", NOW)
+    assert not ok and row["instance"] == "garbage" and row["status"]
+    line = {"request": {"content": {"parts": [{"text": "x"}]}, "embed_content_config": {}}}
+    row, ok = output_row("gemini-embedding-001", json.dumps(line), NOW)
+    assert ok and row["response"]["usageMetadata"]["promptTokenCount"] == 1
+    row, ok = output_row("gemini-embedding-001", '{"request": {}}', NOW)
+    assert not ok and row["request"] == {} and row["status"]
+
+
+def test_list_filter_rejects_unknown_fields_and_parses_clauses():
+    from google.cloud.aiplatform_v1.types import BatchPredictionJob, JobState
+
+    pb = BatchPredictionJob.pb()(
+        display_name="nightly-run", state=JobState.JOB_STATE_RUNNING, labels={"team": "ml"}
+    )
+    assert compile_filter('display_name:"nightly*"')(pb)
+    assert compile_filter("state=3 AND labels.team=ml")(pb)
+    assert compile_filter("NOT labels.team=ops")(pb)
+    assert not compile_filter("labels.owner:*")(pb)
+    assert compile_filter("labels.owner!=x")(pb)
+    with pytest.raises(ApiError) as caught:
+        compile_filter("nonsense")
+    assert caught.value.code == 400
+    with pytest.raises(ApiError):
+        compile_filter("colour=red")
