@@ -23,7 +23,6 @@ ENV_BY_FUNCTION = {
         "VBG_VERTEX_ENDPOINT",
         "VBG_MAX_BODY_BYTES",
         "VBG_ESTIMATE_READ_LIMIT_BYTES",
-        "VBG_STAGING_BUCKET",
     ),
     "on_job_event": (
         *COMMON_ENV,
