@@ -2,20 +2,22 @@ terraform {
   required_version = ">= 1.5.0"
 
   required_providers {
+    # Pinned to the versions tests/infra/test_provider_schema.py checks every resource,
+    # argument and block against (the @cdktf/provider-* packages generated from them).
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.14.0, < 7.0.0"
+      version = "6.50.0"
     }
     # Only for google_project_service_identity (beta-only): it creates the Pub/Sub and
     # Vertex AI service agents before IAM grants name them.
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 6.14.0, < 7.0.0"
+      version = "6.50.0"
     }
     # Generates the master key when none is given.
     random = {
       source  = "hashicorp/random"
-      version = ">= 3.6.0, < 4.0.0"
+      version = "3.7.2"
     }
   }
 }
