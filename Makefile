@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: dev test lint fmt bundle checkov bench clean
+.PHONY: dev test lint fmt bundle checkov bench smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: lint
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra; \
 	else echo "terraform is not installed: skipping terraform fmt -check"; fi
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+
+# After `terraform apply`: one real 3-row batch job through the deployed gateway. It spends
+# money, so it runs only with YES=1; STACK=1 points it at `make dev` instead.
+smoke: $(STAMP)
+	$(BIN)/python -m local.smoke $(if $(YES),--yes) $(if $(STACK),--stack) $(SMOKE_ARGS)
 
 bundle: $(STAMP)
 	$(BIN)/python -m local.bundle
