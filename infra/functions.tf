@@ -44,7 +44,9 @@ resource "google_cloudfunctions2_function" "passthrough" {
         key        = secret_environment_variables.key
         project_id = var.project_id
         secret     = secret_environment_variables.value
-        version    = "latest"
+        # The version itself, not "latest": a new master key is then a new revision, so
+        # every instance holds the same key (`latest` is read once per instance start).
+        version = google_secret_manager_secret_version.master_key.version
       }
     }
   }
@@ -93,7 +95,8 @@ resource "google_cloudfunctions2_function" "on_job_event" {
         key        = secret_environment_variables.key
         project_id = var.project_id
         secret     = secret_environment_variables.value
-        version    = "latest"
+        # Pinned like the master key: a new webhook secret rolls out as a new revision.
+        version = one(google_secret_manager_secret_version.alert_webhook_secret[*].version)
       }
     }
   }
@@ -142,7 +145,8 @@ resource "google_cloudfunctions2_function" "on_output_finalized" {
         key        = secret_environment_variables.key
         project_id = var.project_id
         secret     = secret_environment_variables.value
-        version    = "latest"
+        # Pinned like the master key: a new webhook secret rolls out as a new revision.
+        version = one(google_secret_manager_secret_version.alert_webhook_secret[*].version)
       }
     }
   }
