@@ -69,6 +69,12 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     id_token: str | None = None
 
+    @property
+    def project(self) -> str:
+        """The project of the alerts subscription (projects/P/subscriptions/S): the
+        deployment's own, which the GCS client bills and ADC may not name."""
+        return self.alerts_subscription.split("/")[1]
+
 
 @dataclass
 class Step:
@@ -154,6 +160,8 @@ def resolve_target(args) -> Target:
     missing = [name for name, value in settings.items() if not value]
     if missing:
         raise SmokeFailure(f"missing {', '.join(missing)}: see --help")
+    if not settings["alerts_subscription"].startswith("projects/"):
+        raise SmokeFailure("--alerts-subscription: expected projects/P/subscriptions/S")
     settings["gateway"] = settings["gateway"].rstrip("/")
     return Target(**settings, env=found.get("env", {}), id_token=args.id_token)
 
@@ -277,7 +285,8 @@ class Smoke:
         self.models = [m for m in body.get("models", []) if is_gemini(m)]
         if not self.models:
             raise SmokeFailure(f"no Gemini model in the model list: {body.get('models')}")
-        return f"{len(body['models'])} models, Firestore {body['firestore']['latencyMs']} ms"
+        latency = (body.get("firestore") or {}).get("latencyMs")
+        return f"{len(body['models'])} models, Firestore {latency} ms"
 
     def create_key(self) -> str:
         body = self.expect(
@@ -314,7 +323,7 @@ class Smoke:
             )
             for text in ROWS
         ]
-        client = storage_client(storage)
+        client = storage_client(storage, self.target.project)
         name = self.input_uri.removeprefix(f"gs://{self.target.bucket}/")
         client.bucket(self.target.bucket).blob(name).upload_from_string(
             "\n".join(lines) + "\n", content_type="application/jsonl"
@@ -454,12 +463,12 @@ def is_gemini(model: str) -> bool:
     return model.startswith("gemini") and "embedding" not in model
 
 
-def storage_client(storage):
+def storage_client(storage, project: str):
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project="vbg-smoke", credentials=AnonymousCredentials())
-    return storage.Client()
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client(project=project)
 
 
 def vbg_cost(uri: str, env: dict[str, str]) -> str:
