@@ -15,7 +15,7 @@ resource "google_firestore_database" "this" {
 
 locals {
   # Composite indexes, one per query shape in shared/ that needs one. The emulator does not
-  # ask for them, production does: tests/unit/test_infra_contract.py finds the queries in
+  # ask for them, production does: tests/infra/test_infra_contract.py finds the queries in
   # the code and fails naming the entry to add here. Fields: equality filters first, then
   # the inequality / order_by fields in query order.
   # Example:

@@ -1,5 +1,5 @@
 # Least privilege: one service account per function, plus one that Eventarc and Pub/Sub
-# use to invoke the event functions. tests/unit/test_infra_contract.py holds the exact
+# use to invoke the event functions. tests/infra/test_infra_contract.py holds the exact
 # role set of each account.
 
 resource "google_service_account" "passthrough" {

@@ -32,7 +32,7 @@ locals {
   }
 
   # Plain environment per function: shared/core/config.py ENV_BY_FUNCTION is the contract
-  # (tests/unit/test_infra_contract.py holds this file to it). Secrets are in
+  # (tests/infra/test_infra_contract.py holds this file to it). Secrets are in
   # local.secret_env_* below.
   env_passthrough = merge(local.common_env, {
     VBG_EVENTS_TOPIC              = local.topics.events
