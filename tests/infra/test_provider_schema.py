@@ -295,3 +295,10 @@ def test_beta_only_resource_needs_the_beta_provider(schemas, tmp_path):
         "main.tf: google_project_service_identity.a: google has no resource type"
         " google_project_service_identity (did you mean google_project_service?)",
     ]
+
+
+def test_without_npm_the_fetch_says_why(monkeypatch, tmp_path):
+    monkeypatch.setattr(ps.shutil, "which", lambda name: None)
+    with pytest.raises(ps.PackageUnavailable, match="npm is not installed"):
+        ps.load_schema("google", cache=tmp_path)
+    assert not any(tmp_path.rglob("*.json"))
