@@ -184,8 +184,17 @@ def read_master_key(command: str) -> str:
 class Smoke:
     """The steps, in order; the key is revoked even when a step fails."""
 
-    def __init__(self, target: Target, *, timeout: float, budget_usd: str, out=print):
+    def __init__(
+        self,
+        target: Target,
+        *,
+        timeout: float,
+        budget_usd: str,
+        labels: dict[str, str] | None = None,
+        out=print,
+    ):
         self.target = target
+        self.labels = {"smoke": "true", **(labels or {})}
         self.timeout = timeout
         self.budget_usd = budget_usd
         self.out = out
@@ -248,6 +257,8 @@ class Smoke:
                 if not self.step(name, action):
                     break
         finally:
+            if self.job_id and not self.alert:
+                self.step("cancel", self.cancel_job)
             if self.key_id:
                 self.step("revoke", self.revoke_key)
         total = sum(s.cost_nanos for s in self.steps)
@@ -343,7 +354,7 @@ class Smoke:
                 "predictionsFormat": "jsonl",
                 "gcsDestination": {"outputUriPrefix": self.folder + "out/"},
             },
-            "labels": {"smoke": "true"},
+            "labels": self.labels,
         }
 
     def pick_model(self) -> str:
@@ -442,6 +453,11 @@ class Smoke:
             recorded,
         )
 
+    def cancel_job(self) -> str:
+        """A job left running by a failed or interrupted smoke would go on costing."""
+        self.expect(self.call("POST", f"{JOBS_PATH}/{self.job_id}:cancel", self.key), "cancel job")
+        return f"job {self.job_id} cancelled: the smoke did not see it end"
+
     def revoke_key(self) -> str:
         self.expect(
             self.call("POST", f"/v1/gateway/keys/{self.key_id}:revoke", self.target.master_key),
@@ -526,6 +542,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--budget-usd", default="0.50", help="the temporary key's daily budget (a safety net)"
     )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another label on the job (against make dev: sim-fault=stuck-queued tries a stall)",
+    )
     parser.add_argument("--report", help="also write the steps as JSON to this file")
     return parser.parse_args(argv)
 
@@ -546,8 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smoke: {exc}", file=sys.stderr)
         return 1
     os.environ.update(target.env)
+    labels = dict(item.split("=", 1) for item in args.label if "=" in item)
     smoke = Smoke(
-        target, timeout=args.timeout, budget_usd=args.budget_usd, out=lambda s: print(s, flush=True)
+        target,
+        timeout=args.timeout,
+        budget_usd=args.budget_usd,
+        labels=labels,
+        out=lambda line: print(line, flush=True),
     )
     passed = smoke.run()
     if args.report:

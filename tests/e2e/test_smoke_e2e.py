@@ -92,3 +92,40 @@ def test_smoke_refuses_without_yes(stack, tmp_path):
     assert done.returncode == 2
     assert "--yes" in done.stderr and done.stdout == ""
     assert key_aliases(stack) == before
+
+
+def test_a_job_that_never_ends_is_cancelled_and_the_key_revoked(stack, tmp_path):
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(json.dumps(stack))
+    report_file = tmp_path / "report.json"
+    done = run_smoke(
+        "--yes",
+        "--stack",
+        str(stack_file),
+        "--timeout",
+        "3",
+        "--label",
+        "sim-fault=stuck-queued",
+        "--report",
+        str(report_file),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(report_file.read_text())
+    outcome = {s["name"]: s["ok"] for s in report["steps"]}
+    assert outcome == {
+        "health": True,
+        "key": True,
+        "input": True,
+        "model": True,
+        "job": True,
+        "alert": False,
+        "cancel": True,
+        "revoke": True,
+    }
+    assert "smoke FAILED" in done.stdout
+    job = requests.get(
+        f"{stack['gateway_url']}/v1/projects/p/locations/l/batchPredictionJobs/{report['job_id']}",
+        headers={"Authorization": f"Bearer {stack['master_key']}"},
+        timeout=30,
+    ).json()
+    assert job["state"] in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
