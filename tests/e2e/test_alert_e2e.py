@@ -14,7 +14,7 @@ from google.cloud import pubsub_v1
 
 from shared.core import clients
 from shared.jobs import records
-from tests.e2e.helpers import make_key, vbg
+from tests.e2e.helpers import make_key, vbg, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -91,8 +91,11 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
     assert body["display_name"] == f"alert-e2e-{run}"
     assert body["owner_alias"] == f"alert-e2e-{run}"
 
-    record = records.get(job_id)
-    assert record["cost_final"] is True
+    # The alert is sent before `cost_final` is set (lifecycle.finish_job), so wait for it.
+    record = wait_for(
+        lambda: (r := records.get(job_id)) and r.get("cost_final") and r,
+        what=f"job {job_id} cost_final",
+    )
     assert body["cost"]["cost_nanos"] == record["cost"]["cost_nanos"] > 0
     outputs = [s.to_dict() for s in records.job_ref(job_id).collection("outputs").stream()]
     assert len(outputs) == 1
