@@ -9,9 +9,13 @@ Gemini (`request` = the `request` object of an input line):
 - text tokens = ceil(characters of every `text` part in `contents` and `systemInstruction` / 4),
   at least 1. Each non-text part (`inlineData` / `fileData`) is 258 tokens of the modality
   of its mimeType (image/* IMAGE, audio/* AUDIO, video/* VIDEO, else DOCUMENT).
-- `cachedContent` named in the request: a 1024-token TEXT cache is added to the prompt and
-  all 1024 are cached. Otherwise, for 2.5 models, a prompt of 2048 tokens or more gets an
-  implicit cache hit of (prompt // 2) rounded down to a multiple of 256.
+- `cachedContent` named in the request: the row fails with INVALID_ARGUMENT (explicit caching
+  is not supported in batch prediction; `CACHED_CONTENT_ERROR`).
+- implicit caching (2.5 models only): the prompt's prefix is everything but the last part of
+  the last content (system instruction and earlier turns included); when its text is 2048
+  tokens or more (ceil(chars / 4)) and the same prefix was already sent earlier in the same
+  job (`JobCache`), the prefix's tokens rounded down to a multiple of 256 are cached. The
+  first occurrence is full price, and `expected_usage` without a cache sees no hit.
 - candidatesTokenCount = 10 + h % 90, capped by generationConfig.maxOutputTokens.
 - thoughtsTokenCount (2.5 models only) = 50 + (h >> 8) % 200, capped by
   generationConfig.thinkingConfig.thinkingBudget when >= 0; a budget of 0 turns it off.
@@ -64,10 +68,21 @@ GEMINI_EMBEDDING_MODELS = ("gemini-embedding-001",)
 
 _VERSIONED = re.compile(r"^(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?$")
 NON_TEXT_PART_TOKENS = 256 + 2
-EXPLICIT_CACHE_TOKENS = 1024
-IMPLICIT_CACHE_MIN_PROMPT = 2048
+IMPLICIT_CACHE_MIN_PREFIX = 2048
+CACHED_CONTENT_ERROR = (
+    'Bad Request: {"error": {"code": 400, "message": "Request contains cachedContent: the '
+    'model does not support cached content with batch prediction.", "status": '
+    '"INVALID_ARGUMENT"}}'
+)
 EMBEDDING_MAX_TOKENS = 2048
 EMBEDDING_DIMENSIONS = 8
+
+
+class JobCache:
+    """The prompt prefixes a job has sent so far: implicit caching hits only on a repeat."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
 
 
 class RowError(ValueError):
@@ -141,17 +156,37 @@ def _prompt_modalities(request: dict) -> dict[str, int]:
     return {"TEXT": max(1, math.ceil(chars / 4)), **other}
 
 
-def _gemini_usage(model: str, request: dict) -> dict:
+def _prefix(request: dict) -> tuple[str, int]:
+    """The prompt's cacheable prefix (all but the last part of the last content) as a key,
+    and its text tokens."""
+    contents = request.get("contents")
+    if isinstance(contents, dict):
+        contents = [contents]
+    contents = list(contents or [])
+    last = contents.pop() if contents else {}
+    parts = _parts(last)[:-1]
+    prefix = {
+        "systemInstruction": request.get("systemInstruction"),
+        "contents": [*contents, {"parts": parts}],
+    }
+    chars = _text_chars(request.get("systemInstruction")) + sum(
+        _text_chars(content) for content in prefix["contents"]
+    )
+    return json.dumps(prefix, sort_keys=True, ensure_ascii=False), math.ceil(chars / 4)
+
+
+def _gemini_usage(model: str, request: dict, cache: JobCache | None = None) -> dict:
     base = _base(model)
     h = request_hash(request)
     modalities = _prompt_modalities(request)
-    cached = 0
-    if request.get("cachedContent"):
-        modalities["TEXT"] += EXPLICIT_CACHE_TOKENS
-        cached = EXPLICIT_CACHE_TOKENS
     prompt = sum(modalities.values())
-    if not cached and base.startswith("gemini-2.5") and prompt >= IMPLICIT_CACHE_MIN_PROMPT:
-        cached = (prompt // 2) // 256 * 256
+    cached = 0
+    if base.startswith("gemini-2.5"):
+        key, prefix_tokens = _prefix(request)
+        if prefix_tokens >= IMPLICIT_CACHE_MIN_PREFIX and cache is not None:
+            if key in cache.seen:
+                cached = min(prefix_tokens, prompt) // 256 * 256
+            cache.seen.add(key)
 
     config = request.get("generationConfig") or {}
     candidates = 10 + h % 90
@@ -195,15 +230,16 @@ def _text_chars(content) -> int:
     )
 
 
-def expected_usage(model: str, request: dict) -> dict:
-    """The usage the simulator reports for one well-formed row (see the module docstring).
+def expected_usage(model: str, request: dict, cache: JobCache | None = None) -> dict:
+    """The usage the simulator reports for one well-formed row (see the module docstring);
+    pass the job's `JobCache` to see implicit cache hits of repeated prefixes.
 
     Gemini: the `usageMetadata` dict. text-embedding: `{"token_count": N, "truncated": b}`.
     gemini-embedding: `{"promptTokenCount": N, "totalTokenCount": N}`.
     """
     family = model_family(model)
     if family == "gemini":
-        return _gemini_usage(model, request)
+        return _gemini_usage(model, request, cache)
     if family == "text-embedding":
         tokens = max(1, math.ceil(len(request.get("content", "")) / 4))
         return {
@@ -242,12 +278,16 @@ def _check_gemini(request) -> None:
         raise RowError("Invalid request: `contents` is required and must not be empty.")
 
 
-def _gemini_row(model: str, line: dict, fail: str | None, now: datetime) -> dict:
+def _gemini_row(
+    model: str, line: dict, fail: str | None, now: datetime, cache: JobCache | None
+) -> dict:
     request = line.get("request")
     _check_gemini(request)
+    if request.get("cachedContent"):
+        raise RowError(CACHED_CONTENT_ERROR)
     if fail:
         raise RowError(fail)
-    usage = _gemini_usage(model, request)
+    usage = _gemini_usage(model, request, cache)
     h = request_hash(request)
     text = f"Simulated answer {h:016x} from {_base(model)}."
     response = {
@@ -291,7 +331,11 @@ def _text_embedding_row(model: str, line: dict, fail: str | None) -> dict:
 
 
 def output_row(
-    model: str, raw_line: str, now: datetime, fail: str | None = None
+    model: str,
+    raw_line: str,
+    now: datetime,
+    fail: str | None = None,
+    cache: JobCache | None = None,
 ) -> tuple[dict, bool]:
     """One output row for one input line, and whether it succeeded.
 
@@ -312,7 +356,7 @@ def output_row(
     if error is None:
         try:
             if family == "gemini":
-                return _gemini_row(model, line, fail, now), True
+                return _gemini_row(model, line, fail, now, cache), True
             if family == "gemini-embedding":
                 return _gemini_embedding_row(model, line, fail, now), True
             return _text_embedding_row(model, line, fail), True

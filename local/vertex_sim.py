@@ -30,7 +30,12 @@ Decisions where Vertex is not written down:
 - Rows that fail (malformed lines) do not fail the job: it SUCCEEDS with `failedCount`.
 - The output directory is `{outputUriPrefix}/prediction-model-{time RUNNING began}` with
   the time as `2025-01-01T00:00:00.000000Z`, so it differs slightly from createTime.
-- Cancelled jobs write no output; their rows count as `incompleteCount`.
+- Rows are written progressively while RUNNING: every quarter of the rows goes to
+  `{outputDirectory}/incremental_predictions/predictions_0000N.jsonl` (one state step
+  apart), then all rows to `predictions.jsonl` on success. A job cancelled meanwhile keeps
+  the incremental files of the rows it processed (`successfulCount`/`failedCount`; the rest
+  `incompleteCount`), as Vertex keeps and bills them. Vertex's incremental layout is not
+  documented: paths seen in the wild contain `incremental_predictions` (the rest inferred).
 
 Each state step takes `--speed` seconds: PENDING -> QUEUED -> RUNNING -> (output written)
 SUCCEEDED. Row shapes and the usage rule: see local/sim_rows.py (`expected_usage`).
@@ -73,6 +78,9 @@ from shared.core.errors import ApiError, invalid_argument, not_found, resource_e
 DEFAULT_SPEED = 1.0
 DELETE_METADATA_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
 FAULT_LABEL = "sim-fault"
+FINAL_FILE = "predictions.jsonl"
+INCREMENTAL_FILE = "incremental_predictions/predictions_{index:05d}.jsonl"
+INCREMENTAL_PARTS = 4
 FAULTS = ("create-429", "failed", "partial", "expired", "slow", "stuck-queued")
 TERMINAL = frozenset(
     {
@@ -181,10 +189,10 @@ class Simulator:
                 lines.extend(line for line in data.decode("utf-8").splitlines() if line.strip())
         return lines
 
-    def _write_output(self, directory: str, rows: list[dict]) -> None:
+    def _write_output(self, directory: str, rows: list[dict], name: str = FINAL_FILE) -> None:
         bucket_name, _, path = directory.removeprefix("gs://").partition("/")
         data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        blob = self.storage().bucket(bucket_name).blob(f"{path}/predictions.jsonl")
+        blob = self.storage().bucket(bucket_name).blob(f"{path}/{name}")
         blob.upload_from_string(data.encode(), content_type="application/jsonl")
 
     # -- API -------------------------------------------------------------------------------
@@ -417,12 +425,14 @@ class Simulator:
         job.wake.wait(seconds)
         return job.cancel_requested or job.abandoned or self.stopping.is_set()
 
-    def _finish_cancel(self, job: Job, rows: int = 0) -> None:
+    def _finish_cancel(self, job: Job, rows: int = 0, ok: int = 0, failed: int = 0) -> None:
+        """CANCELLED; `ok` and `failed` rows were processed (their incremental output stays),
+        `rows` were not."""
         if job.abandoned or self.stopping.is_set():
             return
         self.stopping.wait(self.speed * (10 if job.fault == "slow" else 1))
         with self.lock:
-            changes = {"stats": (0, 0, rows)} if rows else {}
+            changes = {"stats": (ok, failed, rows)} if rows or ok or failed else {}
             self._set(job, JobState.JOB_STATE_CANCELLED, **changes)
 
     def _advance(self, job: Job, state, **changes) -> bool:
@@ -483,13 +493,24 @@ class Simulator:
             return None
         model = job.pb.model.rsplit("/", 1)[1]
         rows, ok = [], 0
+        cache = sim_rows.JobCache()
+        per_part = max(1, -(-len(lines) // INCREMENTAL_PARTS))
         for index, line in enumerate(lines):
             forced = None
             if job.fault == "partial" and index % 2 == 1:
                 forced = "Internal error while processing this row (simulated partial failure)."
-            row, succeeded = sim_rows.output_row(model, line, _now(), fail=forced)
+            row, succeeded = sim_rows.output_row(model, line, _now(), fail=forced, cache=cache)
             rows.append(row)
             ok += succeeded
+            done = index + 1
+            if done % per_part and done != len(lines):
+                continue
+            part = (done - 1) // per_part
+            self._write_output(
+                directory, rows[part * per_part : done], INCREMENTAL_FILE.format(index=part)
+            )
+            if done != len(lines) and self._step(job):
+                return self._finish_cancel(job, len(lines) - done, ok, done - ok)
         self._write_output(directory, rows)
         final = (
             JobState.JOB_STATE_PARTIALLY_SUCCEEDED

@@ -1,8 +1,14 @@
-"""`vbg cost`: price a predictions file offline, with the gateway's own price table."""
+"""`vbg cost`: price a predictions file offline, with the gateway's own price table.
+
+A row that cannot be priced (its model has no price, or it carries no usage in any known
+shape) is counted, never a silent $0: the report says how many (`unpriced_rows`,
+`no_usage_rows`), stderr warns, and `--strict` turns the warning into exit code 2.
+"""
 
 import json
+import sys
 
-from shared.cli.errors import EXIT_OK, CliError
+from shared.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 
 JSON_FIELDS = (
     "rows",
@@ -14,6 +20,9 @@ JSON_FIELDS = (
     "candidates_tokens",
     "thoughts_tokens",
     "embedding_tokens",
+    "embedding_characters",
+    "unpriced_rows",
+    "no_usage_rows",
 )
 
 
@@ -66,6 +75,7 @@ def _table(target: str, report: dict, result, batch: bool) -> str:
         ("tool use", result.tool_use_prompt_tokens),
         ("audio", result.audio_prompt_tokens),
         ("embedding", result.embedding_tokens),
+        ("characters", result.embedding_characters),
     ]
     lines.append("tokens      " + "  ".join(f"{name} {value:,}" for name, value in tokens if value))
     lines.append(f"cost        ${report['cost_usd']} USD")
@@ -75,7 +85,28 @@ def _table(target: str, report: dict, result, batch: bool) -> str:
         lines.append(f"failed      line {sample['line']}: {sample['message'][:120]}")
     for sample in result.malformed_samples:
         lines.append(f"malformed   line {sample['line']}: {sample['error'][:120]}")
+    for sample in result.unpriced_samples:
+        lines.append(f"unpriced    line {sample['line']}: {sample['model']}: {sample['reason']}")
     return "\n".join(lines)
+
+
+def unpriced_warning(result) -> str | None:
+    """One stderr line when any row went unpriced, naming the models and reasons."""
+    if not (result.unpriced_rows or result.no_usage_rows):
+        return None
+    from shared.cost import pricing, usage
+
+    parts = []
+    if result.unpriced_rows:
+        samples = result.unpriced_samples
+        names = sorted({str(s["model"]) for s in samples if s["reason"] == usage.NO_PRICE})
+        parts.append(
+            f"{result.unpriced_rows} row(s) name a model with no price ({', '.join(names)}); "
+            f"pass --model (known: {', '.join(pricing.known_models())})"
+        )
+    if result.no_usage_rows:
+        parts.append(f"{result.no_usage_rows} row(s) carry no usage in any known shape")
+    return "warning: priced at $0, not counted in cost_usd: " + "; ".join(parts)
 
 
 def run_cost(args) -> int:
@@ -97,18 +128,16 @@ def run_cost(args) -> int:
         raise CliError(f"{args.target}: is a directory, expected a predictions file") from None
     except PermissionError as exc:
         raise CliError(f"{args.target}: {exc.strerror or exc}") from None
-    if result.unpriced_rows:
-        names = sorted({str(s["model"]) for s in result.unpriced_samples})
-        raise CliError(
-            f"{result.unpriced_rows} row(s) name a model with no price "
-            f"({', '.join(names)}); pass --model, known models: "
-            f"{', '.join(pricing.known_models())}"
-        )
     report = cost_report(result, model)
     if args.json:
         print(json.dumps(report, separators=(", ", ": ")))
     else:
         print(_table(args.target, report, result, not args.online))
+    warning = unpriced_warning(result)
+    if warning:
+        print(warning, file=sys.stderr)
+        if args.strict:
+            return EXIT_USAGE
     return EXIT_OK
 
 
@@ -126,5 +155,10 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--online", action="store_true", help="price at online rates instead of batch rates"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 when any row could not be priced (default: warn on stderr)",
     )
     parser.set_defaults(func=run_cost)

@@ -123,6 +123,7 @@ PRICE_OVERRIDE_FIELDS = (
     "input_cost_per_audio_token",
     "input_cost_per_token_above_200k_tokens",
     "output_cost_per_token_above_200k_tokens",
+    "input_cost_per_character",
 )
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
 ENTRY_KEYS = ("model_name", "litellm_params", "model_info")

@@ -18,8 +18,9 @@ Method
      `thinkingBudget`), min(thinkingBudget, 160) thinking tokens; low = min(maxOutputTokens,
      10) and no thinking; high = maxOutputTokens, else the model's output limit (for 2.5
      models maxOutputTokens bounds answer plus thinking).
-   - embeddings: input only (text-embedding-00x: `content`, cut at 2048 tokens;
-     gemini-embedding: `request.content.parts[].text`).
+   - embeddings: input only (text-embedding-00x: billed per character, so the exact billable
+     characters of `content` and `title` at every level, the tokens, cut at 2048, as a
+     statistic; gemini-embedding: `request.content.parts[].text`).
 3. `size` (larger inputs): the first 1 MiB of the first object is read and estimated as
    above; its per-byte figures are scaled to the total size. If the sample holds no whole
    row, fixed ratios measured on typical rows are used (text is 85% of a row's bytes, rows
@@ -162,9 +163,13 @@ class RowEstimator:
         tally.cost_nanos[level] += self.pricing.row_nanos(tokens)
 
     def _add_embedding(self, tally: Tally, row: dict) -> None:
+        billable = 0
         if self.text_embedding:
             text = row.get("content")
             chars = len(text) if isinstance(text, str) else 0
+            for part in (text, row.get("title")):
+                if isinstance(part, str):
+                    billable += pricing.billable_characters(part)
         else:
             request = row.get("request") if isinstance(row.get("request"), dict) else row
             chars, _ = _text_and_media([request.get("content")])
@@ -175,7 +180,7 @@ class RowEstimator:
             tokens = _tokens(chars, per_token)
             if self.text_embedding:
                 tokens = min(tokens, EMBEDDING_MAX_TOKENS)
-            self._add(tally, level, pricing.RowTokens(embedding=tokens))
+            self._add(tally, level, pricing.RowTokens(embedding=tokens, characters=billable))
 
     def _add_gemini(self, tally: Tally, row: dict) -> None:
         request = row.get("request") if isinstance(row.get("request"), dict) else row

@@ -7,12 +7,21 @@ audio_prompt_tokens, embedding_tokens, cost_nanos, unpriced_rows, no_usage_rows)
 - `jobs/{job_id}/outputs/{record_id}`: the cost record of one object generation;
   `record_id` = sha256 hex of `bucket/object#generation`. Fields: `bucket`, `name`, `uri`,
   `generation` (int), `size`, `model`, `counters` (map), `by_model` (model -> counters),
-  `failed_samples`, `malformed_samples`, `unpriced_samples`, `created`, `superseded` (bool),
-  `superseded_by` (record id or null).
+  `group` (`final` or `incremental`), `failed_samples`, `malformed_samples`,
+  `unpriced_samples`, `created`, `superseded` (bool: a newer generation of the object
+  replaced it), `superseded_by` (record id or null).
 - `jobs/{job_id}/objects/{object_id}`: the generation of one object that currently counts;
   `object_id` = sha256 hex of `bucket/object`. Fields: `uri`, `generation`, `record_id`,
-  `counters`, `rollups` (the rollup doc paths it was added to), `updated`.
-- `jobs/{job_id}.cost`: the job's totals (map of the counters), `cost_updated` (timestamp).
+  `group`, `counters`, `rollups`, `updated`.
+- `jobs/{job_id}/cost_groups/totals`: the job's two file sets, `final` and `incremental`
+  (counter maps: the sum of their objects' live generations), `counted` (which set the job's
+  totals are), `rollups` (the rollup doc paths the counted set was added to).
+- `jobs/{job_id}.cost`: the job's totals (map of the counters) = the counted set,
+  `cost_basis` (`final` or `incremental`), `cost_updated` (timestamp).
+
+What Vertex bills, exactly once: a job's incremental files (rows written while it runs) and
+its final files hold the same rows, so the job counts one set, never both: see
+`counted_group` (the final set once it bills at least what the incremental set does).
 - `spend_daily/{sha256 of day|key_id|model}`: `day` ("YYYY-MM-DD"), `key_id`, `alias`,
   `team`, `model` (public name), the counters at top level, `updated`.
 - `spend_labels/{sha256 of day|key_id|label|value}`: `day`, `key_id`, `alias`, `team`,
@@ -23,12 +32,13 @@ so one job's cost lands in one day whenever its files arrive, and a replaced gen
 subtracted from the rollups it was added to.
 
 Exactly once, without transactions (contended ones are slow, on the emulator very): read the
-record (exists: done) and the object doc (this or a newer generation counts: done), then
-commit ONE batch that creates the record (precondition: absent), creates the object doc or
-updates it (precondition: unchanged since the read), marks the old record superseded, and
-adds (new - old) counters to the job and the rollups with `Increment`. A concurrent writer
-makes the batch fail whole on a precondition; then it is re-read and retried, and a duplicate
-finds the record and writes nothing.
+record (exists: done), the object doc (this or a newer generation counts: done) and the job's
+set totals, then commit ONE batch that creates the record (precondition: absent), creates or
+updates the object doc and the set totals (precondition: unchanged since the read), marks
+the old record superseded, and adds (counted set after - counted set before) to the job and
+the rollups with `Increment`. A concurrent writer makes the batch fail whole on a
+precondition; then it is re-read and retried, and a duplicate finds the record and writes
+nothing. The set totals serialise one job's files (not different jobs').
 
 Queries (composite indexes production needs, declared in Terraform):
 - `spend_daily`: (`key_id` ASC, `day` ASC), (`team` ASC, `day` ASC).
@@ -46,9 +56,12 @@ from shared.cost.usage import COUNTER_FIELDS
 
 OUTPUTS = "outputs"
 OBJECTS = "objects"
+GROUPS = "cost_groups"
+GROUP_DOC = "totals"
+FINAL, INCREMENTAL = "final", "incremental"
 DAILY = "spend_daily"
 LABELS = "spend_labels"
-WRITE_ATTEMPTS = 8
+WRITE_ATTEMPTS = 16
 SAMPLE_BYTES = 4096
 
 
@@ -108,10 +121,62 @@ def _counters(usage) -> dict[str, int]:
     return {name: int(getattr(usage, name)) for name in COUNTER_FIELDS}
 
 
+def counted_group(totals: dict) -> str:
+    """Which of a job's two file sets counts (never both): the final set once it bills at least
+    what the incremental set does (cost, then rows), else the incremental set.
+
+    Vertex's final file holds every row the incremental files held (inferred: they are the
+    same rows written early), so for a job that ends well the final set wins as soon as it is
+    whole; a final set that bills less (shards still arriving, or a file written by someone
+    else) does not lower what the incremental rows already showed."""
+
+    def weight(group: str) -> tuple[int, int]:
+        counters = totals.get(group) or {}
+        return int(counters.get("cost_nanos") or 0), int(counters.get("rows") or 0)
+
+    final, incremental = weight(FINAL), weight(INCREMENTAL)
+    if incremental == (0, 0) or (final != (0, 0) and final >= incremental):
+        return FINAL
+    return INCREMENTAL
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(COUNTER_FIELDS, 0)
+
+
+def _group_totals(job_ref) -> tuple[dict, object]:
+    """The job's per-set totals doc and its snapshot; a job recorded before sets existed
+    gets them summed from its object docs (every such object is a final file)."""
+    ref = job_ref.collection(GROUPS).document(GROUP_DOC)
+    snapshot = ref.get()
+    if snapshot.exists:
+        return snapshot.to_dict() or {}, snapshot
+    totals = {FINAL: _zero(), INCREMENTAL: _zero(), "rollups": []}
+    rollups: set[str] = set()
+    for doc in job_ref.collection(OBJECTS).stream():
+        data = doc.to_dict() or {}
+        target = totals[data.get("group") or FINAL]
+        for name in COUNTER_FIELDS:
+            target[name] += int((data.get("counters") or {}).get(name) or 0)
+        rollups.update(data.get("rollups") or [])
+    totals["rollups"] = sorted(rollups)
+    return totals, snapshot
+
+
 def record_file(
-    *, job_id: str, job: dict, bucket: str, name: str, generation: int, size, usage
+    *,
+    job_id: str,
+    job: dict,
+    bucket: str,
+    name: str,
+    generation: int,
+    size,
+    usage,
+    group: str = FINAL,
 ) -> bool:
-    """Record one object generation's usage; True when anything changed (see the docstring)."""
+    """Record one object generation's usage; True when anything changed (see the docstring).
+
+    `group` is FINAL or INCREMENTAL (shared/jobs/finalize.py says which files are which)."""
     from google.api_core import exceptions
     from google.cloud import firestore
 
@@ -121,6 +186,7 @@ def record_file(
     rid = record_id(bucket, name, generation)
     rec_ref = job_ref.collection(OUTPUTS).document(rid)
     obj_ref = job_ref.collection(OBJECTS).document(object_id(bucket, name))
+    groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
     new = _counters(usage)
     rollups = _rollup_docs(job)
     now = datetime.now(UTC)
@@ -131,6 +197,7 @@ def record_file(
         "generation": generation,
         "size": int(size) if size not in (None, "") else None,
         "model": job.get("model"),
+        "group": group,
         "counters": new,
         "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
         "failed_samples": _bounded(usage.failed_samples),
@@ -142,20 +209,41 @@ def record_file(
     }
 
     def attempt() -> dict | None:
-        """One optimistic try: read the object doc, then one batch whose preconditions fail
-        if the record exists or the object doc changed since the read."""
+        """One optimistic try: read the object doc and the job's set totals, then one batch
+        whose preconditions fail if the record exists or either doc changed since the read."""
         current = obj_ref.get()
         old = current.to_dict() if current.exists else None
         if old and int(old.get("generation") or 0) >= generation:
             return {"stale": old.get("generation")}
-        deltas: dict[str, dict[str, int]] = {path: dict(new) for path in rollups}
-        job_delta = dict(new)
+        stored, groups_snapshot = _group_totals(job_ref)
+        totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
+        before_group = stored.get("counted") or counted_group(totals)
+        before = dict(totals[before_group])
+        if old:
+            old_counters = old.get("counters") or {}
+            target = totals[old.get("group") or FINAL]
+            for field in COUNTER_FIELDS:
+                target[field] -= int(old_counters.get(field) or 0)
+        for field in COUNTER_FIELDS:
+            totals[group][field] += new[field]
+        after_group = counted_group(totals)
+        after = totals[after_group]
+        job_delta = {f: after[f] - before[f] for f in COUNTER_FIELDS}
+        old_rollups = set(stored.get("rollups") or [])
+        deltas: dict[str, dict[str, int]] = {}
+        for path in old_rollups | set(rollups):
+            deltas[path] = {
+                f: (after[f] if path in rollups else 0) - (before[f] if path in old_rollups else 0)
+                for f in COUNTER_FIELDS
+            }
+
         batch = client.batch()
         batch.create(rec_ref, record)
         object_fields = {
             "uri": record["uri"],
             "generation": generation,
             "record_id": rid,
+            "group": group,
             "counters": new,
             "rollups": sorted(rollups),
             "updated": now,
@@ -166,13 +254,6 @@ def record_file(
                 object_fields,
                 option=client.write_option(last_update_time=current.update_time),
             )
-            old_counters = old.get("counters") or {}
-            for field in COUNTER_FIELDS:
-                job_delta[field] -= int(old_counters.get(field) or 0)
-            for path in old.get("rollups") or []:
-                target = deltas.setdefault(path, dict.fromkeys(COUNTER_FIELDS, 0))
-                for field in COUNTER_FIELDS:
-                    target[field] -= int(old_counters.get(field) or 0)
             if old.get("record_id"):
                 batch.update(
                     job_ref.collection(OUTPUTS).document(old["record_id"]),
@@ -180,8 +261,22 @@ def record_file(
                 )
         else:
             batch.create(obj_ref, object_fields)
+        group_fields = {
+            **totals,
+            "counted": after_group,
+            "rollups": sorted(rollups),
+            "updated": now,
+        }
+        if groups_snapshot.exists:
+            batch.update(
+                groups_ref,
+                group_fields,
+                option=client.write_option(last_update_time=groups_snapshot.update_time),
+            )
+        else:
+            batch.create(groups_ref, group_fields)
         job_update = {f"cost.{f}": firestore.Increment(v) for f, v in job_delta.items() if v}
-        batch.update(job_ref, {**job_update, "cost_updated": now})
+        batch.update(job_ref, {**job_update, "cost_basis": after_group, "cost_updated": now})
         for path, delta in deltas.items():
             increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
             if not increments and path not in rollups:
@@ -189,7 +284,7 @@ def record_file(
             fields = {**rollups.get(path, {}), **increments, "updated": now}
             batch.set(client.document(path), fields, merge=True)
         batch.commit()
-        return {"replaced": old.get("generation") if old else None}
+        return {"replaced": old.get("generation") if old else None, "counted": after_group}
 
     outcome = None
     for round_ in range(WRITE_ATTEMPTS):
@@ -200,8 +295,8 @@ def record_file(
             outcome = attempt()
             break
         except (exceptions.AlreadyExists, exceptions.Conflict, exceptions.FailedPrecondition):
-            # A concurrent writer won: the record exists now, or the object doc moved on.
-            time.sleep(random.uniform(0, 0.05 * 2**round_))
+            # A concurrent writer won: the record exists now, or a doc read moved on.
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**round_)))
     else:
         raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
     uri = f"gs://{bucket}/{name}#{generation}"
@@ -221,6 +316,8 @@ def record_file(
         job_id=job_id,
         uri=uri,
         record_id=rid,
+        group=group,
+        counted_group=outcome["counted"],
         replaced_generation=outcome["replaced"],
         cost_nanos=new["cost_nanos"],
         rows=new["rows"],
@@ -242,7 +339,10 @@ def job_cost(job_id: str) -> dict | None:
     records = [s.to_dict() | {"id": s.id} for s in _job_ref(job_id).collection(OUTPUTS).stream()]
     records.sort(key=lambda r: (r.get("created") or datetime.min.replace(tzinfo=UTC), r["uri"]))
     totals = {f: int((job.get("cost") or {}).get(f) or 0) for f in COUNTER_FIELDS}
-    live = [r for r in records if not r.get("superseded")]
+    basis = job.get("cost_basis") or FINAL
+    for record in records:
+        record["counted"] = not record.get("superseded") and (record.get("group") or FINAL) == basis
+    live = [r for r in records if r["counted"]]
     samples = {
         kind: [{"uri": r["uri"], **s} for r in live for s in r.get(kind) or []]
         for kind in ("failed_samples", "malformed_samples", "unpriced_samples")

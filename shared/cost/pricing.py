@@ -8,6 +8,10 @@ Rules (DESIGN.md "Cost"), each pinned by tests/cost/test_pricing.py:
 - Audio tokens are billed at the audio rate only where the table prices audio apart.
 - toolUsePromptTokenCount is input; thoughtsTokenCount is output.
 - The long-context tier is chosen per row by that row's promptTokenCount.
+- Character-billed models (text-embedding-00x, text-multilingual-embedding-002; `"billing":
+  "characters"` in the table) are priced per billable character of the input (`character_input`,
+  USD per 1M characters), not per token: `billable_characters` counts UTF-8 code points that are
+  not whitespace. Token-billed embedding models (gemini-embedding-001) use `embedding_input`.
 - Per-deployment overrides (LiteLLM fields, USD per token) take precedence over the table:
   fields without `_above_200k_tokens` replace the base tier (<= 200k, or the only tier), the
   `_above_200k_tokens` ones the long-context tier. A batch rate left unset is derived from the
@@ -45,8 +49,9 @@ RATE_KEYS = (
     "cached_input",
     "cached_audio_input",
     "embedding_input",
+    "character_input",
 )
-BATCH_KEYS = ("input", "audio_input", "output", "embedding_input")
+BATCH_KEYS = ("input", "audio_input", "output", "embedding_input", "character_input")
 
 # LiteLLM override field -> (tier: "base" | "long", mode: "online" | "batch", rate key)
 OVERRIDE_TARGETS = {
@@ -58,9 +63,16 @@ OVERRIDE_TARGETS = {
     "input_cost_per_audio_token": ("base", "online", "audio_input"),
     "input_cost_per_token_above_200k_tokens": ("long", "online", "input"),
     "output_cost_per_token_above_200k_tokens": ("long", "online", "output"),
+    "input_cost_per_character": ("base", "online", "character_input"),
 }
 
 _VERSION_SUFFIX = re.compile(r"-\d{3}$")
+TOKENS, CHARACTERS = "tokens", "characters"
+
+
+def billable_characters(text: str) -> int:
+    """Characters as Vertex bills them: UTF-8 code points, whitespace not counted."""
+    return len("".join(text.split()))
 
 
 class UnknownModelError(ValueError):
@@ -127,6 +139,7 @@ class Rates:
     audio_input: Decimal | None = None
     cached_audio_input: Decimal | None = None
     embedding_input: Decimal = Decimal(0)
+    character_input: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class RowTokens:
     audio: int = 0
     cached_audio: int = 0
     embedding: int = 0
+    characters: int = 0
 
 
 def _round_half_up(value: Decimal) -> int:
@@ -162,7 +176,7 @@ def _subunits(rates: Rates) -> tuple[int, ...] | None:
         rates.cached_input,
         rates.audio_input if rates.audio_input is not None else rates.input,
         rates.cached_audio_input if rates.cached_audio_input is not None else rates.cached_input,
-        rates.embedding_input,
+        rates.character_input if rates.character_input else rates.embedding_input,
     ):
         scaled = value * _SUBUNITS
         if scaled != scaled.to_integral_value():
@@ -180,12 +194,17 @@ class ModelPricing:
     batch: bool
     tiers: tuple[Tier, ...]
     batch_implicit_cache: bool
+    billing: str = TOKENS
 
     def tier_for(self, prompt_tokens: int) -> Tier:
         for tier in self.tiers:
             if tier.max_prompt_tokens is None or prompt_tokens <= tier.max_prompt_tokens:
                 return tier
         return self.tiers[-1]
+
+    def _unit_rate(self, rates: Rates) -> Decimal:
+        """The embedding rate per billed unit: a character or a token."""
+        return rates.character_input if self.billing == CHARACTERS else rates.embedding_input
 
     def row_nanos(self, tokens: RowTokens) -> int:
         """One row's cost in nano-dollars, rounded half-up on its own."""
@@ -195,7 +214,9 @@ class ModelPricing:
         """One row's exact cost in sub-units (see the module docstring), not rounded."""
         tier = self.tier_for(tokens.prompt)
         rates = tier.rates
-        if self.kind == "embedding":
+        if self.billing == CHARACTERS:
+            quantities = (0, 0, 0, 0, 0, max(tokens.characters, 0))
+        elif self.kind == "embedding":
             quantities = (0, 0, 0, 0, 0, tokens.embedding or tokens.prompt)
         else:
             prompt = max(tokens.prompt, 0)
@@ -242,7 +263,12 @@ class ModelPricing:
                         if rates.cached_audio_input is not None
                         else rates.cached_input,
                     ),
-                    EXACT.multiply(quantities[5], rates.embedding_input),
+                    EXACT.multiply(
+                        quantities[5],
+                        rates.character_input
+                        if self.billing == CHARACTERS
+                        else rates.embedding_input,
+                    ),
                 ),
             ),
             _SUBUNITS,
@@ -292,11 +318,13 @@ def _effective_tiers(model: str, overrides: Mapping[str, Decimal] | None) -> lis
             continue
         where, mode, key = target
         if embedding and key == "input":
+            if entry.get("billing") == CHARACTERS:
+                continue  # a per-token figure cannot price a per-character model
             key = "embedding_input"
         index = 0 if where == "base" else len(tiers) - 1
         if where == "long" and len(tiers) == 1:
             continue
-        rate = Decimal(str(value)) * _USD_PER_TOKEN_TO_RATE
+        rate = Decimal(str(value)) * _USD_PER_TOKEN_TO_RATE  # per token or per character
         tier = tiers[index]
         if mode == "batch":
             tier["batch"][key] = rate
@@ -329,6 +357,7 @@ def _rates(online: dict, batch_block: dict, batch: bool) -> Rates:
         audio_input=rate("audio_input"),
         cached_audio_input=rate("cached_audio_input"),
         embedding_input=rate("embedding_input") or Decimal(0),
+        character_input=rate("character_input") or Decimal(0),
     )
 
 
@@ -352,6 +381,7 @@ def _pricing(model: str, frozen: tuple, batch: bool) -> ModelPricing:
         batch=batch,
         tiers=tuple(tiers),
         batch_implicit_cache=bool(entry.get("batch_implicit_cache", False)),
+        billing=entry.get("billing", TOKENS),
     )
 
 
@@ -398,6 +428,7 @@ __all__ = [
     "Rates",
     "RowTokens",
     "UnknownModelError",
+    "billable_characters",
     "describe",
     "known_models",
     "nanos_to_usd",

@@ -1,5 +1,11 @@
 """Spend views: a job's cost (its records and totals) and spend over days, grouped.
 
+A job's cost is shown while it runs (the cost so far, from the incremental files Vertex writes
+as it goes) with `provisional: true` until the job is over and its cost final; `costBasis`
+says which file set the totals are (`incremental` or `final`), each file says its `kind` and
+whether it `counted`. Rows that could not be priced are counted (`unpricedRows`,
+`noUsageRows`) and sampled (`unpricedSamples`), never a silent $0.
+
 The queries behind `/v1/gateway/jobs/{id}/cost` and `/v1/gateway/spend` (the routes are in
 `shared/api/spend_routes.py`). Money is a decimal string of USD (nine places); counters are
 integers; fields are camelCase.
@@ -57,6 +63,8 @@ def _file_view(record: dict) -> dict:
         "createTime": times.iso(record.get("created")),
         "superseded": bool(record.get("superseded")),
         "supersededBy": record.get("superseded_by"),
+        "kind": record.get("group") or "final",
+        "counted": bool(record.get("counted")),
         **counters_view(record.get("counters") or {}),
         "byModel": {m: counters_view(c) for m, c in (record.get("by_model") or {}).items()},
     }
@@ -77,7 +85,11 @@ def job_cost_view(cost: dict) -> dict:
         "labels": job.get("labels") or {},
         "createTime": times.iso(job.get("create_time")),
         "costFinal": bool(job.get("cost_final")),
+        "provisional": not job.get("cost_final"),
+        "costBasis": job.get("cost_basis") or ("final" if cost["records"] else None),
         "costUsd": totals["costUsd"],
+        "unpricedRows": totals["unpricedRows"],
+        "noUsageRows": totals["noUsageRows"],
         "totals": totals,
         "files": [_file_view(r) for r in cost["records"]],
         "failedSamples": _camelize(cost["failed_samples"]),

@@ -57,15 +57,20 @@ try:  # optional accelerator: validates every line in full, decodes only the mem
 except ImportError:  # pragma: no cover - depends on the environment
     msgspec = None
 
+# A usage count above this is not believed (no model takes or writes a billion tokens in one
+# row): the row is malformed, so a forged count can neither raise nor reach Firestore's int64.
+MAX_ROW_TOKENS = 10**9
 CHUNK_SIZE = 8 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
 SAMPLE_LIMIT = 5
+NO_PRICE = "model not in the price table"
+NO_USAGE = "no usage in any known shape"
+NO_TEXT = "no echoed instance content to count characters from"
 SAMPLE_TEXT_CHARS = 200
 
 _raw_decode = json.JSONDecoder().raw_decode
 _scan_once = json.JSONDecoder().scan_once
 _WS = re.compile(r"[ \t\n\r]*")
-_TOKEN_COUNT = re.compile(rb'"token_count"[ \t\n\r]*:[ \t\n\r]*(-?\d+)')
 _STATUS_FIRST = re.compile(rb'\{[ \t\n\r]*"status"[ \t\n\r]*:[ \t\n\r]*')
 _BACKSLASH = 0x5C
 _OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
@@ -162,7 +167,7 @@ _USAGE_INTS = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)
 
 
 if msgspec is not None:
-    _Tokens = Annotated[int, msgspec.Meta(ge=0)]
+    _Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_ROW_TOKENS)]
     _NO_DETAILS = msgspec.Raw(b"")
 
     class _MUsage(msgspec.Struct):
@@ -234,6 +239,7 @@ class ModelUsage:
     cost_nanos: int = 0
     unpriced_rows: int = 0
     no_usage_rows: int = 0
+    embedding_characters: int = 0
 
     def counters(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(ModelUsage)}
@@ -248,7 +254,10 @@ class FileUsage(ModelUsage):
 
     `unpriced_rows`: succeeded rows with usage whose model is not in the price table (neither
     the job's model nor the row's modelVersion is known); costed 0 and sampled, never silent.
-    `no_usage_rows`: succeeded rows without any usage block; costed 0.
+    `no_usage_rows`: succeeded rows without usage in any known shape (or, for a
+    character-billed model, without the echoed text); costed 0 and sampled in
+    `unpriced_samples` with the reason, never silent.
+    `embedding_characters`: billable characters of character-billed embedding rows.
     """
 
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
@@ -282,7 +291,7 @@ class _Row:
     usage: object = None
     model_version: object = None
     token_counts: tuple = ()
-    has_predictions: bool = False
+    characters: int | None = None
 
 
 # --- the fast path ------------------------------------------------------------------------
@@ -351,35 +360,6 @@ def _fast_status(line: bytes) -> tuple[object, dict | None]:
     return value, after[0]
 
 
-def _fast_token_counts(line: bytes) -> tuple[int, ...]:
-    """token_count keys outside the echoed `instance` (which holds only the request)."""
-    skip_from = skip_to = -1
-    pos = line.rfind(b'"instance"')
-    if pos >= 0:
-        if line.find(b'"instance"', 0, pos) >= 0 or not _real_quote(line, pos):
-            raise _Unsure
-        try:
-            text = line[pos:].decode("utf-8")
-            _, i = _raw_decode(text, 0)
-            i = _WS.match(text, i).end()
-            if text[i : i + 1] != ":":
-                raise _Unsure
-            start = _WS.match(text, i + 1).end()
-            _, end = _raw_decode(text, start)
-        except (ValueError, IndexError):
-            raise _Unsure from None
-        # Offsets in characters; the instance is echoed input, so map them back via bytes.
-        skip_from = pos + len(text[:start].encode("utf-8"))
-        skip_to = pos + len(text[:end].encode("utf-8"))
-    counts = []
-    for match in _TOKEN_COUNT.finditer(line):
-        at = match.start()
-        if skip_from <= at < skip_to or not _real_quote(line, at):
-            continue
-        counts.append(int(match.group(1)))
-    return tuple(counts)
-
-
 def _fast_row(line: bytes, need_model_version: bool) -> _Row:
     status, after_status = _fast_status(line)
     if status:
@@ -395,10 +375,8 @@ def _fast_row(line: bytes, need_model_version: bool) -> _Row:
         )
     pos = line.rfind(b'"usageMetadata"')
     if pos < 0:
-        if b'"predictions"' in line:
-            if b'"request"' in line:
-                raise _Unsure
-            return _Row(status=status, token_counts=_fast_token_counts(line), has_predictions=True)
+        if b'"predictions"' in line or b'"embedding' in line:
+            raise _Unsure  # embedding rows: priced from the echoed instance, read in full
         if need_model_version and b'"modelVersion"' in line:
             raise _Unsure
         return _Row(status=status)
@@ -413,11 +391,41 @@ def _fast_row(line: bytes, need_model_version: bool) -> _Row:
     return _Row(status=status, usage=usage, model_version=model_version)
 
 
+def _statistics_count(holder) -> object:
+    """`statistics.token_count` (or `tokenCount`) of an embedding object, None when absent."""
+    if not isinstance(holder, dict):
+        return None
+    stats = holder.get("statistics")
+    if isinstance(stats, dict):
+        for key in ("token_count", "tokenCount"):
+            if key in stats:
+                return stats[key]
+    return holder.get("tokenCount")
+
+
+def _instance_characters(instance) -> int | None:
+    """Billable characters of a text-embedding instance (`content`, plus `title` when given);
+    None when the row does not echo a text `content`."""
+    if not isinstance(instance, dict) or not isinstance(instance.get("content"), str):
+        return None
+    title = instance.get("title")
+    chars = pricing.billable_characters(instance["content"])
+    if isinstance(title, str):
+        chars += pricing.billable_characters(title)
+    return chars
+
+
 def _full_row(line: bytes) -> _Row:
-    """The reference reading of a line: json.loads of all of it."""
+    """The reference reading of a line: json.loads of all of it.
+
+    Usage shapes: Gemini `response.usageMetadata`; gemini-embedding either the same or a
+    `tokenCount` statistic (`response.embedding.statistics.tokenCount`,
+    `response.embeddings[].statistics...`, `response.embedding.tokenCount`); text-embedding
+    `predictions[].embeddings.statistics.token_count` with the `instance` echoed.
+    """
     try:
         obj = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _Malformed(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise _Malformed("not a JSON object")
@@ -426,25 +434,32 @@ def _full_row(line: bytes) -> _Row:
         return _Row(status=status)
     response = obj.get("response")
     usage = model_version = None
+    counts: list = []
     if isinstance(response, dict):
         usage = response.get("usageMetadata")
         model_version = response.get("modelVersion")
-    counts: list[int] = []
+        if usage is None:
+            embeddings = response.get("embeddings")
+            holders = [response.get("embedding")]
+            holders += embeddings if isinstance(embeddings, list) else [embeddings]
+            counts = [c for c in map(_statistics_count, holders) if c is not None]
+            if not counts and "tokenCount" in response:
+                counts = [response["tokenCount"]]
     predictions = obj.get("predictions")
+    characters = None
     if isinstance(predictions, list):
         for prediction in predictions:
-            if not isinstance(prediction, dict):
-                continue
-            embeddings = prediction.get("embeddings")
-            stats = embeddings.get("statistics") if isinstance(embeddings, dict) else None
-            if isinstance(stats, dict) and "token_count" in stats:
-                counts.append(stats["token_count"])
+            if isinstance(prediction, dict):
+                count = _statistics_count(prediction.get("embeddings"))
+                if count is not None:
+                    counts.append(count)
+        characters = _instance_characters(obj.get("instance"))
     return _Row(
         status=status,
         usage=usage,
         model_version=model_version,
         token_counts=tuple(counts),
-        has_predictions=predictions is not None,
+        characters=characters,
     )
 
 
@@ -504,6 +519,13 @@ def _struct_row(row) -> _Row:
     return _Row(status=row.status, usage=usage, model_version=response.modelVersion)
 
 
+def _line_of(data: bytes, starts, index: int) -> bytes:
+    """The index-th row's line: `starts` is where each line begins, or where the first does."""
+    if isinstance(starts, int):
+        return _nth_line(data, starts, index)
+    return data[starts[index] : data.find(b"\n", starts[index])]
+
+
 def _nth_line(data: bytes, pos: int, index: int) -> bytes:
     for _ in range(index):
         pos = data.find(b"\n", pos) + 1
@@ -514,13 +536,16 @@ def _nth_line(data: bytes, pos: int, index: int) -> bytes:
 
 
 def _count(value) -> int:
-    if type(value) is int and value >= 0:
+    """A usage count as billed: an integer from 0 to MAX_ROW_TOKENS, else the row is malformed."""
+    if type(value) is int and 0 <= value <= MAX_ROW_TOKENS:
         return value
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Malformed(f"token count {value!r} is not a non-negative integer")
-    return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Malformed(f"token count {str(value)[:40]!r} is not an integer")
+    raise _Malformed(
+        f"token count {str(value)[:40]} is outside 0..{MAX_ROW_TOKENS} (not a plausible row)"
+    )
 
 
 def _modality_tokens(details, modality: str) -> int:
@@ -548,6 +573,7 @@ def _modality_tokens(details, modality: str) -> int:
     _COST,
     _UNPRICED,
     _NO_USAGE,
+    _CHARACTERS,
 ) = range(len(COUNTER_FIELDS))
 
 
@@ -744,14 +770,16 @@ class _Parser:
                 + cached_billed * rates[2]
             )
         for i in sorted(special):
+            row = rows[i]
+            if not row.status and (row.response is None or row.response.usageMetadata is None):
+                # No Gemini usage block: an embedding shape (tokenCount statistic) or none;
+                # the reference reading knows them all.
+                self.line(linenos[i], _line_of(data, starts, i))
+                continue
             try:
-                self.account(linenos[i], _struct_row(rows[i]))
+                self.account(linenos[i], _struct_row(row))
             except _Malformed:
-                if isinstance(starts, int):
-                    line = _nth_line(data, starts, i)
-                else:
-                    line = data[starts[i] : data.find(b"\n", starts[i])]
-                self.line(linenos[i], line)
+                self.line(linenos[i], _line_of(data, starts, i))
 
     def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
         """The complete lines of data[pos:end] (ending with a newline), in bulk.
@@ -798,6 +826,9 @@ class _Parser:
                 handle(lineno, data[start : pos - 1])
                 continue
             counts = dict(ints(data, usage_start, usage_end))
+            if any(len(v) > 9 and int(v) > MAX_ROW_TOKENS for v in counts.values()):
+                handle(lineno, data[start : pos - 1])
+                continue
             prompt = int(counts.get(b"promptTokenCount", 0))
             cached = int(counts.get(b"cachedContentTokenCount", 0))
             candidates = int(counts.get(b"candidatesTokenCount", 0))
@@ -867,15 +898,24 @@ class _Parser:
             tokens = pricing.RowTokens(embedding=sum(_count(c) for c in row.token_counts))
         else:
             tokens = None
+        by_characters = priced is not None and priced.billing == pricing.CHARACTERS
+        if by_characters:
+            if row.characters is None:
+                tokens = None
+            else:
+                tokens = tokens or pricing.RowTokens()
+                tokens.characters = _count(row.characters)
 
         counts = self._counts(label)
         counts[_ROWS] += 1
         counts[_SUCCEEDED] += 1
         if tokens is None:
             counts[_NO_USAGE] += 1
+            self._unpriced_sample(lineno, row, NO_TEXT if by_characters else NO_USAGE)
             return
-        if tokens.embedding:
+        if tokens.embedding or tokens.characters:
             counts[_EMBEDDING] += tokens.embedding
+            counts[_CHARACTERS] += tokens.characters
         else:
             counts[_PROMPT] += tokens.prompt
             counts[_CACHED] += tokens.cached
@@ -885,15 +925,20 @@ class _Parser:
             counts[_AUDIO] += tokens.audio
         if priced is None:
             counts[_UNPRICED] += 1
-            if len(self.unpriced_samples) < SAMPLE_LIMIT:
-                version = row.model_version if isinstance(row.model_version, str) else None
-                self.unpriced_samples.append({"line": lineno, "model": version or self.raw_model})
+            self._unpriced_sample(lineno, row, NO_PRICE)
         else:
             cost = priced.row_subunits(tokens)
             if type(cost) is int:
                 counts[_COST] += cost
             else:
                 self.decimal_cost[label] = pricing.EXACT.add(self.decimal_cost.get(label, 0), cost)
+
+    def _unpriced_sample(self, lineno: int, row: _Row, reason: str) -> None:
+        if len(self.unpriced_samples) < SAMPLE_LIMIT:
+            version = row.model_version if isinstance(row.model_version, str) else None
+            self.unpriced_samples.append(
+                {"line": lineno, "model": version or self.raw_model, "reason": reason}
+            )
 
     def result(self) -> FileUsage:
         result = FileUsage(

@@ -1,5 +1,5 @@
-"""Alerts on `batch-job-alerts`: one per job per kind (terminal, stuck), one per key per
-budget period per threshold (budget), each a message a person can act on.
+"""Alerts on `batch-job-alerts`: one per job per kind (terminal, stuck, unpriced), one per key
+per budget period per threshold (budget), each a message a person can act on.
 
 Delivery is at least once, deduplicated by a marker document `alerts_sent/{alert id}`:
 
@@ -110,6 +110,7 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
     headline = {
         "terminal": f"ended {short_state(state)}",
         "stuck": f"stuck in {short_state(state)}",
+        "unpriced": "has rows the gateway could not price (booked at $0)",
     }.get(kind, kind)
     text = f"Batch job {job_id} ({job.get('display_name') or '-'}, {job.get('model')}) of {who} "
     text += headline
@@ -275,7 +276,7 @@ def send(*, alert_id: str, kind: str, state: str, severity: str, job_id: str, bo
 
 
 def send_job_alert(job: dict, kind: str, *, severity: str | None = None, note: str = "") -> str:
-    """The one `kind` alert of a job (terminal or stuck); records it in the job's `alerts`."""
+    """The one `kind` alert of a job (terminal, stuck, unpriced); records it in `alerts`."""
     from shared.jobs import records
 
     job_id = job["job_id"]
@@ -309,6 +310,29 @@ def check_stuck(job: dict, *, now: datetime | None = None) -> str | None:
     if not reason:
         return None
     return send_job_alert(job, "stuck", note=reason)
+
+
+def unpriced_note(*, unpriced_rows: int, no_usage_rows: int, malformed_file: bool, sample) -> str:
+    """What went unpriced, in words a person can act on."""
+    parts = []
+    if unpriced_rows:
+        parts.append(f"{unpriced_rows} row(s) of a model with no price")
+    if no_usage_rows:
+        parts.append(f"{no_usage_rows} row(s) without usage in any known shape")
+    if malformed_file:
+        parts.append("a file whose rows are all unreadable (shape not recognised)")
+    text = "; ".join(parts)
+    if sample:
+        text += f" (e.g. {sample.get('uri', '')} line {sample.get('line')}: {sample.get('model')}"
+        text += f", {sample.get('reason') or sample.get('error')})"
+    return text + ". Add the model to the price table (or a deployment override) and re-price."
+
+
+def send_unpriced_alert(job: dict, *, note: str) -> str | None:
+    """The job's one `unpriced` alert (a $0 never passes silently); None if one went already."""
+    if (job.get("alerts") or {}).get("unpriced"):
+        return None
+    return send_job_alert(job, "unpriced", severity="WARNING", note=note)
 
 
 def _budget_scopes(key_id: str | None, team: str | None) -> list[dict]:

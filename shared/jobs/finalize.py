@@ -1,16 +1,23 @@
 """`on_output_finalized`: price a new prediction file and record its cost exactly once.
 
-Which objects count: a file named `predictions*.jsonl` (Vertex writes `predictions.jsonl`,
-or shards such as `predictions_00001.jsonl`) directly inside a job's output directory
-(`{outputUriPrefix}/prediction-model-<timestamp>/`). Everything else is logged and ignored.
+Which objects count (`output_file`), inside a job's output directory
+(`{outputUriPrefix}/prediction-model-<timestamp>/`):
+- final files: `predictions*.jsonl` directly in it (Vertex writes `predictions.jsonl`, or
+  shards such as `predictions_00001.jsonl`) when the job succeeds;
+- incremental files: any `*.jsonl` below it whose path holds an `incremental_predictions`
+  segment. Vertex writes rows progressively while a job runs, under paths seen in the wild
+  to contain `incremental_predictions` (the exact layout is not documented: inferred); they
+  stay when a job is cancelled or expires, and Vertex bills those rows.
+The ledger counts a job's incremental files while no final set outbills them, and the final
+set once it does, never both (shared/cost/ledger.py). Everything else is logged and ignored.
 
 Finding the job: the output index (`output_index`, see shared/jobs.py) is read for every
 parent folder of the object at once, and the deepest folder that names any job wins. Among
 its jobs (several jobs may share an output prefix):
-1. a job whose recorded `output_directory` is the object's folder owns it;
-2. otherwise jobs whose directory is still unknown are candidates, if the object's folder is
-   a `prediction-*` folder right under their output prefix; a job created after the
-   folder's timestamp (plus `CLOCK_SLACK`) cannot own it and is dropped;
+1. a job whose recorded `output_directory` is the object's output directory owns it;
+2. otherwise jobs whose directory is still unknown are candidates, if the object's output
+   directory is a `prediction-*` folder right under their output prefix; a job created after
+   the folder's timestamp (plus `CLOCK_SLACK`) cannot own it and is dropped;
 3. one candidate left: it owns the object. None: the object is no job's, ignored. Several:
    `DirectoryPending` is raised, a transient error, so the event is retried after the sync
    has recorded each job's output directory (and the terminal reconciliation in
@@ -29,6 +36,8 @@ from shared.cost import ledger, usage
 from shared.jobs import records
 
 PREDICTION_PATTERN = "predictions*.jsonl"
+INCREMENTAL_MARK = "incremental_predictions"
+FINAL, INCREMENTAL = ledger.FINAL, ledger.INCREMENTAL
 DIRECTORY_PREFIX = "prediction-"
 MAX_FOLDER_DEPTH = 32
 CLOCK_SLACK = timedelta(minutes=10)
@@ -40,7 +49,24 @@ class DirectoryPending(RuntimeError):
 
 
 def is_prediction_file(name: str) -> bool:
+    """A final predictions file's name (its folder is the output directory)."""
     return fnmatch.fnmatchcase(name.rsplit("/", 1)[-1], PREDICTION_PATTERN)
+
+
+def output_file(name: str) -> tuple[str, str] | None:
+    """(kind, the object's output directory path with a trailing slash) of a file that counts,
+    or None. kind is FINAL or INCREMENTAL (see the module docstring)."""
+    parts = name.split("/")
+    if not parts[-1].endswith(".jsonl"):
+        return None
+    for depth, part in enumerate(parts[:-1]):
+        if INCREMENTAL_MARK in part:
+            return INCREMENTAL, "".join(p + "/" for p in parts[:depth])
+    if INCREMENTAL_MARK in parts[-1]:
+        return INCREMENTAL, "".join(p + "/" for p in parts[:-1])
+    if is_prediction_file(name):
+        return FINAL, "".join(p + "/" for p in parts[:-1])
+    return None
 
 
 def parent_folders(bucket: str, name: str) -> list[str]:
@@ -98,6 +124,8 @@ def choose_job(candidates: dict[str, dict], folder: str) -> str | None:
 def find_job(bucket: str, name: str) -> tuple[str, dict] | None:
     """The job owning this object, from a single batched read of the index docs."""
     folders = parent_folders(bucket, name)
+    kind_and_directory = output_file(name)
+    directory = f"gs://{bucket}/{kind_and_directory[1]}" if kind_and_directory else folders[0]
     index = clients.firestore().collection(records.INDEX_COLLECTION)
     refs = [index.document(records.index_doc_id(f)) for f in folders]
     found = {s.id: s.to_dict() or {} for s in clients.firestore().get_all(refs) if s.exists}
@@ -106,7 +134,7 @@ def find_job(bucket: str, name: str) -> tuple[str, dict] | None:
         if not job_ids:
             continue
         candidates = records.get_many(job_ids)
-        chosen = choose_job(candidates, folders[0])
+        chosen = choose_job(candidates, directory)
         if chosen:
             return chosen, candidates[chosen]
         logs.info(
@@ -129,6 +157,7 @@ def price_object(
     job_id = job.get("job_id") or records.job_id_of(job["name"])
     if ledger.has_record(job_id, bucket, name, generation):
         return False
+    kind = (output_file(name) or (FINAL, ""))[0]
     deployment = records.deployment_of(job)
     overrides = dict(deployment.price_overrides) if deployment else None
     model = (job.get("deployment") or {}).get("model") or job.get("model")
@@ -146,10 +175,34 @@ def price_object(
         generation=int(generation),
         size=size,
         usage=parsed,
+        group=kind,
     )
     if changed:
         _check_budgets(job)
+        _check_unpriced(job, parsed, f"gs://{bucket}/{name}")
     return changed
+
+
+def _check_unpriced(job: dict, parsed, uri: str) -> None:
+    """One `unpriced` alert per job when a file holds rows it could not price (a side effect:
+    its failure is logged, the recorded cost stands, and the terminal sync tries again)."""
+    unreadable = parsed.rows > 0 and parsed.malformed == parsed.rows
+    if not (parsed.unpriced_rows or parsed.no_usage_rows or unreadable):
+        return
+    from shared.jobs import alerts
+
+    samples = parsed.unpriced_samples or parsed.malformed_samples
+    sample = {"uri": uri, **samples[0]} if samples else None
+    note = alerts.unpriced_note(
+        unpriced_rows=parsed.unpriced_rows,
+        no_usage_rows=parsed.no_usage_rows,
+        malformed_file=unreadable,
+        sample=sample,
+    )
+    try:
+        alerts.send_unpriced_alert(job, note=note)
+    except Exception as exc:
+        logs.error("unpriced alert failed", job_id=job.get("job_id"), error=repr(exc))
 
 
 def _check_budgets(job: dict) -> None:
@@ -183,7 +236,7 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
             generation=generation,
         )
         return False
-    if not is_prediction_file(name):
+    if output_file(name) is None:
         logs.info("not a prediction file; ignored", uri=uri, generation=generation)
         return False
     found = find_job(bucket, name)

@@ -289,8 +289,9 @@ def _split_gcs(uri: str) -> tuple[str, str]:
 
 
 def reconcile_outputs(record: dict) -> int:
-    """Price every predictions file of the job that has no cost record yet (a finalize event
-    missed, late or failed). Returns how many files were priced here."""
+    """Price every output file of the job (final and incremental, see shared/jobs/finalize.py)
+    that has no cost record yet (a finalize event missed, late or failed). Returns how many
+    files were priced here."""
     directory = record.get("output_directory")
     if not directory:
         return 0
@@ -302,7 +303,8 @@ def reconcile_outputs(record: dict) -> int:
     prefix = path.rstrip("/") + "/"
     priced = 0
     for blob in clients.storage().list_blobs(bucket, prefix=prefix):
-        if not finalize.is_prediction_file(blob.name) or "/" in blob.name[len(prefix) :]:
+        found = finalize.output_file(blob.name)
+        if found is None or found[1] != prefix:
             continue
         generation = int(blob.generation or 0)
         if ledger.has_record(job_id, bucket, blob.name, generation):
@@ -334,6 +336,7 @@ def finish_job(job_id: str) -> str:
         return "final"
     priced = reconcile_outputs(record)
     record = {**(records.get(job_id) or record), "job_id": job_id}
+    _unpriced_backstop(record)
     outcome = alerts.send_job_alert(record, "terminal")
     if outcome == alerts.IN_FLIGHT:
         logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
@@ -351,6 +354,22 @@ def finish_job(job_id: str) -> str:
         alert=outcome,
     )
     return "finished"
+
+
+def _unpriced_backstop(record: dict) -> None:
+    """The job's `unpriced` alert, if its totals hold unpriced rows and the one sent when the
+    file was priced did not go (it is a side effect there)."""
+    cost = record.get("cost") or {}
+    unpriced, no_usage = int(cost.get("unpriced_rows") or 0), int(cost.get("no_usage_rows") or 0)
+    if not (unpriced or no_usage):
+        return
+    note = alerts.unpriced_note(
+        unpriced_rows=unpriced, no_usage_rows=no_usage, malformed_file=False, sample=None
+    )
+    try:
+        alerts.send_unpriced_alert(record, note=note)
+    except Exception as exc:
+        logs.error("unpriced alert failed", job_id=record.get("job_id"), error=repr(exc))
 
 
 def _release_commitment(job_id: str) -> None:

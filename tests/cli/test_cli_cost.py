@@ -19,6 +19,9 @@ FIELDS = {
     "candidates_tokens",
     "thoughts_tokens",
     "embedding_tokens",
+    "embedding_characters",
+    "unpriced_rows",
+    "no_usage_rows",
     "cost_usd",
 }
 
@@ -68,8 +71,12 @@ def test_json_has_exactly_the_documented_fields(capsys, predictions):
         "candidates_tokens": 200,
         "thoughts_tokens": 300,
         "embedding_tokens": 0,
+        "embedding_characters": 0,
+        "unpriced_rows": 0,
+        "no_usage_rows": 0,
         "cost_usd": "0.001633480",
     }
+    assert err == ""
 
 
 def test_model_from_rows_and_by_model_when_mixed(capsys, tmp_path):
@@ -114,12 +121,40 @@ def test_unknown_model_is_an_error_naming_the_known_ones(capsys, predictions):
     assert "Traceback" not in err
 
 
-def test_rows_of_an_unknown_model_are_an_error(capsys, tmp_path):
+def test_rows_of_an_unknown_model_are_counted_and_warned_strict_fails(capsys, tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text(row("mystery-1") + "\n")
+    path.write_text(row("mystery-1") + "\n" + row() + "\n" + json.dumps({"status": ""}) + "\n")
     code, out, err = run(capsys, "cost", str(path), "--json")
-    assert code == 2 and out == ""
-    assert "mystery-1" in err and "gemini-2.5-flash" in err
+    assert code == 0
+    report = json.loads(out)
+    assert (report["unpriced_rows"], report["no_usage_rows"]) == (1, 1)
+    assert report["cost_usd"] == "0.001633480"  # only the gemini-2.5-flash row is priced
+    assert "warning" in err and "mystery-1" in err and "1 row(s) carry no usage" in err
+    code, out, err = run(capsys, "cost", str(path), "--json", "--strict")
+    assert code == 2 and json.loads(out)["unpriced_rows"] == 1
+    assert "mystery-1" in err
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(row() + "\n")
+    code, _, err = run(capsys, "cost", str(clean), "--json", "--strict")
+    assert (code, err) == (0, "")
+
+
+def test_cjk_text_embedding_file_priced_per_character(capsys, tmp_path):
+    rows = [
+        {
+            "instance": {"content": "東京 タワーの高さは。", "title": "東京"},
+            "predictions": [{"embeddings": {"statistics": {"token_count": 8}, "values": [0.1]}}],
+            "status": "",
+        }
+    ]
+    path = tmp_path / "emb.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    code, out, err = run(capsys, "cost", str(path), "--model", "text-embedding-005", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    # "東京タワーの高さは。" 10 code points + title "東京" 2 = 12, at 20 nanos each (batch).
+    assert (report["embedding_characters"], report["embedding_tokens"]) == (12, 8)
+    assert report["cost_usd"] == "0.000000240"
 
 
 def test_missing_file_and_bad_uri(capsys, tmp_path):

@@ -161,9 +161,11 @@ def test_embeddings_are_input_only_and_text_embedding_is_cut_at_2048_tokens():
     tally = scan_bytes(jsonl(rows), "text-embedding-005")
     assert tally.output_tokens == {"low": 0, "expected": 0, "high": 0}
     assert tally.input_tokens["expected"] == 100 + 2048
-    assert tally.cost_nanos["expected"] == pricing.row_cost_nanos(
-        "text-embedding-005", pricing.RowTokens(embedding=100)
-    ) + pricing.row_cost_nanos("text-embedding-005", pricing.RowTokens(embedding=2048))
+    # Billed per character (all of them, the cut is a token statistic): 40,400 characters at
+    # the batch $0.00002 per 1k characters = 20 nanos each, at every level.
+    assert tally.cost_nanos == dict.fromkeys(("low", "expected", "high"), 40_400 * 20)
+    cjk = scan_bytes(jsonl([{"content": "東京 タワー", "title": "東 京"}]), "text-embedding-005")
+    assert cjk.cost_nanos["expected"] == (5 + 2) * 20
     gemini_embedding = {"request": {"content": {"parts": [{"text": "z" * 4000}]}}}
     tally = scan_bytes(jsonl([gemini_embedding]), "gemini-embedding-001")
     assert tally.input_tokens["expected"] == 1000

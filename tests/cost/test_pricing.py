@@ -99,9 +99,18 @@ def test_online_rate():
 
 
 def test_batch_is_half_of_online_without_a_batch_rate():
-    # gemini-embedding-001 lists no batch rate: 0.15 * 0.5 -> 75 nanos/token.
+    # gemini-2.0-flash-lite output lists 0.3 online, batch block 0.15; drop the batch block's
+    # figure by overriding only the online rate: batch derives 50% of it.
+    overrides = {"output_cost_per_token": Decimal("4e-7")}  # 400 nanos/token online
+    tokens = RowTokens(candidates=10)
+    assert row_cost_nanos("gemini-2.0-flash-lite", tokens, overrides, batch=False) == 4000
+    assert row_cost_nanos("gemini-2.0-flash-lite", tokens, overrides) == 2000
+
+
+def test_gemini_embedding_batch_is_20_percent_off_not_50():
+    # $0.15 per 1M online = 150 nanos/token; batch $0.12 per 1M = 120 nanos/token.
     tokens = RowTokens(embedding=10)
-    assert row_cost_nanos("gemini-embedding-001", tokens) == 750
+    assert row_cost_nanos("gemini-embedding-001", tokens) == 1200
     assert row_cost_nanos("gemini-embedding-001", tokens, batch=False) == 1500
 
 
@@ -180,12 +189,33 @@ def test_rounding_is_half_up_per_row():
     assert row_cost_nanos("gemini-2.0-flash-lite", RowTokens(prompt=2)) == 75
 
 
-def test_text_embedding_per_token_rates():
-    # 0.000025 / 0.00002 USD per 1k characters at 4 chars/token -> 100 / 80 nanos/token.
-    tokens = RowTokens(embedding=12)
+def test_text_embedding_is_billed_per_character_not_per_token():
+    # $0.000025 / 1k chars online = 25 nanos/char; $0.00002 / 1k chars batch = 20 nanos/char.
+    # token_count is a statistic: 12 tokens and 7 characters bill the 7 characters.
+    tokens = RowTokens(embedding=12, characters=7)
     for name in ("text-embedding-005", "text-embedding-004", "text-multilingual-embedding-002"):
-        assert row_cost_nanos(name, tokens) == 960
-        assert row_cost_nanos(name, tokens, batch=False) == 1200
+        assert pricing.pricing(name).billing == "characters"
+        assert row_cost_nanos(name, tokens) == 7 * 20
+        assert row_cost_nanos(name, tokens, batch=False) == 7 * 25
+
+
+def test_billable_characters_are_code_points_without_whitespace():
+    assert pricing.billable_characters("ab c") == 3
+    assert pricing.billable_characters("東京 タワー\n") == 5  # CJK: one code point each
+    assert pricing.billable_characters("e\u0301") == 2  # combining accent: its own code point
+    assert pricing.billable_characters("😀\t😀") == 2  # astral: one code point, 4 UTF-8 bytes
+    assert pricing.billable_characters(" \u3000\n") == 0  # ideographic space is whitespace
+
+
+def test_character_override_and_token_override_on_a_character_model():
+    # input_cost_per_character 1e-7 USD = 100 nanos/char online; batch derives 50.
+    overrides = {"input_cost_per_character": Decimal("1e-7")}
+    tokens = RowTokens(embedding=3, characters=10)
+    assert row_cost_nanos("text-embedding-005", tokens, overrides, batch=False) == 1000
+    assert row_cost_nanos("text-embedding-005", tokens, overrides) == 500
+    # A per-token figure cannot price a per-character model: it is ignored.
+    per_token = {"input_cost_per_token": Decimal("1e-7")}
+    assert row_cost_nanos("text-embedding-005", tokens, per_token) == 10 * 20
 
 
 def test_overrides_take_precedence():
@@ -204,6 +234,11 @@ def test_each_override_field_has_an_effect():
     base_online = row_cost_nanos("gemini-2.5-flash", tokens, batch=False)
     for name in PRICE_OVERRIDE_FIELDS:
         overrides = {name: Decimal("0.00009")}
+        if "character" in name:
+            chars = RowTokens(characters=10)
+            plain = row_cost_nanos("text-embedding-005", chars, batch=False)
+            assert row_cost_nanos("text-embedding-005", chars, overrides, batch=False) != plain
+            continue
         batch = "batches" in name
         got = row_cost_nanos("gemini-2.5-flash", tokens, overrides, batch=batch)
         assert got != (base if batch else base_online), name

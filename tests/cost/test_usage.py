@@ -157,7 +157,9 @@ def test_text_embedding_file():
     assert (result.rows, result.succeeded, result.failed) == (3, 2, 1)
     assert result.embedding_tokens == 12
     assert result.prompt_tokens == 0
-    assert result.cost_nanos == 12 * 80 == 960
+    # Billed per character, not per token: "helloworld" 10 + "a" 1, at 20 nanos/char (batch).
+    assert result.embedding_characters == 11
+    assert result.cost_nanos == 11 * 20 == 220
 
 
 def test_gemini_embedding_file():
@@ -183,7 +185,7 @@ def test_gemini_embedding_file():
     result = parse(jl(*rows), model="publishers/google/models/gemini-embedding-001")
     assert result.embedding_tokens == 14
     assert result.prompt_tokens == 0
-    assert result.cost_nanos == 14 * 75 == 1050
+    assert result.cost_nanos == 14 * 120 == 1680  # batch $0.12 per 1M tokens
     assert list(result.by_model) == ["gemini-embedding-001"]
 
 
@@ -209,7 +211,11 @@ def test_unknown_model_rows_are_unpriced_and_sampled():
     result = parse(jl(row, row), model=None)
     assert (result.succeeded, result.unpriced_rows, result.cost_nanos) == (2, 2, 0)
     assert result.prompt_tokens == 200
-    assert result.unpriced_samples == [{"line": 1, "model": "x-1"}, {"line": 2, "model": "x-1"}]
+    reason = usage_module.NO_PRICE
+    assert result.unpriced_samples == [
+        {"line": 1, "model": "x-1", "reason": reason},
+        {"line": 2, "model": "x-1", "reason": reason},
+    ]
     assert result.by_model["x-1"].unpriced_rows == 2
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.sim_rows import expected_usage, model_family, output_row
+from local.sim_rows import JobCache, expected_usage, model_family, output_row
 from local.vertex_sim import compile_filter
 from shared.core.errors import ApiError
 
@@ -90,17 +90,45 @@ def test_thinking_rules_per_model_and_budget():
     )
 
 
-def test_cache_rules():
-    explicit = expected_usage("gemini-2.5-flash", request("hi", cachedContent="cachedContents/1"))
-    assert explicit["cachedContentTokenCount"] == 1024
-    assert explicit["promptTokenCount"] == 1 + 1024
-    assert explicit["cacheTokensDetails"] == [{"modality": "TEXT", "tokenCount": 1024}]
-    long_prompt = request("x" * 4 * 3000)
-    implicit = expected_usage("gemini-2.5-pro", long_prompt)
-    assert implicit["promptTokenCount"] == 3000
-    assert implicit["cachedContentTokenCount"] == 1280  # 1500 rounded down to 256s
-    assert "cachedContentTokenCount" not in expected_usage("gemini-2.0-flash", long_prompt)
-    assert "cachedContentTokenCount" not in expected_usage("gemini-2.5-pro", request("x" * 4000))
+def test_explicit_cached_content_fails_the_row_in_batch():
+    line = json.dumps({"key": "a", "request": request("hi", cachedContent="cachedContents/1")})
+    row, ok = output_row("gemini-2.5-flash", line, NOW)
+    assert not ok
+    assert "INVALID_ARGUMENT" in row["status"]
+    assert "does not support cached content with batch prediction" in row["status"]
+    assert "response" not in row
+
+
+def test_implicit_cache_only_for_a_repeated_long_prefix():
+    system = {"parts": [{"text": "s" * 4 * 2100}]}  # a 2,100-token shared prefix
+
+    def asked(question, system_instruction=system):
+        return {
+            "contents": [{"role": "user", "parts": [{"text": question}]}],
+            "systemInstruction": system_instruction,
+        }
+
+    cache = JobCache()
+    first = expected_usage("gemini-2.5-pro", asked("q1"), cache)
+    assert "cachedContentTokenCount" not in first  # the first occurrence is full price
+    second = expected_usage("gemini-2.5-pro", asked("q2"), cache)
+    assert second["promptTokenCount"] == 2100 + 1
+    assert second["cachedContentTokenCount"] == 2048  # 2,100 rounded down to 256s
+    # A prefix under 2,048 tokens never caches, repeated or not.
+    short = {"parts": [{"text": "s" * 4 * 2000}]}
+    for question in ("a", "b"):
+        assert "cachedContentTokenCount" not in expected_usage(
+            "gemini-2.5-pro", asked(question, short), cache
+        )
+    # A long prompt without a repeated prefix (one part, nothing shared) never caches.
+    assert "cachedContentTokenCount" not in expected_usage(
+        "gemini-2.5-pro", request("x" * 4 * 3000), cache
+    )
+    # 2.0 models get no implicit caching in batch.
+    other = JobCache()
+    for question in ("a", "b"):
+        usage = expected_usage("gemini-2.0-flash", asked(question), other)
+        assert "cachedContentTokenCount" not in usage
 
 
 def test_embedding_usage_and_truncation():
