@@ -56,7 +56,11 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
         return cost if cost["costFinal"] and cost["files"] else None
 
     cost = wait_for(final_cost, 60, f"job {job_id} to have a final cost")
-    [record] = cost["files"]
+    # The simulator wrote the rows early (incremental files) and then predictions.jsonl: the
+    # final file alone counts.
+    [record] = [f for f in cost["files"] if f["counted"]]
+    assert {f["kind"] for f in cost["files"]} == {"final", "incremental"}
+    assert cost["costBasis"] == "final" and cost["provisional"] is False
     assert record["uri"].startswith(f"gs://{base}/out/prediction-model-")
     assert record["uri"].endswith("/predictions.jsonl")
 
@@ -95,3 +99,71 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     assert spend.status_code == 200, spend.text
     groups = {g["value"]: g["costUsd"] for g in spend.json()["groups"]}
     assert groups == {"e2e-cost": offline["cost_usd"]}
+
+
+def test_a_slow_job_cancelled_mid_run_is_billed_for_the_rows_it_finished(stack_env):
+    from decimal import Decimal
+
+    from shared.core import clients
+
+    stack = stack_env
+    base = f"{stack['bucket']}/cancel-{uuid.uuid4().hex[:8]}"
+    bucket_name, _, folder = base.partition("/")
+    key = {"Authorization": f"Bearer {make_key(stack, 'canceller', folder=folder)}"}
+    lines = [
+        {"request": {"contents": [{"role": "user", "parts": [{"text": f"Row {i}. " * 40}]}]}}
+        for i in range(8)
+    ]
+    bucket = clients.storage().bucket(bucket_name)
+    bucket.blob(f"{folder}/in/input.jsonl").upload_from_string(
+        "".join(json.dumps(line) + "\n" for line in lines)
+    )
+    body = {
+        "displayName": "cancelled",
+        "model": "gemini-2.5-flash",
+        "inputConfig": {
+            "instancesFormat": "jsonl",
+            "gcsSource": {"uris": [f"gs://{base}/in/input.jsonl"]},
+        },
+        "outputConfig": {
+            "predictionsFormat": "jsonl",
+            "gcsDestination": {"outputUriPrefix": f"gs://{base}/out/"},
+        },
+        "labels": {"sim-fault": "slow"},
+    }
+    created = requests.post(f"{stack['gateway_url']}{JOBS}", json=body, headers=key, timeout=30)
+    assert created.status_code == 200, created.text
+    name = created.json()["name"]
+    job_id = name.rsplit("/", 1)[-1]
+
+    def incremental_written():
+        return [
+            b.name for b in bucket.list_blobs(prefix=f"{folder}/out/") if "incremental" in b.name
+        ]
+
+    wait_for(incremental_written, 60, "the first incremental output file")
+    cancelled = requests.post(f"{stack['gateway_url']}/v1/{name}:cancel", headers=key, timeout=30)
+    assert cancelled.status_code == 200, cancelled.text
+
+    def final_cost():
+        reply = requests.get(
+            f"{stack['gateway_url']}/v1/gateway/jobs/{job_id}/cost", headers=key, timeout=10
+        )
+        assert reply.status_code == 200, reply.text
+        cost = reply.json()
+        return cost if cost["costFinal"] else None
+
+    cost = wait_for(final_cost, 90, f"job {job_id} to be cancelled with a final cost")
+    assert cost["state"] == "JOB_STATE_CANCELLED"
+    assert cost["costBasis"] == "incremental"
+    counted = [f for f in cost["files"] if f["counted"]]
+    assert counted and all(f["kind"] == "incremental" for f in counted)
+    assert not any(f["uri"].endswith("/predictions.jsonl") for f in cost["files"])
+    offline = Decimal(0)
+    rows = 0
+    for record in counted:
+        report = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
+        offline += Decimal(report["cost_usd"])
+        rows += report["rows"]
+    assert Decimal(cost["costUsd"]) == offline > 0
+    assert cost["totals"]["rows"] == rows < len(lines)

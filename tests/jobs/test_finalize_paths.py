@@ -4,7 +4,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.jobs.finalize import DirectoryPending, choose_job, is_prediction_file, parent_folders
+from shared.cost.ledger import counted_group
+from shared.jobs.finalize import (
+    DirectoryPending,
+    choose_job,
+    is_prediction_file,
+    output_file,
+    parent_folders,
+)
 
 DIR = "gs://b/out/prediction-model-2025-03-04T10:00:00.000000Z/"
 
@@ -60,3 +67,35 @@ def test_jobs_created_after_the_folder_timestamp_are_dropped():
 def test_several_pending_jobs_raise_a_transient_error():
     with pytest.raises(DirectoryPending):
         choose_job({"1": job(), "2": job(created="2025-03-04T09:30:00")}, DIR)
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("o/pm/predictions.jsonl", ("final", "o/pm/")),
+        ("o/pm/predictions_00002.jsonl", ("final", "o/pm/")),
+        ("o/pm/incremental_predictions/predictions_00000.jsonl", ("incremental", "o/pm/")),
+        ("o/pm/incremental_predictions/x/part-1.jsonl", ("incremental", "o/pm/")),
+        ("o/pm/incremental_predictions_00001.jsonl", ("incremental", "o/pm/")),
+        ("o/pm/incremental_predictions/predictions.jsonl.tmp", None),
+        ("o/pm/errors_stats_00001.jsonl", None),
+    ],
+)
+def test_final_and_incremental_output_files(name, found):
+    assert output_file(name) == found
+
+
+def test_the_final_set_counts_once_it_bills_at_least_the_incremental_set():
+    def sets(final, incremental):
+        return {
+            "final": {"cost_nanos": final[0], "rows": final[1]},
+            "incremental": {"cost_nanos": incremental[0], "rows": incremental[1]},
+        }
+
+    assert counted_group(sets((0, 0), (0, 0))) == "final"
+    assert counted_group(sets((0, 0), (5, 1))) == "incremental"
+    assert counted_group(sets((4, 9), (5, 1))) == "incremental"
+    assert counted_group(sets((5, 1), (5, 1))) == "final"
+    assert counted_group(sets((6, 1), (5, 3))) == "final"
+    assert counted_group(sets((0, 3), (0, 2))) == "final"  # unpriced rows: by row count
+    assert counted_group({"incremental": {"cost_nanos": 1, "rows": 1}}) == "incremental"

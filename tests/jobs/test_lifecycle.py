@@ -88,7 +88,9 @@ def test_no_finalize_delivery_the_terminal_sync_prices_the_file_once(world):
     job_id = world.create(rows=4)
     record = world.drive(job_id)
     files = outputs(job_id)
-    assert len(files) == 1, files
+    # One row per incremental file (4 rows: 4 quarters) and the final file.
+    assert sorted(f["group"] for f in files) == ["final"] + ["incremental"] * 4, files
+    assert record["cost_basis"] == "final"
     cost = record["cost"]
     assert cost["cost_nanos"] > 0
     assert cost["rows"] == 4
@@ -103,7 +105,7 @@ def test_no_finalize_delivery_the_terminal_sync_prices_the_file_once(world):
     world.tick()
     lifecycle.finish_job(job_id)
     assert records.get(job_id)["cost"] == cost
-    assert len(outputs(job_id)) == 1
+    assert len(outputs(job_id)) == 5
 
     (attributes, alert) = world.alerts()[0]
     assert attributes["kind"] == "terminal"
