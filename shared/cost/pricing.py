@@ -122,6 +122,22 @@ def try_resolve(name: str | None) -> str | None:
     return None
 
 
+@functools.cache
+def family_model(billing: str) -> str | None:
+    """The model standing for every embedding model billed by `billing` (characters or
+    tokens), when they all have one price (rows of these families do not name their model);
+    None when their prices differ."""
+    models = table()["models"]
+    names = sorted(
+        name
+        for name, entry in models.items()
+        if entry["kind"] == "embedding" and entry.get("billing", TOKENS) == billing
+    )
+    if not names or any(models[n]["tiers"] != models[names[0]]["tiers"] for n in names):
+        return None
+    return names[0]
+
+
 def resolve_model(name: str) -> str:
     resolved = try_resolve(name)
     if resolved is None:
@@ -430,6 +446,7 @@ __all__ = [
     "UnknownModelError",
     "billable_characters",
     "describe",
+    "family_model",
     "known_models",
     "nanos_to_usd",
     "overrides_for",

@@ -292,6 +292,7 @@ class _Row:
     model_version: object = None
     token_counts: tuple = ()
     characters: int | None = None
+    shape: str | None = None
 
 
 # --- the fast path ------------------------------------------------------------------------
@@ -454,12 +455,18 @@ def _full_row(line: bytes) -> _Row:
                 if count is not None:
                     counts.append(count)
         characters = _instance_characters(obj.get("instance"))
+    shape = None
+    if isinstance(predictions, list) and (counts or characters is not None):
+        shape = pricing.CHARACTERS
+    elif isinstance(response, dict) and ("embedding" in response or "embeddings" in response):
+        shape = pricing.TOKENS
     return _Row(
         status=status,
         usage=usage,
         model_version=model_version,
         token_counts=tuple(counts),
         characters=characters,
+        shape=shape,
     )
 
 
@@ -618,6 +625,16 @@ class _Parser:
                 self._models[version] = known
         return known
 
+    def _embedding_model(self, billing: str) -> tuple[str, pricing.ModelPricing | None]:
+        """An embedding row that names no model, in a file whose job model is unknown: its
+        shape tells the family (text-embedding rows are billed per character, gemini-embedding
+        per token); priced when every model of that family in the table has one price."""
+        name = pricing.family_model(billing)
+        if name is None:
+            return self.raw_model or "unknown", None
+        label = "text-embedding" if billing == pricing.CHARACTERS else "gemini-embedding"
+        return label, pricing.pricing(name, self.overrides, batch=self.batch)
+
     def _counts(self, label: str) -> list[int]:
         counts = self.counts.get(label)
         if counts is None:
@@ -771,7 +788,11 @@ class _Parser:
             )
         for i in sorted(special):
             row = rows[i]
-            if not row.status and (row.response is None or row.response.usageMetadata is None):
+            if not row.status and (
+                row.response is None
+                or row.response.usageMetadata is None
+                or (self.job_model is None and row.response.modelVersion is None)
+            ):
                 # No Gemini usage block: an embedding shape (tokenCount statistic) or none;
                 # the reference reading knows them all.
                 self.line(linenos[i], _line_of(data, starts, i))
@@ -875,6 +896,8 @@ class _Parser:
 
         usage = row.usage
         label, priced = self._model(row.model_version)
+        if priced is None and row.shape and self.job_model is None and row.model_version is None:
+            label, priced = self._embedding_model(row.shape)
         if usage is not None:
             if not isinstance(usage, dict):
                 raise _Malformed("usageMetadata is not an object")

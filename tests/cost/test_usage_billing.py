@@ -165,3 +165,21 @@ def test_block_path_without_msgspec_applies_the_bound(monkeypatch):
     result = parse_predictions([jl(good, bad)], model="gemini-2.5-flash")
     assert (result.succeeded, result.malformed) == (1, 1)
     assert result.cost_nanos == 100 * 150 + 10 * 1250
+
+
+def test_embedding_rows_that_name_no_model_are_priced_by_their_family():
+    # Text-embedding rows carry no model name; the three character-billed models share one
+    # price, so a file priced without --model still costs 20 nanos per character (batch).
+    text = parse_predictions([jl(text_embedding_row("abc d"))], model=None)
+    assert (text.cost_nanos, text.unpriced_rows, list(text.by_model)) == (
+        4 * 20,
+        0,
+        ["text-embedding"],
+    )
+    row = {
+        "status": "",
+        "request": {"content": {"parts": [{"text": "hi"}]}},
+        "response": {"embedding": {"values": [0.1]}, "usageMetadata": {"promptTokenCount": 9}},
+    }
+    gemb = parse_predictions([jl(row, row)], model=None)
+    assert (gemb.cost_nanos, gemb.unpriced_rows) == (18 * 120, 0)
