@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from importlib import resources
+from pathlib import Path
 
 NANOS_PER_USD = 10**9
 # nano-dollars per token for a rate of 1 USD per 1M tokens.
@@ -86,7 +86,7 @@ class UnknownModelError(ValueError):
 @functools.cache
 def table() -> dict:
     """The raw price table, read once from the package data."""
-    text = resources.files("shared.cost").joinpath("prices.json").read_text(encoding="utf-8")
+    text = Path(__file__).with_name("prices.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

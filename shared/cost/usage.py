@@ -38,6 +38,7 @@ model's total in the file is rounded half-up to nano-dollars once, and the file'
 sum of its models' costs. Chunking never changes the result.
 """
 
+import functools
 import json
 import queue
 import re
@@ -143,27 +144,34 @@ _J_FLAT_MEMBERS = (
     + _J_FLAT
     + rb")*"
 )
-_USAGE_TAIL = re.compile(
-    rb'"usageMetadata"'
-    + _J_WS
-    + rb":"
-    + _J_WS
-    + rb"("
-    + _J_USAGE
-    + rb")"
-    + _J_FLAT_MEMBERS
-    + _J_WS
-    + rb"\}"
-    + _J_FLAT_MEMBERS
-    + _J_WS
-    + rb"\}"
-    + _J_WS
-    + rb"\n"
-)
-_STATUS_HEAD = re.compile(
-    rb"\{" + _J_WS + rb'"status"' + _J_WS + rb":" + _J_WS + rb'""' + _J_WS + rb","
-)
-_USAGE_INTS = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)")
+
+
+@functools.cache
+def _block_patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """The block path's patterns, compiled on first use (a start-up cost `vbg cost` would
+    pay for nothing when msgspec decodes)."""
+    usage_tail = re.compile(
+        rb'"usageMetadata"'
+        + _J_WS
+        + rb":"
+        + _J_WS
+        + rb"("
+        + _J_USAGE
+        + rb")"
+        + _J_FLAT_MEMBERS
+        + _J_WS
+        + rb"\}"
+        + _J_FLAT_MEMBERS
+        + _J_WS
+        + rb"\}"
+        + _J_WS
+        + rb"\n"
+    )
+    status_head = re.compile(
+        rb"\{" + _J_WS + rb'"status"' + _J_WS + rb":" + _J_WS + rb'""' + _J_WS + rb","
+    )
+    usage_ints = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)")
+    return usage_tail, status_head, usage_ints
 
 
 if msgspec is not None:
@@ -821,12 +829,13 @@ class _Parser:
             return self.lines(data, pos, end, lineno)
         handle = self.line
         find, rfind = data.find, data.rfind
-        head = _STATUS_HEAD.match
-        ints = _USAGE_INTS.findall
+        usage_tail, status_head, usage_ints = _block_patterns()
+        head = status_head.match
+        ints = usage_ints.findall
         tiers = priced.tiers
         single = tiers[0].subunit_rates if len(tiers) == 1 else None
         rows = prompt_sum = cached_sum = cand_sum = thoughts_sum = tool_sum = cost = 0
-        for match in _USAGE_TAIL.finditer(data, pos, end):
+        for match in usage_tail.finditer(data, pos, end):
             key = match.start()
             cut = rfind(b"\n", pos, key)
             if cut >= 0:
