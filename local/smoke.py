@@ -435,7 +435,7 @@ class Smoke:
         if not view.get("costFinal"):
             raise SmokeFailure(f"job {self.job_id}: cost not final a minute after its alert")
         recorded = usd_to_nanos(view["costUsd"])
-        files = [f["uri"] for f in view.get("files", []) if not f.get("superseded")]
+        files = [f["uri"] for f in view.get("files", []) if f.get("counted")]
         if not files:
             raise SmokeFailure(f"job {self.job_id}: no cost record for any output file")
         independent = sum(usd_to_nanos(vbg_cost(uri, self.target.env)) for uri in files)

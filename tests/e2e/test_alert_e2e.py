@@ -98,7 +98,11 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
     )
     assert body["cost"]["cost_nanos"] == record["cost"]["cost_nanos"] > 0
     outputs = [s.to_dict() for s in records.job_ref(job_id).collection("outputs").stream()]
-    assert len(outputs) == 1
+    # Rows written early (incremental files), then predictions.jsonl, which alone counts.
+    assert [o["name"].rsplit("/", 1)[-1] for o in outputs if o["group"] == "final"] == [
+        "predictions.jsonl"
+    ]
+    assert record["cost_basis"] == "final"
 
     predictions = record["output_directory"].rstrip("/") + "/predictions.jsonl"
     result = vbg("cost", "--json", predictions, stack=stack)
