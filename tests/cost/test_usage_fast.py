@@ -77,13 +77,25 @@ def corrupt_lines() -> list[bytes]:
         b"[" + ok + b"]",
         b"",
         b"   ",
+        ok.replace(b"5000,", b"1000000001,", 1),  # above usage.MAX_ROW_TOKENS
+        ok.replace(b"5000,", b"99999999999999999999999999999,", 1),  # beyond int64
+        ok.replace(b'"candidatesTokenCount": 70', b'"candidatesTokenCount": 1e3'),
     ]
 
 
 @pytest.mark.parametrize("model", ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash-lite"])
 @pytest.mark.parametrize("chunk", [7, 1000, 1 << 20])
 def test_bulk_paths_match_the_reference(monkeypatch, model, chunk):
-    rows = [*adversarial_rows(), {"status": "bad", "request": {}}]
+    embedding_rows = [
+        {
+            "instance": {"content": "東京 x", "title": "t"},
+            "predictions": [{"embeddings": {"statistics": {"token_count": 3}}}],
+            "status": "",
+        },
+        {"status": "", "response": {"embedding": {"statistics": {"tokenCount": 4}}}},
+        {"status": "", "response": {"candidates": []}},
+    ]
+    rows = [*adversarial_rows(), {"status": "bad", "request": {}}, *embedding_rows]
     data = jl(*rows) + b"\n".join(corrupt_lines()) + b"\n" + jl(*rows[:3])
     results = {}
     for name in ("reference", "regex", "default"):
@@ -97,7 +109,7 @@ def test_bulk_paths_match_the_reference(monkeypatch, model, chunk):
 
 def test_corrupt_lines_are_malformed_on_every_path(monkeypatch):
     bad = corrupt_lines()
-    expected_malformed = [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 14, 15, 16, 17, 24, 27, 28]
+    expected_malformed = [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 14, 15, 16, 17, 24, 27, 28, 31, 32, 33]
     data = b"\n".join(bad) + b"\n"
     for name in ("reference", "regex", "default"):
         with monkeypatch.context() as patch:
