@@ -178,7 +178,9 @@ if msgspec is not None:
     _Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_ROW_TOKENS)]
     _NO_DETAILS = msgspec.Raw(b"")
 
-    class _MUsage(msgspec.Struct):
+    # gc=False: the decoded rows hold no cycles, and a chunk makes thousands of them; the
+    # cyclic collector need not track (and keep rescanning) them.
+    class _MUsage(msgspec.Struct, gc=False):
         """Counts as plain non-negative integers (anything else fails the decode: the line
         then takes the reference path); the modality details kept raw, searched in bulk."""
 
@@ -190,11 +192,11 @@ if msgspec is not None:
         promptTokensDetails: msgspec.Raw = _NO_DETAILS
         cacheTokensDetails: msgspec.Raw = _NO_DETAILS
 
-    class _MResponse(msgspec.Struct):
+    class _MResponse(msgspec.Struct, gc=False):
         usageMetadata: _MUsage | None = None
         modelVersion: object = None
 
-    class _MRow(msgspec.Struct):
+    class _MRow(msgspec.Struct, gc=False):
         status: object = None
         response: _MResponse | None = None
         predictions: object = None
