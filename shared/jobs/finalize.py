@@ -32,7 +32,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from shared.core import clients, logs, times
-from shared.cost import ledger, usage
+from shared.cost import ledger, ranged_reads, usage
 from shared.jobs import records
 
 PREDICTION_PATTERN = "predictions*.jsonl"
@@ -162,7 +162,7 @@ def price_object(
     overrides = dict(deployment.price_overrides) if deployment else None
     model = (job.get("deployment") or {}).get("model") or job.get("model")
     parsed = usage.parse_predictions(
-        usage.read_gcs_chunks(bucket, name, int(generation)),
+        ranged_reads.chunks_for(bucket, name, int(generation), size),
         model=model,
         overrides=overrides or None,
         batch=True,

@@ -1,0 +1,178 @@
+"""A front for the GCS emulator that behaves like real GCS where reads are concerned.
+
+gcp-storage-emulator answers every request at once, from memory, and ignores `generation`
+on downloads. This proxy adds what the ranged-read bench and tests need:
+- `latency` seconds before each answer (GCS's time to first byte, ~30 ms);
+- `stream_bytes_per_second` per response (one GCS stream runs at ~100 MB/s);
+- generation-pinned media reads: a download naming `generation=G` gets the bytes of G if
+  the proxy has seen G (it keeps the last `keep_versions` generations it served, like a
+  versioned bucket), `404` if G is neither kept nor live; a download without
+  `generation` gets the live bytes.
+Everything else (metadata, uploads, listing) is passed through unchanged.
+
+    with GcsProxy(emulator_url, latency=0.03, stream_bytes_per_second=100e6) as proxy:
+        os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
+"""
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import requests
+
+_MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
+_RANGE = re.compile(r"^\s*bytes=(\d+)-(\d*)\s*$")
+_SLICE = 256 * 1024
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+
+class GcsProxy:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        latency: float = 0.0,
+        stream_bytes_per_second: float | None = None,
+        keep_versions: int = 4,
+    ):
+        self.upstream = upstream.rstrip("/")
+        self.latency = latency
+        self.rate = stream_bytes_per_second
+        self.keep_versions = keep_versions
+        self.requests = 0
+        self._versions: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "GcsProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _live_generation(self, bucket: str, name: str) -> str | None:
+        response = self._session().get(
+            f"{self.upstream}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=30
+        )
+        return str(response.json().get("generation")) if response.ok else None
+
+    def _bytes_of(self, bucket: str, name: str, generation: str | None) -> tuple[str, bytes] | None:
+        """(generation, bytes) of that generation (None: the live one), or None when gone."""
+        live = self._live_generation(bucket, name)
+        wanted = generation or live
+        key = (bucket, name, str(wanted))
+        with self._lock:
+            if key in self._versions:
+                self._versions.move_to_end(key)
+                return str(wanted), self._versions[key]
+        if wanted is None or wanted != live:
+            return None
+        response = self._session().get(
+            f"{self.upstream}/download/storage/v1/b/{bucket}/o/{quote(name, safe='')}",
+            params={"alt": "media"},
+            timeout=300,
+        )
+        if not response.ok:
+            return None
+        with self._lock:
+            self._versions[key] = response.content
+            while len(self._versions) > self.keep_versions:
+                self._versions.popitem(last=False)
+        return str(wanted), response.content
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _send(self, status: int, headers: dict, body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in _HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                view = memoryview(body)
+                started = time.perf_counter()
+                for offset in range(0, len(body), _SLICE):
+                    self.wfile.write(view[offset : offset + _SLICE])
+                    if proxy.rate:
+                        ahead = (offset + _SLICE) / proxy.rate - (time.perf_counter() - started)
+                        if ahead > 0:
+                            time.sleep(ahead)
+
+            def _media(self, bucket: str, name: str, query: dict) -> None:
+                generation = (query.get("generation") or [None])[0]
+                found = proxy._bytes_of(bucket, name, generation)
+                if found is None:
+                    self._send(404, {"Content-Type": "application/json"}, b'{"error":{}}')
+                    return
+                served, data = found
+                plain = {"Content-Type": "application/octet-stream", "x-goog-generation": served}
+                match = _RANGE.match(self.headers.get("Range") or "")
+                if not match:
+                    self._send(200, plain, data)
+                    return
+                start = int(match[1])
+                end = min(len(data) - 1, int(match[2])) if match[2] else len(data) - 1
+                headers = {**plain, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
+                self._send(206, headers, data[start : end + 1])
+
+            def _forward(self) -> None:
+                body = self._body()
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}
+                }
+                response = proxy._session().request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    data=body or None,
+                    headers=headers,
+                    timeout=300,
+                    allow_redirects=False,
+                )
+                self._send(response.status_code, dict(response.headers), response.content)
+
+            def _any(self) -> None:
+                with proxy._lock:
+                    proxy.requests += 1
+                if proxy.latency:
+                    time.sleep(proxy.latency)
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                media = _MEDIA.match(parts.path)
+                if self.command == "GET" and media and query.get("alt") == ["media"]:
+                    self._media(media[1], unquote(media[2]), query)
+                else:
+                    self._forward()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
+
+        return Handler
