@@ -22,10 +22,20 @@ audio_prompt_tokens, embedding_tokens, cost_nanos, unpriced_rows, no_usage_rows)
 What Vertex bills, exactly once: a job's incremental files (rows written while it runs) and
 its final files hold the same rows, so the job counts one set, never both: see
 `counted_group` (the final set once it bills at least what the incremental set does).
-- `spend_daily/{sha256 of day|key_id|model}`: `day` ("YYYY-MM-DD"), `key_id`, `alias`,
-  `team`, `model` (public name), the counters at top level, `updated`.
-- `spend_labels/{sha256 of day|key_id|label|value}`: `day`, `key_id`, `alias`, `team`,
-  `label` (name), `value`, the counters at top level, `updated`. One per label of the job.
+- `spend_daily/{sha256 of day|key_id|model}-{shard}`: `day` ("YYYY-MM-DD"), `key_id`,
+  `alias`, `team`, `model` (public name), `shard`, the counters at top level, `updated`.
+- `spend_labels/{sha256 of day|key_id|label|value}-{shard}`: `day`, `key_id`, `alias`, `team`,
+  `label` (name), `value`, `shard`, the counters at top level, `updated`. One per label of
+  the job.
+
+Sharded rollups: Firestore sustains about one write per second on one document, and every
+priced file increments its day x key x model rollup: a key whose files land together (many
+jobs ending at once) passes that. So each rollup is `ROLLUP_SHARDS` documents; a job adds to
+the shard its id picks (`rollup_shard`), and `daily_rows` / `label_rows` sum the shards back
+into one row per rollup (a shard exists once incremented). One job's files are serialised by
+its set totals anyway, so a job's shard is no hotter than its own documents. Rollup paths
+written before sharding (no `-{shard}`) are read the same way, and a job's next file moves
+its total from the paths kept in its set totals to its shard.
 
 The day of a job's spend is the UTC day of its `create_time`: the day the budget admitted it,
 so one job's cost lands in one day whenever its files arrive, and a replaced generation is
@@ -48,6 +58,7 @@ Queries (composite indexes production needs, declared in Terraform):
 import hashlib
 import json
 import random
+import threading
 import time
 from datetime import UTC, date, datetime
 
@@ -61,6 +72,9 @@ GROUP_DOC = "totals"
 FINAL, INCREMENTAL = "final", "incremental"
 DAILY = "spend_daily"
 LABELS = "spend_labels"
+DAILY_IDENTITY = ("day", "key_id", "model")
+LABEL_IDENTITY = ("day", "key_id", "label", "value")
+ROLLUP_SHARDS = 16
 WRITE_ATTEMPTS = 16
 SAMPLE_BYTES = 4096
 
@@ -88,7 +102,12 @@ def spend_day(job: dict) -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-def _rollup_docs(job: dict) -> dict[str, dict]:
+def rollup_shard(job_id: str) -> int:
+    """The rollup shard a job adds to: fixed by its id, so its files all move one document."""
+    return int(_sha(job_id)[:8], 16) % ROLLUP_SHARDS
+
+
+def _rollup_docs(job: dict, shard: int) -> dict[str, dict]:
     """Rollup doc path -> the descriptive fields it carries, for one job's spend."""
     day = spend_day(job)
     key_id = job.get("owner_key_id") or ""
@@ -97,13 +116,31 @@ def _rollup_docs(job: dict) -> dict[str, dict]:
         "key_id": key_id,
         "alias": job.get("owner_alias") or "",
         "team": job.get("team") or "",
+        "shard": shard,
     }
     model = job.get("model") or ""
-    docs = {f"{DAILY}/{_sha(f'{day}|{key_id}|{model}')}": {**common, "model": model}}
+    docs = {f"{DAILY}/{_sha(f'{day}|{key_id}|{model}')}-{shard}": {**common, "model": model}}
     for label, value in sorted((job.get("labels") or {}).items()):
-        path = f"{LABELS}/{_sha(f'{day}|{key_id}|{label}|{value}')}"
+        path = f"{LABELS}/{_sha(f'{day}|{key_id}|{label}|{value}')}-{shard}"
         docs[path] = {**common, "label": label, "value": value}
     return docs
+
+
+def _merged(rows: list[dict], identity: tuple[str, ...]) -> list[dict]:
+    """One row per rollup: the counters of its shards summed (see ROLLUP_SHARDS)."""
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row.get(f) for f in identity)
+        if key not in merged:
+            merged[key] = {k: v for k, v in row.items() if k != "shard"}
+            continue
+        target = merged[key]
+        for field in COUNTER_FIELDS:
+            if field in row or field in target:
+                target[field] = int(target.get(field) or 0) + int(row.get(field) or 0)
+        if row.get("updated") and (not target.get("updated") or row["updated"] > target["updated"]):
+            target["updated"] = row["updated"]
+    return list(merged.values())
 
 
 def _bounded(samples: list[dict]) -> list[dict]:
@@ -163,6 +200,20 @@ def _group_totals(job_ref) -> tuple[dict, object]:
     return totals, snapshot
 
 
+_retries = {"count": 0}
+_retries_lock = threading.Lock()
+
+
+def _count_retry() -> None:
+    with _retries_lock:
+        _retries["count"] += 1
+
+
+def write_retries() -> int:
+    """Contended cost-record writes retried by this process so far (benches report it)."""
+    return _retries["count"]
+
+
 def record_file(
     *,
     job_id: str,
@@ -188,7 +239,7 @@ def record_file(
     obj_ref = job_ref.collection(OBJECTS).document(object_id(bucket, name))
     groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
     new = _counters(usage)
-    rollups = _rollup_docs(job)
+    rollups = _rollup_docs(job, rollup_shard(job_id))
     now = datetime.now(UTC)
     record = {
         "bucket": bucket,
@@ -294,8 +345,15 @@ def record_file(
         try:
             outcome = attempt()
             break
-        except (exceptions.AlreadyExists, exceptions.Conflict, exceptions.FailedPrecondition):
-            # A concurrent writer won: the record exists now, or a doc read moved on.
+        except (
+            exceptions.AlreadyExists,
+            exceptions.Conflict,
+            exceptions.FailedPrecondition,
+            exceptions.Aborted,
+        ):
+            # A concurrent writer won (the record exists now, or a doc read moved on), or
+            # Firestore aborted the batch on a hot document: nothing was written, try again.
+            _count_retry()
             time.sleep(random.uniform(0, min(1.0, 0.05 * 2**round_)))
     else:
         raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
@@ -368,7 +426,7 @@ def daily_rows(
     query = query.where(filter=FieldFilter("day", ">=", _parse_day(start))).where(
         filter=FieldFilter("day", "<=", _parse_day(end))
     )
-    rows = [s.to_dict() for s in query.stream()]
+    rows = _merged([s.to_dict() for s in query.stream()], DAILY_IDENTITY)
     if key_id is not None and team is not None:
         rows = [r for r in rows if r.get("team") == team]
     return rows
@@ -395,7 +453,7 @@ def label_rows(
     query = query.where(filter=FieldFilter("day", ">=", _parse_day(start))).where(
         filter=FieldFilter("day", "<=", _parse_day(end))
     )
-    rows = [s.to_dict() for s in query.stream()]
+    rows = _merged([s.to_dict() for s in query.stream()], LABEL_IDENTITY)
     return [
         r
         for r in rows

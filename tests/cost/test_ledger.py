@@ -31,7 +31,19 @@ def cost(job_id):
 
 
 def rollups(collection):
-    return [s.to_dict() for s in clients.firestore().collection(collection).stream()]
+    """One dict per rollup, its shard documents' counters summed."""
+    identity = ("day", "key_id", "model", "label", "value")
+    merged: dict = {}
+    for doc in clients.firestore().collection(collection).stream():
+        row = doc.to_dict()
+        key = tuple(row.get(f) for f in identity)
+        if key not in merged:
+            merged[key] = row
+            continue
+        for field, value in row.items():
+            if field not in identity and isinstance(value, int) and field != "shard":
+                merged[key][field] = merged[key].get(field, 0) + value
+    return list(merged.values())
 
 
 def test_record_sets_totals_record_and_rollups_once(gcp):
