@@ -45,6 +45,9 @@ checkov:
 bench: $(STAMP)
 	$(BIN)/python bench/bench_usage.py
 	$(BIN)/python bench/bench_passthrough.py
+	$(BIN)/python bench/bench_ranged_reads.py
+	$(BIN)/python bench/bench_contention.py
+	$(BIN)/python bench/bench_load.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .local build dist *.egg-info
