@@ -2,9 +2,12 @@
 
 It knows no route: `serve()` takes the table (`shared/api/routes.py`) as an argument.
 Anything that escapes a handler becomes a 500 envelope: callers never see a traceback or
-an HTML page.
+an HTML page. Each route row says which error shape its callers expect (`ERROR_SHAPES`:
+the Google envelope, or OpenAI's for the OpenAI Batch API door) and how large a body it
+takes; a path no route matches answers in the Google envelope.
 """
 
+import io
 import json
 import re
 import time
@@ -13,9 +16,12 @@ from dataclasses import dataclass, field
 
 from shared.core import keys, logs
 from shared.core.config import settings
-from shared.core.errors import ApiError, invalid_argument
+from shared.core.errors import ApiError, invalid_argument, openai_envelope
 
 JSON = "application/json; charset=utf-8"
+GOOGLE = "google"
+OPENAI = "openai"
+ERROR_SHAPES = (GOOGLE, OPENAI)
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Request:
     body: bytes
     caller: keys.Caller | None = None
     route: str = ""
+    errors: str = GOOGLE
 
     def json_body(self, *, allow_empty: bool = False) -> dict:
         """The body as a JSON object; a clear 400 for anything else."""
@@ -48,6 +55,25 @@ class Request:
             raise invalid_argument("The request body must be a JSON object.")
         return value
 
+    def multipart(self) -> tuple[dict[str, str], dict]:
+        """A multipart/form-data body as (fields, files), parsed by werkzeug; files are
+        werkzeug `FileStorage`s. A clear 400 for any other body."""
+        from werkzeug.formparser import FormDataParser
+        from werkzeug.http import parse_options_header
+
+        mimetype, options = parse_options_header(self.headers.get("content-type", ""))
+        if mimetype != "multipart/form-data" or not options.get("boundary"):
+            raise invalid_argument(
+                f"Content-Type {mimetype or 'none'!r} is not supported here; send "
+                "multipart/form-data with a boundary."
+            )
+        parser = FormDataParser(max_content_length=len(self.body))
+        try:
+            _, form, files = parser.parse(io.BytesIO(self.body), mimetype, len(self.body), options)
+        except ValueError as exc:
+            raise invalid_argument(f"The multipart body cannot be read: {exc}") from None
+        return form.to_dict(), files.to_dict()
+
 
 @dataclass
 class Reply:
@@ -68,11 +94,32 @@ class Route:
     handler: Callable
     auth: str  # "key": any valid key; "master": the master key; "none": public
     name: str
+    errors: str = GOOGLE  # the error shape of every failure on this route (ERROR_SHAPES)
+    max_body: Callable[[], int] | None = None  # the body limit; None: VBG_MAX_BODY_BYTES
+
+    def body_limit(self) -> int:
+        return self.max_body() if self.max_body else settings().max_body_bytes
 
 
-def route(method: str, pattern: str, handler: Callable, *, auth: str = "key", name: str) -> Route:
+def route(
+    method: str,
+    pattern: str,
+    handler: Callable,
+    *,
+    auth: str = "key",
+    name: str,
+    errors: str = GOOGLE,
+    max_body: Callable[[], int] | None = None,
+) -> Route:
     """One row of the route table; `pattern` is a regex of the path without its leading /."""
-    return Route(method, re.compile(f"^/{pattern}$"), handler, auth, name)
+    if errors not in ERROR_SHAPES:
+        raise ValueError(f"route {name}: unknown error shape {errors!r}")
+    return Route(method, re.compile(f"^/{pattern}$"), handler, auth, name, errors, max_body)
+
+
+def error_reply(error: ApiError, shape: str) -> Reply:
+    body = openai_envelope(error) if shape == OPENAI else error.envelope()
+    return Reply(error.code, body)
 
 
 def _match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -102,14 +149,13 @@ def api_key(headers: dict[str, str]) -> str | None:
     return None
 
 
-def dispatch(request: Request, routes: list[Route]) -> Reply:
-    matched, params = _match(routes, request.method, request.path)
-    if len(request.body) > settings().max_body_bytes:
-        raise ApiError(
-            413,
-            f"The request body is {len(request.body)} bytes; the limit is "
-            f"{settings().max_body_bytes} bytes.",
-        )
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, f"The request body is {size} bytes; the limit is {limit} bytes.")
+
+
+def dispatch(request: Request, matched: Route, params: dict[str, str]) -> Reply:
+    if len(request.body) > matched.body_limit():
+        raise _too_large(len(request.body), matched.body_limit())
     caller = None
     if matched.auth != "none":
         caller = keys.authenticate(api_key(request.headers))
@@ -126,25 +172,25 @@ def dispatch(request: Request, routes: list[Route]) -> Reply:
 
 
 def serve(flask_request, routes: list[Route]) -> tuple[bytes, int, dict[str, str]]:
-    """A Flask request in, (body, status, headers) out."""
+    """A Flask request in, (body, status, headers) out. The route is matched before the
+    body is read, so its size limit and error shape hold for every failure."""
     started = time.monotonic()
-    limit = settings().max_body_bytes
-    if (flask_request.content_length or 0) > limit:
-        error = ApiError(
-            413, f"The request body is {flask_request.content_length} bytes; the limit is {limit}."
-        )
-        return error.body(), error.code, {"Content-Type": JSON}
     request = Request(
         method=flask_request.method,
         path=flask_request.path,
         args=flask_request.args.to_dict(),
         headers={k.lower(): v for k, v in flask_request.headers.items()},
-        body=flask_request.get_data(cache=False) or b"",
+        body=b"",
     )
     try:
-        reply = dispatch(request, routes)
+        matched, params = _match(routes, request.method, request.path)
+        request.errors = matched.errors
+        if (flask_request.content_length or 0) > matched.body_limit():
+            raise _too_large(flask_request.content_length, matched.body_limit())
+        request.body = flask_request.get_data(cache=False) or b""
+        reply = dispatch(request, matched, params)
     except ApiError as error:
-        reply = Reply(error.code, error.body())
+        reply = error_reply(error, request.errors)
     except Exception as exc:
         logs.error(
             "unhandled error in passthrough",
@@ -154,8 +200,9 @@ def serve(flask_request, routes: list[Route]) -> tuple[bytes, int, dict[str, str
             error=repr(exc),
             exc_info=_traceback(),
         )
-        error = ApiError(500, "Internal error in the gateway; it has been logged.")
-        reply = Reply(500, error.body())
+        reply = error_reply(
+            ApiError(500, "Internal error in the gateway; it has been logged."), request.errors
+        )
     headers = {"Content-Type": JSON, **reply.headers}
     logs.debug(
         "request",

@@ -2,7 +2,8 @@
 
 The first row whose pattern matches the path and whose method matches serves the request;
 a path that matches with another method is a 405. `auth` is "key" (any valid key),
-"master" (the master key) or "none" (public).
+"master" (the master key) or "none" (public). `errors` is the error shape of the route
+(`http.GOOGLE`, the default, or `http.OPENAI`); `max_body` a larger body limit.
 """
 
 from shared.api import (
@@ -10,10 +11,11 @@ from shared.api import (
     health,
     http,
     key_admin,
+    openai_routes,
     passthrough,
     spend_routes,
 )
-from shared.api.http import route
+from shared.api.http import OPENAI, route
 
 VERSION = r"(?P<version>v1|v1beta1)"
 JOBS = VERSION + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
@@ -22,6 +24,10 @@ KEYS = r"v1/gateway/keys"
 KEY = KEYS + r"/(?P<key_id>[^/:]+)"
 TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
 JOB_COST = r"v1/gateway/jobs/(?P<job_id>[^/:]+)/cost"
+FILES = r"v1/files"
+FILE = FILES + r"/(?P<file_id>[^/:]+)"
+BATCHES = r"v1/batches"
+BATCH = BATCHES + r"/(?P<batch_id>[^/:]+)"
 
 ROUTES = [
     # Vertex-native batchPredictionJobs (/v1 and /v1beta1), as Vertex serves them.
@@ -44,6 +50,35 @@ ROUTES = [
     route("PATCH", KEY, key_admin.update_key, auth="master", name="keys.update"),
     route("POST", KEY + r":revoke", key_admin.revoke_key, auth="master", name="keys.revoke"),
     route("GET", r"v1/gateway/health", health.health, auth="none", name="health"),
+    # The OpenAI Batch API (files + batches), in OpenAI's objects and error shape.
+    route(
+        "POST",
+        FILES,
+        openai_routes.create_file,
+        name="openai.files.create",
+        errors=OPENAI,
+        max_body=openai_routes.upload_limit,
+    ),
+    route("GET", FILES, openai_routes.list_files, name="openai.files.list", errors=OPENAI),
+    route("GET", FILE, openai_routes.get_file, name="openai.files.get", errors=OPENAI),
+    route(
+        "GET",
+        FILE + r"/content",
+        openai_routes.file_content,
+        name="openai.files.content",
+        errors=OPENAI,
+    ),
+    route("DELETE", FILE, openai_routes.delete_file, name="openai.files.delete", errors=OPENAI),
+    route("POST", BATCHES, openai_routes.create_batch, name="openai.batches.create", errors=OPENAI),
+    route("GET", BATCHES, openai_routes.list_batches, name="openai.batches.list", errors=OPENAI),
+    route("GET", BATCH, openai_routes.get_batch, name="openai.batches.get", errors=OPENAI),
+    route(
+        "POST",
+        BATCH + r"/cancel",
+        openai_routes.cancel_batch,
+        name="openai.batches.cancel",
+        errors=OPENAI,
+    ),
 ]
 
 

@@ -9,8 +9,10 @@ every minute) reads the open jobs, least recently synced first and at most
 reconciliation has not finished, so a crash between the transition and the final cost is
 picked up by the next tick. On a terminal state the job's output directory is listed and
 every predictions file without a cost record is priced through `finalize.price_object` (the
-same idempotent code as `on_output_finalized`), then the terminal alert goes out, then
-`cost_final` is set: in that order, so neither the money nor the alert can be lost.
+same idempotent code as `on_output_finalized`), then the terminal alert goes out, then the
+outputs of an OpenAI Batch API batch are translated into its files
+(`openai_batches.finish_for_job`, once), then `cost_final` is set: in that order, so neither
+the money, the alert nor the batch's files can be lost.
 
 Errors: a message Pub/Sub should retry (Firestore, Pub/Sub or Vertex unavailable) raises;
 anything a retry cannot fix (malformed message, unknown type, a bug on one record) is logged
@@ -32,7 +34,7 @@ from shared.core.config import settings
 from shared.core.errors import ApiError
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, records
+from shared.jobs import alerts, openai_batches, records
 
 JOB_EVENTS = ("job.created", "job.cancel_requested")
 JOB_ID = re.compile(r"^[0-9]{1,40}$")
@@ -341,6 +343,7 @@ def finish_job(job_id: str) -> str:
     if outcome == alerts.IN_FLIGHT:
         logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
         return "in_flight"
+    openai_batches.finish_for_job(record)
     records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC))
     _release_commitment(job_id)
     cost = record.get("cost") or {}

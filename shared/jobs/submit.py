@@ -27,7 +27,9 @@ def _under(uri: str, prefixes) -> bool:
     return any(uri.startswith(prefix) for prefix in prefixes)
 
 
-def check_buckets(caller, body: dict) -> tuple[list[str], str]:
+def check_buckets(caller, body: dict, *, gateway_owned: bool = False) -> tuple[list[str], str]:
+    """The input URIs and output prefix; a key may only name its own prefixes, unless the
+    gateway itself wrote the inputs and owns the output folder (`gateway_owned`)."""
     input_config = body.get("inputConfig") or {}
     output_config = body.get("outputConfig") or {}
     if not isinstance(input_config, dict) or not isinstance(output_config, dict):
@@ -51,7 +53,7 @@ def check_buckets(caller, body: dict) -> tuple[list[str], str]:
             "`outputConfig.gcsDestination.outputUriPrefix` is required: a gs:// prefix.",
             field="outputConfig.gcsDestination.outputUriPrefix",
         )
-    if caller.is_master:
+    if caller.is_master or gateway_owned:
         return uris, prefix
     for uri in uris:
         if not _under(uri, caller.input_prefixes):
@@ -71,24 +73,34 @@ def check_buckets(caller, body: dict) -> tuple[list[str], str]:
     return uris, prefix
 
 
-def stamped_labels(caller, body: dict) -> dict:
+def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> dict:
     labels = body.get("labels") or {}
     if not isinstance(labels, dict):
         raise invalid_argument("`labels` must be an object of strings.", field="labels")
     validate_labels(labels)
-    stamped = {**caller.labels, **labels, OWNER_LABEL: caller.key_id}
+    stamped = {**caller.labels, **labels, **(gateway_labels or {}), OWNER_LABEL: caller.key_id}
     if caller.team:
         stamped[TEAM_LABEL] = label_value(caller.team)
     return validate_labels(stamped, allow_reserved=True)
 
 
 def create_job(
-    *, caller, body: dict, api_version: str = "v1", params: dict | None = None
+    *,
+    caller,
+    body: dict,
+    api_version: str = "v1",
+    params: dict | None = None,
+    gateway_owned: bool = False,
+    gateway_labels: dict | None = None,
 ) -> Submitted:
-    """Check, admit and create one job; record it once Vertex has it."""
+    """Check, admit and create one job; record it once Vertex has it.
+
+    Other doors (the OpenAI Batch API) write the job's inputs into the staging bucket
+    themselves (`gateway_owned`) and stamp their own reserved labels (`gateway_labels`).
+    """
     deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    check_buckets(caller, body)
-    body["labels"] = stamped_labels(caller, body)
+    check_buckets(caller, body, gateway_owned=gateway_owned)
+    body["labels"] = stamped_labels(caller, body, gateway_labels)
     estimate = budgets.admit(caller=caller, deployment=deployments[0], body=body)
     upstream = None
     for deployment in deployments:

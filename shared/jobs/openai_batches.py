@@ -1,0 +1,733 @@
+"""The OpenAI Batch API door: files and batches, kept by key, run as Vertex batch jobs.
+
+Files (`openai_files/{file_id}`) are objects in the gateway-owned staging bucket under
+`openai/{key_id}/files/`; a key sees only its own (another key's id is a 404). A batch
+(`openai_batches/{batch_id}`) translates its input file line by line (`openai_requests`),
+writes the Vertex input under `openai/{key_id}/batches/{batch_id}/` and creates the job
+through `submit.create_job`, like any door: routing and failover, sealing, budgets, the
+ledger, lifecycle and alerts. The job carries the label `vbg-openai-batch: <batch_id>`.
+
+When the job ends, `lifecycle.finish_job` calls `finish_for_job` (event-driven, before the
+job's cost is marked final, so a failure is retried by the next tick): every row of the
+job's prediction files is translated (`openai_results`) into an output file and an error
+file, written once (deterministic ids and contents, then `translated` on the batch doc;
+a redelivery finds it set and does nothing).
+
+The batch's status is computed from the job record (kept in step with Vertex by the sync):
+`validating` (Vertex pending/queued), `in_progress` (running), `finalizing` (Vertex ended,
+files not yet written), then `completed` (succeeded or partially succeeded), `failed`,
+`expired` or `cancelled`; `cancelling` from the cancel request until the files are
+written. A batch whose lines do not translate is `failed` at once with `errors.data`
+naming each line, and no job is created.
+"""
+
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import tempfile
+import time
+
+from shared.core import clients, logs, times
+from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.core.labels import RESERVED_PREFIX
+from shared.core.vertex import TERMINAL_STATES
+from shared.jobs import openai_requests, openai_results, records, submit
+
+FILES = "openai_files"
+BATCHES = "openai_batches"
+FOLDER = "openai"
+BATCH_LABEL = "vbg-openai-batch"
+MAX_FILE_BYTES = 200 * 1024 * 1024  # OpenAI's batch input limit
+MAX_REQUESTS = 50_000  # OpenAI's requests per batch
+MAX_LINE_ERRORS = 100
+MAX_METADATA = 16
+COMPLETION_WINDOW = "24h"
+WINDOW_SECONDS = 24 * 3600
+PURPOSES = ("batch",)
+SPOOL_BYTES = 8 * 1024 * 1024
+
+FINAL_STATUS = {
+    "JOB_STATE_SUCCEEDED": "completed",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "completed",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_EXPIRED": "expired",
+    "JOB_STATE_CANCELLED": "cancelled",
+}
+FINAL_TIME_FIELD = {
+    "completed": "completed_at",
+    "failed": "failed_at",
+    "expired": "expired_at",
+    "cancelled": "cancelled_at",
+}
+WAITING_STATES = ("JOB_STATE_PENDING", "JOB_STATE_QUEUED", "JOB_STATE_UNSPECIFIED")
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def _derived_id(prefix: str, *parts: str) -> str:
+    return prefix + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def _now() -> tuple[int, int]:
+    ns = time.time_ns()
+    return ns // 1_000_000_000, ns
+
+
+def _db():
+    return clients.firestore()
+
+
+def _staging_bucket() -> str:
+    from shared.core.config import settings
+
+    bucket = settings().staging_bucket
+    if not bucket:
+        raise ApiError(
+            503,
+            "The OpenAI Batch API needs the gateway's staging bucket (VBG_STAGING_BUCKET); "
+            "it is not configured.",
+        )
+    return bucket
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return bucket, name
+
+
+def _owned(caller, doc: dict | None) -> bool:
+    return bool(doc) and (caller.is_master or doc.get("owner_key_id") == caller.key_id)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def file_object(doc: dict) -> dict:
+    return {
+        "id": doc["id"],
+        "object": "file",
+        "bytes": doc["bytes"],
+        "created_at": doc["created_at"],
+        "filename": doc["filename"],
+        "purpose": doc["purpose"],
+        "status": "processed",
+        "status_details": None,
+        "expires_at": None,
+    }
+
+
+def count_requests(data: bytes) -> int:
+    """Non-blank lines of a JSONL file, refusing what cannot be a batch input."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ApiError(
+            413,
+            f"The file is {len(data)} bytes; a batch input file may be at most "
+            f"{MAX_FILE_BYTES} bytes.",
+            param="file",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid_argument(
+            "The file is not UTF-8 text (JSONL expected).", field="file"
+        ) from None
+    count = sum(1 for line in text.splitlines() if line.strip())
+    if count == 0:
+        raise invalid_argument("The file has no lines; a batch input file is JSONL.", field="file")
+    if count > MAX_REQUESTS:
+        raise invalid_argument(
+            f"The file has {count} requests; a batch may have at most {MAX_REQUESTS}.",
+            field="file",
+        )
+    return count
+
+
+def create_file(caller, *, filename: str, purpose: str, data: bytes) -> dict:
+    if purpose not in PURPOSES:
+        raise invalid_argument(
+            f"`purpose` {purpose!r} is not supported here; use batch.", field="purpose"
+        )
+    lines = count_requests(data)
+    bucket = _staging_bucket()
+    file_id = _new_id("file-")
+    name = f"{FOLDER}/{caller.key_id}/files/{file_id}.jsonl"
+    clients.storage().bucket(bucket).blob(name).upload_from_string(
+        data, content_type="application/jsonl"
+    )
+    created, created_ns = _now()
+    doc = {
+        "id": file_id,
+        "owner_key_id": caller.key_id,
+        "filename": filename[:255] or "file.jsonl",
+        "purpose": purpose,
+        "bytes": len(data),
+        "lines": lines,
+        "created_at": created,
+        "created_ns": created_ns,
+        "uri": f"gs://{bucket}/{name}",
+    }
+    _db().collection(FILES).document(file_id).set(doc)
+    logs.info("openai file uploaded", file_id=file_id, key_id=caller.key_id, bytes=len(data))
+    return doc
+
+
+def get_file(caller, file_id: str) -> dict:
+    snapshot = _db().collection(FILES).document(file_id).get() if _valid_id(file_id) else None
+    doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
+    if not _owned(caller, doc):
+        raise ApiError(404, f"No such File object: {file_id}", param="file_id")
+    return doc
+
+
+def _valid_id(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value or ""))
+
+
+def file_bytes(doc: dict) -> bytes:
+    bucket, name = _split(doc["uri"])
+    from google.api_core import exceptions
+
+    try:
+        return clients.storage().bucket(bucket).blob(name).download_as_bytes()
+    except exceptions.NotFound:
+        raise not_found(f"The content of file {doc['id']} is gone.") from None
+
+
+def delete_file(caller, file_id: str) -> dict:
+    doc = get_file(caller, file_id)
+    bucket, name = _split(doc["uri"])
+    from google.api_core import exceptions
+
+    with contextlib.suppress(exceptions.NotFound):
+        clients.storage().bucket(bucket).blob(name).delete()
+    _db().collection(FILES).document(file_id).delete()
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+def _page(collection: str, caller, *, limit: int, after: str | None, descending: bool, where=()):
+    """A page of the caller's docs by creation time, and whether more follow."""
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = _db().collection(collection)
+    if not caller.is_master:
+        query = query.where(filter=FieldFilter("owner_key_id", "==", caller.key_id))
+    for field_name, value in where:
+        query = query.where(filter=FieldFilter(field_name, "==", value))
+    direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
+    query = query.order_by("created_ns", direction=direction)
+    if after:
+        cursor = _db().collection(collection).document(after).get() if _valid_id(after) else None
+        if cursor is None or not cursor.exists or not _owned(caller, cursor.to_dict()):
+            raise ApiError(400, f"`after` {after!r} is not one of your objects.", param="after")
+        query = query.start_after(cursor)
+    docs = [s.to_dict() for s in query.limit(limit + 1).stream()]
+    return docs[:limit], len(docs) > limit
+
+
+def list_page(objects: list[dict], has_more: bool) -> dict:
+    return {
+        "object": "list",
+        "data": objects,
+        "first_id": objects[0]["id"] if objects else None,
+        "last_id": objects[-1]["id"] if objects else None,
+        "has_more": has_more,
+    }
+
+
+def list_files(caller, *, limit: int, after: str | None, descending: bool, purpose: str | None):
+    where = (("purpose", purpose),) if purpose else ()
+    docs, more = _page(FILES, caller, limit=limit, after=after, descending=descending, where=where)
+    return list_page([file_object(d) for d in docs], more)
+
+
+# --- batch create ----------------------------------------------------------------------------
+
+
+def labels_from_metadata(metadata: dict) -> dict[str, str]:
+    """OpenAI metadata (16 pairs, keys <= 64, values <= 512 chars) squeezed into Vertex
+    label rules; the originals stay on the batch doc."""
+    labels: dict[str, str] = {}
+    for key, value in metadata.items():
+        label_key = re.sub(r"[^a-z0-9_-]", "_", key.lower())[:63]
+        if not label_key or not label_key[0].isalpha():
+            label_key = ("m" + label_key)[:63]
+        if label_key.startswith(RESERVED_PREFIX):
+            label_key = ("x-" + label_key)[:63]
+        label_value = re.sub(r"[^a-z0-9_-]", "_", value.lower())[:63]
+        labels.setdefault(label_key, label_value)
+    return labels
+
+
+def check_metadata(metadata) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(metadata) > MAX_METADATA:
+        raise invalid_argument(
+            f"`metadata` must be an object of at most {MAX_METADATA} pairs.", field="metadata"
+        )
+    for key, value in metadata.items():
+        if not isinstance(value, str) or len(key) > 64 or len(value) > 512:
+            raise invalid_argument(
+                "`metadata` keys are at most 64 characters and values strings of at most "
+                "512 characters.",
+                field="metadata",
+            )
+    return metadata
+
+
+def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, str | None]:
+    """(vertex lines, errors, model) of an input file. `model_of(name)` resolves the
+    batch's model (raising ApiError) and returns the deployment's publisher model."""
+    vertex_lines: list[dict] = []
+    errors: list[dict] = []
+    seen: set[str] = set()
+    model = deployed = None
+    for number, raw in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = openai_requests.parse_line(raw, endpoint)
+            if line.custom_id in seen:
+                raise openai_requests.LineError(
+                    f"`custom_id` {line.custom_id!r} is used by an earlier line.",
+                    param="custom_id",
+                    code="duplicate_custom_id",
+                )
+            seen.add(line.custom_id)
+            if model is None:
+                model, deployed = line.model, model_of(line.model)
+            elif line.model != model:
+                raise openai_requests.LineError(
+                    f"`body.model` {line.model!r} differs from the batch's model {model!r}: "
+                    "one batch, one model.",
+                    param="body.model",
+                    code="mismatched_model",
+                )
+            vertex_lines.append(openai_requests.vertex_line(line, endpoint, deployed))
+        except openai_requests.LineError as exc:
+            errors.append(
+                {"code": exc.code, "line": number, "message": exc.message, "param": exc.param}
+            )
+            if len(errors) >= MAX_LINE_ERRORS:
+                break
+    return vertex_lines, errors, model
+
+
+def _upload_lines(bucket: str, name: str, rows) -> str:
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+        for row in rows:
+            spool.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode())
+            spool.write(b"\n")
+        spool.seek(0)
+        clients.storage().bucket(bucket).blob(name).upload_from_file(
+            spool, content_type="application/jsonl", rewind=True
+        )
+    return f"gs://{bucket}/{name}"
+
+
+def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata) -> dict:
+    from shared.core import routing
+    from shared.core.config import model_list_or_error
+
+    if endpoint not in openai_requests.ENDPOINTS:
+        raise invalid_argument(
+            f"`endpoint` {endpoint!r} is not supported; use "
+            f"{' or '.join(openai_requests.ENDPOINTS)}.",
+            field="endpoint",
+        )
+    if completion_window != COMPLETION_WINDOW:
+        raise invalid_argument("`completion_window` must be 24h.", field="completion_window")
+    if not isinstance(input_file_id, str):
+        raise invalid_argument("`input_file_id` is required.", field="input_file_id")
+    metadata = check_metadata(metadata)
+    source = get_file(caller, input_file_id)
+    if source["purpose"] != "batch":
+        raise invalid_argument(
+            f"File {input_file_id} has purpose {source['purpose']!r}; a batch input needs "
+            "purpose batch.",
+            field="input_file_id",
+        )
+    models = model_list_or_error()
+
+    def model_of(name: str) -> str:
+        return routing.resolve(name, models, caller.models)[0].model
+
+    vertex_lines, errors, model = translate_input(file_bytes(source), endpoint, model_of)
+    created, created_ns = _now()
+    batch_id = _new_id("batch_")
+    doc = {
+        "id": batch_id,
+        "owner_key_id": caller.key_id,
+        "endpoint": endpoint,
+        "input_file_id": input_file_id,
+        "completion_window": completion_window,
+        "metadata": metadata,
+        "model": model,
+        "created_at": created,
+        "created_ns": created_ns,
+        "expires_at": created + WINDOW_SECONDS,
+        "total": len(vertex_lines) + len(errors),
+        "job_id": None,
+        "translated": False,
+    }
+    ref = _db().collection(BATCHES).document(batch_id)
+    if errors:
+        doc.update(errors=errors, failed_at=created, total=0)
+        ref.set(doc)
+        logs.info("openai batch refused at validation", batch_id=batch_id, errors=len(errors))
+        return batch_object(doc, None)
+
+    bucket = _staging_bucket()
+    folder = f"{FOLDER}/{caller.key_id}/batches/{batch_id}"
+    input_uri = _upload_lines(bucket, f"{folder}/input.jsonl", vertex_lines)
+    requests_uri = _upload_lines(
+        bucket,
+        f"{folder}/requests.jsonl",
+        (
+            [v[openai_requests.CUSTOM_ID], openai_results.request_fingerprint(v)]
+            for v in vertex_lines
+        ),
+    )
+    labels = labels_from_metadata(metadata)
+    doc.update(
+        bucket=bucket,
+        input_uri=input_uri,
+        requests_uri=requests_uri,
+        output_prefix=f"gs://{bucket}/{folder}/output/",
+        labels=labels,
+    )
+    # Written before the job exists, so that the job's end always finds its batch.
+    ref.set(doc)
+    body = {
+        "displayName": f"openai-{batch_id}",
+        "model": model,
+        "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [input_uri]}},
+        "outputConfig": {
+            "predictionsFormat": "jsonl",
+            "gcsDestination": {"outputUriPrefix": doc["output_prefix"]},
+        },
+        "labels": labels,
+    }
+    try:
+        submitted = submit.create_job(
+            caller=caller,
+            body=body,
+            gateway_owned=True,
+            gateway_labels={BATCH_LABEL: batch_id},
+        )
+    except Exception:
+        ref.delete()
+        raise
+    if submitted.record is None:
+        ref.delete()
+        raise _upstream_error(submitted.upstream)
+    record = submitted.record
+    ref.update({"job_id": record["job_id"], "job_name": record["name"]})
+    doc.update(job_id=record["job_id"], job_name=record["name"])
+    logs.info(
+        "openai batch created",
+        batch_id=batch_id,
+        job_id=record["job_id"],
+        requests=len(vertex_lines),
+        model=model,
+    )
+    return batch_object(doc, record)
+
+
+def _upstream_error(upstream) -> ApiError:
+    try:
+        message = upstream.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = upstream.content[:500].decode("utf-8", "replace")
+    return ApiError(upstream.status, f"Vertex AI refused the batch job: {message}")
+
+
+# --- batch read, list, cancel ----------------------------------------------------------------
+
+
+def get_batch_doc(caller, batch_id: str) -> dict:
+    snapshot = _db().collection(BATCHES).document(batch_id).get() if _valid_id(batch_id) else None
+    doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
+    if not _owned(caller, doc):
+        raise ApiError(404, f"No such Batch object: {batch_id}", param="batch_id")
+    return doc
+
+
+def get_batch(caller, batch_id: str) -> dict:
+    doc = get_batch_doc(caller, batch_id)
+    return batch_object(doc, records.get(doc["job_id"]) if doc.get("job_id") else None)
+
+
+def list_batches(caller, *, limit: int, after: str | None) -> dict:
+    docs, more = _page(BATCHES, caller, limit=limit, after=after, descending=True)
+    jobs = records.get_many([d["job_id"] for d in docs if d.get("job_id")])
+    return list_page([batch_object(d, jobs.get(d.get("job_id") or "")) for d in docs], more)
+
+
+def cancel_batch(caller, batch_id: str) -> dict:
+    doc = get_batch_doc(caller, batch_id)
+    record = records.get(doc["job_id"]) if doc.get("job_id") else None
+    status = status_of(doc, record)
+    if status in ("cancelling", "cancelled"):
+        return batch_object(doc, record)
+    if record is None or status not in ("validating", "in_progress"):
+        raise ApiError(
+            409, f"Batch {batch_id} is {status}; only a batch in progress can be cancelled."
+        )
+    upstream = submit.cancel_job(record)
+    if not upstream.ok:
+        raise _upstream_error(upstream)
+    cancelling_at, _ = _now()
+    _db().collection(BATCHES).document(batch_id).update({"cancelling_at": cancelling_at})
+    doc["cancelling_at"] = cancelling_at
+    return batch_object(doc, record)
+
+
+def status_of(doc: dict, record: dict | None) -> str:
+    if doc.get("errors"):
+        return "failed"
+    if record is None:
+        return "validating"
+    state = record.get("state") or ""
+    if doc.get("translated"):
+        return FINAL_STATUS.get(doc.get("final_state") or state, "failed")
+    if state == "JOB_STATE_CANCELLING" or (
+        doc.get("cancelling_at") and state not in TERMINAL_STATES
+    ):
+        return "cancelling"
+    if state in TERMINAL_STATES or record.get("terminal"):
+        return "cancelling" if state == "JOB_STATE_CANCELLED" else "finalizing"
+    if state in WAITING_STATES:
+        return "validating"
+    return "in_progress"
+
+
+def _history_time(record: dict | None, states) -> int | None:
+    for entry in (record or {}).get("state_history") or []:
+        if entry.get("to") in states:
+            parsed = times.parse(entry.get("time"))
+            if parsed:
+                return int(parsed.timestamp())
+    return None
+
+
+def _request_counts(doc: dict, record: dict | None) -> dict:
+    if doc.get("request_counts"):
+        return doc["request_counts"]
+    stats = (record or {}).get("completion_stats") or {}
+    return {
+        "total": doc.get("total", 0),
+        "completed": int(stats.get("successfulCount") or 0),
+        "failed": int(stats.get("failedCount") or 0),
+    }
+
+
+def batch_object(doc: dict, record: dict | None) -> dict:
+    """The OpenAI `batch` object of a batch doc and its job record."""
+    status = status_of(doc, record)
+    metadata = dict(doc.get("metadata") or {})
+    if doc.get("job_id"):
+        metadata["vertex_job_id"] = doc["job_id"]
+        metadata["vertex_job_name"] = doc.get("job_name") or ""
+    obj = {
+        "id": doc["id"],
+        "object": "batch",
+        "endpoint": doc["endpoint"],
+        "model": doc.get("model"),
+        "errors": None,
+        "input_file_id": doc["input_file_id"],
+        "completion_window": doc["completion_window"],
+        "status": status,
+        "output_file_id": doc.get("output_file_id"),
+        "error_file_id": doc.get("error_file_id"),
+        "created_at": doc["created_at"],
+        "in_progress_at": _history_time(record, ("JOB_STATE_RUNNING",)),
+        "expires_at": doc.get("expires_at"),
+        "finalizing_at": _history_time(record, TERMINAL_STATES),
+        "completed_at": None,
+        "failed_at": doc.get("failed_at"),
+        "expired_at": None,
+        "cancelling_at": doc.get("cancelling_at"),
+        "cancelled_at": None,
+        "request_counts": _request_counts(doc, record),
+        "usage": doc.get("usage"),
+        "metadata": metadata or None,
+    }
+    if doc.get("errors"):
+        obj["errors"] = {"object": "list", "data": doc["errors"]}
+    elif doc.get("translated"):
+        field_name = FINAL_TIME_FIELD.get(status)
+        if field_name:
+            obj[field_name] = doc.get("final_at")
+        error = (record or {}).get("error")
+        if status == "failed" and error:
+            obj["errors"] = {
+                "object": "list",
+                "data": [
+                    {
+                        "code": "batch_failed",
+                        "line": None,
+                        "message": str(error.get("message") or error),
+                        "param": None,
+                    }
+                ],
+            }
+    return obj
+
+
+# --- the job's end: outputs -> OpenAI files --------------------------------------------------
+
+
+def batch_id_of(record: dict) -> str | None:
+    return (record.get("labels") or {}).get(BATCH_LABEL)
+
+
+def finish_for_job(record: dict) -> str:
+    """Translate a terminal job's outputs into the batch's files, once. Raises on I/O errors
+    (the caller retries at the next tick); a bad row never stops the others."""
+    batch_id = batch_id_of(record)
+    if not batch_id:
+        return "not_openai"
+    ref = _db().collection(BATCHES).document(batch_id)
+    snapshot = ref.get()
+    if not snapshot.exists:
+        logs.warning("job names an OpenAI batch that does not exist", batch_id=batch_id)
+        return "no_batch"
+    doc = snapshot.to_dict()
+    if doc.get("translated"):
+        return "done"
+    state = record.get("state")
+    requests = _read_requests(doc["requests_uri"])
+    bucket = doc["bucket"]
+    folder = f"{FOLDER}/{doc['owner_key_id']}/files"
+    spools = {"output": _Spool(), "error": _Spool()}
+    translator = openai_results.Translator(
+        batch_id=batch_id,
+        model=doc.get("model") or "",
+        endpoint=doc["endpoint"],
+        requests=requests,
+        created=doc["created_at"],
+        emit=lambda kind, line: spools[kind].write(line),
+    )
+    for chunk_lines in _prediction_rows(record):
+        for raw in chunk_lines:
+            translator.row(raw)
+    totals = translator.finish(state)
+    if translator.problems or totals.unmatched_rows or totals.duplicate_rows:
+        logs.error(
+            "openai batch rows the translation could not match",
+            batch_id=batch_id,
+            job_id=record.get("job_id"),
+            unmatched=totals.unmatched_rows,
+            duplicates=totals.duplicate_rows,
+            samples=translator.problems[:5],
+        )
+    update = {
+        "translated": True,
+        "final_state": state,
+        "final_at": _now()[0],
+        "request_counts": {
+            "total": len(requests),
+            "completed": totals.completed,
+            "failed": totals.failed,
+        },
+        "usage": totals.usage() if doc["endpoint"] == openai_requests.CHAT else None,
+        "output_file_id": None,
+        "error_file_id": None,
+    }
+    for kind, field_name in (("output", "output_file_id"), ("error", "error_file_id")):
+        spool = spools[kind]
+        if not spool.lines:
+            spool.close()
+            continue
+        file_id = _derived_id("file-", batch_id, kind)
+        name = f"{folder}/{file_id}.jsonl"
+        size = spool.upload(bucket, name)
+        _db().collection(FILES).document(file_id).set(
+            {
+                "id": file_id,
+                "owner_key_id": doc["owner_key_id"],
+                "filename": f"{batch_id}_{kind}.jsonl",
+                "purpose": "batch_output",
+                "bytes": size,
+                "lines": spool.lines,
+                "created_at": update["final_at"],
+                "created_ns": time.time_ns(),
+                "uri": f"gs://{bucket}/{name}",
+            }
+        )
+        update[field_name] = file_id
+    ref.update(update)
+    logs.info(
+        "openai batch files written",
+        batch_id=batch_id,
+        job_id=record.get("job_id"),
+        completed=totals.completed,
+        failed=totals.failed,
+    )
+    return "translated"
+
+
+class _Spool:
+    """Lines in a temporary file (memory up to SPOOL_BYTES, then disk), uploaded at the end."""
+
+    def __init__(self):
+        self.file = tempfile.SpooledTemporaryFile(SPOOL_BYTES)  # noqa: SIM115 (closed in upload/close)
+        self.lines = 0
+
+    def write(self, line: dict) -> None:
+        self.file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode())
+        self.file.write(b"\n")
+        self.lines += 1
+
+    def upload(self, bucket: str, name: str) -> int:
+        size = self.file.tell()
+        self.file.seek(0)
+        clients.storage().bucket(bucket).blob(name).upload_from_file(
+            self.file, content_type="application/jsonl", rewind=True
+        )
+        self.close()
+        return size
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _read_requests(uri: str) -> list[tuple[str, str]]:
+    bucket, name = _split(uri)
+    data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
+    return [tuple(json.loads(line)) for line in data.splitlines() if line.strip()]
+
+
+def _prediction_rows(record: dict):
+    """The lines of every predictions file of the job's output directory, file by file."""
+    from shared.cost import usage
+    from shared.jobs import finalize
+
+    directory = record.get("output_directory")
+    if not directory:
+        return
+    bucket, path = _split(directory)
+    prefix = path.rstrip("/") + "/"
+    for blob in clients.storage().list_blobs(bucket, prefix=prefix):
+        if not finalize.is_prediction_file(blob.name) or "/" in blob.name[len(prefix) :]:
+            continue
+        yield _lines(usage.read_gcs_chunks(bucket, blob.name, int(blob.generation or 0) or None))
+
+
+def _lines(chunks):
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if line.strip():
+                yield line
+    if rest.strip():
+        yield rest

@@ -1,0 +1,407 @@
+"""Vertex batch output rows -> OpenAI Batch API output and error lines.
+
+Pure logic, no I/O: `Translator` takes the rows of a job's prediction files in any order
+and gives, for each input request, exactly one line: an output line (`response.body` a
+`chat.completion` or an embeddings `list`) or an error line. Every row is transformed on
+its own: a row that cannot be read or matched is logged by the caller and its request gets
+an error line, never a half-written file.
+
+Matching a row to its request: the `custom_id` sibling key Vertex echoes from the input
+line (`openai_requests`); for a row without it (a failed row of a Vertex that echoes only
+`request`), the fingerprint of the echoed request among the input's requests not yet seen.
+A request with no row at all (the job failed, expired or was cancelled first) gets an error
+line with OpenAI's code for that end (`batch_failed`, `batch_expired`, `batch_cancelled`).
+
+Mapping (chat): the text parts of each candidate (thought parts left out) -> `content`;
+`functionCall` parts -> `tool_calls`; `finishReason` -> `finish_reason` (`FINISH_REASONS`;
+`tool_calls` when the model called a function); usage: `prompt_tokens` = prompt + tool-use
+prompt tokens, `completion_tokens` = candidates + thoughts tokens,
+`completion_tokens_details.reasoning_tokens` = thoughts, `prompt_tokens_details.cached_tokens`
+= cached content tokens. A failed row -> an error line whose `response.status_code` is
+inferred from Vertex's message (`status_code_of`).
+"""
+
+import base64
+import hashlib
+import json
+import struct
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from shared.core import times
+from shared.jobs.openai_requests import CUSTOM_ID, ENCODING
+
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "MODEL_ARMOR": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+# Vertex's row status messages start with the canonical code or its HTTP reason.
+STATUS_HINTS = (
+    (("RESOURCE_EXHAUSTED", "Resource exhausted", "429", "Quota"), 429),
+    (("DEADLINE_EXCEEDED", "Deadline", "504"), 504),
+    (("UNAVAILABLE", "Unavailable", "503"), 503),
+    (("INTERNAL", "Internal", "500"), 500),
+)
+ENDED_CODES = {
+    "JOB_STATE_FAILED": ("batch_failed", "The batch failed before this request ran."),
+    "JOB_STATE_EXPIRED": (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+    "JOB_STATE_CANCELLED": ("batch_cancelled", "The batch was cancelled before this request ran."),
+}
+UNREADABLE = "Vertex AI returned a response the gateway cannot read."
+NO_ROW = ("no_result", "Vertex AI returned no result for this request.")
+
+
+def fingerprint(request) -> str:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def request_fingerprint(vertex_line: dict) -> str:
+    """What identifies a Vertex input line when its row lost the custom_id."""
+    if "request" in vertex_line:
+        return fingerprint(vertex_line["request"])
+    return fingerprint({k: v for k, v in vertex_line.items() if k not in (CUSTOM_ID, ENCODING)})
+
+
+def line_id(batch_id: str, custom_id: str) -> str:
+    return "batch_req_" + hashlib.sha256(f"{batch_id}\0{custom_id}".encode()).hexdigest()[:32]
+
+
+def status_code_of(message: str) -> int:
+    for hints, code in STATUS_HINTS:
+        if any(hint in message for hint in hints):
+            return code
+    return 400
+
+
+def _error_type(code: int) -> str:
+    if code == 429:
+        return "rate_limit_error"
+    return "server_error" if code >= 500 else "invalid_request_error"
+
+
+def _unix(value, default: int) -> int:
+    parsed = times.parse(value) if value else None
+    return int(parsed.timestamp()) if parsed else default
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# --- successful rows -------------------------------------------------------------------------
+
+
+def chat_usage(usage: dict) -> dict:
+    prompt = _int(usage.get("promptTokenCount")) + _int(usage.get("toolUsePromptTokenCount"))
+    thoughts = _int(usage.get("thoughtsTokenCount"))
+    completion = _int(usage.get("candidatesTokenCount")) + thoughts
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": _int(usage.get("cachedContentTokenCount")),
+            "audio_tokens": sum(
+                _int(d.get("tokenCount"))
+                for d in usage.get("promptTokensDetails") or []
+                if isinstance(d, dict) and d.get("modality") == "AUDIO"
+            ),
+        },
+        "completion_tokens_details": {
+            "reasoning_tokens": thoughts,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _choice(candidate: dict, position: int, call_prefix: str) -> dict:
+    parts = (candidate.get("content") or {}).get("parts") or []
+    texts = [
+        p["text"]
+        for p in parts
+        if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+    ]
+    calls = [
+        p["functionCall"]
+        for p in parts
+        if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)
+    ]
+    message: dict = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    finish = FINISH_REASONS.get(candidate.get("finishReason"), "stop")
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{call_prefix}_{position}_{index}",
+                "type": "function",
+                "function": {
+                    "name": call.get("name", ""),
+                    "arguments": json.dumps(call.get("args") or {}, ensure_ascii=False),
+                },
+            }
+            for index, call in enumerate(calls)
+        ]
+        if finish == "stop":
+            finish = "tool_calls"
+    index = candidate.get("index")
+    return {
+        "index": index if isinstance(index, int) else position,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": finish,
+    }
+
+
+def chat_completion(row: dict, *, model: str, request_id: str, created: int) -> dict:
+    response = row.get("response") or {}
+    candidates = [c for c in response.get("candidates") or [] if isinstance(c, dict)]
+    choices = [_choice(c, i, request_id[:12]) for i, c in enumerate(candidates)]
+    if not choices:
+        reason = (response.get("promptFeedback") or {}).get("blockReason")
+        choices = [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "refusal": f"The prompt was blocked ({reason})." if reason else None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "content_filter",
+            }
+        ]
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": _unix(response.get("createTime") or row.get("processed_time"), created),
+        "model": model,
+        "choices": choices,
+        "usage": chat_usage(response.get("usageMetadata") or {}),
+        "system_fingerprint": None,
+        "service_tier": None,
+    }
+
+
+def _vector(values: list, encoding: str | None):
+    floats = [float(v) for v in values]
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(floats)}f", *floats)).decode()
+    return floats
+
+
+def embedding_list(row: dict, *, model: str) -> dict:
+    """gemini-embedding (`response.embedding`) and text-embedding (`predictions`) rows."""
+    encoding = row.get(ENCODING) or (row.get("instance") or {}).get(ENCODING)
+    if "predictions" in row:
+        embeddings = (row["predictions"][0] or {}).get("embeddings") or {}
+        values = embeddings["values"]
+        tokens = _int((embeddings.get("statistics") or {}).get("token_count"))
+    else:
+        response = row["response"]
+        values = response["embedding"]["values"]
+        tokens = _int((response.get("usageMetadata") or {}).get("promptTokenCount"))
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": _vector(values, encoding)}],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+# --- one file's worth of rows ----------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    completed: int = 0
+    failed: int = 0
+    unmatched_rows: int = 0
+    duplicate_rows: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def usage(self) -> dict:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+
+
+@dataclass
+class Translator:
+    """Rows in (any order, any number of files), OpenAI lines out; `finish()` at the end.
+
+    `requests` is the input: (custom_id, fingerprint) in input order. `emit(kind, line)`
+    receives each line once, kind "output" or "error".
+    """
+
+    batch_id: str
+    model: str
+    endpoint: str
+    requests: list[tuple[str, str]]
+    created: int
+    emit: object
+    totals: Totals = field(default_factory=Totals)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._expected = {custom_id for custom_id, _ in self.requests}
+        self._seen: set[str] = set()
+        self._deferred: list[dict] = []
+
+    def row(self, raw: bytes | str) -> None:
+        """One output row (a line of a predictions file)."""
+        try:
+            row = json.loads(raw)
+        except ValueError as exc:
+            self._problem(f"unreadable row: {exc}")
+            return
+        if not isinstance(row, dict):
+            self._problem("row is not a JSON object")
+            return
+        custom_id = row.get(CUSTOM_ID)
+        if custom_id is None and isinstance(row.get("instance"), dict):
+            custom_id = row["instance"].get(CUSTOM_ID)
+        if custom_id is None:
+            self._deferred.append(row)
+            return
+        self._take(custom_id, row)
+
+    def finish(self, job_state: str | None) -> Totals:
+        """Match the rows that lost their custom_id, then close every request without a row."""
+        by_print: dict[str, list[str]] = defaultdict(list)
+        for custom_id, mark in self.requests:
+            if custom_id not in self._seen:
+                by_print[mark].append(custom_id)
+        for row in self._deferred:
+            echoed = row.get("request", row.get("instance"))
+            waiting = by_print.get(fingerprint(echoed)) if echoed is not None else None
+            if not waiting:
+                self.totals.unmatched_rows += 1
+                self._problem("row without custom_id matches no request")
+                continue
+            self._take(waiting.pop(0), row)
+        code, message = ENDED_CODES.get(job_state or "", NO_ROW)
+        for custom_id, _ in self.requests:
+            if custom_id not in self._seen:
+                self._seen.add(custom_id)
+                self.totals.failed += 1
+                self.emit(
+                    "error",
+                    {
+                        "id": line_id(self.batch_id, custom_id),
+                        "custom_id": custom_id,
+                        "response": None,
+                        "error": {"code": code, "message": message},
+                    },
+                )
+        return self.totals
+
+    def _problem(self, text: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(text)
+
+    def _take(self, custom_id, row: dict) -> None:
+        if custom_id not in self._expected:
+            self.totals.unmatched_rows += 1
+            self._problem(f"row names an unknown custom_id {str(custom_id)[:80]!r}")
+            return
+        if custom_id in self._seen:
+            self.totals.duplicate_rows += 1
+            return
+        self._seen.add(custom_id)
+        status = row.get("status")
+        request_id = self._request_id(custom_id, row)
+        if status:
+            self._failed(custom_id, request_id, str(status))
+            return
+        try:
+            if self.endpoint == "/v1/embeddings":
+                body = embedding_list(row, model=self.model)
+            else:
+                body = chat_completion(
+                    row, model=self.model, request_id=request_id, created=self.created
+                )
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            self._problem(f"row of {custom_id[:80]!r} has no readable response: {exc!r}")
+            self._failed(custom_id, request_id, UNREADABLE)
+            return
+        self._count(body)
+        self.totals.completed += 1
+        self.emit(
+            "output",
+            {
+                "id": line_id(self.batch_id, custom_id),
+                "custom_id": custom_id,
+                "response": {"status_code": 200, "request_id": request_id, "body": body},
+                "error": None,
+            },
+        )
+
+    def _request_id(self, custom_id: str, row: dict) -> str:
+        response_id = (
+            (row.get("response") or {}).get("responseId")
+            if isinstance(row.get("response"), dict)
+            else None
+        )
+        if isinstance(response_id, str) and response_id:
+            return response_id
+        return hashlib.sha256(f"{self.batch_id}\0{custom_id}\0req".encode()).hexdigest()[:32]
+
+    def _failed(self, custom_id: str, request_id: str, message: str) -> None:
+        code = status_code_of(message)
+        self.totals.failed += 1
+        self.emit(
+            "error",
+            {
+                "id": line_id(self.batch_id, custom_id),
+                "custom_id": custom_id,
+                "response": {
+                    "status_code": code,
+                    "request_id": request_id,
+                    "body": {
+                        "error": {
+                            "message": message,
+                            "type": _error_type(code),
+                            "param": None,
+                            "code": None,
+                        }
+                    },
+                },
+                "error": None,
+            },
+        )
+
+    def _count(self, body: dict) -> None:
+        usage = body.get("usage") or {}
+        self.totals.input_tokens += usage.get("prompt_tokens", 0)
+        self.totals.output_tokens += usage.get("completion_tokens", 0)
+        self.totals.cached_tokens += (usage.get("prompt_tokens_details") or {}).get(
+            "cached_tokens", 0
+        )
+        self.totals.reasoning_tokens += (usage.get("completion_tokens_details") or {}).get(
+            "reasoning_tokens", 0
+        )
