@@ -78,6 +78,50 @@ locals {
         { field_path = "day", order = "ASCENDING" },
       ]
     }
+    # shared/jobs/openai_batches.py _page(): a key's files and batches by creation time,
+    # newest first by default (files take `order` and `purpose` too).
+    openai_batches_by_owner_newest = {
+      collection  = "openai_batches"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "created_ns", order = "DESCENDING" },
+      ]
+    }
+    openai_files_by_owner_newest = {
+      collection  = "openai_files"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "created_ns", order = "DESCENDING" },
+      ]
+    }
+    openai_files_by_owner_oldest = {
+      collection  = "openai_files"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "created_ns", order = "ASCENDING" },
+      ]
+    }
+    openai_files_by_owner_purpose_newest = {
+      collection  = "openai_files"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "purpose", order = "ASCENDING" },
+        { field_path = "created_ns", order = "DESCENDING" },
+      ]
+    }
+    openai_files_by_owner_purpose_oldest = {
+      collection  = "openai_files"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "purpose", order = "ASCENDING" },
+        { field_path = "created_ns", order = "ASCENDING" },
+      ]
+    }
   }
 
   # Collection-group queries on a single field need that field indexed with collection

@@ -137,6 +137,14 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str
     raise ApiError(404, f"No such route: {method} {path}. See the README for the routes.")
 
 
+def _shape_for(routes: list[Route], path: str) -> str:
+    """The error shape of the routes serving `path` (a 405 answers in their shape too)."""
+    for candidate in routes:
+        if candidate.pattern.match(path):
+            return candidate.errors
+    return GOOGLE
+
+
 def api_key(headers: dict[str, str]) -> str | None:
     """`x-goog-api-key` wins: SDKs such as google-genai also send their own Google token."""
     key = headers.get("x-goog-api-key", "").strip()
@@ -182,9 +190,9 @@ def serve(flask_request, routes: list[Route]) -> tuple[bytes, int, dict[str, str
         headers={k.lower(): v for k, v in flask_request.headers.items()},
         body=b"",
     )
+    request.errors = _shape_for(routes, request.path)
     try:
         matched, params = _match(routes, request.method, request.path)
-        request.errors = matched.errors
         if (flask_request.content_length or 0) > matched.body_limit():
             raise _too_large(flask_request.content_length, matched.body_limit())
         request.body = flask_request.get_data(cache=False) or b""

@@ -100,6 +100,7 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def _owned(caller, doc: dict | None) -> bool:
+    """The owner's, or anything for the master key (which lists only its own, though)."""
     return bool(doc) and (caller.is_master or doc.get("owner_key_id") == caller.key_id)
 
 
@@ -213,16 +214,18 @@ def _page(collection: str, caller, *, limit: int, after: str | None, descending:
     from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = _db().collection(collection)
-    if not caller.is_master:
-        query = query.where(filter=FieldFilter("owner_key_id", "==", caller.key_id))
+    # Every key lists its own, the master key too (infra/firestore.tf has the indexes).
+    query = (
+        _db().collection(collection).where(filter=FieldFilter("owner_key_id", "==", caller.key_id))
+    )
     for field_name, value in where:
         query = query.where(filter=FieldFilter(field_name, "==", value))
     direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
     query = query.order_by("created_ns", direction=direction)
     if after:
         cursor = _db().collection(collection).document(after).get() if _valid_id(after) else None
-        if cursor is None or not cursor.exists or not _owned(caller, cursor.to_dict()):
+        owner = (cursor.to_dict() or {}).get("owner_key_id") if cursor and cursor.exists else None
+        if owner != caller.key_id:
             raise ApiError(400, f"`after` {after!r} is not one of your objects.", param="after")
         query = query.start_after(cursor)
     docs = [s.to_dict() for s in query.limit(limit + 1).stream()]

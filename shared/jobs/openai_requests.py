@@ -589,12 +589,12 @@ def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dic
         elif key in ("anyOf", "oneOf"):
             if not isinstance(value, list):
                 raise LineError(f"`{param}.{key}` must be a list.", param=param)
-            options = [
+            real = [
                 _schema(sub, definitions, f"{param}.{key}[{i}]", refs, depth + 1)
                 for i, sub in enumerate(value)
+                if sub != {"type": "null"}
             ]
-            real = [o for o in options if o.get("type") != "NULL"]
-            if len(real) < len(options):
+            if len(real) < len(value):
                 out["nullable"] = True
             if len(real) == 1:
                 out.update(real[0])
@@ -602,8 +602,6 @@ def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dic
                 out["anyOf"] = real
         else:
             out[target] = value
-    if out.get("type") == "NULL":
-        raise LineError(f"`{param}`: a schema of type null alone is not supported.", param=param)
     return out
 
 
@@ -611,8 +609,6 @@ def _schema_type(value, param: str) -> dict:
     types = value if isinstance(value, list) else [value]
     nullable = "null" in types
     real = [t for t in types if t != "null"]
-    if not real and nullable:
-        return {"type": "NULL"}
     if len(real) != 1 or real[0] not in SCHEMA_TYPES:
         raise LineError(
             f"`{param}.type` must be one of {', '.join(SCHEMA_TYPES)} (optionally with null).",

@@ -170,7 +170,9 @@ def _choice(candidate: dict, position: int, call_prefix: str) -> dict:
 
 
 def chat_completion(row: dict, *, model: str, request_id: str, created: int) -> dict:
-    response = row.get("response") or {}
+    response = row["response"]
+    if not isinstance(response, dict):
+        raise ValueError("`response` is not an object")
     candidates = [c for c in response.get("candidates") or [] if isinstance(c, dict)]
     choices = [_choice(c, i, request_id[:12]) for i, c in enumerate(candidates)]
     if not choices:

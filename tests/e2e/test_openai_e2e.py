@@ -8,6 +8,11 @@ never from the gateway's translation code.
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import openai
 import pytest
@@ -330,3 +335,21 @@ def test_embeddings_batch(stack, model):
         assert all(isinstance(v, float) for v in vector)
         tokens = -(-len(text) // 4)  # ceil(characters / 4), the simulator's rule
         assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+def test_the_readme_sdk_example_runs_as_written(stack, tmp_path):
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("<!-- openai-e2e:start -->", 1)[1].split("<!-- openai-e2e:end -->")[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    key = make_key(stack, "openai-readme", folder="openai-readme")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "GW": stack["gateway_url"], "KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    status, *rows = result.stdout.splitlines()
+    assert status.startswith("completed ")
+    assert sorted(row.split()[0] for row in rows) == ["q-1", "q-2", "q-3"]

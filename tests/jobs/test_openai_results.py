@@ -1,0 +1,317 @@
+"""Vertex output rows -> OpenAI output and error lines, field by field (pure logic)."""
+
+import base64
+import json
+import random
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.jobs.openai_results import (
+    Translator,
+    chat_completion,
+    embedding_list,
+    fingerprint,
+    request_fingerprint,
+    status_code_of,
+)
+
+CREATED = 1_800_000_000
+
+
+def gemini_row(custom_id: str | None, **response) -> dict:
+    row = {
+        "request": {"contents": [{"role": "user", "parts": [{"text": custom_id or "?"}]}]},
+        "status": "",
+        "processed_time": "2027-01-15T10:00:01.000+00:00",
+        "response": {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 3,
+                "candidatesTokenCount": 2,
+                "totalTokenCount": 5,
+            },
+            "createTime": "2027-01-15T10:00:00.000000Z",
+            "responseId": f"resp-{custom_id}",
+            **response,
+        },
+    }
+    if custom_id is not None:
+        row["custom_id"] = custom_id
+    return row
+
+
+def test_chat_completion_maps_text_usage_and_time():
+    row = gemini_row(
+        "a",
+        candidates=[
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "thinking...", "thought": True},
+                        {"text": "Hel"},
+                        {"text": "lo"},
+                    ],
+                },
+                "finishReason": "MAX_TOKENS",
+            }
+        ],
+        usageMetadata={
+            "promptTokenCount": 1200,
+            "toolUsePromptTokenCount": 30,
+            "candidatesTokenCount": 40,
+            "thoughtsTokenCount": 250,
+            "cachedContentTokenCount": 512,
+            "totalTokenCount": 1520,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 1000},
+                {"modality": "AUDIO", "tokenCount": 200},
+            ],
+        },
+    )
+    body = chat_completion(row, model="gemini-2.5-flash", request_id="resp-a", created=CREATED)
+    assert body == {
+        "id": "chatcmpl-resp-a",
+        "object": "chat.completion",
+        "created": int(datetime(2027, 1, 15, 10, 0, 0, tzinfo=UTC).timestamp()),
+        "model": "gemini-2.5-flash",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Hello",
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 1230,
+            "completion_tokens": 290,
+            "total_tokens": 1520,
+            "prompt_tokens_details": {"cached_tokens": 512, "audio_tokens": 200},
+            "completion_tokens_details": {
+                "reasoning_tokens": 250,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "system_fingerprint": None,
+        "service_tier": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("SPII", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("OTHER", "stop"),
+        (None, "stop"),
+    ],
+)
+def test_finish_reasons(reason, expected):
+    row = gemini_row(
+        "a", candidates=[{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]
+    )
+    body = chat_completion(row, model="m", request_id="r", created=CREATED)
+    assert body["choices"][0]["finish_reason"] == expected
+
+
+def test_function_calls_become_tool_calls():
+    row = gemini_row(
+        "a",
+        candidates=[
+            {
+                "content": {
+                    "parts": [
+                        {"functionCall": {"name": "weather", "args": {"city": "Paris"}}},
+                        {"functionCall": {"name": "now", "args": {}}},
+                    ]
+                },
+                "finishReason": "STOP",
+            }
+        ],
+    )
+    choice = chat_completion(row, model="m", request_id="r1", created=CREATED)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] is None
+    calls = choice["message"]["tool_calls"]
+    assert [(c["type"], c["function"]["name"]) for c in calls] == [
+        ("function", "weather"),
+        ("function", "now"),
+    ]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    assert len({c["id"] for c in calls}) == 2
+
+
+def test_several_candidates_become_several_choices():
+    row = gemini_row(
+        "a",
+        candidates=[
+            {"index": 0, "content": {"parts": [{"text": "one"}]}, "finishReason": "STOP"},
+            {"index": 1, "content": {"parts": [{"text": "two"}]}, "finishReason": "STOP"},
+        ],
+    )
+    choices = chat_completion(row, model="m", request_id="r", created=CREATED)["choices"]
+    assert [(c["index"], c["message"]["content"]) for c in choices] == [(0, "one"), (1, "two")]
+
+
+def test_a_blocked_prompt_is_a_content_filter_choice():
+    row = gemini_row("a", candidates=[], promptFeedback={"blockReason": "SAFETY"})
+    choice = chat_completion(row, model="m", request_id="r", created=CREATED)["choices"][0]
+    assert choice["finish_reason"] == "content_filter"
+    assert choice["message"]["content"] is None and "SAFETY" in choice["message"]["refusal"]
+
+
+def test_embedding_rows_of_both_layouts():
+    gemini = {
+        "custom_id": "e",
+        "response": {
+            "embedding": {"values": [0.5, -0.25]},
+            "usageMetadata": {"promptTokenCount": 6},
+        },
+    }
+    assert embedding_list(gemini, model="gemini-embedding-001") == {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
+        "model": "gemini-embedding-001",
+        "usage": {"prompt_tokens": 6, "total_tokens": 6},
+    }
+    text = {
+        "instance": {"custom_id": "e", "content": "x", "encoding_format": "base64"},
+        "predictions": [{"embeddings": {"values": [0.5, -0.25], "statistics": {"token_count": 3}}}],
+        "status": "",
+    }
+    body = embedding_list(text, model="text-embedding-005")
+    packed = base64.b64decode(body["data"][0]["embedding"])
+    assert struct.unpack("<2f", packed) == (0.5, -0.25)
+    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("Bad Request: invalid argument", 400),
+        ("Internal error while processing this row", 500),
+        ("RESOURCE_EXHAUSTED: quota", 429),
+        ("UNAVAILABLE: try again", 503),
+        ("Deadline exceeded", 504),
+    ],
+)
+def test_status_code_of_row_messages(message, code):
+    assert status_code_of(message) == code
+
+
+# --- the translator --------------------------------------------------------------------------
+
+
+def run(rows, requests, state="JOB_STATE_SUCCEEDED", endpoint="/v1/chat/completions"):
+    lines = {"output": [], "error": []}
+    translator = Translator(
+        batch_id="batch_x",
+        model="gemini-2.5-flash",
+        endpoint=endpoint,
+        requests=requests,
+        created=CREATED,
+        emit=lambda kind, line: lines[kind].append(line),
+    )
+    for row in rows:
+        translator.row(row if isinstance(row, (str, bytes)) else json.dumps(row))
+    totals = translator.finish(state)
+    return lines, totals
+
+
+def requests_for(rows_by_id: dict) -> list[tuple[str, str]]:
+    return [(cid, fingerprint(row["request"])) for cid, row in rows_by_id.items()]
+
+
+def test_rows_out_of_order_come_back_once_each():
+    rows = {f"id-{n}": gemini_row(f"id-{n}") for n in range(50)}
+    shuffled = list(rows.values())
+    random.Random(7).shuffle(shuffled)
+    lines, totals = run([*shuffled, shuffled[3]], requests_for(rows))
+    assert sorted(line["custom_id"] for line in lines["output"]) == sorted(rows)
+    assert lines["error"] == []
+    assert (totals.completed, totals.failed, totals.duplicate_rows) == (50, 0, 1)
+    assert len({line["id"] for line in lines["output"]}) == 50
+    assert totals.input_tokens == 150 and totals.output_tokens == 100
+
+
+def test_a_failed_row_without_custom_id_is_matched_by_its_request():
+    ok, failed = gemini_row("a"), gemini_row("b")
+    failed_row = {"request": failed["request"], "status": "Internal error (simulated)"}
+    lines, totals = run([failed_row, ok], requests_for({"a": ok, "b": failed}))
+    [error] = lines["error"]
+    assert error["custom_id"] == "b" and error["error"] is None
+    assert error["response"]["status_code"] == 500
+    assert error["response"]["body"]["error"] == {
+        "message": "Internal error (simulated)",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert (totals.completed, totals.failed) == (1, 1)
+
+
+def test_identical_requests_that_failed_without_ids_are_each_matched_once():
+    same = gemini_row(None)
+    requests = [("x", fingerprint(same["request"])), ("y", fingerprint(same["request"]))]
+    failed = {"request": same["request"], "status": "Bad Request"}
+    lines, _ = run([failed, failed], requests)
+    assert sorted(e["custom_id"] for e in lines["error"]) == ["x", "y"]
+
+
+def test_bad_rows_never_stop_the_others_and_missing_requests_get_error_lines():
+    rows = {c: gemini_row(c) for c in ("a", "b", "c", "d")}
+    broken = {"custom_id": "c", "status": "", "response": "not an object"}
+    lines, totals = run(
+        ["{truncated", rows["a"], broken, {"custom_id": "stranger", "status": ""}, rows["b"]],
+        requests_for(rows),
+        state="JOB_STATE_EXPIRED",
+    )
+    assert sorted(line["custom_id"] for line in lines["output"]) == ["a", "b"]
+    by_id = {line["custom_id"]: line for line in lines["error"]}
+    assert set(by_id) == {"c", "d"}
+    assert by_id["c"]["response"]["status_code"] == 400
+    assert by_id["d"]["response"] is None
+    assert by_id["d"]["error"]["code"] == "batch_expired"
+    assert (totals.completed, totals.failed, totals.unmatched_rows) == (2, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("JOB_STATE_CANCELLED", "batch_cancelled"),
+        ("JOB_STATE_FAILED", "batch_failed"),
+        ("JOB_STATE_SUCCEEDED", "no_result"),
+    ],
+)
+def test_requests_without_rows_name_how_the_job_ended(state, code):
+    lines, _ = run([], [("a", "f")], state=state)
+    assert lines["error"][0]["error"]["code"] == code
+
+
+def test_text_embedding_rows_carry_the_custom_id_in_the_instance():
+    row = {
+        "instance": {"custom_id": "t1", "content": "hello"},
+        "predictions": [{"embeddings": {"values": [0.1], "statistics": {"token_count": 2}}}],
+        "status": "",
+    }
+    mark = request_fingerprint({"custom_id": "t1", "content": "hello"})
+    lines, _ = run([row], [("t1", mark)], endpoint="/v1/embeddings")
+    assert lines["output"][0]["custom_id"] == "t1"
+    assert lines["output"][0]["response"]["body"]["data"][0]["embedding"] == [0.1]
