@@ -707,20 +707,31 @@ def _read_requests(uri: str) -> list[tuple[str, str]]:
     return [tuple(json.loads(line)) for line in data.splitlines() if line.strip()]
 
 
-def _prediction_rows(record: dict):
-    """The lines of every predictions file of the job's output directory, file by file."""
-    from shared.cost import usage
+def output_files(record: dict) -> list[tuple[str, str, int]]:
+    """(bucket, name, generation) of the files whose rows the batch's files are made of: the
+    final `predictions*.jsonl` files, or, when there are none (a job cancelled or expired
+    while running), the incremental files Vertex wrote meanwhile (see finalize.py)."""
     from shared.jobs import finalize
 
     directory = record.get("output_directory")
     if not directory:
-        return
+        return []
     bucket, path = _split(directory)
     prefix = path.rstrip("/") + "/"
+    found: dict[str, list] = {finalize.FINAL: [], finalize.INCREMENTAL: []}
     for blob in clients.storage().list_blobs(bucket, prefix=prefix):
-        if not finalize.is_prediction_file(blob.name) or "/" in blob.name[len(prefix) :]:
-            continue
-        yield _lines(usage.read_gcs_chunks(bucket, blob.name, int(blob.generation or 0) or None))
+        kind = finalize.output_file(blob.name)
+        if kind is not None and kind[1] == prefix:
+            found[kind[0]].append((bucket, blob.name, int(blob.generation or 0)))
+    return sorted(found[finalize.FINAL] or found[finalize.INCREMENTAL])
+
+
+def _prediction_rows(record: dict):
+    """The lines of the job's output files (`output_files`), file by file."""
+    from shared.cost import usage
+
+    for bucket, name, generation in output_files(record):
+        yield _lines(usage.read_gcs_chunks(bucket, name, generation or None))
 
 
 def _lines(chunks):

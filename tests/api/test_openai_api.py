@@ -281,3 +281,24 @@ def test_a_job_that_failed_puts_every_request_in_the_error_file(gateway, alice):
     assert sorted(
         (json.loads(x)["custom_id"], json.loads(x)["error"]["code"]) for x in errors.splitlines()
     ) == [("a", "batch_failed"), ("b", "batch_failed")]
+
+
+def test_the_batch_files_come_from_the_final_files_or_else_the_incremental_ones(storage_only):
+    bucket = clients.storage().bucket(storage_only["bucket"])
+    directory = "out/prediction-model-2027-01-01T00:00:00.000000Z"
+    record = {"output_directory": f"gs://{storage_only['bucket']}/{directory}"}
+    for name in (
+        "incremental_predictions/predictions_00001.jsonl",
+        "incremental_predictions/predictions_00002.jsonl",
+        "notes.txt",
+    ):
+        bucket.blob(f"{directory}/{name}").upload_from_string("{}\n")
+    bucket.blob("out/elsewhere/predictions.jsonl").upload_from_string("{}\n")
+    names = [name for _, name, _ in openai_batches.output_files(record)]
+    assert names == [
+        f"{directory}/incremental_predictions/predictions_00001.jsonl",
+        f"{directory}/incremental_predictions/predictions_00002.jsonl",
+    ]
+    bucket.blob(f"{directory}/predictions.jsonl").upload_from_string("{}\n")
+    names = [name for _, name, _ in openai_batches.output_files(record)]
+    assert names == [f"{directory}/predictions.jsonl"]
