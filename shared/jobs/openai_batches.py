@@ -707,8 +707,8 @@ def _read_requests(uri: str) -> list[tuple[str, str]]:
     return [tuple(json.loads(line)) for line in data.splitlines() if line.strip()]
 
 
-def output_files(record: dict) -> list[tuple[str, str, int]]:
-    """(bucket, name, generation) of the files whose rows the batch's files are made of: the
+def output_files(record: dict) -> list[tuple[str, str, int, int]]:
+    """(bucket, name, generation, size) of the files whose rows the batch's files are made of: the
     final `predictions*.jsonl` files, or, when there are none (a job cancelled or expired
     while running), the incremental files Vertex wrote meanwhile (see finalize.py)."""
     from shared.jobs import finalize
@@ -722,16 +722,17 @@ def output_files(record: dict) -> list[tuple[str, str, int]]:
     for blob in clients.storage().list_blobs(bucket, prefix=prefix):
         kind = finalize.output_file(blob.name)
         if kind is not None and kind[1] == prefix:
-            found[kind[0]].append((bucket, blob.name, int(blob.generation or 0)))
+            found[kind[0]].append((bucket, blob.name, int(blob.generation or 0), blob.size or 0))
     return sorted(found[finalize.FINAL] or found[finalize.INCREMENTAL])
 
 
 def _prediction_rows(record: dict):
-    """The lines of the job's output files (`output_files`), file by file."""
-    from shared.cost import usage
+    """The lines of the job's output files (`output_files`), file by file, read as the
+    ledger reads them (parallel ranged reads for large files)."""
+    from shared.cost import ranged_reads
 
-    for bucket, name, generation in output_files(record):
-        yield _lines(usage.read_gcs_chunks(bucket, name, generation or None))
+    for bucket, name, generation, size in output_files(record):
+        yield _lines(ranged_reads.chunks_for(bucket, name, generation or None, size))
 
 
 def _lines(chunks):

@@ -294,11 +294,11 @@ def test_the_batch_files_come_from_the_final_files_or_else_the_incremental_ones(
     ):
         bucket.blob(f"{directory}/{name}").upload_from_string("{}\n")
     bucket.blob("out/elsewhere/predictions.jsonl").upload_from_string("{}\n")
-    names = [name for _, name, _ in openai_batches.output_files(record)]
+    names = [file[1] for file in openai_batches.output_files(record)]
     assert names == [
         f"{directory}/incremental_predictions/predictions_00001.jsonl",
         f"{directory}/incremental_predictions/predictions_00002.jsonl",
     ]
     bucket.blob(f"{directory}/predictions.jsonl").upload_from_string("{}\n")
-    names = [name for _, name, _ in openai_batches.output_files(record)]
+    names = [file[1] for file in openai_batches.output_files(record)]
     assert names == [f"{directory}/predictions.jsonl"]
