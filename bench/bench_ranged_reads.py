@@ -8,7 +8,8 @@ process per run, four ways:
   reading only, then reading and parsing;
 each with `usage.read_gcs_chunks` (one stream: the baseline) and
 `ranged_reads.read_gcs_chunks` (`--streams` concurrent ranges). Prints seconds, MB/s, the
-speed-up, the child's peak RSS, and the time a 5 GB file would take at that rate.
+speed-up, the child's CPU seconds (on a busy machine, wall time / CPU time shows how much of
+it was waiting for a core), its peak RSS, and the time a 5 GB file would take at that rate.
 The emulator serves one request at a time and copies the whole object for each range, so
 parallel reads cannot gain there; the proxy holds the object in memory and serves
 concurrently, as GCS does.
@@ -65,7 +66,7 @@ def child(reader: str, streams: int, work: str) -> None:
     from shared.cost import ranged_reads, usage
 
     clients.storage()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if reader == "single":
         chunks = usage.read_gcs_chunks(BUCKET, NAME, None)
     else:
@@ -84,9 +85,9 @@ def child(reader: str, streams: int, work: str) -> None:
     else:
         for _ in counted():
             pass
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     peak_mb = peak_rss_mb()
-    print(json.dumps({"s": seconds, "bytes": total, "rows": rows, "rss": peak_mb}))
+    print(json.dumps({"s": seconds, "cpu": cpu, "bytes": total, "rows": rows, "rss": peak_mb}))
 
 
 def run_child(reader: str, streams: int, work: str, storage_url: str) -> dict:
@@ -125,7 +126,7 @@ def main() -> None:
             f"{8} MiB ranges; each run in a fresh process (read + parse, as finalize does)"
         )
         header = f"{'where':<30}{'work':<7}{'reader':<10}{'s':>7}{'MB/s':>8}{'x':>6}"
-        print(header + f"{'peak RSS MB':>13}{'5 GB in s':>11}")
+        print(header + f"{'CPU s':>7}{'peak RSS MB':>13}{'5 GB in s':>11}")
         with GcsProxy(
             emulator.url,
             latency=args.latency_ms / 1000,
@@ -147,7 +148,7 @@ def main() -> None:
                     rate = size_mb / result["s"]
                     print(
                         f"{label:<30}{work:<7}{reader:<10}{result['s']:>7.2f}{rate:>8.0f}"
-                        f"{base / result['s']:>6.1f}{result['rss']:>13.0f}"
+                        f"{base / result['s']:>6.1f}{result['cpu']:>7.2f}{result['rss']:>13.0f}"
                         f"{FIVE_GB / 1e6 / rate:>11.0f}"
                     )
                 if results["single"]["rows"] != results["parallel"]["rows"]:
