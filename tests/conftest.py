@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from local.processes import (
+    Server,
     firestore_emulator,
     free_port,
     gcloud_emulators_missing,
@@ -24,6 +25,18 @@ from shared.core import clients
 from tests.support import reset_process
 
 EMULATOR_ENV = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+# Ports of emulators already running (`make mutate` starts them once for hundreds of short
+# pytest runs); unset, each session starts its own.
+RUNNING_PORT_ENV = {
+    "firestore": "VBG_TEST_FIRESTORE_PORT",
+    "pubsub": "VBG_TEST_PUBSUB_PORT",
+    "storage": "VBG_TEST_STORAGE_PORT",
+}
+
+
+def running_emulator(name: str) -> Server | None:
+    port = os.environ.get(RUNNING_PORT_ENV[name])
+    return Server(f"{name}-emulator (running)", [], int(port)) if port else None
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +49,10 @@ def log_dir():
 @pytest.fixture(scope="session")
 def storage_server(log_dir):
     """The GCS emulator (PyPI gcp-storage-emulator): always available, no gcloud needed."""
+    running = running_emulator("storage")
+    if running:
+        yield running
+        return
     server = storage_emulator(free_port(), log_dir).start()
     try:
         server.wait_ready(timeout=30)
@@ -47,6 +64,10 @@ def storage_server(log_dir):
 @pytest.fixture(scope="session")
 def gcloud_servers(log_dir):
     """The gcloud Firestore and Pub/Sub emulators, or a skip that names what is missing."""
+    running = running_emulator("firestore"), running_emulator("pubsub")
+    if all(running):
+        yield {"firestore": running[0], "pubsub": running[1]}
+        return
     missing = gcloud_emulators_missing()
     if missing:
         pytest.skip(f"emulator tests need the gcloud emulators: {missing}")
@@ -61,13 +82,7 @@ def gcloud_servers(log_dir):
         pubsub.stop()
 
 
-@pytest.fixture
-def gcp(monkeypatch, gcloud_servers, storage_server):
-    """A clean world for one test: a new project on all three emulators and a new bucket.
-
-    Yields a dict with project, bucket and the emulator hosts; the environment points the
-    shared clients at the emulators for the length of the test.
-    """
+def _fresh_world(monkeypatch, gcloud_servers, storage_server):
     project = f"test-{uuid.uuid4().hex[:12]}"
     bucket = f"bucket-{uuid.uuid4().hex[:12]}"
     env = {
@@ -92,6 +107,23 @@ def gcp(monkeypatch, gcloud_servers, storage_server):
 
 
 @pytest.fixture
+def gcp(monkeypatch, gcloud_servers, storage_server):
+    """A clean world for one test: a new project on all three emulators and a new bucket.
+
+    Yields a dict with project, bucket and the emulator hosts; the environment points the
+    shared clients at the emulators for the length of the test.
+    """
+    yield from _fresh_world(monkeypatch, gcloud_servers, storage_server)
+
+
+@pytest.fixture(scope="module")
+def gcp_module(gcloud_servers, storage_server):
+    """`gcp` shared by a module's tests: for many cheap requests against one set-up world."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _fresh_world(monkeypatch, gcloud_servers, storage_server)
+
+
+@pytest.fixture
 def storage_only(monkeypatch, storage_server):
     """The GCS emulator alone, for tests that need no Firestore or Pub/Sub."""
     project = f"test-{uuid.uuid4().hex[:12]}"
@@ -105,3 +137,13 @@ def storage_only(monkeypatch, storage_server):
     clients.storage().create_bucket(bucket)
     yield {"project": project, "bucket": bucket, "storage_url": storage_server.url}
     reset_process()
+
+
+SLOW_FIXTURES = {"gcp", "gcp_module", "storage_only", "stack", "local_stack", "stack_env"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `make mutate`, tests that need no emulator run first: with `-x`, a mutant the
+    unit tests kill costs a second, not the set-up of an emulator world."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        items.sort(key=lambda item: bool(SLOW_FIXTURES & set(item.fixturenames)))

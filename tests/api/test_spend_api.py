@@ -4,9 +4,9 @@ import pytest
 
 from shared.core import keys
 from shared.cost import ledger
-from shared.cost.pricing import nanos_to_usd
 from shared.jobs import records
-from tests.cost.cost_helpers import expected, make_job, prediction_bytes
+from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
+from tests.cost.reference import usd as reference_usd
 from tests.support import MASTER_KEY, auth, create_key, gateway_env, passthrough_client
 
 PATH = "out/prediction-model-2025-03-04T10:01:00.000000Z/predictions.jsonl"
@@ -46,8 +46,8 @@ def world(gcp, monkeypatch, tmp_path):
             labels=labels,
             create_time=created,
         )
-        parsed = expected(files[job_id])
-        costs[job_id] = parsed.cost_nanos
+        parsed = usage_of(files[job_id])
+        costs[job_id] = expected(files[job_id]).cost_nanos
         assert ledger.record_file(
             job_id=job_id,
             job=job,
@@ -72,7 +72,7 @@ def groups(body, field):
 
 
 def usd(*nanos):
-    return nanos_to_usd(sum(nanos))
+    return reference_usd(sum(nanos))
 
 
 def test_job_cost_for_owner_team_admin_and_master(world):
@@ -84,7 +84,7 @@ def test_job_cost_for_owner_team_admin_and_master(world):
         assert body["totals"]["rows"] == 2 and body["totals"]["failed"] == 1
         assert body["costFinal"] is True
         assert body["estimate"]["rows"] == 2
-        assert body["estimate"]["costUsd"]["expected"] == nanos_to_usd(1500)
+        assert body["estimate"]["costUsd"]["expected"] == "0.000001500"
         actual = costs["301"]
         wanted_pct = round((1500 - actual) * 1000 / actual) / 10
         assert float(body["estimateErrorPct"]) == wanted_pct

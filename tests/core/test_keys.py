@@ -4,7 +4,15 @@ import pytest
 
 from shared.api.http import api_key
 from shared.core.errors import ApiError
-from shared.core.keys import budget_fields, hash_key, key_id_of
+from shared.core.keys import (
+    Caller,
+    authenticate,
+    budget_fields,
+    hash_key,
+    key_id_of,
+    master_caller,
+)
+from tests.support import reset_process
 
 
 @pytest.mark.parametrize(
@@ -39,7 +47,49 @@ def test_the_api_key_header_wins_over_a_google_bearer_token():
     assert api_key({}) is None
 
 
-def test_key_ids_are_a_prefix_of_the_hash_never_the_key():
-    digest = hash_key("vbg-secret")
-    assert len(digest) == 64 and "secret" not in digest
-    assert key_id_of(digest) == digest[:16]
+def test_a_key_is_stored_as_its_sha256_and_named_by_the_hash_never_the_key():
+    # SHA-256 test vector of FIPS 180-2: "abc"
+    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert hash_key("abc") == digest
+    assert key_id_of(digest) == "ba7816bf8f01cfea"
+
+
+def test_who_may_see_a_job():
+    mine = {"owner_key_id": "k1", "team": "red"}
+    teammates = {"owner_key_id": "k2", "team": "red"}
+    others = {"owner_key_id": "k3", "team": "blue"}
+    no_team = {"owner_key_id": "k4", "team": ""}
+    plain = Caller(key_id="k1", alias="a", team="red")
+    admin = Caller(key_id="k9", alias="lead", team="red", team_admin=True)
+    teamless_admin = Caller(key_id="k8", alias="x", team="", team_admin=True)
+    assert [plain.may_see(j) for j in (mine, teammates, others)] == [True, False, False]
+    assert [admin.may_see(j) for j in (mine, teammates, others)] == [True, True, False]
+    assert [teamless_admin.may_see(j) for j in (mine, no_team)] == [False, False]
+    assert all(master_caller().may_see(j) for j in (mine, others, no_team, {}))
+
+
+def test_which_models_a_key_may_use():
+    assert Caller(key_id="k", alias="a").may_use_model("anything")
+    limited = Caller(key_id="k", alias="a", models=("gemini-2.5-flash",))
+    assert limited.may_use_model("gemini-2.5-flash")
+    assert not limited.may_use_model("gemini-2.5-pro")
+    master = master_caller()
+    assert master.is_master and master.key_id == "master" and master.models == ()
+    assert master.may_use_model("gemini-2.5-pro")
+
+
+@pytest.mark.parametrize("presented", [None, ""])
+def test_no_key_is_401_before_any_lookup(presented):
+    with pytest.raises(ApiError) as raised:
+        authenticate(presented)
+    assert raised.value.code == 401 and "No gateway API key" in raised.value.message
+
+
+def test_the_master_key_is_the_master(monkeypatch):
+    monkeypatch.setenv("VBG_MASTER_KEY", "the-master-key")
+    reset_process()
+    try:
+        assert authenticate("the-master-key") == master_caller()
+    finally:
+        monkeypatch.delenv("VBG_MASTER_KEY")
+        reset_process()

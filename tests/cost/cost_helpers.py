@@ -9,6 +9,7 @@ from shared.core.config import Deployment
 from shared.core.keys import Caller
 from shared.cost import usage
 from shared.jobs import records
+from tests.cost.reference import Expected, expected_cost
 from tests.support import gemini_request
 
 FLASH = Deployment(
@@ -79,6 +80,11 @@ def upload(bucket: str, name: str, data: bytes) -> int:
     return int(blob.generation)
 
 
-def expected(data: bytes, model: str = "gemini-2.5-flash") -> usage.FileUsage:
-    """What the offline parser (`vbg cost`) says about the same bytes."""
+def expected(data: bytes, model: str = "gemini-2.5-flash", overrides=None) -> Expected:
+    """What the bytes should cost by the independent reference (never the parser under test)."""
+    return expected_cost(data, model, overrides)
+
+
+def usage_of(data: bytes, model: str = "gemini-2.5-flash") -> usage.FileUsage:
+    """The parser's reading of the bytes: the input the ledger gets, never an expected figure."""
     return usage.parse_predictions([data], model=model)

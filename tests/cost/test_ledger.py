@@ -9,7 +9,7 @@ from google.api_core import exceptions
 from shared.core import clients
 from shared.cost import ledger
 from shared.jobs import records
-from tests.cost.cost_helpers import expected, make_job, prediction_bytes
+from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
 
 NAME = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
 
@@ -48,8 +48,9 @@ def rollups(collection):
 
 def test_record_sets_totals_record_and_rollups_once(gcp):
     job = make_job(gcp["bucket"], "101", labels={"cost-center": "cc-1", "env": "prod"})
-    usage = expected(prediction_bytes(["hello", "world", "again"], fail={1}))
-    assert usage.cost_nanos > 0 and usage.failed == 1
+    data = prediction_bytes(["hello", "world", "again"], fail={1})
+    usage = usage_of(data)
+    assert usage.cost_nanos == expected(data).cost_nanos > 0 and usage.failed == 1
 
     assert record(job, usage) is True
     assert record(job, usage) is False
@@ -78,7 +79,7 @@ def test_record_sets_totals_record_and_rollups_once(gcp):
 
 def test_concurrent_duplicates_change_nothing(gcp):
     job = make_job(gcp["bucket"], "102")
-    usage = expected(prediction_bytes(["one", "two"]))
+    usage = usage_of(prediction_bytes(["one", "two"]))
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda _: record(job, usage), range(8)))
     assert sorted(outcomes) == [False] * 7 + [True]
@@ -91,8 +92,8 @@ def test_concurrent_duplicates_change_nothing(gcp):
 
 def test_new_generation_replaces_and_old_one_arriving_late_is_ignored(gcp):
     job = make_job(gcp["bucket"], "103", labels={"env": "dev"})
-    first = expected(prediction_bytes(["a", "b", "c", "d"]))
-    second = expected(prediction_bytes(["a much longer prompt " * 40]))
+    first = usage_of(prediction_bytes(["a", "b", "c", "d"]))
+    second = usage_of(prediction_bytes(["a much longer prompt " * 40]))
     assert first.cost_nanos != second.cost_nanos
 
     assert record(job, first, generation=10)
@@ -125,8 +126,8 @@ def test_two_files_sum_and_spend_filters(gcp):
         team="blue",
         create_time="2025-03-06T01:00:00Z",
     )
-    one = expected(prediction_bytes(["x"]))
-    two = expected(prediction_bytes(["y", "z"]))
+    one = usage_of(prediction_bytes(["x"]))
+    two = usage_of(prediction_bytes(["y", "z"]))
     assert record(alice, one, name="out/p/predictions_00001.jsonl")
     assert record(alice, two, name="out/p/predictions_00002.jsonl")
     assert record(bob, two)
@@ -146,8 +147,8 @@ def test_two_files_sum_and_spend_filters(gcp):
 
 def test_concurrent_generations_and_duplicates_leave_the_newest(gcp):
     job = make_job(gcp["bucket"], "106")
-    old = expected(prediction_bytes(["a", "b", "c"]))
-    new = expected(prediction_bytes(["d"]))
+    old = usage_of(prediction_bytes(["a", "b", "c"]))
+    new = usage_of(prediction_bytes(["d"]))
     deliveries = [(old, 10), (new, 20)] * 4
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda pair: record(job, pair[0], generation=pair[1]), deliveries))

@@ -37,11 +37,20 @@ def test_reads_an_object_in_ranged_chunks(storage_only, tmp_path):
 
 
 def test_pinned_generation(storage_only):
-    blob = clients.storage().bucket(storage_only["bucket"]).blob("p.jsonl")
+    """The generation asked for, or ObjectGone: never the bytes of a newer generation."""
+    bucket = storage_only["bucket"]
+    blob = clients.storage().bucket(bucket).blob("p.jsonl")
     blob.upload_from_string(_file(3))
     blob.reload()
-    chunks = list(read_gcs_chunks(storage_only["bucket"], "p.jsonl", generation=blob.generation))
-    assert b"".join(chunks) == _file(3)
+    old = blob.generation
+    blob.upload_from_string(_file(5))
+    blob.reload()
+    assert blob.generation != old
+    chunks = list(read_gcs_chunks(bucket, "p.jsonl", generation=blob.generation))
+    assert b"".join(chunks) == _file(5)
+    # The emulator keeps no old generations (like a bucket without versioning).
+    with pytest.raises(ObjectGone, match=f"generation {old} is gone"):
+        list(read_gcs_chunks(bucket, "p.jsonl", generation=old))
 
 
 def test_missing_object_is_object_gone(storage_only):

@@ -1,6 +1,7 @@
-"""A job created through the gateway on the simulator is costed exactly as `vbg cost` prices
-its predictions file: the whole path (create, sync, GCS finalize bridge, on_output_finalized,
-ledger, cost route) on the local stack."""
+"""A job created through the gateway on the simulator is costed as the independent reference
+(tests/cost/reference.py) prices its predictions file, and as `vbg cost` does: the whole path
+(create, sync, GCS finalize bridge, on_output_finalized, ledger, cost route) on the local stack.
+"""
 
 import json
 import uuid
@@ -8,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from tests.cost.reference import expected_cost, usd
 from tests.e2e.helpers import make_key, vbg, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +65,16 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     assert cost["costBasis"] == "final" and cost["provisional"] is False
     assert record["uri"].startswith(f"gs://{base}/out/prediction-model-")
     assert record["uri"].endswith("/predictions.jsonl")
+
+    bucket, _, name = record["uri"].removeprefix("gs://").partition("/")
+    want = expected_cost(
+        clients.storage().bucket(bucket).blob(name).download_as_bytes(), body["model"]
+    )
+    assert cost["costUsd"] == usd(want.cost_nanos) != "0.000000000"
+    assert (cost["totals"]["rows"], cost["totals"]["failed"]) == (9, 1)
+    assert cost["totals"]["promptTokens"] == want.prompt_tokens
+    assert cost["totals"]["candidatesTokens"] == want.candidates_tokens
+    assert cost["totals"]["thoughtsTokens"] == want.thoughts_tokens
 
     offline = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
     assert offline["model"] == "gemini-2.5-pro"

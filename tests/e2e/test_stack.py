@@ -2,6 +2,7 @@
 stack as `make dev` runs it (signals, lock, ports), and the session stack the e2e tests use."""
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -449,15 +450,35 @@ def test_session_stack_is_up_and_stack_json_says_where(stack, local_stack):
     assert "gemini-2.5-flash" in config and "text-embedding-005" in config
 
 
+def _log_entries(path) -> list[dict]:
+    entries = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
 def test_session_stack_functions_get_the_sync_tick_without_failing(stack, local_stack):
-    before = local_stack.sync_ticker.published
+    """Each tick reaches on_job_event, which syncs and logs it, and nothing logs an error."""
+    log = local_stack.log_dir / "on_job_event.log"
+
+    def ticks_done() -> int:
+        return sum(e.get("message") == "sync tick done" for e in _log_entries(log))
+
+    before_published, before_done = local_stack.sync_ticker.published, ticks_done()
+    seen = len(_log_entries(log))
     local_stack.sync_ticker.tick()
-    assert local_stack.sync_ticker.published == before + 1
+    assert local_stack.sync_ticker.published == before_published + 1
     wait_for(
-        lambda: local_stack.sync_ticker.published >= before + 2,
-        timeout=10,
-        what="the ticker to keep ticking",
+        lambda: ticks_done() >= before_done + 2,
+        timeout=20,
+        what="on_job_event to handle the tick and the next one",
     )
+    since = _log_entries(log)[seen:]
+    errors = [e for e in since if e.get("severity") in ("ERROR", "CRITICAL")]
+    assert not errors, errors
     assert not local_stack.dead_servers()
 
 

@@ -482,12 +482,23 @@ class _QueryFinder:
             elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.run(stmt.body, {})
             elif isinstance(stmt, ast.For | ast.While | ast.With | ast.AsyncFor | ast.AsyncWith):
+                # What the loop or with runs first: `for s in q.stream()` runs the query.
+                for head in self.heads(stmt):
+                    self.statement(ast.Expr(value=head), env)
                 self.run(stmt.body + getattr(stmt, "orelse", []), env)
             elif isinstance(stmt, ast.Try):
                 handlers = [s for h in stmt.handlers for s in h.body]
                 self.run(stmt.body + handlers + stmt.orelse + stmt.finalbody, env)
             else:
                 self.statement(stmt, env)
+
+    @staticmethod
+    def heads(stmt) -> list:
+        if isinstance(stmt, ast.For | ast.AsyncFor):
+            return [stmt.iter]
+        if isinstance(stmt, ast.While):
+            return [stmt.test]
+        return [item.context_expr for item in stmt.items]
 
     def statement(self, stmt, env):
         nodes = [n for n in ast.walk(stmt) if isinstance(n, ast.Call)]
@@ -710,6 +721,11 @@ def not_run(db):
 
 def by_module_constant(db):
     return db.collection(keys.COLLECTION).where(filter=FieldFilter("x", ">", 1)).order_by("y")
+
+def looped(db):
+    q = db.collection("jobs").where(filter=FieldFilter("owner", "==", 1)).order_by("created")
+    for s in q.stream():
+        yield s
 """
 
 
@@ -721,6 +737,7 @@ def test_query_finder_forks_on_branches_and_resolves_constants():
         ("spend_daily", (("team", "=="), ("day", ">=")), ()),
         ("spend_daily", (("day", ">="),), ()),
         ("keys", (("x", ">"),), (("y", "ASCENDING"),)),
+        ("jobs", (("owner", "=="),), (("created", "ASCENDING"),)),
     }
     needs = [required_index(q) for q in found if q["collection"] == "keys"]
     assert needs == [

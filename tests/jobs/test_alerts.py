@@ -83,6 +83,8 @@ def test_failed_cancelled_expired_each_one_terminal_alert_with_the_error(
         for _ in range(2):
             world.tick()
         found = world.alerts()
+        as_vertex_reports = world.gateway.get(f"{JOBS_PATH}/{cancelled}", headers=auth(world.key))
+        cancelled_error = as_vertex_reports.get_json().get("error")
     finally:
         world.sim.stop()
 
@@ -114,7 +116,12 @@ def test_failed_cancelled_expired_each_one_terminal_alert_with_the_error(
     attributes, body = got[cancelled]
     assert attributes["state"] == "JOB_STATE_CANCELLED"
     assert attributes["severity"] == "WARNING"
-    assert "error" in body  # the simulator sets none on cancel; Vertex's own would show here
+    assert "ended CANCELLED" in body["text"]
+    # The alert carries the job's error as Vertex reports it (the simulator sets none on a
+    # cancel), never one of its own.
+    assert body["error"] == cancelled_error
+    if cancelled_error is None:
+        assert "; error" not in body["text"]
 
     for job_id in (failed, expired, cancelled):
         assert records.get(job_id)["alerts"]["terminal"]

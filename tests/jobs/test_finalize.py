@@ -7,7 +7,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from shared.cost import ledger, usage
+from shared.cost import ledger
 from shared.jobs import records
 from tests.cost.cost_helpers import expected, make_job, prediction_bytes, upload
 from tests.support import DEFAULT_MODEL_LIST, cloudevent_client, gateway_env
@@ -15,11 +15,11 @@ from tests.support import DEFAULT_MODEL_LIST, cloudevent_client, gateway_env
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 DIRECTORY = "out/prediction-model-2025-03-04T10:01:00.000000Z"
 PREDICTIONS = f"{DIRECTORY}/predictions.jsonl"
+OVERRIDES = {"input_cost_per_token_batches": 0.001, "output_cost_per_token_batches": 0.002}
 OVERRIDE_LIST = DEFAULT_MODEL_LIST.replace(
     "      vertex_location: europe-west4\n",
     "      vertex_location: europe-west4\n"
-    "      input_cost_per_token_batches: 0.001\n"
-    "      output_cost_per_token_batches: 0.002\n",
+    + "".join(f"      {field}: {value}\n" for field, value in OVERRIDES.items()),
 )
 
 
@@ -187,8 +187,6 @@ def test_deployment_price_overrides_apply(finalize, gcp):
     data = prediction_bytes(["priced by the override"])
     generation = upload(bucket, PREDICTIONS, data)
     assert deliver(finalize, bucket, PREDICTIONS, generation).status_code == 200
-    overridden = usage.parse_predictions(
-        [data], model="gemini-2.5-flash", overrides=dict(europe.price_overrides)
-    )
+    overridden = expected(data, overrides=OVERRIDES)
     assert overridden.cost_nanos != expected(data).cost_nanos
     assert cost_of("212")["cost_nanos"] == overridden.cost_nanos

@@ -74,29 +74,6 @@ def bundle_venv(requirements: Path) -> Path:
             pytest.fail(f"pip install -r requirements.txt failed:\n{text[-3000:]}")
         (venv / ".complete").touch()
     return venv
-    building = CACHE / f"{key}.building-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    building.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([python, "-m", "venv", str(building)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(building / "bin" / "pip"), "install", "-q", "-r", str(requirements)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if install.returncode != 0:
-        shutil.rmtree(building, ignore_errors=True)
-        text = install.stderr + install.stdout
-        network = ("NewConnectionError", "Temporary failure in name resolution", "ProxyError")
-        if any(marker in text for marker in network):
-            pytest.skip(
-                f"pip cannot reach PyPI to install the bundle's requirements: {text[-300:]}"
-            )
-        pytest.fail(f"pip install -r requirements.txt failed:\n{text[-3000:]}")
-    (building / ".complete").touch()
-    shutil.rmtree(venv, ignore_errors=True)
-    building.rename(venv)
-    return venv
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+"""The ledger's pure rules: ids of a generation and of an object, and the day spend lands on."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+
+from shared.cost import ledger
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_cost_record_is_named_by_its_object_generation():
+    assert ledger.record_id("bkt", "out/p.jsonl", 7) == sha256("bkt/out/p.jsonl#7")
+    assert ledger.record_id("bkt", "out/p.jsonl", "7") == ledger.record_id("bkt", "out/p.jsonl", 7)
+    assert ledger.record_id("bkt", "out/p.jsonl", 8) != ledger.record_id("bkt", "out/p.jsonl", 7)
+    assert ledger.object_id("bkt", "out/p.jsonl") == sha256("bkt/out/p.jsonl")
+
+
+def test_spend_lands_on_the_utc_day_the_job_was_created():
+    eastern = timezone(timedelta(hours=-5))
+    late_evening = datetime(2025, 3, 4, 21, 30, tzinfo=eastern)  # 02:30 UTC on the 5th
+    assert ledger.spend_day({"create_time": late_evening}) == "2025-03-05"
+    assert ledger.spend_day({"create_time": datetime(2025, 3, 4, 0, 0, tzinfo=UTC)}) == "2025-03-04"
+    today = datetime.now(UTC).date().isoformat()
+    assert ledger.spend_day({}) == today

@@ -1,0 +1,93 @@
+"""The pure rules of budgets: periods, amounts, which reservations count."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from shared.core.keys import Caller, master_caller
+from shared.jobs import budgets
+from shared.jobs.budgets import Budget, period_bounds, usd_to_nanos
+
+AT = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("period", "today", "bounds"),
+    [
+        ("day", date(2025, 3, 15), (date(2025, 3, 15), date(2025, 3, 15))),
+        ("month", date(2025, 3, 15), (date(2025, 3, 1), date(2025, 3, 31))),
+        ("month", date(2025, 3, 1), (date(2025, 3, 1), date(2025, 3, 31))),
+        ("month", date(2025, 3, 31), (date(2025, 3, 1), date(2025, 3, 31))),
+        ("month", date(2024, 2, 10), (date(2024, 2, 1), date(2024, 2, 29))),
+        ("month", date(2025, 2, 28), (date(2025, 2, 1), date(2025, 2, 28))),
+        ("month", date(2025, 12, 31), (date(2025, 12, 1), date(2025, 12, 31))),
+        ("month", date(2025, 4, 30), (date(2025, 4, 1), date(2025, 4, 30))),
+        ("none", date(2025, 3, 15), (date(1970, 1, 1), date(9999, 12, 31))),
+    ],
+)
+def test_period_bounds(period, today, bounds):
+    assert period_bounds(period, today) == bounds
+
+
+@pytest.mark.parametrize(
+    ("usd", "nanos"),
+    [("10", 10_000_000_000), ("0.000000001", 1), (Decimal("2.5"), 2_500_000_000), (0, 0)],
+)
+def test_usd_to_nanos_is_exact(usd, nanos):
+    assert usd_to_nanos(usd) == nanos
+
+
+def test_a_budget_names_its_commitment_doc_by_scope_subject_and_period():
+    monthly = Budget("key", "k1", "alice", "10", "month")
+    assert monthly.limit_nanos == 10_000_000_000
+    assert monthly.bounds(AT) == (date(2025, 3, 1), date(2025, 3, 31))
+    assert monthly.doc_id(AT) == "key:k1:2025-03-01"
+    assert Budget("team", "red", "red", "1", "day").doc_id(AT) == "team:red:2025-03-15"
+    assert Budget("team", "red", "red", "1", "none").doc_id(AT) == "team:red:all"
+    # an unknown period is treated as monthly, never as no limit
+    odd = Budget("key", "k1", "alice", "1", "fortnight")
+    assert odd.period == "month" and odd.doc_id(AT) == "key:k1:2025-03-01"
+    assert monthly.describe() == "key 'alice': $10.000000000 per month"
+    assert Budget("team", "red", "red", "1", "none").describe().endswith("in total")
+    assert Budget("team", "red", "red", "1", "day").describe().endswith("per day")
+
+
+def test_which_reservations_count():
+    fresh = AT - budgets.UNBOUND_TTL + timedelta(seconds=1)
+    stale = AT - budgets.UNBOUND_TTL
+    doc = {
+        "entries": {
+            "bound-old": {"nanos": 5, "job_id": "1", "created": stale - timedelta(days=9)},
+            "unbound-fresh": {"nanos": 7, "job_id": None, "created": fresh},
+            "unbound-stale": {"nanos": 11, "job_id": None, "created": stale},
+            "no-time": {"nanos": 13, "job_id": None},
+        }
+    }
+    live = budgets._live_entries(doc, AT)
+    assert set(live) == {"bound-old", "unbound-fresh", "no-time"}
+    assert budgets._committed(live) == 5 + 7 + 13
+    assert budgets._live_entries({}, AT) == {}
+    assert budgets._committed({"a": {"nanos": None}, "b": {}}) == 0
+
+
+def test_only_others_still_being_checked_are_contended():
+    entries = {
+        "me": {"nanos": 1, "admitted": False, "job_id": None},
+        "checking": {"nanos": 2, "admitted": False, "job_id": None},
+        "admitted": {"nanos": 4, "admitted": True, "job_id": None},
+        "bound": {"nanos": 8, "admitted": False, "job_id": "9"},
+        "checking-too": {"nanos": 16},
+    }
+    assert budgets._contended(entries, "me") == 2 + 16
+
+
+def test_the_budgets_of_a_caller():
+    assert budgets.budgets_for(None) == []
+    assert budgets.budgets_for(master_caller()) == []
+    assert budgets.budgets_for(Caller(key_id="k1", alias="alice")) == []
+    [own] = budgets.budgets_for(
+        Caller(key_id="k1", alias="alice", budget_usd=Decimal("3"), budget_period="day")
+    )
+    assert (own.scope, own.subject, own.label) == ("key", "k1", "alice")
+    assert (own.limit_nanos, own.period) == (3_000_000_000, "day")

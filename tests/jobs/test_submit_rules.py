@@ -1,0 +1,131 @@
+"""The tenancy rules of a create, as pure functions: bucket prefixes and the stamped labels."""
+
+import pytest
+
+from shared.core.errors import ApiError
+from shared.core.keys import Caller, _prefixes, master_caller
+from shared.jobs.submit import check_buckets, stamped_labels
+
+
+def body(uris, prefix="gs://bkt/team/out/"):
+    return {
+        "inputConfig": {"gcsSource": {"uris": uris}},
+        "outputConfig": {"gcsDestination": {"outputUriPrefix": prefix}},
+    }
+
+
+def caller(*, inputs=("gs://bkt/team",), outputs=("gs://bkt/team",), **fields):
+    """A key whose prefixes were stored as the admin API stores them."""
+    return Caller(
+        key_id="k" * 16,
+        alias="someone",
+        input_prefixes=tuple(_prefixes({"p": list(inputs)}, "p")),
+        output_prefixes=tuple(_prefixes({"p": list(outputs)}, "p")),
+        **fields,
+    )
+
+
+def refusal(call) -> ApiError:
+    with pytest.raises(ApiError) as raised:
+        call()
+    return raised.value
+
+
+def test_a_prefix_is_stored_as_a_folder():
+    assert _prefixes({"p": ["gs://bkt/team", "gs://bkt/other/"]}, "p") == [
+        "gs://bkt/team/",
+        "gs://bkt/other/",
+    ]
+    assert _prefixes({}, "p") == []
+    for bad in (["s3://b/x"], ["gs://BKT/x"], [""], "gs://bkt/x"):
+        assert refusal(lambda bad=bad: _prefixes({"p": bad}, "p")).code == 400
+
+
+def test_a_prefix_grants_its_folder():
+    """README: `gs://bkt/team` grants `gs://bkt/team/...`."""
+    uris = ["gs://bkt/team/in.jsonl", "gs://bkt/team/deep/more.jsonl"]
+    assert check_buckets(caller(), body(uris)) == (uris, "gs://bkt/team/out/")
+    # the output folder itself, with or without its slash
+    assert check_buckets(caller(), body(uris, "gs://bkt/team"))[1] == "gs://bkt/team"
+    assert check_buckets(caller(), body(uris, "gs://bkt/team/"))[1] == "gs://bkt/team/"
+
+
+@pytest.mark.parametrize(
+    ("uris", "prefix", "field"),
+    [
+        (["gs://bkt/team-x/in.jsonl"], "gs://bkt/team/out/", "inputConfig.gcsSource.uris"),
+        (["gs://bkt/teamx.jsonl"], "gs://bkt/team/out/", "inputConfig.gcsSource.uris"),
+        (["gs://bkt/team/ok.jsonl", "gs://ckt/team/in.jsonl"], "gs://bkt/team/", "inputConfig"),
+        (["gs://bkt/team/in.jsonl"], "gs://bkt/team-x/", "outputUriPrefix"),
+        (["gs://bkt/team/in.jsonl"], "gs://bkt/teamx", "outputUriPrefix"),
+        (["gs://bkt/team/in.jsonl"], "gs://bkt/", "outputUriPrefix"),
+    ],
+)
+def test_a_prefix_is_not_a_string_prefix(uris, prefix, field):
+    """README: ... not `gs://bkt/team-x/`; every input must be inside, and the output too."""
+    error = refusal(lambda: check_buckets(caller(), body(uris, prefix)))
+    assert error.code == 403 and error.status == "PERMISSION_DENIED"
+    assert field in error.message
+
+
+def test_a_key_without_prefixes_may_read_and_write_nowhere():
+    error = refusal(lambda: check_buckets(caller(inputs=(), outputs=()), body(["gs://bkt/x"])))
+    assert error.code == 403 and "none (ask an admin" in error.message
+    only_input = caller(outputs=())
+    error = refusal(lambda: check_buckets(only_input, body(["gs://bkt/team/x"])))
+    assert error.code == 403 and "output prefixes. Allowed: none" in error.message
+
+
+def test_the_master_key_is_not_held_to_prefixes():
+    assert check_buckets(master_caller(), body("gs://anywhere/x", "gs://else/out")) == (
+        ["gs://anywhere/x"],
+        "gs://else/out",
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field"),
+    [
+        ({"inputConfig": [], "outputConfig": {}}, None),
+        ({"inputConfig": {}, "outputConfig": "x"}, None),
+        ({**body(["gs://bkt/team/x"]), "inputConfig": {"bigquerySource": {}}}, None),
+        (
+            {**body(["gs://bkt/team/x"]), "outputConfig": {"bigqueryDestination": {}}},
+            None,
+        ),
+        ({"outputConfig": body([])["outputConfig"]}, "inputConfig.gcsSource.uris"),
+        (body([]), "inputConfig.gcsSource.uris"),
+        (body([1]), "inputConfig.gcsSource.uris"),
+        (body({"u": "gs://bkt/team/x"}), "inputConfig.gcsSource.uris"),
+        (body(["gs://bkt/team/x"], prefix="/local/out"), "outputUriPrefix"),
+        (body(["gs://bkt/team/x"], prefix=None), "outputUriPrefix"),
+        ({"inputConfig": body(["gs://bkt/team/x"])["inputConfig"]}, "outputUriPrefix"),
+    ],
+)
+def test_malformed_configs_are_400_for_every_caller(request_body, field):
+    for who in (caller(), master_caller()):
+        error = refusal(lambda who=who: check_buckets(who, request_body))
+        assert error.code == 400 and error.status == "INVALID_ARGUMENT"
+        if field:
+            assert field in error.message
+
+
+def test_labels_are_stamped_with_owner_and_team_over_the_keys_defaults():
+    who = caller(team="Data Science!", labels={"env": "dev", "cost-center": "cc-1"})
+    stamped = stamped_labels(who, {"labels": {"env": "prod"}})
+    assert stamped == {
+        "env": "prod",
+        "cost-center": "cc-1",
+        "vbg-key": "k" * 16,
+        "vbg-team": "data-science",
+    }
+    assert stamped_labels(caller(), {}) == {"vbg-key": "k" * 16}
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{"vbg-key": "someone-else"}, {"vbg-team": "other"}, {"Env": "x"}, ["env"], "env=x"],
+)
+def test_a_body_cannot_spoof_or_break_the_stamped_labels(labels):
+    error = refusal(lambda: stamped_labels(caller(team="t"), {"labels": labels}))
+    assert error.code == 400
