@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: dev test lint fmt bundle checkov bench smoke clean
+.PHONY: dev test lint fmt bundle checkov bench smoke mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: lint
 smoke: $(STAMP)
 	$(BIN)/python -m local.smoke $(if $(YES),--yes) $(if $(STACK),--stack) $(SMOKE_ARGS)
 
+# Mutation testing of the rules that guard money and access (tests/mutation/; minutes, not
+# part of `make test`). MUTATE_ARGS: e.g. --keep, or mutmut function globs.
+mutate: $(STAMP)
+	$(BIN)/python -m tests.mutation.run $(MUTATE_ARGS)
+
 bundle: $(STAMP)
 	$(BIN)/python -m local.bundle
 
@@ -50,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_load.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .local build dist *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .local build dist *.egg-info mutants
