@@ -142,6 +142,17 @@ def storage_only(monkeypatch, storage_server):
 SLOW_FIXTURES = {"gcp", "gcp_module", "storage_only", "stack", "local_stack", "stack_env"}
 
 
+@pytest.fixture(autouse=True)
+def _uncached_pricing_under_mutmut():
+    """mutmut maps each function to the tests that call it: a price cached by an earlier test
+    would hide the call from the later ones, and their verdict from the mutant."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        from shared.cost import pricing
+
+        pricing._pricing.cache_clear()
+        pricing.try_resolve.cache_clear()
+
+
 def pytest_collection_modifyitems(config, items):
     """Under `make mutate`, tests that need no emulator run first: with `-x`, a mutant the
     unit tests kill costs a second, not the set-up of an emulator world."""

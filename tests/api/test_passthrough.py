@@ -170,6 +170,19 @@ def test_keys_cannot_see_each_others_jobs(gateway, gcp, alice, bob):
     assert {job["name"].rsplit("/", 1)[-1] for job in everything} == {alice_job, bob_job}
 
 
+def test_a_deleted_record_hides_its_job_even_while_vertex_still_has_it(gateway, gcp, alice):
+    jid = job_id(create(gateway, alice, job_body(gcp["bucket"])))
+    records.mark(jid, deleted=True)
+    for response in (
+        gateway.get(f"{JOBS}/{jid}", headers=auth(alice)),
+        gateway.post(f"{JOBS}/{jid}:cancel", headers=auth(alice)),
+        gateway.delete(f"{JOBS}/{jid}", headers=auth(MASTER_KEY)),
+    ):
+        assert response.status_code == 404, response.get_data(as_text=True)
+        assert error_of(response)["status"] == "NOT_FOUND"
+    assert gateway.get(JOBS, headers=auth(alice)).get_json() == {}
+
+
 def test_team_admin_sees_the_team(gateway, gcp, alice):
     lead = create_key(gateway, alias="lead", team="Data Science", teamAdmin=True)
     outsider = create_key(gateway, alias="outsider", team="Other", teamAdmin=True)
