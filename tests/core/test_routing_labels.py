@@ -76,3 +76,12 @@ def test_valid_labels_pass_and_team_names_squeeze_into_label_values():
         "env": "",
     }
     assert label_value("Data Science / EU") == "data-science-eu"
+
+
+def test_a_label_value_is_at_most_63_characters_without_edge_dashes():
+    assert label_value("!" + "a" * 100 + "!") == "a" * 63
+    assert label_value("  Ops  ") == "ops"
+    assert label_value("--x--") == "x"
+    # the longest valid label, and one character more
+    assert validate_labels({"k" * 63: "v" * 63}) == {"k" * 63: "v" * 63}
+    assert validate_labels({f"k{i}": "v" for i in range(64)})

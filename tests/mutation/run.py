@@ -53,16 +53,17 @@ def function_of(mutant: str) -> str:
 
 
 def mutated_line(mutant: str) -> str:
-    """The added line(s) of mutmut's diff for one mutant, stripped and joined."""
+    """The added line(s) of mutmut's diff for one mutant, stripped and joined (for a
+    deletion, "deleted: " and the removed line)."""
     diff = subprocess.run(
         [*MUTMUT, "show", mutant], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    added = [
-        line[1:].strip()
-        for line in diff.splitlines()
-        if line.startswith("+") and not line.startswith("+++")
-    ]
-    return " / ".join(added)
+    lines = diff.splitlines()
+    added = [x[1:].strip() for x in lines if x.startswith("+") and not x.startswith("+++")]
+    if added:
+        return " / ".join(added)
+    removed = [x[1:].strip() for x in lines if x.startswith("-") and not x.startswith("---")]
+    return "deleted: " + " / ".join(removed)
 
 
 def results() -> dict[str, str]:
@@ -78,7 +79,9 @@ def results() -> dict[str, str]:
 
 
 def in_targets(mutant: str, targets: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(mutant, pattern + "__mutmut_*") for pattern in targets)
+    return any(
+        fnmatch.fnmatchcase(mutant, p if "__mutmut_" in p else p + "__mutmut_*") for p in targets
+    )
 
 
 def start_emulators(log_dir: Path) -> tuple[list, dict[str, str]]:
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         subprocess.run(
             [*MUTMUT, "run", "--max-children", str(args.max_children)]
-            + [pattern + "__mutmut_*" for pattern in targets],
+            + [p if "__mutmut_" in p else p + "__mutmut_*" for p in targets],
             cwd=ROOT,
             env={**os.environ, **env},
             check=False,
