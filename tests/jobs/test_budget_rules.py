@@ -78,6 +78,7 @@ def test_only_others_still_being_checked_are_contended():
         "admitted": {"nanos": 4, "admitted": True, "job_id": None},
         "bound": {"nanos": 8, "admitted": False, "job_id": "9"},
         "checking-too": {"nanos": 16},
+        "checking-no-amount": {"nanos": None},
     }
     assert budgets._contended(entries, "me") == 2 + 16
 
