@@ -172,10 +172,15 @@ def test_a_slow_job_cancelled_mid_run_is_billed_for_the_rows_it_finished(stack_e
     assert counted and all(f["kind"] == "incremental" for f in counted)
     assert not any(f["uri"].endswith("/predictions.jsonl") for f in cost["files"])
     offline = Decimal(0)
-    rows = 0
+    rows = reference_nanos = 0
     for record in counted:
         report = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
         offline += Decimal(report["cost_usd"])
         rows += report["rows"]
+        _, _, name = record["uri"].removeprefix("gs://").partition("/")
+        reference_nanos += expected_cost(
+            bucket.blob(name).download_as_bytes(), body["model"]
+        ).cost_nanos
+    assert cost["costUsd"] == usd(reference_nanos) != "0.000000000"
     assert Decimal(cost["costUsd"]) == offline > 0
     assert cost["totals"]["rows"] == rows < len(lines)
