@@ -47,7 +47,7 @@ ROUTES = [
     route("POST", KEYS, key_admin.create_key, auth="master", name="keys.create"),
     route("GET", KEYS, key_admin.list_keys, auth="master", name="keys.list"),
     route("GET", KEY, key_admin.get_key, auth="master", name="keys.get"),
-    route("PATCH", KEY, key_admin.update_key, name="keys.update"),
+    route("PATCH", KEY, key_admin.update_key, auth="master", name="keys.update"),
     route("POST", KEY + r":revoke", key_admin.revoke_key, auth="master", name="keys.revoke"),
     route("GET", r"v1/gateway/health", health.health, auth="none", name="health"),
     # The OpenAI Batch API (files + batches), in OpenAI's objects and error shape.
