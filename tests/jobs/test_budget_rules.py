@@ -92,3 +92,31 @@ def test_the_budgets_of_a_caller():
     )
     assert (own.scope, own.subject, own.label) == ("key", "k1", "alice")
     assert (own.limit_nanos, own.period) == (3_000_000_000, "day")
+
+
+def test_a_budget_counts_the_spend_of_its_own_key_or_team_only(gcp):
+    from shared.cost import ledger
+    from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
+
+    name = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
+    spend = {}
+    for job_id, key_id, team, texts in (
+        ("121", "a" * 16, "blue", ["x"]),
+        ("122", "b" * 16, "red", ["y", "z"]),
+    ):
+        job = make_job(gcp["bucket"], job_id, key_id=key_id, team=team)
+        data = prediction_bytes(texts)
+        spend[key_id] = expected(data).cost_nanos
+        assert ledger.record_file(
+            job_id=job_id,
+            job=job,
+            bucket="b",
+            name=name,
+            generation=1,
+            size=1,
+            usage=usage_of(data),
+        )
+    assert spend["a" * 16] != spend["b" * 16]
+    assert Budget("key", "a" * 16, "alice", "1", "month").actual_nanos(AT) == spend["a" * 16]
+    assert Budget("team", "red", "red", "1", "month").actual_nanos(AT) == spend["b" * 16]
+    assert Budget("key", "b" * 16, "bob", "1", "day").actual_nanos(AT) == 0  # 4 March is past
