@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 from shared.core import clients
 from shared.cost import ledger
-from tests.cost.cost_helpers import expected, make_job, prediction_bytes
+from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
 
 NAME = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
 
@@ -29,7 +29,8 @@ def test_shards_and_a_pre_shard_document_sum_into_one_row(gcp):
     files = {}
     for job_id, texts in zip(ids, (["one", "two"], ["three"]), strict=True):
         job = make_job(gcp["bucket"], job_id)
-        files[job_id] = expected(prediction_bytes(texts))
+        data = prediction_bytes(texts)
+        files[job_id] = expected(data)
         assert ledger.record_file(
             job_id=job_id,
             job=job,
@@ -37,7 +38,7 @@ def test_shards_and_a_pre_shard_document_sum_into_one_row(gcp):
             name=NAME,
             generation=1,
             size=1,
-            usage=files[job_id],
+            usage=usage_of(data),
         )
     stored = [s.to_dict() for s in db.collection(ledger.DAILY).stream()]
     assert len(stored) == 3
