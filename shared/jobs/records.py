@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from shared.core import clients, logs, times
+from shared.core.labels import RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES, state_name
 
 COLLECTION = "jobs"
@@ -89,6 +90,7 @@ def new_record(
     name = upstream_job["name"]
     state = state_name(upstream_job.get("state"))
     now = datetime.now(UTC)
+    labels = upstream_job.get("labels") or request_body.get("labels") or {}
     output_prefix = (
         request_body.get("outputConfig", {}).get("gcsDestination", {}).get("outputUriPrefix")
     )
@@ -102,7 +104,7 @@ def new_record(
         "owner_key_id": caller.key_id,
         "owner_alias": caller.alias,
         "team": caller.team,
-        "labels": upstream_job.get("labels") or request_body.get("labels") or {},
+        "labels": labels,
         "state": state,
         "terminal": state in TERMINAL_STATES,
         "state_history": [
@@ -126,6 +128,9 @@ def new_record(
         "alerts": {},
         "deleted": False,
         "synced": None,
+        # Only the gateway can set `vbg-` labels, so the link cannot be forged.
+        "retry_of": labels.get(RETRY_LABEL),
+        "retries": [],
     }
 
 
@@ -279,3 +284,26 @@ def record_transition(job_id: str, upstream_job: dict) -> dict | None:
         return entry
 
     return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))
+
+
+# --- listing (the gateway's own jobs view) --------------------------------------------------
+
+
+def list_visible(*, key_id=None, team=None, state=None, before=None, limit=50) -> list[dict]:
+    """Newest first: one key's jobs, one team's, or (both None) all; optionally in one state
+    and created before a time. Needs the composite indexes (owner_key_id|team [, state],
+    create_time DESC), declared in Terraform."""
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = clients.firestore().collection(COLLECTION)
+    if key_id is not None:
+        query = query.where(filter=FieldFilter("owner_key_id", "==", key_id))
+    elif team is not None:
+        query = query.where(filter=FieldFilter("team", "==", team))
+    if state:
+        query = query.where(filter=FieldFilter("state", "==", state))
+    if before is not None:
+        query = query.where(filter=FieldFilter("create_time", "<", before))
+    query = query.order_by("create_time", direction=firestore.Query.DESCENDING).limit(limit)
+    return [{**s.to_dict(), "job_id": s.id} for s in query.stream()]

@@ -27,9 +27,13 @@ def _under(uri: str, prefixes) -> bool:
     return any(uri.startswith(prefix) for prefix in prefixes)
 
 
-def check_buckets(caller, body: dict, *, gateway_owned: bool = False) -> tuple[list[str], str]:
+def check_buckets(
+    caller, body: dict, *, gateway_owned: bool = False, gateway_inputs: bool = False
+) -> tuple[list[str], str]:
     """The input URIs and output prefix; a key may only name its own prefixes, unless the
-    gateway itself wrote the inputs and owns the output folder (`gateway_owned`)."""
+    gateway itself wrote the inputs and owns the output folder (`gateway_owned`), or wrote
+    the inputs only (`gateway_inputs`: a retry's file; the output prefix is still the
+    caller's to prove)."""
     input_config = body.get("inputConfig") or {}
     output_config = body.get("outputConfig") or {}
     if not isinstance(input_config, dict) or not isinstance(output_config, dict):
@@ -55,7 +59,7 @@ def check_buckets(caller, body: dict, *, gateway_owned: bool = False) -> tuple[l
         )
     if caller.is_master or gateway_owned:
         return uris, prefix
-    for uri in uris:
+    for uri in [] if gateway_inputs else uris:
         if not _under(uri, caller.input_prefixes):
             allowed = ", ".join(caller.input_prefixes) or "none (ask an admin to add some)"
             raise ApiError(
@@ -91,15 +95,18 @@ def create_job(
     api_version: str = "v1",
     params: dict | None = None,
     gateway_owned: bool = False,
+    gateway_inputs: bool = False,
     gateway_labels: dict | None = None,
 ) -> Submitted:
     """Check, admit and create one job; record it once Vertex has it.
 
     Other doors (the OpenAI Batch API) write the job's inputs into the staging bucket
-    themselves (`gateway_owned`) and stamp their own reserved labels (`gateway_labels`).
+    themselves (`gateway_owned`) and stamp their own reserved labels (`gateway_labels`);
+    retries write their inputs there too but keep the caller's output prefix
+    (`gateway_inputs`).
     """
     deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    check_buckets(caller, body, gateway_owned=gateway_owned)
+    check_buckets(caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs)
     body["labels"] = stamped_labels(caller, body, gateway_labels)
     estimate = budgets.admit(caller=caller, deployment=deployments[0], body=body)
     upstream = None
