@@ -37,6 +37,50 @@ locals {
         { field_path = "synced", order = "ASCENDING" },
       ]
     }
+    # shared/jobs/records.py list_visible(): one key's, one team's or all jobs, newest first,
+    # optionally in one state (GET /v1/gateway/jobs, the console's list).
+    jobs_by_owner_created = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "create_time", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_owner_state_created = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "state", order = "ASCENDING" },
+        { field_path = "create_time", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_team_created = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "team", order = "ASCENDING" },
+        { field_path = "create_time", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_team_state_created = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "state", order = "ASCENDING" },
+        { field_path = "team", order = "ASCENDING" },
+        { field_path = "create_time", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_state_created = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "state", order = "ASCENDING" },
+        { field_path = "create_time", order = "DESCENDING" },
+      ]
+    }
     # shared/cost/ledger.py daily_rows() / label_rows(): one key, team or label over a range of days.
     daily_by_key_id_day = {
       collection  = "spend_daily"

@@ -8,8 +8,10 @@ a path that matches with another method is a 405. `auth` is "key" (any valid key
 
 from shared.api import (
     budget_routes,
+    console,
     health,
     http,
+    job_routes,
     key_admin,
     openai_routes,
     passthrough,
@@ -23,7 +25,8 @@ JOB = JOBS + r"/(?P<job_id>[^/:]+)"
 KEYS = r"v1/gateway/keys"
 KEY = KEYS + r"/(?P<key_id>[^/:]+)"
 TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
-JOB_COST = r"v1/gateway/jobs/(?P<job_id>[^/:]+)/cost"
+GATEWAY_JOB = r"v1/gateway/jobs/(?P<job_id>[^/:]+)"
+JOB_COST = GATEWAY_JOB + r"/cost"
 FILES = r"v1/files"
 FILE = FILES + r"/(?P<file_id>[^/:]+)"
 BATCHES = r"v1/batches"
@@ -36,9 +39,15 @@ ROUTES = [
     route("GET", JOB, passthrough.get, name="jobs.get"),
     route("POST", JOB + r":cancel", passthrough.cancel, name="jobs.cancel"),
     route("DELETE", JOB, passthrough.delete, name="jobs.delete"),
+    # Gateway: the caller's jobs as the gateway records them, retries.
+    route("GET", r"v1/gateway/me", job_routes.me, name="me"),
+    route("GET", r"v1/gateway/jobs", job_routes.list_jobs, name="gateway.jobs.list"),
+    route("GET", GATEWAY_JOB, job_routes.get_job, name="gateway.jobs.get"),
+    route("POST", GATEWAY_JOB + r":retryFailed", job_routes.retry_failed, name="jobs.retry"),
     # Gateway: cost, spend, budgets, estimates.
     route("GET", JOB_COST, spend_routes.job_cost, name="jobs.cost"),
     route("GET", r"v1/gateway/spend", spend_routes.spend, name="spend"),
+    route("GET", r"v1/gateway/spend/daily", spend_routes.spend_daily, name="spend.daily"),
     route("GET", r"v1/gateway/budget", budget_routes.own_budget, name="budget.self"),
     route("POST", r"v1/gateway/estimate", budget_routes.estimate_route, name="estimate"),
     route("PUT", TEAM, budget_routes.put_team, auth="master", name="teams.put"),
@@ -79,6 +88,9 @@ ROUTES = [
         name="openai.batches.cancel",
         errors=OPENAI,
     ),
+    # The web console: public static files; its data comes from the JSON routes above.
+    route("GET", r"ui", console.redirect, auth="none", name="console.root"),
+    route("GET", console.PATH, console.static, auth="none", name="console"),
 ]
 
 

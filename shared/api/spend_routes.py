@@ -7,6 +7,11 @@
   `groupBy` is one of key, team, model, day, label:<name>. The master key sees all spend, a
   team admin their team's, any other key its own. With `label:<name>`, spend of jobs without
   that label is one group whose `value` is null.
+- `GET /v1/gateway/spend/daily?start=&end=&groupBy=model`: the same spend as one series per
+  group with a value for every day (the console's stacked chart); `groupBy=day` gives one
+  series, "total". Label spend without the label is not a series there.
+- The job cost view carries the job's retry chain (`chain`: every job from the first parent
+  down, with the chain's total cost).
 """
 
 import re
@@ -15,14 +20,17 @@ from datetime import UTC, date, datetime, timedelta
 from shared.api.http import Reply, Request
 from shared.core.errors import invalid_argument, not_found
 from shared.cost import ledger
+from shared.cost.pricing import nanos_to_usd
 from shared.cost.spend import (
     GROUP_BY,
     MAX_DAYS,
     SPEND_PARAMS,
     counters_view,
+    daily_series,
     job_cost_view,
     spend_report,
 )
+from shared.jobs import retry
 
 _LABEL_NAME = re.compile(r"^[a-z][\w-]{0,62}$")
 
@@ -31,7 +39,30 @@ def job_cost(request: Request, job_id: str) -> Reply:
     cost = ledger.job_cost(job_id) if re.fullmatch(r"[\w-]{1,64}", job_id) else None
     if cost is None or not request.caller.may_see(cost["job"]):
         raise not_found(f"No batch prediction job {job_id!r} visible to this key.")
-    return Reply(200, job_cost_view(cost))
+    return Reply(200, {**job_cost_view(cost), **_chain_view(job_id, cost["job"])})
+
+
+def _chain_view(job_id: str, job: dict) -> dict:
+    """The job's retry links, and its whole chain with the chain's total cost."""
+    jobs = retry.chain(job_id, job)
+    nanos = [int((j.get("cost") or {}).get("cost_nanos") or 0) for j in jobs]
+    return {
+        "retryOf": job.get("retry_of"),
+        "retries": list(job.get("retries") or []),
+        "chain": {
+            "jobs": [
+                {
+                    "jobId": j["job_id"],
+                    "state": j.get("state"),
+                    "retryOf": j.get("retry_of"),
+                    "costUsd": nanos_to_usd(n),
+                    "costFinal": bool(j.get("cost_final")),
+                }
+                for j, n in zip(jobs, nanos, strict=True)
+            ],
+            "totalCostUsd": nanos_to_usd(sum(nanos)),
+        },
+    }
 
 
 def _day(request: Request, name: str, default: date) -> date:
@@ -106,5 +137,22 @@ def spend(request: Request) -> Reply:
             "currency": "USD",
             "totals": counters_view(report["totals"]),
             "groups": report["groups"],
+        },
+    )
+
+
+def spend_daily(request: Request) -> Reply:
+    start, end, group, label = spend_params(request)
+    scope, key_id, team = _scope(request.caller)
+    series = daily_series(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
+    return Reply(
+        200,
+        {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "groupBy": f"label:{label}" if label else group,
+            "scope": scope,
+            "currency": "USD",
+            **series,
         },
     )

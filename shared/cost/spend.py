@@ -152,3 +152,46 @@ def spend_report(
             for _, entry in ordered
         ],
     }
+
+
+# --- daily series (the console's stacked chart) --------------------------------------------
+
+SERIES_FIELDS = {"key": "alias", "team": "team", "model": "model", "label": "value"}
+
+
+def daily_series(
+    *, start: date, end: date, group: str, label: str | None, key_id=None, team=None
+) -> dict:
+    """Spend per day of the period (every day, zeros included), one series per model, key,
+    team or label value (`day`: one series, "total"), largest first; money as USD strings."""
+    from datetime import timedelta
+
+    days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+    position = {day: n for n, day in enumerate(days)}
+    if group == "label":
+        rows = ledger.label_rows(label=label, start=start, end=end, key_id=key_id, team=team)
+    else:
+        rows = ledger.daily_rows(start=start, end=end, key_id=key_id, team=team)
+    series: dict = {}
+    for row in rows:
+        name = "total" if group == "day" else row.get(SERIES_FIELDS[group]) or ""
+        if group == "key":
+            name = row.get("alias") or row.get("key_id") or ""
+        values = series.setdefault(name, [0] * len(days))
+        values[position[row["day"]]] += int(row.get("cost_nanos") or 0)
+    ordered = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
+    return {
+        "days": days,
+        "series": [
+            {
+                "name": name,
+                "costUsd": [nanos_to_usd(v) for v in values],
+                "totalUsd": nanos_to_usd(sum(values)),
+            }
+            for name, values in ordered
+        ],
+        "totalUsd": nanos_to_usd(sum(sum(values) for values in series.values())),
+        "dailyTotalUsd": [
+            nanos_to_usd(sum(values[n] for values in series.values())) for n in range(len(days))
+        ],
+    }
