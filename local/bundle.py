@@ -2,7 +2,8 @@
 
 `make bundle` (python -m local.bundle) writes:
 
-- `build/bundle/`: `main.py` (the three entry points), `shared/` (code and price table),
+- `build/bundle/`: `main.py` (the three entry points), `shared/` (code, price table and the
+  console's static files, `shared/api/ui/`),
   `requirements.txt` (the runtime dependencies of pyproject.toml, pinned to the versions of
   this environment: the tested set is the deployed set; no dev tools) and `config.yaml`
   (the model list; the functions get `VBG_CONFIG=config.yaml`).
@@ -30,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SHARED_SUFFIXES = (".py", ".json")
+CONSOLE_DIR = Path("api") / "ui"  # under shared/: every file ships (html, js, css, licence)
 ENTRY_POINTS = ("passthrough", "on_job_event", "on_output_finalized")
 
 
@@ -122,8 +124,10 @@ def build(out_dir: Path = ROOT / "build", config: Path | None = None, root: Path
 
     (directory / "main.py").write_text(_main_py(root / "functions" / "main.py"), "utf-8")
     for path in sorted((root / "shared").rglob("*")):
-        if path.is_file() and path.suffix in SHARED_SUFFIXES and "__pycache__" not in path.parts:
-            target = directory / "shared" / path.relative_to(root / "shared")
+        relative = path.relative_to(root / "shared")
+        wanted = path.suffix in SHARED_SUFFIXES or CONSOLE_DIR in relative.parents
+        if path.is_file() and wanted and "__pycache__" not in path.parts:
+            target = directory / "shared" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
 

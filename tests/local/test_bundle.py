@@ -93,6 +93,14 @@ def test_bundle_is_deterministic_and_complete(built, tmp_path):
     assert names == sorted(names)
     assert {"main.py", "requirements.txt", "config.yaml", "shared/core/config.py"} <= set(names)
     assert "shared/cost/prices.json" in names
+    console = bundle.ROOT / "shared" / "api" / "ui"
+    shipped = {
+        f"shared/api/ui/{p.relative_to(console).as_posix()}"
+        for p in console.rglob("*")
+        if p.is_file()
+    }
+    assert {"shared/api/ui/index.html", "shared/api/ui/vendor/chart.umd.min.js"} <= shipped
+    assert shipped <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "local/"))]
     manifest = json.loads(built.manifest_path.read_text())
     assert manifest["sha256"] == built.sha256
@@ -181,6 +189,8 @@ def test_served_bundle_answers_health(built, gcp, tmp_path):
         server.wait_ready(timeout=60)
         with urllib.request.urlopen(f"{server.url}/v1/gateway/health", timeout=30) as reply:
             status, body = reply.status, json.loads(reply.read())
+        with urllib.request.urlopen(f"{server.url}/ui/vendor/chart.umd.min.js", timeout=30) as js:
+            chart = js.status, js.headers["Content-Type"], js.read()
     except Exception:
         log = (tmp_path / "bundle.log").read_text(errors="replace")[-3000:]
         raise AssertionError(f"bundle server failed; its log:\n{log}") from None
@@ -190,4 +200,6 @@ def test_served_bundle_answers_health(built, gcp, tmp_path):
     assert body["status"] == "ok"
     assert body["models"] == ["gemini-2.5-flash"]
     assert body["config"]["path"] == "config.yaml"
+    console_file = bundle.ROOT / "shared" / "api" / "ui" / "vendor" / "chart.umd.min.js"
+    assert chart == (200, "text/javascript; charset=utf-8", console_file.read_bytes())
     assert body["firestore"]["status"] == "ok"
