@@ -1,59 +1,17 @@
 """`vbg keys create|list|revoke`: the admin API from a terminal.
 
 The gateway URL and the master key come from flags, else VBG_GATEWAY_URL and
-VBG_MASTER_KEY, else the running local stack's `.local/stack.json`.
+VBG_MASTER_KEY, else the running local stack's `.local/stack.json` (`shared/cli/gateway.py`).
 """
 
-import argparse
 import json
-import os
-from pathlib import Path
 
-from shared.cli.errors import EXIT_FAILURE, CliError
-
-STACK_FILE = Path(".local") / "stack.json"
-
-
-def _stack() -> dict:
-    try:
-        return json.loads(STACK_FILE.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _target(args) -> tuple[str, str]:
-    stack = _stack()
-    url = args.gateway or os.environ.get("VBG_GATEWAY_URL") or stack.get("gateway_url")
-    key = args.master_key or os.environ.get("VBG_MASTER_KEY") or stack.get("master_key")
-    if not url:
-        raise CliError("no gateway: pass --gateway URL or set VBG_GATEWAY_URL")
-    if not key:
-        raise CliError("no master key: pass --master-key or set VBG_MASTER_KEY")
-    return url.rstrip("/"), key
+from shared.cli.errors import CliError
+from shared.cli.gateway import Gateway, target_args
 
 
 def _call(args, method: str, path: str, body: dict | None = None) -> dict:
-    import requests
-
-    url, key = _target(args)
-    try:
-        response = requests.request(
-            method,
-            f"{url}/v1/gateway/keys{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        )
-    except requests.RequestException as exc:
-        raise CliError(f"gateway unreachable at {url}: {exc}", EXIT_FAILURE) from None
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    if response.status_code != 200:
-        message = (payload.get("error") or {}).get("message") or response.text[:300]
-        raise CliError(f"HTTP {response.status_code}: {message}")
-    return payload
+    return Gateway.from_args(args).call(method, f"/v1/gateway/keys{path}", body)
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -110,10 +68,7 @@ def run_revoke(args) -> int:
 
 
 def register(subparsers) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gateway", help="gateway URL (default: VBG_GATEWAY_URL)")
-    common.add_argument("--master-key", help="master key (default: VBG_MASTER_KEY)")
-    common.add_argument("--json", action="store_true", help="print JSON")
+    common = target_args(master=True)
     keys = subparsers.add_parser("keys", help="create, list and revoke gateway API keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
 

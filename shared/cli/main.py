@@ -8,10 +8,10 @@ writing one and listing it in `COMMANDS`.
 import argparse
 import sys
 
-from shared.cli import cost, keys
+from shared.cli import budget, cost, jobs, keys, run, spend
 from shared.cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 
-COMMANDS = [cost, keys]
+COMMANDS = [run, jobs, spend, budget, cost, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:
