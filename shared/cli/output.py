@@ -34,7 +34,8 @@ def out():
     _rich()
     from rich.console import Console
 
-    return Console()
+    # Piped output is not cut to 80 columns: a table row stays one line for grep.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 @functools.cache
@@ -42,7 +43,7 @@ def err():
     _rich()
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
 
 def short_state(state: str | None) -> str:
@@ -66,7 +67,7 @@ def table(
         shown.add_column(
             column,
             justify="right" if column in numeric else "left",
-            no_wrap=column in whole,
+            no_wrap=column in whole or column in numeric,
             min_width=len(column),
         )
     for row in rows:
@@ -87,7 +88,7 @@ def facts(pairs: list[tuple[str, object]]) -> None:
 
 def ask(question: str) -> bool:
     """A yes/no question on stderr; a closed stdin answers no."""
-    err().print(f"{question} [y/N] ", end="")
+    err().print(f"{question} [y/N] ", end="", markup=False)
     try:
         answer = sys.stdin.readline()
     except (OSError, ValueError):
