@@ -23,8 +23,6 @@ from shared.cli.gateway import Gateway, target_args
 from shared.cli.jobs import EXIT_INTERRUPTED, Interrupted, final_line, watch
 from shared.jobs import rows as rowjoin
 
-PREDICTION_PREFIX = "predictions"
-
 
 def read_lines(path: Path) -> list[str]:
     """The input's non-blank lines, as Vertex reads them."""
@@ -93,16 +91,13 @@ def upload(gateway: Gateway, path: Path, uri: str) -> None:
 
 
 def download_rows(gateway: Gateway, directory: str):
-    """Every row of the output directory's `predictions*.jsonl` files."""
+    """Every row of the files that answer the job (`rows.answer_files`: the final files, or
+    the incremental ones of a cancelled or expired job)."""
     bucket, folder = _split(directory.rstrip("/") + "/")
     client = gateway.storage()
-    for blob in client.list_blobs(bucket, prefix=folder):
-        relative = blob.name[len(folder) :]
-        if "/" in relative or not (
-            relative.startswith(PREDICTION_PREFIX) and relative.endswith(".jsonl")
-        ):
-            continue
-        for line in blob.download_as_bytes().decode("utf-8").splitlines():
+    names = [blob.name for blob in client.list_blobs(bucket, prefix=folder)]
+    for name in rowjoin.answer_files(names, folder):
+        for line in client.bucket(bucket).blob(name).download_as_bytes().decode().splitlines():
             if line.strip():
                 try:
                     row = json.loads(line)

@@ -22,8 +22,6 @@ from shared.core.labels import RESERVED_PREFIX, RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES
 from shared.jobs import records, rows, submit
 
-PREDICTION_PATTERN = "predictions*.jsonl"
-
 
 def failed_precondition(message: str) -> ApiError:
     return ApiError(400, message, status="FAILED_PRECONDITION")
@@ -64,18 +62,17 @@ def input_lines(uris: list[str]) -> list[str]:
 
 
 def output_rows(directory: str | None):
-    """Every output row of a job's `predictions*.jsonl` files (a line that is not JSON is
-    skipped: it answers nothing)."""
+    """Every output row of the files that answer the job (`rows.answer_files`); a line that
+    is not JSON is skipped: it answers nothing."""
     import json
 
     if not directory:
         return
-    bucket, path = _split(directory.rstrip("/") + "/")
-    for blob in clients.storage().list_blobs(bucket, prefix=path):
-        relative = blob.name[len(path) :]
-        if "/" in relative or not fnmatch.fnmatchcase(relative, PREDICTION_PATTERN):
-            continue
-        for line in blob.download_as_bytes().decode("utf-8").splitlines():
+    bucket, folder = _split(directory.rstrip("/") + "/")
+    names = [b.name for b in clients.storage().list_blobs(bucket, prefix=folder)]
+    for name in rows.answer_files(names, folder):
+        data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
+        for line in data.decode("utf-8").splitlines():
             if not line.strip():
                 continue
             try:

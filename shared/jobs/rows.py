@@ -39,6 +39,19 @@ def line_key(raw_line: str) -> str:
         return request_key(raw_line.strip())
 
 
+def answer_files(names: list[str], folder: str) -> list[str]:
+    """Of the object names under a job's output directory `folder` (bucket-relative, with a
+    trailing slash), those whose rows answer the job: the final `predictions*.jsonl` files
+    when there are any, else the incremental files a cancelled or expired job left
+    (`shared/jobs/finalize.py` decides which is which, as for pricing)."""
+    from shared.jobs.finalize import FINAL, INCREMENTAL, output_file
+
+    kinds = {name: output_file(name) for name in names}
+    ours = {name: kind[0] for name, kind in kinds.items() if kind and kind[1] == folder}
+    finals = sorted(name for name, kind in ours.items() if kind == FINAL)
+    return finals or sorted(name for name, kind in ours.items() if kind == INCREMENTAL)
+
+
 def failed(row: dict) -> bool:
     """A row with a non-empty `status` failed (Vertex's convention)."""
     return bool(row.get("status"))

@@ -64,3 +64,16 @@ def test_embedding_instances_and_lines_that_are_not_json():
     ]
     joined = rows.join(lines, outputs)
     assert joined.succeeded == [0] and joined.failed == [1]
+
+
+def test_answer_files_are_the_final_set_else_the_incremental_one():
+    folder = "out/prediction-model-2026-01-01T00:00:00.000000Z/"
+    incremental = [
+        f"{folder}incremental_predictions/predictions_0001.jsonl",
+        f"{folder}incremental_predictions/predictions_0000.jsonl",
+    ]
+    finals = [f"{folder}predictions_00002.jsonl", f"{folder}predictions_00001.jsonl"]
+    other = [f"{folder}errors.txt", "out/prediction-model-other/predictions.jsonl"]
+    assert rows.answer_files(incremental + finals + other, folder) == sorted(finals)
+    assert rows.answer_files(incremental + other, folder) == sorted(incremental)
+    assert rows.answer_files(other, folder) == []
