@@ -8,7 +8,7 @@ const BASE = location.pathname.replace(/\/ui(\/.*)?$/, "");
 const REFRESH_MS = 2000;
 const IDLE_REFRESH_MS = 5000;
 const TERMINAL = new Set(["SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"]);
-const state = { me: null, timer: null, chart: null, page: "" };
+const state = { me: null, timer: null, chart: null, page: "", mounted: 0 };
 
 /* --- plumbing --------------------------------------------------------------------------- */
 
@@ -75,6 +75,7 @@ function refreshIn(fn, ms = REFRESH_MS) { stopRefresh(); state.timer = setTimeou
 
 function mount(templateId) {
   stopRefresh();
+  state.mounted += 1;
   if (state.chart) { state.chart.destroy(); state.chart = null; window.vbgChart = null; }
   const main = $("#main");
   main.replaceChildren($(templateId).content.cloneNode(true));
@@ -122,6 +123,7 @@ function showChrome() {
 
 async function jobsPage() {
   const main = mount("#t-jobs");
+  const mounted = state.mounted;
   const form = $("#jobs-filter", main);
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   form.state.value = params.get("state") || "";
@@ -134,12 +136,18 @@ async function jobsPage() {
     location.hash = "#/jobs" + (query.toString() ? "?" + query : "");
   });
   const load = async () => {
+    if (mounted !== state.mounted) return;
     const query = new URLSearchParams();
     if (params.get("state")) query.set("state", params.get("state"));
     if (params.get("label")) query.set("label", params.get("label"));
     let reply;
     try { reply = await api("GET", "/v1/gateway/jobs?" + query); }
-    catch (error) { say(error.message); return; }
+    catch (error) {
+      say(error.message);
+      if (mounted === state.mounted && error.status !== 400) refreshIn(load, IDLE_REFRESH_MS);
+      return;
+    }
+    if (mounted !== state.mounted) return;  // the user has moved on
     say("");
     const rows = reply.jobs.map((job) => el("tr", { "data-job": job.jobId },
       el("td", { "data-label": "Job" },
@@ -170,12 +178,15 @@ function facts(target, pairs) {
 
 async function jobPage(jobId) {
   const main = mount("#t-job");
+  const mounted = state.mounted;
   const load = async () => {
+    if (mounted !== state.mounted) return;
     let job, cost;
     try {
       [job, cost] = await Promise.all([
         api("GET", `/v1/gateway/jobs/${jobId}`), api("GET", `/v1/gateway/jobs/${jobId}/cost`)]);
     } catch (error) { say(error.message); return; }
+    if (mounted !== state.mounted) return;  // the user has moved on
     say("");
     $("#job-title", main).textContent = job.displayName || job.jobId;
     $("#job-state", main).replaceWith(Object.assign(stateBadge(job.state), { id: "job-state" }));
