@@ -49,6 +49,13 @@ ACCESS = {
     "openai.batches.list": "key",
     "openai.batches.get": "key",
     "openai.batches.cancel": "key",
+    "me": "key",
+    "gateway.jobs.list": "key",
+    "gateway.jobs.get": "key",
+    "jobs.retry": "key",
+    "spend.daily": "key",
+    "console.root": "none",
+    "console": "none",
 }
 
 # A value for each named group of a route pattern (ids that exist nowhere: a handler that
@@ -62,6 +69,7 @@ SAMPLE_VALUES = {
     "team": "matrix-team",
     "file_id": "file-matrix0000000000000000",
     "batch_id": "batch_matrix000000000000000",
+    "file": "app.css",
 }
 # Paths for patterns SAMPLE_VALUES cannot fill in (regex outside a group).
 SAMPLE_PATHS: dict[str, str] = {}
