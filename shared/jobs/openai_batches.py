@@ -311,7 +311,15 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
                     param="body.model",
                     code="mismatched_model",
                 )
-            vertex_lines.append(openai_requests.vertex_line(line, endpoint, deployed))
+            translated = openai_requests.vertex_lines(line, endpoint, deployed)
+            if len(vertex_lines) + len(translated) > MAX_REQUESTS:
+                raise openai_requests.LineError(
+                    f"The batch holds more than {MAX_REQUESTS} requests (embedding inputs "
+                    "count one each).",
+                    param="body.input",
+                    code="too_many_requests",
+                )
+            vertex_lines.extend(translated)
         except openai_requests.LineError as exc:
             errors.append(
                 {"code": exc.code, "line": number, "message": exc.message, "param": exc.param}
@@ -319,6 +327,13 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
             if len(errors) >= MAX_LINE_ERRORS:
                 break
     return vertex_lines, errors, model
+
+
+def seen_ids(lines) -> set[str]:
+    """The requests (custom ids) of Vertex lines or of `requests.jsonl` entries."""
+    return {
+        line[openai_requests.CUSTOM_ID] if isinstance(line, dict) else line[0] for line in lines
+    }
 
 
 def _upload_lines(bucket: str, name: str, rows) -> str:
@@ -374,7 +389,7 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
         "created_at": created,
         "created_ns": created_ns,
         "expires_at": created + WINDOW_SECONDS,
-        "total": len(vertex_lines) + len(errors),
+        "total": len(seen_ids(vertex_lines)) + len(errors),
         "job_id": None,
         "translated": False,
     }
@@ -635,7 +650,7 @@ def finish_for_job(record: dict) -> str:
         "final_state": state,
         "final_at": _now()[0],
         "request_counts": {
-            "total": len(requests),
+            "total": len(seen_ids(requests)),
             "completed": totals.completed,
             "failed": totals.failed,
         },

@@ -24,10 +24,12 @@ Chat (`/v1/chat/completions`) -> a Gemini `GenerateContentRequest`:
 - refused: everything else (`logprobs`, `logit_bias`, `audio`, `prediction`, legacy
   `functions`, `stream: true`, ...).
 
-Embeddings (`/v1/embeddings`): one text per request (`input` a string or a one-item list).
-gemini-embedding models: `{"custom_id", "request": {"content": {"parts": [{"text"}]},
+Embeddings (`/v1/embeddings`): one Vertex line per text (`input` a string or a list of up to
+2,048 strings), each with `input_index` beside the `custom_id`. gemini-embedding models:
+`{"custom_id", "input_index", "request": {"content": {"parts": [{"text"}]},
 "embed_content_config": {"output_dimensionality"}}}`; text-embedding models: the instance
-`{"custom_id", "content"}`. `encoding_format: base64` rides along as a sibling key.
+`{"custom_id", "input_index", "content"}`. `encoding_format: base64` rides along as a sibling
+key.
 """
 
 import json
@@ -39,6 +41,8 @@ EMBEDDINGS = "/v1/embeddings"
 ENDPOINTS = (CHAT, EMBEDDINGS)
 CUSTOM_ID = "custom_id"
 ENCODING = "encoding_format"  # sibling key: how the output file encodes this line's vector
+INPUT_INDEX = "input_index"  # sibling key: which text of an embeddings request this line is
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's texts per embeddings request
 MAX_CUSTOM_ID_CHARS = 512
 
 # reasoning_effort -> Gemini thinking budget (tokens). "none"/"minimal" turn thinking off
@@ -179,20 +183,24 @@ def parse_line(raw: str, endpoint: str) -> Line:
     return Line(custom_id, model, body)
 
 
-def vertex_line(line: Line, endpoint: str, model: str) -> dict:
-    """The Vertex input line for a checked OpenAI line, for deployment model `model`."""
+def vertex_lines(line: Line, endpoint: str, model: str) -> list[dict]:
+    """The Vertex input lines of a checked OpenAI line, for deployment model `model`: one
+    for a chat request, one per text for an embeddings request (`input_index` beside it)."""
     if endpoint == CHAT:
         if is_embedding(model):
             raise LineError(f"Model {line.model!r} is an embedding model; use /v1/embeddings.")
-        return {CUSTOM_ID: line.custom_id, "request": chat_request(line.body)}
+        return [{CUSTOM_ID: line.custom_id, "request": chat_request(line.body)}]
     if not is_embedding(model):
         raise LineError(
             f"Model {line.model!r} is not an embedding model; use /v1/chat/completions."
         )
-    vertex = {CUSTOM_ID: line.custom_id, **embedding_instance(line.body, family(model))}
-    if line.body.get("encoding_format") == "base64":
-        vertex[ENCODING] = "base64"
-    return vertex
+    lines = []
+    for index, instance in enumerate(embedding_instances(line.body, family(model))):
+        vertex = {CUSTOM_ID: line.custom_id, INPUT_INDEX: index, **instance}
+        if line.body.get("encoding_format") == "base64":
+            vertex[ENCODING] = "base64"
+        lines.append(vertex)
+    return lines
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -623,8 +631,8 @@ def _schema_type(value, param: str) -> dict:
 # --- embeddings ------------------------------------------------------------------------------
 
 
-def embedding_instance(body: dict, model_family: str) -> dict:
-    """An OpenAI embeddings request body -> the Vertex line's payload (without custom_id)."""
+def embedding_instances(body: dict, model_family: str) -> list[dict]:
+    """An OpenAI embeddings request body -> one Vertex payload per text (no custom_id)."""
     unknown = sorted(set(body) - EMBEDDING_FIELDS)
     if unknown:
         raise LineError(
@@ -632,13 +640,17 @@ def embedding_instance(body: dict, model_family: str) -> dict:
             param=unknown[0],
             code="unsupported_parameter",
         )
-    text = body.get("input")
-    if isinstance(text, list) and len(text) == 1:
-        text = text[0]
-    if not isinstance(text, str) or not text:
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if (
+        not isinstance(texts, list)
+        or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS
+        or not all(isinstance(t, str) and t for t in texts)
+    ):
         raise LineError(
-            "`input` must be one non-empty string (or a one-item list of it); send one "
-            "line per text.",
+            f"`input` must be a non-empty string or a list of 1 to {MAX_EMBEDDING_INPUTS} "
+            "non-empty strings (token arrays are not supported).",
             param="input",
         )
     encoding = body.get("encoding_format", "float")
@@ -651,8 +663,6 @@ def embedding_instance(body: dict, model_family: str) -> dict:
                 "`dimensions` is not supported by text-embedding models in batch.",
                 param="dimensions",
             )
-        return {"content": text}
-    request: dict = {"content": {"parts": [{"text": text}]}}
-    if dimensions is not None:
-        request["embed_content_config"] = {"output_dimensionality": dimensions}
-    return {"request": request}
+        return [{"content": text} for text in texts]
+    config = {"embed_content_config": {"output_dimensionality": dimensions}} if dimensions else {}
+    return [{"request": {"content": {"parts": [{"text": text}]}, **config}} for text in texts]

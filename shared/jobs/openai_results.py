@@ -6,8 +6,10 @@ and gives, for each input request, exactly one line: an output line (`response.b
 its own: a row that cannot be read or matched is logged by the caller and its request gets
 an error line, never a half-written file.
 
-Matching a row to its request: the `custom_id` sibling key Vertex echoes from the input
-line (`openai_requests`); for a row without it (a failed row of a Vertex that echoes only
+Matching a row to its request: the `custom_id` (and, for embeddings, `input_index`) sibling
+keys Vertex echoes from the input line (`openai_requests`); the rows of an embeddings
+request with several texts are held until all are in, then become one line; for a row
+without them (a failed row of a Vertex that echoes only
 `request`), the fingerprint of the echoed request among the input's requests not yet seen.
 A request with no row at all (the job failed, expired or was cancelled first) gets an error
 line with OpenAI's code for that end (`batch_failed`, `batch_expired`, `batch_cancelled`).
@@ -29,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from shared.core import times
-from shared.jobs.openai_requests import CUSTOM_ID, ENCODING
+from shared.jobs.openai_requests import CUSTOM_ID, ENCODING, INPUT_INDEX
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -70,7 +72,8 @@ def request_fingerprint(vertex_line: dict) -> str:
     """What identifies a Vertex input line when its row lost the custom_id."""
     if "request" in vertex_line:
         return fingerprint(vertex_line["request"])
-    return fingerprint({k: v for k, v in vertex_line.items() if k not in (CUSTOM_ID, ENCODING)})
+    siblings = (CUSTOM_ID, ENCODING, INPUT_INDEX)
+    return fingerprint({k: v for k, v in vertex_line.items() if k not in siblings})
 
 
 def line_id(batch_id: str, custom_id: str) -> str:
@@ -209,20 +212,28 @@ def _vector(values: list, encoding: str | None):
     return floats
 
 
-def embedding_list(row: dict, *, model: str) -> dict:
-    """gemini-embedding (`response.embedding`) and text-embedding (`predictions`) rows."""
-    encoding = row.get(ENCODING) or (row.get("instance") or {}).get(ENCODING)
+def _embedding(row: dict) -> tuple[list, int]:
+    """(values, tokens) of one gemini-embedding (`response.embedding`) or text-embedding
+    (`predictions`) row."""
     if "predictions" in row:
         embeddings = (row["predictions"][0] or {}).get("embeddings") or {}
-        values = embeddings["values"]
-        tokens = _int((embeddings.get("statistics") or {}).get("token_count"))
-    else:
-        response = row["response"]
-        values = response["embedding"]["values"]
-        tokens = _int((response.get("usageMetadata") or {}).get("promptTokenCount"))
+        return embeddings["values"], _int((embeddings.get("statistics") or {}).get("token_count"))
+    response = row["response"]
+    tokens = _int((response.get("usageMetadata") or {}).get("promptTokenCount"))
+    return response["embedding"]["values"], tokens
+
+
+def embedding_list(rows: list[dict], *, model: str) -> dict:
+    """The rows of one embeddings request (one per text, in `input_index` order)."""
+    data, tokens = [], 0
+    for index, row in enumerate(rows):
+        encoding = row.get(ENCODING) or (row.get("instance") or {}).get(ENCODING)
+        values, count = _embedding(row)
+        data.append({"object": "embedding", "index": index, "embedding": _vector(values, encoding)})
+        tokens += count
     return {
         "object": "list",
-        "data": [{"object": "embedding", "index": 0, "embedding": _vector(values, encoding)}],
+        "data": data,
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
@@ -256,8 +267,10 @@ class Totals:
 class Translator:
     """Rows in (any order, any number of files), OpenAI lines out; `finish()` at the end.
 
-    `requests` is the input: (custom_id, fingerprint) in input order. `emit(kind, line)`
-    receives each line once, kind "output" or "error".
+    `requests` is the input: (custom_id, fingerprint) per Vertex line in input order; an
+    embeddings request with several texts has one entry per text (`input_index` 0, 1, ...).
+    `emit(kind, line)` receives one line per custom_id, kind "output" or "error", as soon as
+    all its rows are in (rows of one request are held until then).
     """
 
     batch_id: str
@@ -270,8 +283,13 @@ class Translator:
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self._expected = {custom_id for custom_id, _ in self.requests}
-        self._seen: set[str] = set()
+        self._parts: dict[str, int] = defaultdict(int)
+        self._keys: list[tuple[str, int, str]] = []
+        for custom_id, mark in self.requests:
+            self._keys.append((custom_id, self._parts[custom_id], mark))
+            self._parts[custom_id] += 1
+        self._held: dict[str, dict[int, dict]] = defaultdict(dict)
+        self._done: set[str] = set()
         self._deferred: list[dict] = []
 
     def row(self, raw: bytes | str) -> None:
@@ -284,32 +302,33 @@ class Translator:
         if not isinstance(row, dict):
             self._problem("row is not a JSON object")
             return
-        custom_id = row.get(CUSTOM_ID)
-        if custom_id is None and isinstance(row.get("instance"), dict):
-            custom_id = row["instance"].get(CUSTOM_ID)
+        echoed = row["instance"] if isinstance(row.get("instance"), dict) else row
+        custom_id = echoed.get(CUSTOM_ID)
         if custom_id is None:
             self._deferred.append(row)
             return
-        self._take(custom_id, row)
+        index = echoed.get(INPUT_INDEX, 0)
+        self._take(custom_id, index if isinstance(index, int) else -1, row)
 
     def finish(self, job_state: str | None) -> Totals:
-        """Match the rows that lost their custom_id, then close every request without a row."""
-        by_print: dict[str, list[str]] = defaultdict(list)
-        for custom_id, mark in self.requests:
-            if custom_id not in self._seen:
-                by_print[mark].append(custom_id)
+        """Match the rows that lost their custom_id, then close every request still open."""
+        waiting: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for custom_id, index, mark in self._keys:
+            if custom_id not in self._done and index not in self._held.get(custom_id, {}):
+                waiting[mark].append((custom_id, index))
         for row in self._deferred:
             echoed = row.get("request", row.get("instance"))
-            waiting = by_print.get(fingerprint(echoed)) if echoed is not None else None
-            if not waiting:
+            candidates = waiting.get(fingerprint(echoed)) if echoed is not None else None
+            if not candidates:
                 self.totals.unmatched_rows += 1
                 self._problem("row without custom_id matches no request")
                 continue
-            self._take(waiting.pop(0), row)
+            self._take(*candidates.pop(0), row)
         code, message = ENDED_CODES.get(job_state or "", NO_ROW)
-        for custom_id, _ in self.requests:
-            if custom_id not in self._seen:
-                self._seen.add(custom_id)
+        for custom_id in self._parts:
+            if custom_id not in self._done:
+                self._done.add(custom_id)
+                self._held.pop(custom_id, None)
                 self.totals.failed += 1
                 self.emit(
                     "error",
@@ -326,26 +345,34 @@ class Translator:
         if len(self.problems) < 20:
             self.problems.append(text)
 
-    def _take(self, custom_id, row: dict) -> None:
-        if custom_id not in self._expected:
+    def _take(self, custom_id, index: int, row: dict) -> None:
+        parts = self._parts.get(custom_id) if isinstance(custom_id, str) else None
+        if not parts or not 0 <= index < parts:
             self.totals.unmatched_rows += 1
-            self._problem(f"row names an unknown custom_id {str(custom_id)[:80]!r}")
+            self._problem(f"row names an unknown request {str(custom_id)[:80]!r} #{index}")
             return
-        if custom_id in self._seen:
+        held = self._held[custom_id]
+        if custom_id in self._done or index in held:
             self.totals.duplicate_rows += 1
             return
-        self._seen.add(custom_id)
-        status = row.get("status")
-        request_id = self._request_id(custom_id, row)
-        if status:
-            self._failed(custom_id, request_id, str(status))
+        held[index] = row
+        if len(held) == parts:
+            self._done.add(custom_id)
+            self._close(custom_id, [held[i] for i in range(parts)])
+            del self._held[custom_id]
+
+    def _close(self, custom_id: str, rows: list[dict]) -> None:
+        request_id = self._request_id(custom_id, rows[0])
+        failed = next((r for r in rows if r.get("status")), None)
+        if failed is not None:
+            self._failed(custom_id, request_id, str(failed["status"]))
             return
         try:
             if self.endpoint == "/v1/embeddings":
-                body = embedding_list(row, model=self.model)
+                body = embedding_list(rows, model=self.model)
             else:
                 body = chat_completion(
-                    row, model=self.model, request_id=request_id, created=self.created
+                    rows[0], model=self.model, request_id=request_id, created=self.created
                 )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             self._problem(f"row of {custom_id[:80]!r} has no readable response: {exc!r}")

@@ -309,15 +309,16 @@ def test_bad_lines_fail_the_batch_with_their_line_numbers(stack):
 @pytest.mark.parametrize("model", ["gemini-embedding-001", "text-embedding-005"])
 def test_embeddings_batch(stack, model):
     client = sdk(stack, make_key(stack, f"openai-{model}", folder=f"openai-{model}"))
-    texts = {"e1": "the quick brown fox", "e2": "jumps over the lazy dog, twice"}
+    # One text, and a request of three texts (one Vertex line each, one output line).
+    texts = {"e1": ["the quick brown fox"], "e2": ["jumps over", "the lazy dog,", "twice"]}
     lines = [
         {
             "custom_id": custom_id,
             "method": "POST",
             "url": "/v1/embeddings",
-            "body": {"model": model, "input": text},
+            "body": {"model": model, "input": inputs[0] if len(inputs) == 1 else inputs},
         }
-        for custom_id, text in texts.items()
+        for custom_id, inputs in texts.items()
     ]
     uploaded = client.files.create(file=jsonl(lines), purpose="batch")
     batch = client.batches.create(
@@ -325,15 +326,23 @@ def test_embeddings_batch(stack, model):
     )
     done = finished(client, batch.id)
     assert done.status == "completed", done
+    assert (done.request_counts.total, done.request_counts.completed) == (2, 2)
     rows = {r["custom_id"]: r for r in read_lines(client, done.output_file_id)}
     assert set(rows) == set(texts)
-    for custom_id, text in texts.items():
+    for custom_id, inputs in texts.items():
         body = rows[custom_id]["response"]["body"]
         assert body["object"] == "list" and body["model"] == model
-        vector = body["data"][0]["embedding"]
-        assert len(vector) == sim_rows.EMBEDDING_DIMENSIONS
-        assert all(isinstance(v, float) for v in vector)
-        tokens = -(-len(text) // 4)  # ceil(characters / 4), the simulator's rule
+        assert [d["index"] for d in body["data"]] == list(range(len(inputs)))
+        for item in body["data"]:
+            assert len(item["embedding"]) == sim_rows.EMBEDDING_DIMENSIONS
+            assert all(isinstance(v, float) for v in item["embedding"])
+        if model == "gemini-embedding-001":
+            # The simulator's vector of each text's request, in input order.
+            assert [d["embedding"] for d in body["data"]] == [
+                sim_rows.embedding_values({"content": {"parts": [{"text": text}]}})
+                for text in inputs
+            ]
+        tokens = sum(-(-len(text) // 4) for text in inputs)  # ceil(chars / 4) per text
         assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
 
 

@@ -7,11 +7,11 @@ import pytest
 from shared.jobs.openai_requests import (
     LineError,
     chat_request,
-    embedding_instance,
+    embedding_instances,
     family,
     gemini_schema,
     parse_line,
-    vertex_line,
+    vertex_lines,
 )
 
 CHAT = "/v1/chat/completions"
@@ -361,7 +361,7 @@ def test_family_of_deployment_models():
     assert family("text-multilingual-embedding-002") == "text-embedding"
 
 
-def test_vertex_line_keeps_the_custom_id_beside_the_request():
+def test_vertex_lines_keep_the_custom_id_beside_the_request():
     parsed = parse_line(
         json.dumps(
             {
@@ -373,37 +373,49 @@ def test_vertex_line_keeps_the_custom_id_beside_the_request():
         ),
         CHAT,
     )
-    assert vertex_line(parsed, CHAT, "gemini-2.5-flash") == {
-        "custom_id": "Q 1",
-        "request": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
-    }
-    assert "embedding model" in refused(vertex_line, parsed, CHAT, "text-embedding-005").message
-
-
-def test_embedding_lines_for_both_embedding_families():
-    body = {"model": "e", "input": ["the text"], "dimensions": 4, "encoding_format": "base64"}
-    assert embedding_instance(body, "gemini-embedding") == {
-        "request": {
-            "content": {"parts": [{"text": "the text"}]},
-            "embed_content_config": {"output_dimensionality": 4},
+    assert vertex_lines(parsed, CHAT, "gemini-2.5-flash") == [
+        {
+            "custom_id": "Q 1",
+            "request": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
         }
-    }
-    assert embedding_instance({"model": "e", "input": "the text"}, "text-embedding") == {
-        "content": "the text"
-    }
-    parsed = parse_line(
-        json.dumps({"custom_id": "e1", "method": "POST", "url": "/v1/embeddings", "body": body}),
-        "/v1/embeddings",
-    )
-    assert (
-        vertex_line(parsed, "/v1/embeddings", "gemini-embedding-001")["encoding_format"] == "base64"
+    ]
+    assert "embedding model" in refused(vertex_lines, parsed, CHAT, "text-embedding-005").message
+
+
+def embeddings_line(body: dict):
+    raw = {"custom_id": "e1", "method": "POST", "url": "/v1/embeddings", "body": body}
+    return parse_line(json.dumps(raw), "/v1/embeddings")
+
+
+def test_each_text_of_an_embeddings_request_is_one_vertex_line():
+    body = {"model": "e", "input": ["one", "two"], "dimensions": 4, "encoding_format": "base64"}
+    assert vertex_lines(embeddings_line(body), "/v1/embeddings", "gemini-embedding-001") == [
+        {
+            "custom_id": "e1",
+            "input_index": index,
+            "request": {
+                "content": {"parts": [{"text": text}]},
+                "embed_content_config": {"output_dimensionality": 4},
+            },
+            "encoding_format": "base64",
+        }
+        for index, text in enumerate(["one", "two"])
+    ]
+    plain = embeddings_line({"model": "e", "input": "the text"})
+    assert vertex_lines(plain, "/v1/embeddings", "text-embedding-005") == [
+        {"custom_id": "e1", "input_index": 0, "content": "the text"}
+    ]
+    assert "not an embedding model" in (
+        refused(vertex_lines, plain, "/v1/embeddings", "gemini-2.5-flash").message
     )
 
 
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"input": ["a", "b"]}, "input"),
+        ({"input": []}, "input"),
+        ({"input": ["a", ""]}, "input"),
+        ({"input": ["a"] * 2049}, "input"),
         ({"input": [1, 2, 3]}, "input"),
         ({"input": ""}, "input"),
         ({"input": "a", "encoding_format": "int8"}, "encoding_format"),
@@ -411,11 +423,11 @@ def test_embedding_lines_for_both_embedding_families():
     ],
 )
 def test_embedding_bodies_the_gateway_cannot_send_are_refused(body, param):
-    assert refused(embedding_instance, {"model": "e", **body}, "gemini-embedding").param == param
+    assert refused(embedding_instances, {"model": "e", **body}, "gemini-embedding").param == param
 
 
 def test_text_embedding_models_take_no_dimensions():
     error = refused(
-        embedding_instance, {"model": "e", "input": "a", "dimensions": 8}, "text-embedding"
+        embedding_instances, {"model": "e", "input": "a", "dimensions": 8}, "text-embedding"
     )
     assert error.param == "dimensions"

@@ -185,7 +185,7 @@ def test_embedding_rows_of_both_layouts():
             "usageMetadata": {"promptTokenCount": 6},
         },
     }
-    assert embedding_list(gemini, model="gemini-embedding-001") == {
+    assert embedding_list([gemini], model="gemini-embedding-001") == {
         "object": "list",
         "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
         "model": "gemini-embedding-001",
@@ -196,7 +196,7 @@ def test_embedding_rows_of_both_layouts():
         "predictions": [{"embeddings": {"values": [0.5, -0.25], "statistics": {"token_count": 3}}}],
         "status": "",
     }
-    body = embedding_list(text, model="text-embedding-005")
+    body = embedding_list([text], model="text-embedding-005")
     packed = base64.b64decode(body["data"][0]["embedding"])
     assert struct.unpack("<2f", packed) == (0.5, -0.25)
     assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
@@ -315,3 +315,52 @@ def test_text_embedding_rows_carry_the_custom_id_in_the_instance():
     lines, _ = run([row], [("t1", mark)], endpoint="/v1/embeddings")
     assert lines["output"][0]["custom_id"] == "t1"
     assert lines["output"][0]["response"]["body"]["data"][0]["embedding"] == [0.1]
+
+
+def embedding_row(custom_id: str, index: int, values: list, tokens: int, status: str = "") -> dict:
+    row = {"custom_id": custom_id, "input_index": index, "status": status}
+    if not status:
+        row["response"] = {
+            "embedding": {"values": values},
+            "usageMetadata": {"promptTokenCount": tokens},
+        }
+    return row
+
+
+def test_the_texts_of_one_embeddings_request_come_back_as_one_line_in_input_order():
+    requests = [("many", "f0"), ("many", "f1"), ("many", "f2"), ("one", "g0"), ("broken", "h0")]
+    requests.append(("broken", "h1"))
+    rows = [
+        embedding_row("many", 2, [0.3], 5),
+        embedding_row("one", 0, [0.9], 1),
+        embedding_row("many", 0, [0.1], 2),
+        embedding_row("broken", 1, [], 0, status="Bad Request: text too long"),
+        embedding_row("many", 1, [0.2], 4),
+        embedding_row("broken", 0, [0.5], 3),
+    ]
+    lines, totals = run(rows, requests, endpoint="/v1/embeddings")
+    by_id = {line["custom_id"]: line for line in lines["output"]}
+    assert by_id["many"]["response"]["body"]["data"] == [
+        {"object": "embedding", "index": 0, "embedding": [0.1]},
+        {"object": "embedding", "index": 1, "embedding": [0.2]},
+        {"object": "embedding", "index": 2, "embedding": [0.3]},
+    ]
+    assert by_id["many"]["response"]["body"]["usage"] == {"prompt_tokens": 11, "total_tokens": 11}
+    assert by_id["one"]["response"]["body"]["data"][0]["embedding"] == [0.9]
+    [error] = lines["error"]
+    assert error["custom_id"] == "broken"
+    assert error["response"]["body"]["error"]["message"] == "Bad Request: text too long"
+    assert (totals.completed, totals.failed) == (2, 1)
+
+
+def test_an_embeddings_request_missing_a_text_row_is_an_error_line():
+    requests = [("pair", "p0"), ("pair", "p1")]
+    lines, totals = run(
+        [embedding_row("pair", 0, [0.1], 2), embedding_row("pair", 7, [0.1], 2)],
+        requests,
+        state="JOB_STATE_CANCELLED",
+        endpoint="/v1/embeddings",
+    )
+    assert lines["output"] == []
+    assert lines["error"][0]["error"]["code"] == "batch_cancelled"
+    assert (totals.failed, totals.unmatched_rows) == (1, 1)
