@@ -35,7 +35,7 @@ def out():
     from rich.console import Console
 
     # Piped output is not cut to 80 columns: a table row stays one line for grep.
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    return Console(highlight=False) if sys.stdout.isatty() else Console(width=200, highlight=False)
 
 
 @functools.cache
@@ -43,7 +43,9 @@ def err():
     _rich()
     from rich.console import Console
 
-    return Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
+    if sys.stderr.isatty():
+        return Console(stderr=True, highlight=False)
+    return Console(stderr=True, width=200, highlight=False)
 
 
 def short_state(state: str | None) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from shared.cli import output
 from shared.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from shared.cli.gateway import Gateway, target_args
-from shared.cli.jobs import EXIT_INTERRUPTED, Interrupted, final_line, watch
+from shared.cli.jobs import EXIT_INTERRUPTED, Interrupted, watch
 from shared.jobs import rows as rowjoin
 
 
@@ -189,7 +189,11 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(final_line(job_id, final))
+        cost = output.usd(final.cost_usd) + ("" if final.cost_final else " (not final yet)")
+        print(
+            f"job {job_id} {state}: {counts['succeeded']:,} ok, {counts['failed']:,} failed, "
+            f"{counts['notProcessed']:,} not processed; cost {cost}"
+        )
         print(f"{len(results):,} rows written in input order to {out_path}")
     return EXIT_OK if state == "SUCCEEDED" else EXIT_FAILURE
 
