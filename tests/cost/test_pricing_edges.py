@@ -25,3 +25,11 @@ def test_a_free_embedding_deployment_costs_nothing():
     free = {"input_cost_per_token": Decimal(0), "input_cost_per_token_batches": Decimal(0)}
     tokens = RowTokens(prompt=1000, embedding=1000)
     assert row_cost_nanos("gemini-embedding-001", tokens, free) == 0
+
+
+def test_a_batch_rate_without_an_online_one_prices_and_changes_nothing_unused():
+    # An output rate on an embedding deployment: embeddings have no output. gemini-embedding-001
+    # batch 0.12 USD per 1M tokens -> 120 nano-dollars a token.
+    tokens = RowTokens(prompt=1000, embedding=1000)
+    overrides = {"output_cost_per_token_batches": Decimal("1e-6")}
+    assert row_cost_nanos("gemini-embedding-001", tokens, overrides) == 1000 * 120
