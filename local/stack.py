@@ -143,8 +143,15 @@ def stop_group(server: Server, timeout: float = 10.0) -> None:
 
 
 # What the command line of a process we started contains: a leftover is only killed when its
-# command line proves it ours (a PID may have been reused since).
-_OUR_COMMANDS = ("emulators", "functions_framework", "local.vertex_sim", "gcp_storage_emulator")
+# command line proves it ours (a PID may have been reused since). functions-framework runs
+# gunicorn, which retitles itself "gunicorn: master" where setproctitle is installed.
+_OUR_COMMANDS = (
+    "emulators",
+    "functions_framework",
+    "gunicorn: master",
+    "local.vertex_sim",
+    "gcp_storage_emulator",
+)
 
 
 def reap_leftovers(stack_file: Path) -> list[int]:
