@@ -29,8 +29,9 @@ and `truncated` is true.
 gemini-embedding-001 (`request` = the `request` object: `{"content": {"parts": [...]}}`):
 promptTokenCount = ceil(characters of the text parts / 4), at least 1.
 
-Output rows (one per non-blank input line, in input order; other top-level keys of an input
-line such as `key` or `id` are kept):
+Output rows (one per non-blank input line, shuffled per job as Vertex returns them in any
+order, see `shuffled`; other top-level keys of an input line such as `key` or `id` are kept,
+also on failed rows):
 - Gemini ok: `{...line, "status": "", "processed_time": "...+00:00", "response": {"candidates":
   [{"content": {"role": "model", "parts": [{"text": ...}]}, "finishReason": "STOP", ...}],
   "usageMetadata": <expected_usage>, "modelVersion", "createTime", "responseId"}}`
@@ -40,17 +41,20 @@ line such as `key` or `id` are kept):
   "embed_content_config"}}` and bill by usageMetadata).
 - text-embedding ok: `{"instance": <line>, "predictions": [{"embeddings": {"statistics":
   {"token_count": N, "truncated": false}, "values": [8 floats]}}], "status": ""}`
-- failed (any model): `{"request": <the request object, the parsed line, or the raw text>,
-  "status": "<message>", "processed_time"}`; text-embedding: `{"instance": ..., "status"}`.
+- failed (any model): `{...sibling keys, "request": <the request object>, "status": "Bad
+  Request: {\"error\": {\"code\": 400, ...}}", "processed_time"}`; text-embedding:
+  `{"instance": ..., "status"}` (see `failed_status`).
 """
 
 import base64
 import hashlib
 import json
 import math
+import random
 import re
 import struct
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 GEMINI_MODELS = (
     "gemini-2.5-pro",
@@ -69,10 +73,10 @@ GEMINI_EMBEDDING_MODELS = ("gemini-embedding-001",)
 _VERSIONED = re.compile(r"^(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?$")
 NON_TEXT_PART_TOKENS = 256 + 2
 IMPLICIT_CACHE_MIN_PREFIX = 2048
+# The row's status reads `Bad Request: {"error": {"code": 400, "message": <this>, ...}}`.
 CACHED_CONTENT_ERROR = (
-    'Bad Request: {"error": {"code": 400, "message": "Request contains cachedContent: the '
-    'model does not support cached content with batch prediction.", "status": '
-    '"INVALID_ARGUMENT"}}'
+    "Request contains cachedContent: the model does not support cached content with batch "
+    "prediction."
 )
 EMBEDDING_MAX_TOKENS = 2048
 EMBEDDING_DIMENSIONS = 8
@@ -339,11 +343,14 @@ def output_row(
 ) -> tuple[dict, bool]:
     """One output row for one input line, and whether it succeeded.
 
-    `fail` forces a failed row with that message (fault injection). A failed row keeps the
-    input (`request`, or `instance` for text-embedding), has a non-empty `status` and no
-    response/predictions.
+    `fail` forces a failed row with that message (fault injection, as a 500). A failed row
+    keeps the input (`request` and its sibling keys, or `instance` for text-embedding), has
+    a non-empty `status` (see `failed_status`) and no response/predictions. Lines that are
+    not JSON objects never get here on the simulator: they fail the whole job at import
+    (shared/jobs/input_rules.py); the fallback below only keeps this function total.
     """
     family = model_family(model)
+    code = 400
     try:
         line = json.loads(raw_line)
     except ValueError as exc:
@@ -362,7 +369,39 @@ def output_row(
             return _text_embedding_row(model, line, fail), True
         except RowError as exc:
             error = str(exc)
+            code = 500 if fail and error == fail else 400
+    return failed_row(family, line, raw_line, failed_status(error, code), now), False
+
+
+def failed_status(message: str, code: int = 400) -> str:
+    """A failed row's `status` as Vertex writes it: `Bad Request: {"error": {...}}`.
+
+    The shape is documented for Gemini batch (a failed example row reads `Bad Request:
+    {"error": {"code": 400, "message": "Please use a valid role: user, model.", "status":
+    "INVALID_ARGUMENT"}}`); other codes and the text-embedding rows use it by inference.
+    """
+    status = {400: "INVALID_ARGUMENT", 500: "INTERNAL"}.get(code, "UNKNOWN")
+    error = {"error": {"code": code, "message": message, "status": status}}
+    return f"{HTTPStatus(code).phrase}: {json.dumps(error, ensure_ascii=False)}"
+
+
+def failed_row(family, line, raw_line: str, status: str, now: datetime) -> dict:
+    """The input echoed back: `request` with its sibling keys (`key`, `custom_id`, ...)."""
     if family == "text-embedding":
-        return {"instance": line if line is not None else raw_line, "status": error}, False
-    partial = line.get("request", line) if isinstance(line, dict) else raw_line
-    return {"request": partial, "status": error, "processed_time": processed_time(now)}, False
+        return {"instance": line if line is not None else raw_line, "status": status}
+    if isinstance(line, dict):
+        siblings = {k: v for k, v in line.items() if k != "request"}
+        request = line.get("request", line)
+    else:
+        siblings, request = {}, raw_line
+    return {**siblings, "request": request, "status": status, "processed_time": processed_time(now)}
+
+
+def shuffled(rows: list, seed: str) -> list:
+    """Rows in the order Vertex writes them: any order (a capture read 3, 2, 1, 5, 4).
+
+    Deterministic per job (`seed` = the job id) so a test can reproduce a file.
+    """
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    return order

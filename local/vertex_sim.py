@@ -11,31 +11,42 @@ enums integers, as the official REST clients ask:
 - POST   .../projects/{p}/locations/{l}/batchPredictionJobs            create -> the job
 - GET    .../projects/{p}/locations/{l}/batchPredictionJobs            list: filter, pageSize,
   pageToken; newest first. Filter: clauses joined by AND (OR binds tighter, as AIP-160), each
-  `field op value` with op `=`, `!=`, `:`, `<`, `>`, `<=`, `>=`; fields `state`,
-  `display_name`, `labels.KEY` (`labels.KEY:*` = has the key), `model`, `create_time`,
-  `update_time`. `:` on a string is "contains" (`*` wildcards allowed).
+  `field op value`, with the fields and operators Vertex documents (ListBatchPredictionJobs
+  `filter`): `display_name` (`=`, `!=`, `:` contains with `*` wildcards),
+  `model_display_name` (`=`, `!=`; the model id, e.g. `gemini-2.5-flash`), `state` (`=`,
+  `!=`), `create_time` (`=`, `!=`, `<`, `<=`, `>`, `>=`, RFC 3339), `labels.KEY` (`=`, `!=`,
+  `labels.KEY:*` = has the key). Any other field or operator is a 400, as on Vertex.
 - GET    .../batchPredictionJobs/{id}                                    get
 - POST   .../batchPredictionJobs/{id}:cancel -> {} (a terminal job: 400 FAILED_PRECONDITION)
-- DELETE .../batchPredictionJobs/{id} -> a done Operation (a job not yet terminal:
+- DELETE .../batchPredictionJobs/{id} -> an Operation, not yet done (a job not yet terminal:
   400 FAILED_PRECONDITION, cancel it first)
-- GET    .../projects/{p}/locations/{l}/operations/{id}                  the delete operation
+- GET    .../projects/{p}/locations/{l}/operations/{id}   the delete operation: done (with an
+  Empty `response`) `max(0.2 s, speed)` after the delete, so clients exercise the poll.
 
 Decisions where Vertex is not written down:
 - `model` is stored and returned as `publishers/google/models/{id}` whichever of the short,
   publisher or full `projects/.../publishers/google/models/{id}` forms the caller sent (the
   form Vertex returns for publisher models). Unknown models: 404 NOT_FOUND.
 - Names keep the project as the caller spelled it (real Vertex returns the project number).
-- Missing or unreadable input: the job reaches RUNNING, then FAILED with
-  `error {code: 3, message: "Failed to import data. ..."}` (the code Vertex reports).
-- Rows that fail (malformed lines) do not fail the job: it SUCCEEDS with `failedCount`.
-- The output directory is `{outputUriPrefix}/prediction-model-{time RUNNING began}` with
-  the time as `2025-01-01T00:00:00.000000Z`, so it differs slightly from createTime.
+- Missing or unreadable input, or an input Vertex's importer rejects (a broken line, one
+  field with two types, nesting deeper than 15, `$` or spaces in a field name, `{}`; see
+  shared/jobs/input_rules.py), or one over the job limits (requests, bytes): the job reaches
+  RUNNING, then FAILED with `error {code: 3, message: "Failed to import data. ..."}` naming
+  the first problems (the code Vertex reports; its exact wording is not reproduced).
+- Rows that fail (e.g. no `contents`) do not fail the job: it SUCCEEDS with `failedCount`;
+  the row keeps the line's sibling keys and its `status` reads `Bad Request: {"error": ...}`.
+- The output directory is `{outputUriPrefix}/prediction-model-{createTime}` with the time as
+  `2025-01-01T00:00:00.000000Z` (real folders carry a time about the create time).
+- Jobs carry `modelVersionId: "1"` (Google's create example for a publisher model).
+- Cancelled jobs carry `error {code: 1, message: "CANCELED"}`.
 - Rows are written progressively while RUNNING: every quarter of the rows goes to
   `{outputDirectory}/incremental_predictions/predictions_0000N.jsonl` (one state step
   apart), then all rows to `predictions.jsonl` on success. A job cancelled meanwhile keeps
   the incremental files of the rows it processed (`successfulCount`/`failedCount`; the rest
   `incompleteCount`), as Vertex keeps and bills them. Vertex's incremental layout is not
   documented: paths seen in the wild contain `incremental_predictions` (the rest inferred).
+- The rows of each file are shuffled, deterministically per job and file (Vertex returns
+  rows in any order).
 
 Each state step takes `--speed` seconds: PENDING -> QUEUED -> RUNNING -> (output written)
 SUCCEEDED. Row shapes and the usage rule: see local/sim_rows.py (`expected_usage`).
@@ -74,13 +85,20 @@ from google.protobuf import json_format
 from local import sim_rows
 from shared.core import logs
 from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
+from shared.jobs import input_rules
 
 DEFAULT_SPEED = 1.0
 DELETE_METADATA_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
+EMPTY_TYPE = "type.googleapis.com/google.protobuf.Empty"
+MIN_OPERATION_SECONDS = 0.2
 FAULT_LABEL = "sim-fault"
 FINAL_FILE = "predictions.jsonl"
 INCREMENTAL_FILE = "incremental_predictions/predictions_{index:05d}.jsonl"
 INCREMENTAL_PARTS = 4
+# What Vertex puts on a cancelled job: google.rpc.Code.CANCELLED (1), message "CANCELED".
+CANCELED = (1, "CANCELED")
+# BatchPredictionJob.modelVersionId of a publisher model, as Google's create example shows.
+PUBLISHER_MODEL_VERSION_ID = "1"
 FAULTS = ("create-429", "failed", "partial", "expired", "slow", "stuck-queued")
 TERMINAL = frozenset(
     {
@@ -103,6 +121,7 @@ OUTPUT_ONLY = (
     "completion_stats",
     "resources_consumed",
     "partial_failures",
+    "model_version_id",
 )
 
 _API = r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
@@ -110,7 +129,14 @@ ROUTES = [
     (re.compile(_API + r"/batchPredictionJobs$"), "collection"),
     (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+):cancel$"), "cancel"),
     (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+)$"), "job"),
-    (re.compile(_API + r"/operations/(?P<operation>[^/:]+)$"), "operation"),
+    # The official REST clients poll operations under /ui/ (the first http rule of
+    # google.longrunning.Operations.GetOperation in aiplatform's transport), others under /v1.
+    (
+        re.compile(
+            _API.replace("v1|v1beta1", "v1|v1beta1|ui") + r"/operations/(?P<operation>[^/:]+)$"
+        ),
+        "operation",
+    ),
 ]
 _MODEL = re.compile(
     r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/models/)?"
@@ -144,7 +170,8 @@ class Simulator:
         self.speed = speed
         self.create_429_locations = set(fail_create_locations)
         self.jobs: dict[str, Job] = {}
-        self.operations: dict[str, dict] = {}
+        self.operations: dict[str, tuple[dict, float]] = {}
+        self.operation_seconds = max(MIN_OPERATION_SECONDS, speed)
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self._ids = itertools.count(random.randint(10**17, 9 * 10**17) * 10)
@@ -165,8 +192,9 @@ class Simulator:
                 self._storage = storage.Client()
         return self._storage
 
-    def _read_inputs(self, uris) -> list[str]:
-        lines: list[str] = []
+    def _read_inputs(self, uris) -> list[tuple[str, bytes]]:
+        """(gs:// uri, bytes) of every input object, wildcards expanded."""
+        files: list[tuple[str, bytes]] = []
         for uri in uris:
             bucket_name, _, path = uri.removeprefix("gs://").partition("/")
             bucket = self.storage().bucket(bucket_name)
@@ -186,11 +214,33 @@ class Simulator:
                     data = bucket.blob(name).download_as_bytes()
                 except Exception as exc:  # NotFound, Forbidden: Vertex fails the import alike
                     raise FileNotFoundError(f"gs://{bucket_name}/{name}: {exc}") from exc
-                lines.extend(line for line in data.decode("utf-8").splitlines() if line.strip())
-        return lines
+                files.append((f"gs://{bucket_name}/{name}", data))
+        return files
 
-    def _write_output(self, directory: str, rows: list[dict], name: str = FINAL_FILE) -> None:
+    @staticmethod
+    def _import_error(model: str, files: list[tuple[str, bytes]]) -> str | None:
+        """Why Vertex's importer would fail the whole job, or None (shared/jobs/input_rules)."""
+        check = input_rules.InputCheck()
+        for uri, data in files:
+            check.start_file(uri)
+            check.feed(data)
+            check.end_file()
+        problems = check.problems or check.limit_problems(model, sum(len(d) for _, d in files))
+        if not problems:
+            return None
+        return f"{input_rules.IMPORT_FAILED}. {input_rules.describe(problems)}"
+
+    @staticmethod
+    def _input_lines(files: list[tuple[str, bytes]]) -> list[str]:
+        return [
+            line for _, data in files for line in data.decode("utf-8").splitlines() if line.strip()
+        ]
+
+    def _write_output(
+        self, directory: str, rows: list[dict], job: Job, name: str = FINAL_FILE
+    ) -> None:
         bucket_name, _, path = directory.removeprefix("gs://").partition("/")
+        rows = sim_rows.shuffled(rows, seed=f"{job.pb.name}/{name}")
         data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         blob = self.storage().bucket(bucket_name).blob(f"{path}/{name}")
         blob.upload_from_string(data.encode(), content_type="application/jsonl")
@@ -243,6 +293,7 @@ class Simulator:
             job_id = str(next(self._ids))
             pb.name = f"projects/{project}/locations/{location}/batchPredictionJobs/{job_id}"
             pb.model = f"publishers/google/models/{model_id}"
+            pb.model_version_id = PUBLISHER_MODEL_VERSION_ID
             pb.state = JobState.JOB_STATE_PENDING
             pb.create_time.FromDatetime(now)
             pb.update_time.FromDatetime(now)
@@ -313,6 +364,13 @@ class Simulator:
         job.wake.set()
 
     def delete(self, name: str) -> dict:
+        """Delete a finished job; the answer is a long-running Operation not yet done.
+
+        Shape (google.longrunning.Operation): `name` = `{parent}/operations/{id}`,
+        `metadata` = a DeleteOperationMetadata `{genericMetadata: {createTime, updateTime}}`;
+        once done, `done: true` and `response` = google.protobuf.Empty. It turns done after
+        `operation_seconds`, so clients must poll `GET .../operations/{id}` as on Vertex.
+        """
         with self.lock:
             job = self.get(name)
             if job.pb.state not in TERMINAL:
@@ -329,18 +387,22 @@ class Simulator:
                     "@type": DELETE_METADATA_TYPE,
                     "genericMetadata": {"createTime": now, "updateTime": now},
                 },
-                "done": True,
-                "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
             }
-            self.operations[operation["name"]] = operation
-        return operation
+            self.operations[operation["name"]] = (
+                operation,
+                time.monotonic() + self.operation_seconds,
+            )
+        return dict(operation)
 
     def get_operation(self, name: str) -> dict:
         with self.lock:
-            operation = self.operations.get(name)
-        if operation is None:
+            found = self.operations.get(name)
+        if found is None:
             raise not_found(f"Operation {name} does not exist.")
-        return operation
+        operation, done_at = found
+        if time.monotonic() < done_at:
+            return dict(operation)
+        return {**operation, "done": True, "response": {"@type": EMPTY_TYPE}}
 
     def list(self, parent: str, filter_text: str = "", page_size=None, page_token="") -> dict:
         matches = compile_filter(filter_text)
@@ -433,7 +495,7 @@ class Simulator:
         self.stopping.wait(self.speed * (10 if job.fault == "slow" else 1))
         with self.lock:
             changes = {"stats": (ok, failed, rows)} if rows or ok or failed else {}
-            self._set(job, JobState.JOB_STATE_CANCELLED, **changes)
+            self._set(job, JobState.JOB_STATE_CANCELLED, error=CANCELED, **changes)
 
     def _advance(self, job: Job, state, **changes) -> bool:
         """Move to `state` unless cancelled meanwhile; False when the job must stop here."""
@@ -442,6 +504,16 @@ class Simulator:
                 return False
             self._set(job, state, **changes)
             return True
+
+    @staticmethod
+    def _output_directory(job: Job) -> str:
+        """`prediction-model-{createTime}`: real folders carry a time about the create time."""
+        created = job.pb.create_time.ToDatetime(tzinfo=UTC)
+        return (
+            job.pb.output_config.gcs_destination.output_uri_prefix.rstrip("/")
+            + "/prediction-model-"
+            + sim_rows.rfc3339(created)
+        )
 
     def _run(self, job: Job) -> None:
         try:
@@ -466,15 +538,11 @@ class Simulator:
                 error=(4, "The job expired: it stayed queued longer than 72 hours (simulated)."),
             )
             return None
-        directory = (
-            job.pb.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-            + "/prediction-model-"
-            + sim_rows.rfc3339(_now())
-        )
+        directory = self._output_directory(job)
         if not self._advance(job, JobState.JOB_STATE_RUNNING, output_directory=directory):
             return self._finish_cancel(job)
         try:
-            lines = self._read_inputs(list(job.pb.input_config.gcs_source.uris))
+            files = self._read_inputs(list(job.pb.input_config.gcs_source.uris))
         except FileNotFoundError as exc:
             self._advance(
                 job,
@@ -482,6 +550,11 @@ class Simulator:
                 error=(3, f"Failed to import data. Not found: {exc}"),
             )
             return None
+        import_error = self._import_error(job.pb.model.rsplit("/", 1)[1], files)
+        if import_error:
+            self._advance(job, JobState.JOB_STATE_FAILED, error=(3, import_error))
+            return None
+        lines = self._input_lines(files)
         if self._step(job):
             return self._finish_cancel(job, len(lines))
         if job.fault == "failed":
@@ -507,11 +580,11 @@ class Simulator:
                 continue
             part = (done - 1) // per_part
             self._write_output(
-                directory, rows[part * per_part : done], INCREMENTAL_FILE.format(index=part)
+                directory, rows[part * per_part : done], job, INCREMENTAL_FILE.format(index=part)
             )
             if done != len(lines) and self._step(job):
                 return self._finish_cancel(job, len(lines) - done, ok, done - ok)
-        self._write_output(directory, rows)
+        self._write_output(directory, rows, job)
         final = (
             JobState.JOB_STATE_PARTIALLY_SUCCEEDED
             if job.fault == "partial"
@@ -528,6 +601,15 @@ class Simulator:
 
 
 # -- list filters ----------------------------------------------------------------------------
+# The fields and operators ListBatchPredictionJobsRequest.filter documents (googleapis
+# aiplatform v1 job_service.proto); anything else is refused as Vertex refuses it.
+FILTER_OPERATORS = {
+    "display_name": {"=", "!=", ":"},
+    "model_display_name": {"=", "!="},
+    "state": {"=", "!="},
+    "create_time": {"=", "!=", "<", "<=", ">", ">="},
+    "labels": {"=", "!=", ":"},
+}
 _CLAUSE = re.compile(
     r"^\s*(?P<neg>NOT\s+|-)?(?P<field>[A-Za-z_][\w.\-]*)\s*(?P<op>!=|>=|<=|=|:|>|<)\s*"
     r"(?P<value>.+?)\s*$"
@@ -572,27 +654,36 @@ def _clause(text: str):
             return JobState(pb.state).name
         if snake == "display_name":
             return pb.display_name
-        if snake == "model":
-            return pb.model
-        if snake in ("create_time", "update_time"):
-            return getattr(pb, snake).ToDatetime(tzinfo=UTC)
+        if snake == "model_display_name":
+            return pb.model.rsplit("/", 1)[-1]
+        if snake == "create_time":
+            return pb.create_time.ToDatetime(tzinfo=UTC)
         if snake.startswith("labels."):
             return pb.labels.get(name.split(".", 1)[1])
         raise invalid_argument(
-            f"Unsupported filter field {name!r}: use state, display_name, labels.KEY, model, "
-            "create_time or update_time."
+            f"Unsupported filter field {name!r}: Vertex filters on display_name, "
+            "model_display_name, state, create_time and labels.KEY."
         )
 
+    field_name = "labels" if snake.startswith("labels.") else snake
+    allowed = FILTER_OPERATORS.get(field_name)
+    if allowed is not None and op not in allowed:
+        raise invalid_argument(
+            f"Unsupported operator {op!r} for filter field {name!r}: it supports "
+            + ", ".join(sorted(allowed))
+            + "."
+        )
+    if field_name == "labels" and op == ":" and raw != "*":
+        raise invalid_argument(f"`{name}:` takes only `*` (the label exists).")
+
     expected: object = raw
-    if snake in ("create_time", "update_time"):
+    if snake == "create_time":
         try:
             expected = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError as exc:
             raise invalid_argument(f"Invalid RFC 3339 time in filter: {raw!r}.") from exc
     if snake == "state" and raw.isdigit():
         expected = JobState(int(raw)).name
-    if snake == "model" and "/" not in raw:
-        expected = f"publishers/google/models/{raw}"
 
     def test(pb) -> bool:
         actual = value_of(pb)

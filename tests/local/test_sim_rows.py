@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.sim_rows import JobCache, expected_usage, model_family, output_row
+from local.sim_rows import JobCache, expected_usage, model_family, output_row, shuffled
 from local.vertex_sim import compile_filter
 from shared.core.errors import ApiError
 
@@ -179,9 +179,34 @@ def test_malformed_gemini_lines_become_failed_rows(raw, kept):
     assert row["processed_time"]
 
 
+def test_failed_rows_keep_sibling_keys_and_carry_a_bad_request_status():
+    line = {"key": "k-1", "custom_id": "c-9", "request": {"generationConfig": {}}}
+    row, ok = output_row("gemini-2.5-flash", json.dumps(line), NOW)
+    assert not ok
+    assert row["key"] == "k-1" and row["custom_id"] == "c-9"
+    assert row["request"] == {"generationConfig": {}} and "response" not in row
+    prefix = "Bad Request: "
+    assert row["status"].startswith(prefix)
+    error = json.loads(row["status"][len(prefix) :])["error"]
+    assert error["code"] == 400 and error["status"] == "INVALID_ARGUMENT"
+    assert "contents" in error["message"]
+
+
+def test_shuffled_is_a_deterministic_permutation_per_job():
+    rows = list(range(50))
+    first = shuffled(rows, "projects/p/locations/l/batchPredictionJobs/1")
+    assert sorted(first) == rows and first != rows
+    assert shuffled(rows, "projects/p/locations/l/batchPredictionJobs/1") == first
+    assert shuffled(rows, "projects/p/locations/l/batchPredictionJobs/2") != first
+    assert rows == list(range(50))
+
+
 def test_forced_failure_and_embedding_rows():
     row, ok = output_row("gemini-2.0-flash", json.dumps({"request": request("x")}), NOW, "boom")
-    assert (ok, row["status"]) == (False, "boom")
+    assert (ok, row["status"]) == (
+        False,
+        'Internal Server Error: {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}',
+    )
     row, ok = output_row("text-embedding-005", '{"content": "hi"}', NOW)
     assert ok and row["status"] == "" and row["instance"] == {"content": "hi"}
     values = row["predictions"][0]["embeddings"]["values"]
@@ -211,3 +236,29 @@ def test_list_filter_rejects_unknown_fields_and_parses_clauses():
     assert caught.value.code == 400
     with pytest.raises(ApiError):
         compile_filter("colour=red")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "model=gemini-2.5-flash",  # not a documented filter field
+        'update_time>"2025-01-01T00:00:00Z"',
+        "state<3",  # state takes = and != only
+        "model_display_name:gemini",  # = and != only
+        'display_name>"a"',
+        "labels.team:ml",  # labels.KEY: takes only *
+    ],
+)
+def test_list_filter_rejects_what_vertex_rejects(text):
+    with pytest.raises(ApiError) as caught:
+        compile_filter(text)
+    assert caught.value.code == 400
+
+
+def test_list_filter_model_display_name():
+    from google.cloud.aiplatform_v1.types import BatchPredictionJob
+
+    pb = BatchPredictionJob.pb()(model="publishers/google/models/gemini-2.5-flash")
+    assert compile_filter('model_display_name="gemini-2.5-flash"')(pb)
+    assert not compile_filter("model_display_name=gemini-2.5-pro")(pb)
+    assert compile_filter("modelDisplayName!=gemini-2.5-pro")(pb)

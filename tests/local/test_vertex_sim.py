@@ -130,26 +130,28 @@ def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
     long_text = "word " * 2000
     lines = [
         {"key": "a", **gemini_line("Hello there")},
-        gemini_line("Short answer please", generationConfig={"maxOutputTokens": 5}),
-        gemini_line("Use the cache", cachedContent="projects/p/locations/l/cachedContents/1"),
-        gemini_line(long_text),
-        "this is not json",
-        {"request": {"generationConfig": {}}},
+        {"key": "b", **gemini_line("Short", generationConfig={"maxOutputTokens": 5})},
+        {
+            "key": "c",
+            **gemini_line("Cache", cachedContent="projects/p/locations/l/cachedContents/1"),
+        },
+        {"key": "d", **gemini_line(long_text)},
+        {"key": "e", "request": {"generationConfig": {"temperature": 0.5}}},
     ]
     uri = sim.upload("in/gemini.jsonl", lines)
     created = sim.create(uris=[uri], name="gemini")
     job, seen = sim.wait(created["name"])
     assert seen[-1] == "JOB_STATE_SUCCEEDED"
     assert "JOB_STATE_RUNNING" in seen
-    assert job["completionStats"] == {"successfulCount": "3", "failedCount": "3"}
+    assert job["completionStats"] == {"successfulCount": "3", "failedCount": "2"}
     directory = job["outputInfo"]["gcsOutputDirectory"]
-    assert directory.startswith(f"gs://{sim.bucket}/out/gemini/prediction-model-")
-    assert directory.endswith("Z")
+    created_folder_time = job["createTime"].replace("Z", "").ljust(26, "0") + "Z"
+    assert directory == f"gs://{sim.bucket}/out/gemini/prediction-model-{created_folder_time}"
     assert job["createTime"] <= job["startTime"] <= job["endTime"] == job["updateTime"]
 
-    rows = sim.output(job)
-    assert len(rows) == 6
-    good, bad = [rows[0], rows[1], rows[3]], [rows[2], rows[4], rows[5]]
+    by_key = {row["key"]: row for row in sim.output(job)}
+    assert sorted(by_key) == ["a", "b", "c", "d", "e"]
+    good, bad = [by_key["a"], by_key["b"], by_key["d"]], [by_key["c"], by_key["e"]]
     for row, line in zip(good, [lines[0], lines[1], lines[3]], strict=True):
         assert row["status"] == ""
         assert row["request"] == line["request"]
@@ -162,7 +164,6 @@ def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
             "gemini-2.5-flash", line["request"]
         )
         assert response["usageMetadata"]["thoughtsTokenCount"] > 0
-    assert good[0]["key"] == "a"
     assert good[1]["response"]["usageMetadata"]["candidatesTokenCount"] <= 5
     # Explicit cachedContent is not supported in batch: INVALID_ARGUMENT, no response.
     assert bad[0]["request"] == lines[2]["request"]
@@ -170,8 +171,8 @@ def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
     # A long prompt seen once is full price (implicit caching needs a repeated prefix).
     assert "cachedContentTokenCount" not in good[2]["response"]["usageMetadata"]
     assert "cachedContentTokenCount" not in good[0]["response"]["usageMetadata"]
-    assert bad[1]["request"] == "this is not json" and bad[1]["status"]
-    assert bad[2]["request"] == {"generationConfig": {}} and "contents" in bad[2]["status"]
+    assert bad[1]["request"] == lines[4]["request"]
+    assert bad[1]["status"].startswith("Bad Request: {") and "contents" in bad[1]["status"]
     assert all("response" not in row for row in bad)
 
 
@@ -191,7 +192,7 @@ def test_text_embedding_rows(sim):
     job, _ = sim.wait(sim.create(model="text-embedding-005", uris=[uri], name="emb")["name"])
     assert job["state"] == "JOB_STATE_SUCCEEDED"
     assert job["completionStats"] == {"successfulCount": "1", "failedCount": "1"}
-    good, bad = sim.output(job)
+    good, bad = sorted(sim.output(job), key=lambda row: row["status"])
     assert good["instance"] == lines[0] and good["status"] == ""
     (prediction,) = good["predictions"]
     stats = prediction["embeddings"]["statistics"]
@@ -222,6 +223,64 @@ def test_wildcard_inputs_are_expanded(sim):
     job, _ = sim.wait(sim.create(uris=[pattern])["name"])
     assert job["completionStats"]["successfulCount"] == "3"
     assert len(sim.output(job)) == 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        ("this is not json", "line 2: not valid JSON"),
+        ({"key": 7, **gemini_line("x")}, "line 2: `key` is a number here but a string on line 1"),
+        (
+            gemini_line("x", generationConfig={"responseSchema": {"$defs": {"a": {}}}}),
+            "line 2: field name '$defs'",
+        ),
+        ({}, "line 2: an empty object {}"),
+    ],
+)
+def test_an_input_the_importer_rejects_fails_the_whole_job(sim, bad, needle):
+    uri = sim.upload("in/import.jsonl", [{"key": "a", **gemini_line("fine")}, bad])
+    job, seen = sim.wait(sim.create(uris=[uri])["name"])
+    assert seen[-1] == "JOB_STATE_FAILED"
+    assert job["error"]["code"] == 3
+    assert job["error"]["message"].startswith("Failed to import data. ")
+    assert f"{uri} {needle}" in job["error"]["message"]
+    assert "completionStats" not in job
+
+
+def test_a_job_over_vertex_limits_fails(sim):
+    uri = sim.upload("in/many.jsonl", [{"content": "x"}] * 30_001)
+    job, _ = sim.wait(sim.create(model="text-embedding-005", uris=[uri])["name"], timeout=30)
+    assert job["state"] == "JOB_STATE_FAILED" and job["error"]["code"] == 3
+    assert "30,001 prompts" in job["error"]["message"]
+
+
+def test_rows_come_back_shuffled_the_same_way_for_the_same_job(sim):
+    lines = [{"key": f"k{i}", **gemini_line(f"row {i}")} for i in range(20)]
+    uri = sim.upload("in/order.jsonl", lines)
+    job, _ = sim.wait(sim.create(uris=[uri])["name"])
+    keys = [row["key"] for row in sim.output(job)]
+    assert sorted(keys) == sorted(line["key"] for line in lines)
+    assert keys != [line["key"] for line in lines]
+    expected = sim_rows.shuffled([line["key"] for line in lines], seed=job["name"])
+    assert keys == expected
+
+
+def test_jobs_carry_a_model_version_id_and_list_filters_by_model_display_name(sim):
+    flash = sim.create(name="flash")
+    pro = sim.create(name="pro", model="gemini-2.5-pro")
+    assert flash["modelVersionId"] == "1" and sim.get(pro["name"])["modelVersionId"] == "1"
+
+    def names(filter_text):
+        response = sim.http.get(sim.jobs_url(), params={"filter": filter_text})
+        assert response.status_code == 200, response.text
+        return [job["displayName"] for job in response.json().get("batchPredictionJobs", [])]
+
+    assert names('model_display_name="gemini-2.5-pro"') == ["pro"]
+    assert names("model_display_name!=gemini-2.5-pro") == ["flash"]
+    for rejected in ("model=gemini-2.5-pro", 'update_time>"2020-01-01T00:00:00Z"', "state<3"):
+        response = sim.http.get(sim.jobs_url(), params={"filter": rejected})
+        assert response.status_code == 400, rejected
+        assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
 
 
 def test_missing_input_fails_the_job_like_vertex(sim):
@@ -353,6 +412,7 @@ def test_cancel_moves_through_cancelling_to_cancelled(sim):
     assert seen[-2:] == ["JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"]
     assert "JOB_STATE_RUNNING" not in seen
     assert cancelled["state"] == "JOB_STATE_CANCELLED" and "endTime" in cancelled
+    assert cancelled["error"] == {"code": 1, "message": "CANCELED"}
     again = sim.http.post(f"{sim.url}/v1/{job['name']}:cancel")
     assert again.status_code == 400
     assert again.json()["error"]["status"] == "FAILED_PRECONDITION"
@@ -400,7 +460,11 @@ def test_rows_are_written_progressively_then_in_one_final_file(sim):
         .download_as_text()
         .splitlines()
     ]
-    assert parts == sim.output(job)  # the same rows, written early
+
+    def canonical(rows):
+        return sorted(json.dumps(row, sort_keys=True) for row in rows)
+
+    assert canonical(parts) == canonical(sim.output(job))  # the same rows, written early
 
 
 def test_a_job_cancelled_mid_run_keeps_the_rows_it_processed(sim):
@@ -423,21 +487,37 @@ def test_a_job_cancelled_mid_run_keeps_the_rows_it_processed(sim):
     assert stats == {"successfulCount": str(kept), "incompleteCount": str(8 - kept)}
 
 
-def test_delete_refuses_a_live_job_and_returns_a_done_operation(sim):
+def test_delete_refuses_a_live_job_and_returns_an_operation_done_after_a_delay(sim):
     job = sim.create(labels={"sim-fault": "stuck-queued"})
     refused = sim.http.delete(f"{sim.url}/v1/{job['name']}")
     assert refused.status_code == 400
     assert refused.json()["error"]["status"] == "FAILED_PRECONDITION"
     sim.http.post(f"{sim.url}/v1/{job['name']}:cancel")
     sim.wait(job["name"])
+    started = time.monotonic()
     operation = sim.http.delete(f"{sim.url}/v1/{job['name']}").json()
-    assert operation["done"] is True
+    assert "done" not in operation and "response" not in operation
     assert operation["name"].startswith(f"projects/{PROJECT}/locations/{LOCATION}/operations/")
     assert operation["metadata"]["@type"].endswith("aiplatform.v1.DeleteOperationMetadata")
-    assert operation["response"] == {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    assert set(operation["metadata"]["genericMetadata"]) == {"createTime", "updateTime"}
     assert sim.http.get(f"{sim.url}/v1/{job['name']}").status_code == 404
     assert sim.http.delete(f"{sim.url}/v1/{job['name']}").status_code == 404
-    assert sim.http.get(f"{sim.url}/v1/{operation['name']}").json() == operation
+    polled = sim.http.get(f"{sim.url}/v1/{operation['name']}").json()
+    while not polled.get("done"):
+        assert time.monotonic() - started < 5
+        assert polled == operation
+        time.sleep(0.05)
+        polled = sim.http.get(f"{sim.url}/v1/{operation['name']}").json()
+    assert time.monotonic() - started >= 0.2
+    assert polled == {
+        **operation,
+        "done": True,
+        "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+    }
+    beta = sim.http.get(f"{sim.url}/v1beta1/{operation['name']}")
+    assert beta.json() == polled
+    missing = sim.http.get(f"{sim.url}/v1/projects/p/locations/l/operations/1")
+    assert missing.status_code == 404
 
 
 def test_fault_create_429_creates_nothing(sim):
@@ -460,9 +540,9 @@ def test_fault_partial(sim):
     job, _ = sim.wait(sim.create(uris=[uri], labels={"sim-fault": "partial"})["name"])
     assert job["state"] == "JOB_STATE_PARTIALLY_SUCCEEDED"
     assert job["completionStats"] == {"successfulCount": "2", "failedCount": "2"}
-    rows = sim.output(job)
-    assert [bool(row["status"]) for row in rows] == [False, True, False, True]
-    assert "response" not in rows[1] and rows[1]["request"] == lines[1]["request"]
+    rows = {row["request"]["contents"][0]["parts"][0]["text"]: row for row in sim.output(job)}
+    assert [bool(rows[f"row {i}"]["status"]) for i in range(4)] == [False, True, False, True]
+    assert "response" not in rows["row 1"]
 
 
 def test_fault_expired(sim):

@@ -1,0 +1,218 @@
+"""What makes Vertex fail a whole batch job at import, and its per-job limits: a pure check.
+
+Vertex loads a JSONL input through a BigQuery-style importer that infers one schema for the
+whole input. A line that breaks that schema fails the entire job (JOB_STATE_FAILED,
+`error {code: 3, message: "Failed to import data ..."}`) after it waited in the queue,
+instead of failing one row. The rules below (issue #11 item 6, from captures of real jobs
+and BigQuery's documented JSON load rules; the exact BigQuery messages are not reproduced):
+
+- a line that is not valid JSON, or not a JSON object;
+- one field with different JSON types on different lines (or within one array): string,
+  number, boolean, object and array are each their own type; `null` fits any type. Paths
+  name array elements with `[]`, e.g. `request.contents[].parts`;
+- objects nested deeper than 15 levels (the row is level 0, each object inside adds one,
+  arrays add none: BigQuery's limit of 15 nested RECORD levels);
+- a field name containing `$` or whitespace (e.g. JSON-schema `$defs` or `$ref` inside a
+  `responseSchema`);
+- an empty object `{}` anywhere, the whole line included.
+
+Job limits (`LIMITS`), by model family:
+- Gemini: 200,000 requests and 1 GB of input per job ("Batch prediction with Gemini",
+  Quotas and limits: https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+  batch-prediction-gemini). The figures are recalled from that page, not re-read (the
+  stored copy searched for this work was cut before them): an inference to re-check.
+- gemini-embedding: 1,000,000 rows and 1 GB per job ("Each batch job supports up to
+  1,000,000 rows and an input file size of up to 1 GB", https://docs.cloud.google.com/
+  gemini-enterprise-agent-platform/models/embeddings/batch-prediction-genai-embeddings).
+- text-embedding / text-multilingual-embedding: 30,000 prompts per job ("Each request can
+  include up to 30,000 prompts", https://cloud.google.com/vertex-ai/generative-ai/docs/
+  embeddings/batch-prediction-genai-embeddings); no byte limit is documented.
+"1 GB" is read as 2**30 bytes and applied to all input files together (inferred: the pages
+say "input file"; the looser reading refuses fewer jobs Vertex would run).
+
+The check streams: feed it the bytes of each input object in order (`start_file`, `feed`,
+`end_file`); memory holds one line, the first `max_problems` problems and the types of at
+most `MAX_TRACKED_FIELDS` field paths (beyond that, new paths are not type-checked).
+Whoever reads the inputs (the simulator, the gateway's create path, sealing) can feed it.
+"""
+
+import json
+from dataclasses import dataclass
+
+MAX_NESTING = 15
+MAX_PROBLEMS = 5
+MAX_TRACKED_FIELDS = 10_000
+GIB = 1 << 30
+IMPORT_FAILED = "Failed to import data"
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    requests: int
+    input_bytes: int | None
+    noun: str
+
+
+LIMITS = {
+    "gemini": JobLimits(200_000, GIB, "requests"),
+    "gemini-embedding": JobLimits(1_000_000, GIB, "rows"),
+    "text-embedding": JobLimits(30_000, None, "prompts"),
+}
+
+
+def model_family(model: str) -> str | None:
+    """`gemini`, `gemini-embedding`, `text-embedding` or None (no known limits)."""
+    name = model.rsplit("/", 1)[-1]
+    if name.startswith(("text-embedding", "text-multilingual-embedding")):
+        return "text-embedding"
+    if name.startswith("gemini-embedding"):
+        return "gemini-embedding"
+    if name.startswith("gemini"):
+        return "gemini"
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int  # 1-based; 0 for a problem of the whole input
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file} line {self.line}: {self.reason}" if self.line else self.reason
+
+
+def _type(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+class InputCheck:
+    """Vertex's import rules over the lines of a job's input files, streamed."""
+
+    def __init__(self, max_problems: int = MAX_PROBLEMS):
+        self.max_problems = max_problems
+        self.problems: list[Problem] = []
+        self.rows = 0
+        self.bytes = 0
+        self.complete = True
+        self._fields: dict[str, tuple[str, str, int]] = {}
+        self._file = ""
+        self._lineno = 0
+        self._rest = b""
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= self.max_problems
+
+    def start_file(self, name: str) -> None:
+        self._file, self._lineno, self._rest = name, 0, b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.bytes += len(chunk)
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            self.line(line)
+
+    def end_file(self, complete: bool = True) -> None:
+        """`complete=False`: only a head of the file was fed; its cut last line is dropped."""
+        if complete and self._rest:
+            self.line(self._rest)
+        self.complete = self.complete and complete
+        self._rest = b""
+
+    def line(self, raw: bytes) -> None:
+        self._lineno += 1
+        if not raw.strip():
+            return
+        self.rows += 1
+        if self.full:
+            return
+        reason = self._line_problem(raw)
+        if reason:
+            self.problems.append(Problem(self._file, self._lineno, reason))
+
+    def _line_problem(self, raw: bytes) -> str | None:
+        try:
+            row = json.loads(raw)
+        except ValueError as exc:
+            return f"not valid JSON ({exc})"
+        if not isinstance(row, dict):
+            return "not a JSON object"
+        if not row:
+            return "an empty object {}"
+        return self._walk(row, "", 0)
+
+    def _walk(self, value, path: str, level: int) -> str | None:
+        if isinstance(value, dict):
+            if level > MAX_NESTING:
+                return f"`{path}` is nested {level} levels deep (Vertex allows {MAX_NESTING})"
+            if not value and path:
+                return f"`{path}` is an empty object {{}}"
+            for key, child in value.items():
+                if "$" in key or any(c.isspace() for c in key):
+                    return f"field name {key!r} contains `$` or whitespace"
+                child_path = f"{path}.{key}" if path else key
+                reason = self._typed(child_path, child) or self._walk(child, child_path, level + 1)
+                if reason:
+                    return reason
+        elif isinstance(value, list):
+            for item in value:
+                reason = self._typed(path + "[]", item) or self._walk(item, path + "[]", level)
+                if reason:
+                    return reason
+        return None
+
+    def _typed(self, path: str, value) -> str | None:
+        kind = _type(value)
+        if kind is None:
+            return None
+        seen = self._fields.get(path)
+        if seen is None:
+            if len(self._fields) < MAX_TRACKED_FIELDS:
+                self._fields[path] = (kind, self._file, self._lineno)
+            return None
+        if seen[0] == kind:
+            return None
+        where = f"line {seen[2]}" if seen[1] == self._file else f"{seen[1]} line {seen[2]}"
+        return f"`{path}` is {kind} here but {seen[0]} on {where}"
+
+    def limit_problems(self, model: str, total_bytes: int) -> list[Problem]:
+        """Vertex's per-job limits for `model`; rows are judged only when every byte was fed."""
+        limits = LIMITS.get(model_family(model) or "")
+        found: list[Problem] = []
+        if limits is None:
+            return found
+        if limits.input_bytes is not None and total_bytes > limits.input_bytes:
+            found.append(
+                Problem(
+                    "",
+                    0,
+                    f"the input is {total_bytes:,} bytes; a {model} batch job takes at most "
+                    f"{limits.input_bytes:,} bytes: split it into several jobs",
+                )
+            )
+        if self.complete and self.rows > limits.requests:
+            found.append(
+                Problem(
+                    "",
+                    0,
+                    f"the input has {self.rows:,} {limits.noun}; a {model} batch job takes at "
+                    f"most {limits.requests:,}: split it into several jobs",
+                )
+            )
+        return found
+
+
+def describe(problems: list[Problem]) -> str:
+    return "; ".join(str(p) for p in problems)
