@@ -18,6 +18,7 @@ from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
 from shared.jobs import records, submit
 
 JOB_ID = re.compile(r"^[0-9]{1,20}$")
+OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -67,13 +68,16 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
 
 
 def get(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+    """Vertex's Get takes no `readMask` (List does): the gateway applies it to the reply."""
     record = _visible_job(request, job_id)
     path = vertex.job_path(version, record["name"])
-    params = {**_alt_params(request)}
-    if "readMask" in request.args:
-        params["readMask"] = request.args["readMask"]
-    upstream = vertex.call("GET", record["deployment"]["location"], path, params=params or None)
-    return _upstream_reply(upstream)
+    upstream = vertex.call(
+        "GET", record["deployment"]["location"], path, params=_alt_params(request) or None
+    )
+    read_mask = request.args.get("readMask", "")
+    if not read_mask or not upstream.ok:
+        return _upstream_reply(upstream)
+    return Reply(200, _masked(upstream.json(), read_mask))
 
 
 def cancel(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
@@ -96,8 +100,43 @@ def delete(request: Request, version: str, project: str, location: str, job_id: 
     )
     if upstream.ok:
         # The record stays: it holds the job's cost, which outlives the job.
-        records.mark(job_id, deleted=True)
+        records.mark_deleted(job_id, _operation_name(upstream))
     audit(request, outcome=upstream.status, started=started, job_id=job_id, model=record["model"])
+    return _upstream_reply(upstream)
+
+
+def _operation_name(upstream: vertex.Upstream) -> str | None:
+    try:
+        name = upstream.json().get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and OPERATION_NAME.match(name) else None
+
+
+def get_operation(
+    request: Request, version: str, project: str, location: str, operation_id: str
+) -> Reply:
+    """Poll a job's delete Operation, as the official clients do after a delete.
+
+    Only Operations the gateway handed out at a delete are served, and only to keys that
+    may see that job (others: 404, as for a job). The call goes to Vertex in the job's
+    location, under the path prefix the client used (`v1`, `v1beta1`, or `ui`, which the
+    official REST client uses to poll).
+    """
+    if not JOB_ID.match(operation_id):
+        raise invalid_argument(
+            f"Operation id {operation_id!r} is malformed: operation ids are numeric."
+        )
+    found = records.operation(operation_id)
+    record = records.get(found["job_id"]) if found else None
+    if not record or not request.caller.may_see(record):
+        raise not_found(f"Operation {operation_id} does not exist or is not yours.")
+    upstream = vertex.call(
+        "GET",
+        record["deployment"]["location"],
+        f"{version}/{found['name']}",
+        params=_alt_params(request) or None,
+    )
     return _upstream_reply(upstream)
 
 

@@ -22,6 +22,11 @@ from shared.api.http import OPENAI, route
 VERSION = r"(?P<version>v1|v1beta1)"
 JOBS = VERSION + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
 JOB = JOBS + r"/(?P<job_id>[^/:]+)"
+# The official REST clients poll an Operation under /ui/ (aiplatform's first http rule).
+OPERATION = (
+    r"(?P<version>v1|v1beta1|ui)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/operations/(?P<operation_id>[^/:]+)"
+)
 KEYS = r"v1/gateway/keys"
 KEY = KEYS + r"/(?P<key_id>[^/:]+)"
 TEAM = r"v1/gateway/teams/(?P<team>[^/:]{1,63})"
@@ -39,6 +44,7 @@ ROUTES = [
     route("GET", JOB, passthrough.get, name="jobs.get"),
     route("POST", JOB + r":cancel", passthrough.cancel, name="jobs.cancel"),
     route("DELETE", JOB, passthrough.delete, name="jobs.delete"),
+    route("GET", OPERATION, passthrough.get_operation, name="operations.get"),
     # Gateway: the caller's jobs as the gateway records them, retries.
     route("GET", r"v1/gateway/me", job_routes.me, name="me"),
     route("GET", r"v1/gateway/jobs", job_routes.list_jobs, name="gateway.jobs.list"),

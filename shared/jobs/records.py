@@ -14,6 +14,7 @@ from shared.core.vertex import TERMINAL_STATES, state_name
 
 COLLECTION = "jobs"
 INDEX_COLLECTION = "output_index"
+OPERATIONS_COLLECTION = "operations"
 WRITE_ATTEMPTS = 5
 TRANSITION_ATTEMPTS = 20
 
@@ -172,6 +173,31 @@ def record_created(record: dict) -> bool:
 
 def mark(job_id: str, **fields) -> None:
     job_ref(job_id).update({**fields, "updated": datetime.now(UTC)})
+
+
+def operation_id_of(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def mark_deleted(job_id: str, operation_name: str | None) -> None:
+    """The job is deleted on Vertex; remember the delete's Operation on the job and in
+    `operations/{id}` -> job id, so that a poll of it finds its owner with one point read."""
+    now = datetime.now(UTC)
+    db = clients.firestore()
+    batch = db.batch()
+    batch.update(
+        job_ref(job_id), {"deleted": True, "delete_operation": operation_name, "updated": now}
+    )
+    if operation_name:
+        ref = db.collection(OPERATIONS_COLLECTION).document(operation_id_of(operation_name))
+        batch.set(ref, {"job_id": job_id, "name": operation_name, "created": now})
+    batch.commit()
+
+
+def operation(operation_id: str) -> dict | None:
+    """`{job_id, name}` of an Operation the gateway handed out, or None."""
+    snapshot = clients.firestore().collection(OPERATIONS_COLLECTION).document(operation_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
 
 
 # --- state transitions (on_job_event) -------------------------------------------------------

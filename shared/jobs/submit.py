@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass
 
 from shared.core import logs, routing, vertex
-from shared.core.config import Deployment, model_list_or_error
+from shared.core.config import Deployment, model_list_or_error, settings
 from shared.core.errors import ApiError, invalid_argument
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value, validate_labels
-from shared.jobs import budgets, events, records
+from shared.cost import estimate
+from shared.jobs import budgets, events, input_rules, records
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,53 @@ def check_buckets(
     return uris, prefix
 
 
+def check_inputs(uris: list[str], model: str) -> None:
+    """Refuse (400) an input Vertex would fail whole at import, or one over its job limits.
+
+    Vertex fails such a job only after it waited in the queue (hours); here the caller hears
+    at once, with the first lines and reasons (rules: shared/jobs/input_rules.py). The first
+    `VBG_ESTIMATE_READ_LIMIT_BYTES` of the input (64 MiB by default, all files together) are
+    checked line by line; beyond that only the byte limit is judged, and the row limit is
+    left to Vertex (counting rows would mean reading gigabytes at create). An input the
+    gateway cannot list or read is left to the estimate and to Vertex (logged): this check
+    refuses only what it has read.
+    """
+    try:
+        objects = estimate.list_inputs(uris)
+    except ApiError as exc:
+        logs.warning("input check skipped: inputs not listable", error=exc.message)
+        return
+    check = input_rules.InputCheck()
+    budget = settings().estimate_read_limit_bytes
+    try:
+        for obj in objects:
+            take = min(obj.size, budget)
+            check.start_file(obj.uri)
+            for chunk in estimate.read_chunks(obj, take):
+                check.feed(chunk)
+            check.end_file(complete=take >= obj.size)
+            budget -= take
+    except ApiError as exc:
+        logs.warning("input check skipped: inputs not readable", error=exc.message)
+        return
+    problems = check.problems + check.limit_problems(model, sum(o.size for o in objects))
+    if problems:
+        raise ApiError(
+            400,
+            'Vertex would fail this job whole ("Failed to import data") after it waited in '
+            f"the queue: {input_rules.describe(problems)}. Fix the input and submit again.",
+            details=[
+                {
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [
+                        {"field": "inputConfig.gcsSource.uris", "description": str(problem)}
+                        for problem in problems
+                    ],
+                }
+            ],
+        )
+
+
 def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> dict:
     labels = body.get("labels") or {}
     if not isinstance(labels, dict):
@@ -106,8 +154,11 @@ def create_job(
     (`gateway_inputs`).
     """
     deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    check_buckets(caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs)
+    uris, _ = check_buckets(
+        caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs
+    )
     body["labels"] = stamped_labels(caller, body, gateway_labels)
+    check_inputs(uris, deployments[0].model)
     estimate = budgets.admit(caller=caller, deployment=deployments[0], body=body)
     upstream = None
     for deployment in deployments:

@@ -6,56 +6,16 @@ import time
 import pytest
 from google.cloud import pubsub_v1
 
-from local.vertex_sim import SimulatorThread
 from shared.core import clients
 from shared.jobs import records
 from tests.support import (
     MASTER_KEY,
     auth,
     create_key,
-    gateway_env,
-    gemini_request,
     job_body,
-    passthrough_client,
-    upload_jsonl,
 )
 
 JOBS = "/v1/projects/my-project/locations/us-central1/batchPredictionJobs"
-
-
-@pytest.fixture
-def sim(gcp):
-    with SimulatorThread(speed=0.05) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def gateway(gcp, sim, monkeypatch, tmp_path):
-    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url)
-    upload_jsonl(gcp["bucket"], "in/input.jsonl", [gemini_request("hello there")] * 3)
-    return passthrough_client()
-
-
-@pytest.fixture
-def alice(gateway, gcp):
-    return create_key(
-        gateway,
-        alias="alice",
-        team="Data Science",
-        inputPrefixes=[f"gs://{gcp['bucket']}/in/"],
-        outputPrefixes=[f"gs://{gcp['bucket']}/out/"],
-    )
-
-
-@pytest.fixture
-def bob(gateway, gcp):
-    return create_key(
-        gateway,
-        alias="bob",
-        team="Search",
-        inputPrefixes=[f"gs://{gcp['bucket']}/in/"],
-        outputPrefixes=[f"gs://{gcp['bucket']}/out/"],
-    )
 
 
 def error_of(response) -> dict:

@@ -74,7 +74,10 @@ def test_record_sets_totals_record_and_rollups_once(gcp):
     [file_record] = view["records"]
     assert file_record["uri"] == f"gs://b/{NAME}" and file_record["size"] == 123
     assert file_record["counters"]["cost_nanos"] == usage.cost_nanos
-    assert view["failed_samples"] == [{"uri": f"gs://b/{NAME}", "line": 2, "message": "boom"}]
+    boom = (
+        'Internal Server Error: {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}'
+    )
+    assert view["failed_samples"] == [{"uri": f"gs://b/{NAME}", "line": 2, "message": boom}]
 
 
 def test_concurrent_duplicates_change_nothing(gcp):

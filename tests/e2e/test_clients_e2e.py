@@ -153,3 +153,63 @@ def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
     assert len(rows) == 2
     wanted = expected_usage("gemini-2.5-flash", rows[0]["request"])
     assert rows[0]["response"]["usageMetadata"] == wanted
+
+
+def test_job_service_client_deletes_a_job_and_waits_on_the_operation(stack_env):
+    """delete_batch_prediction_job(...).result() polls GET .../operations/{id} (under /ui/)
+    through the gateway until the simulator's Operation is done; other keys get a 404."""
+    import requests
+    from google.api_core import exceptions
+    from google.cloud.aiplatform_v1 import JobState
+
+    key = _key(stack_env, "deleter")
+    client = _job_service(stack_env, key)
+    parent = "projects/my-project/locations/us-central1"
+    job = client.create_batch_prediction_job(
+        parent=parent,
+        batch_prediction_job={
+            "display_name": "to-delete",
+            "model": "gemini-2.5-flash",
+            "input_config": {
+                "instances_format": "jsonl",
+                "gcs_source": {"uris": [_input(stack_env, "deleter", rows=1)]},
+            },
+            "output_config": {
+                "predictions_format": "jsonl",
+                "gcs_destination": {
+                    "output_uri_prefix": f"gs://{stack_env['bucket']}/deleter/out/"
+                },
+            },
+            "labels": {"sim-fault": "stuck-queued"},
+        },
+    )
+    name = f"{parent}/batchPredictionJobs/{job.name.rsplit('/', 1)[-1]}"
+    client.cancel_batch_prediction_job(name=name)
+    wait_for(
+        lambda: client.get_batch_prediction_job(name=name).state == JobState.JOB_STATE_CANCELLED,
+        30,
+        "the job to be cancelled",
+    )
+    operation = client.delete_batch_prediction_job(name=name)
+    assert not operation.operation.done  # the delete's answer: not done, so the client polls
+    operation.result(timeout=30)
+    assert operation.done()
+    with pytest.raises(exceptions.NotFound):
+        client.get_batch_prediction_job(name=name)
+
+    operation_name = operation.operation.name
+    other = _key(stack_env, "not-the-deleter")
+    for prefix in ("v1", "ui"):
+        polled = requests.get(
+            f"{stack_env['gateway_url']}/{prefix}/{operation_name}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert polled.status_code == 200 and polled.json()["done"] is True
+        stranger = requests.get(
+            f"{stack_env['gateway_url']}/{prefix}/{operation_name}",
+            headers={"Authorization": f"Bearer {other}"},
+            timeout=10,
+        )
+        assert stranger.status_code == 404
+        assert stranger.json()["error"]["status"] == "NOT_FOUND"

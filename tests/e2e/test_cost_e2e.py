@@ -30,7 +30,10 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
         for i in range(1, 9)
     ]
     clients.storage().bucket(bucket_name).blob(f"{folder}/in/input.jsonl").upload_from_string(
-        "".join(json.dumps(line) + "\n" for line in lines) + "not json\n"
+        # The last row fails alone (no `contents`); a broken line would fail the whole job.
+        "".join(json.dumps(line) + "\n" for line in lines)
+        + json.dumps({"request": {"generationConfig": {"temperature": 0.5}}})
+        + "\n"
     )
     body = {
         "displayName": "costed",

@@ -117,11 +117,11 @@ def test_failed_cancelled_expired_each_one_terminal_alert_with_the_error(
     assert attributes["state"] == "JOB_STATE_CANCELLED"
     assert attributes["severity"] == "WARNING"
     assert "ended CANCELLED" in body["text"]
-    # The alert carries the job's error as Vertex reports it (the simulator sets none on a
-    # cancel), never one of its own.
+    # The alert carries the job's error as Vertex reports it, never one of its own: on a
+    # cancel, Vertex (and the simulator) set code 1, CANCELED.
+    assert cancelled_error == {"code": 1, "message": "CANCELED"}
     assert body["error"] == cancelled_error
-    if cancelled_error is None:
-        assert "; error" not in body["text"]
+    assert "error 1: CANCELED" in body["text"]
 
     for job_id in (failed, expired, cancelled):
         assert records.get(job_id)["alerts"]["terminal"]
