@@ -37,6 +37,7 @@ Whoever reads the inputs (the simulator, the gateway's create path, sealing) can
 """
 
 import json
+import re
 from dataclasses import dataclass
 
 MAX_NESTING = 15
@@ -82,18 +83,16 @@ class Problem:
         return f"{self.file} line {self.line}: {self.reason}" if self.line else self.reason
 
 
-def _type(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_KIND = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+}
+_NESTED = frozenset({"an object", "an array"})
+_BAD_NAME = re.compile(r"[$\s]")
 
 
 class InputCheck:
@@ -106,6 +105,7 @@ class InputCheck:
         self.bytes = 0
         self.complete = True
         self._fields: dict[str, tuple[str, str, int]] = {}
+        self._good_names: set[str] = set()
         self._file = ""
         self._lineno = 0
         self._rest = b""
@@ -151,32 +151,46 @@ class InputCheck:
             return "not a JSON object"
         if not row:
             return "an empty object {}"
-        return self._walk(row, "", 0)
+        return self._walk(row)
 
-    def _walk(self, value, path: str, level: int) -> str | None:
-        if isinstance(value, dict):
-            if level > MAX_NESTING:
-                return f"`{path}` is nested {level} levels deep (Vertex allows {MAX_NESTING})"
-            if not value and path:
-                return f"`{path}` is an empty object {{}}"
-            for key, child in value.items():
-                if "$" in key or any(c.isspace() for c in key):
-                    return f"field name {key!r} contains `$` or whitespace"
-                child_path = f"{path}.{key}" if path else key
-                reason = self._typed(child_path, child) or self._walk(child, child_path, level + 1)
-                if reason:
-                    return reason
-        elif isinstance(value, list):
-            for item in value:
-                reason = self._typed(path + "[]", item) or self._walk(item, path + "[]", level)
-                if reason:
-                    return reason
+    def _walk(self, row: dict) -> str | None:
+        """Depth-first over the row's objects and arrays (iterative: rows are hostile)."""
+        good_names = self._good_names
+        stack = [(row, "", 0)]
+        while stack:
+            value, path, level = stack.pop()
+            if type(value) is dict:
+                if level > MAX_NESTING:
+                    return f"`{path}` is nested {level} levels deep (Vertex allows {MAX_NESTING})"
+                if not value and path:
+                    return f"`{path}` is an empty object {{}}"
+                prefix = path + "." if path else ""
+                for name, child in value.items():
+                    if name not in good_names:
+                        if _BAD_NAME.search(name):
+                            return f"field name {name!r} contains `$` or whitespace"
+                        if len(good_names) < MAX_TRACKED_FIELDS:
+                            good_names.add(name)
+                    kind = _KIND.get(type(child))
+                    if kind is not None:  # null fits any type
+                        reason = self._typed(prefix + name, kind)
+                        if reason:
+                            return reason
+                        if kind in _NESTED:
+                            stack.append((child, prefix + name, level + 1))
+            else:  # an array: its elements share one path and must share one type
+                child_path = path + "[]"
+                kinds = dict.fromkeys(_KIND.get(type(child)) for child in value)
+                kinds.pop(None, None)
+                for kind in kinds:
+                    reason = self._typed(child_path, kind)
+                    if reason:
+                        return reason
+                if kinds.keys() & _NESTED:
+                    stack.extend((child, child_path, level) for child in value if child)
         return None
 
-    def _typed(self, path: str, value) -> str | None:
-        kind = _type(value)
-        if kind is None:
-            return None
+    def _typed(self, path: str, kind: str) -> str | None:
         seen = self._fields.get(path)
         if seen is None:
             if len(self._fields) < MAX_TRACKED_FIELDS:
