@@ -92,7 +92,8 @@ def test_job_cost_for_owner_team_admin_and_master(world):
         assert file["uri"].endswith(PATH) and file["generation"] == "7"
         assert file["costUsd"] == usd(costs["301"]) and file["superseded"] is False
         assert body["failedSamples"][0]["message"] == (
-            'Internal Server Error: {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}'
+            'Internal Server Error: {"error": {"code": 500, "message": "boom", '
+            '"status": "INTERNAL"}}'
         )
         assert body["failedSamples"][0]["line"] == 2
         assert body["malformedSamples"] == []
