@@ -181,17 +181,36 @@ def operation_id_of(name: str) -> str:
 
 def mark_deleted(job_id: str, operation_name: str | None) -> None:
     """The job is deleted on Vertex; remember the delete's Operation on the job and in
-    `operations/{id}` -> job id, so that a poll of it finds its owner with one point read."""
-    now = datetime.now(UTC)
-    db = clients.firestore()
-    batch = db.batch()
-    batch.update(
-        job_ref(job_id), {"deleted": True, "delete_operation": operation_name, "updated": now}
+    `operations/{id}` -> job id, so that a poll of it finds its owner with one point read.
+
+    Retried (as `record_created`): Vertex has already deleted the job, and the sync tick may
+    hold the record in a transaction at that very moment (a contended commit aborts)."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        now = datetime.now(UTC)
+        db = clients.firestore()
+        batch = db.batch()
+        batch.update(
+            job_ref(job_id), {"deleted": True, "delete_operation": operation_name, "updated": now}
+        )
+        if operation_name:
+            ref = db.collection(OPERATIONS_COLLECTION).document(operation_id_of(operation_name))
+            batch.set(ref, {"job_id": job_id, "name": operation_name, "created": now})
+        try:
+            batch.commit()
+            return
+        except Exception as exc:
+            logs.warning(
+                "deleted-job write failed; retrying",
+                job_id=job_id,
+                attempt=attempt,
+                error=repr(exc),
+            )
+            time.sleep(min(0.2 * 2**attempt, 3))
+    logs.critical(
+        "DELETE NOT RECORDED: Vertex deleted the job but the gateway could not mark it",
+        job_id=job_id,
+        operation=operation_name,
     )
-    if operation_name:
-        ref = db.collection(OPERATIONS_COLLECTION).document(operation_id_of(operation_name))
-        batch.set(ref, {"job_id": job_id, "name": operation_name, "created": now})
-    batch.commit()
 
 
 def operation(operation_id: str) -> dict | None:
