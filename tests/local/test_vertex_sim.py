@@ -261,7 +261,9 @@ def test_rows_come_back_shuffled_the_same_way_for_the_same_job(sim):
     keys = [row["key"] for row in sim.output(job)]
     assert sorted(keys) == sorted(line["key"] for line in lines)
     assert keys != [line["key"] for line in lines]
-    expected = sim_rows.shuffled([line["key"] for line in lines], seed=job["name"])
+    expected = sim_rows.shuffled(
+        [line["key"] for line in lines], seed=f"{job['name']}/predictions.jsonl"
+    )
     assert keys == expected
 
 
