@@ -59,6 +59,13 @@ resource "google_storage_bucket_iam_member" "passthrough_reads_inputs" {
   member = "serviceAccount:${google_service_account.passthrough.email}"
 }
 
+# Sealed inputs: copies written at create (and deleted when the create is refused).
+resource "google_storage_bucket_iam_member" "passthrough_writes_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.passthrough.email}"
+}
+
 # --- on_job_event: read jobs from Vertex, Firestore, reconcile outputs, publish alerts ---
 
 resource "google_project_iam_member" "on_job_event" {
@@ -74,6 +81,13 @@ resource "google_pubsub_topic_iam_member" "on_job_event_publishes_alerts" {
   topic   = google_pubsub_topic.alerts.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.on_job_event.email}"
+}
+
+# Estimates of jobs created without one are made from their sealed inputs.
+resource "google_storage_bucket_iam_member" "on_job_event_reads_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 
 resource "google_storage_bucket_iam_member" "on_job_event_reads_outputs" {

@@ -39,6 +39,7 @@ locals {
     VBG_VERTEX_ENDPOINT           = var.vertex_endpoint
     VBG_MAX_BODY_BYTES            = tostring(var.max_body_bytes)
     VBG_ESTIMATE_READ_LIMIT_BYTES = tostring(var.estimate_read_limit_bytes)
+    VBG_STAGING_BUCKET            = google_storage_bucket.staging.name
   })
 
   env_on_job_event = merge(local.common_env, {

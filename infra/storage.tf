@@ -55,6 +55,11 @@ resource "google_storage_bucket_object" "bundle" {
   }
 }
 
+# Keys' own principals (people, their service accounts) should get read-only access
+# (roles/storage.objectViewer) to output folders: whoever can write there can rewrite a
+# job's predictions. The books do not move (a later generation never lowers what counts,
+# and after a job's cost is final it changes nothing and raises a `tamper` alert), but the
+# files people read would no longer be what Vertex wrote.
 resource "google_storage_bucket" "outputs" {
   count = var.create_output_bucket ? 1 : 0
   #checkov:skip=CKV_GCP_62:Access logs of prediction outputs would cost more than the outputs; reads are by the gateway's own service accounts, visible in Data Access audit logs when enabled.
@@ -91,5 +96,38 @@ resource "google_storage_bucket_iam_member" "vertex_writes_outputs" {
 
   bucket = google_storage_bucket.outputs[0].name
   role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
+}
+
+# Gateway-owned: sealed copies of job inputs (what Vertex runs is what was estimated and
+# budgeted) and other files the gateway writes. Only the gateway's functions write here and
+# Vertex's service agent reads; keys' principals get no access at all.
+resource "google_storage_bucket" "staging" {
+  #checkov:skip=CKV_GCP_62:Access logs of gateway-written copies would cost more than the copies; reads are by Vertex's service agent and the gateway's own service accounts.
+  #checkov:skip=CKV_GCP_78:Sealed copies are written once and deleted by the lifecycle rule; versioning would keep and bill them past it.
+  name     = "${var.name_prefix}-staging-${var.project_id}"
+  project  = var.project_id
+  location = var.region
+  labels   = var.labels
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  lifecycle_rule {
+    condition {
+      age = var.staging_lifecycle_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_storage_bucket_iam_member" "vertex_reads_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
 }

@@ -64,6 +64,17 @@ variable "output_bucket_lifecycle_days" {
   }
 }
 
+variable "staging_lifecycle_days" {
+  description = "Delete sealed input copies (and other gateway-owned staging files) this many days after they were written. Keep it longer than your longest queued-plus-running job."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.staging_lifecycle_days >= 1
+    error_message = "staging_lifecycle_days must be at least 1 day."
+  }
+}
+
 variable "sync_schedule" {
   description = "Cron schedule of the sync tick that polls Vertex for state changes of non-terminal jobs."
   type        = string

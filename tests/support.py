@@ -5,6 +5,8 @@
 """
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import functions_framework
@@ -46,11 +48,17 @@ def reset_process() -> None:
 
 
 def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEFAULT_MODEL_LIST):
+    """Also a fresh staging bucket (sealed inputs) when the GCS emulator is in use."""
     config = tmp_path / "models.yaml"
     config.write_text(model_list)
     monkeypatch.setenv("VBG_CONFIG", str(config))
     monkeypatch.setenv("VBG_MASTER_KEY", MASTER_KEY)
     monkeypatch.setenv("VBG_VERTEX_ENDPOINT", vertex_url)
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        staging = f"staging-{uuid.uuid4().hex[:12]}"
+        monkeypatch.setenv("VBG_STAGING_BUCKET", staging)
+        reset_process()
+        clients.storage().create_bucket(staging)
     reset_process()
 
 

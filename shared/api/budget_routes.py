@@ -1,12 +1,12 @@
 """Budget routes: estimate a create, see one's budgets, set team budgets (master key)."""
 
 from shared.api.http import Reply, Request
-from shared.core import clients, keys, logs, routing, times
+from shared.core import keys, logs, routing, times
 from shared.core.config import model_list_or_error
 from shared.core.errors import invalid_argument, not_found
 from shared.cost import estimate
 from shared.jobs import submit
-from shared.jobs.budgets import TEAMS, Budget, budgets_for, now, status, team_record
+from shared.jobs.budgets import Budget, budgets_for, now, status, team_record, team_ref
 
 
 def estimate_route(request: Request) -> Reply:
@@ -45,6 +45,7 @@ def _team_view(team: str, record: dict | None) -> dict:
 
 
 def put_team(request: Request, team: str) -> Reply:
+    keys.check_team(team)
     body = request.json_body()
     unknown = set(body) - {"budgetUsd", "budgetPeriod"}
     if unknown:
@@ -53,12 +54,13 @@ def put_team(request: Request, team: str) -> Reply:
         )
     amount, period = keys.budget_fields(body, {})
     record = {"team": team, "budget_usd": amount, "budget_period": period, "updated": now()}
-    clients.firestore().collection(TEAMS).document(team).set(record)
+    team_ref(team).set(record)
     logs.info("audit", audit=True, route=request.route, team=team, budget_usd=amount)
     return Reply(200, _team_view(team, record))
 
 
 def get_team(request: Request, team: str) -> Reply:
+    keys.check_team(team)
     record = team_record(team)
     if record is None:
         raise not_found(f"Team {team!r} has no budget set; PUT one first.")

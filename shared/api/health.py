@@ -11,19 +11,23 @@ def health(request: Request) -> Reply:
     """Config loaded, Firestore reachable, deployments listed. 503 when a part is not.
 
     Public, so that load balancers and uptime checks need no key; the deployments (project
-    ids) are listed only to the master key, others see their count.
+    ids), the config file's path and any config error are shown only to the master key.
     """
     report: dict = {"status": "ok"}
     try:
         models = model_list()
-        report["config"] = {"status": "ok", "path": settings().config_path}
+        report["config"] = {"status": "ok"}
+        if request.caller and request.caller.is_master:
+            report["config"]["path"] = settings().config_path
         report["models"] = models.model_names
         report["deploymentCount"] = len(models.deployments)
         if request.caller and request.caller.is_master:
             report["deployments"] = [d.describe() for d in models.deployments]
     except ConfigError as exc:
         report["status"] = "unavailable"
-        report["config"] = {"status": "error", "error": str(exc)}
+        report["config"] = {"status": "error"}
+        if request.caller and request.caller.is_master:
+            report["config"]["error"] = str(exc)
     try:
         started = time.monotonic()
         clients.firestore().collection(keys.COLLECTION).document("_health").get(timeout=5)

@@ -22,6 +22,8 @@ JSON = "application/json; charset=utf-8"
 GOOGLE = "google"
 OPENAI = "openai"
 ERROR_SHAPES = (GOOGLE, OPENAI)
+# The media types a JSON body may be sent as (parameters such as charset are ignored).
+JSON_MEDIA_TYPES = ("application/json", "text/json", "application/merge-patch+json")
 
 
 @dataclass
@@ -41,16 +43,19 @@ class Request:
             if allow_empty:
                 return {}
             raise invalid_argument("The request body is empty; send a JSON object.")
-        content_type = self.headers.get("content-type", "application/json").lower()
-        if "json" not in content_type:
+        content_type = self.headers.get("content-type", "application/json")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type not in JSON_MEDIA_TYPES:
             raise ApiError(
                 415,
-                f"Content-Type {content_type!r} is not supported; send application/json.",
+                f"Content-Type {content_type[:100]!r} is not supported; send application/json.",
             )
         try:
             value = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid_argument(f"The request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise invalid_argument("The request body is nested too deeply.") from None
         if not isinstance(value, dict):
             raise invalid_argument("The request body must be a JSON object.")
         return value

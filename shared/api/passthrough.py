@@ -8,12 +8,13 @@ import base64
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
-from shared.core import vertex
+from shared.core import times, vertex
 from shared.core.config import model_list_or_error
-from shared.core.errors import invalid_argument, not_found
+from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
 from shared.jobs import records, submit
 
@@ -21,6 +22,8 @@ JOB_ID = re.compile(r"^[0-9]{1,20}$")
 OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+PAGE_SIZE = re.compile(r"[0-9]{1,9}")
+MAX_PAGES_PER_LOCATION = 20
 
 
 def _upstream_reply(upstream: vertex.Upstream) -> Reply:
@@ -153,40 +156,84 @@ def _scope_filter(caller) -> str | None:
     return f'labels.{OWNER_LABEL}="{caller.key_id}"'
 
 
-def _decode_token(token: str) -> dict:
+def _bad_token() -> ApiError:
+    return invalid_argument(
+        "`pageToken` is not a token this gateway issued: pass back a nextPageToken unchanged.",
+        field="pageToken",
+    )
+
+
+def _decode_token(token: str, locations: list[str]) -> tuple[tuple | None, dict]:
+    """(cursor, location -> Vertex page token or None) from a token this gateway issued;
+    any other shape is a 400, never a 500."""
     if not token:
-        return {}
+        return None, dict.fromkeys(locations, "")
     try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_argument("`pageToken` is not a token this gateway issued.") from None
-    if not isinstance(state, dict):
-        raise invalid_argument("`pageToken` is not a token this gateway issued.")
-    return state
+        state = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
+    except (ValueError, UnicodeError, RecursionError):
+        raise _bad_token() from None
+    if not isinstance(state, dict) or set(state) != {"c", "l"}:
+        raise _bad_token()
+    cursor, pages = state["c"], state["l"]
+    if not isinstance(pages, dict) or set(pages) != set(locations):
+        raise _bad_token()
+    if not all(v is None or isinstance(v, str) for v in pages.values()):
+        raise _bad_token()
+    if not (
+        isinstance(cursor, list)
+        and len(cursor) == 3
+        and all(isinstance(v, str) for v in cursor)
+        and times.parse(cursor[0])
+        and cursor[1] in locations
+    ):
+        raise _bad_token()
+    return _sort_key(cursor[0], cursor[1], cursor[2]), pages
 
 
-def _encode_token(state: dict) -> str:
+def _encode_token(cursor: list[str], pages: dict) -> str:
+    state = {"c": cursor, "l": pages}
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def _sort_key(create_time: str, location_key: str, name: str) -> tuple:
+    """Newest first across locations: create time, then location, then the numeric id."""
+    job_id = records.job_id_of(name)
+    return (
+        times.parse(create_time) or datetime.min.replace(tzinfo=UTC),
+        location_key,
+        int(job_id) if job_id.isdigit() else -1,
+        name,
+    )
 
 
 def _page_size(request: Request) -> int:
     raw = request.args.get("pageSize", "")
     if not raw:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit():
-        raise invalid_argument("`pageSize` must be a positive integer.", field="pageSize")
-    return max(1, min(int(raw), MAX_PAGE_SIZE))
+    if not PAGE_SIZE.fullmatch(raw):
+        raise invalid_argument(
+            f"`pageSize` {raw[:40]!r} must be a non-negative integer.", field="pageSize"
+        )
+    size = int(raw)
+    # As Vertex: 0 (or unset) means the default page size.
+    return DEFAULT_PAGE_SIZE if size == 0 else min(size, MAX_PAGE_SIZE)
 
 
 def list_jobs(request: Request, version: str, project: str, location: str) -> Reply:
     """Merge the lists of every configured location, newest first.
 
-    The page token holds, per location, Vertex's page token and how many jobs of that
-    page were already returned: no state on the server, opaque to the client.
+    Paging is by a cursor: the token holds the sort key of the last job returned and, per
+    location, the Vertex page to read from. Every page keeps only jobs strictly older than
+    the cursor, so jobs created between pages (they are newer) cannot shift a page and
+    repeat one, and a Vertex page is re-read until all of its jobs are older than the
+    cursor. A job older than the last job read from a location that has more pages waits
+    for that location's next page, so none is skipped. No state on the server; opaque to
+    the client.
     """
     caller = request.caller
     page_size = _page_size(request)
-    state = _decode_token(request.args.get("pageToken", ""))
+    locations = _locations()
+    cursor, pages = _decode_token(request.args.get("pageToken", ""), locations)
     filters = [f for f in (_scope_filter(caller), request.args.get("filter", "").strip()) if f]
     # OR binds tighter than AND in Vertex (AIP-160) filters: no parentheses needed.
     upstream_filter = " AND ".join(filters)
@@ -199,59 +246,70 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
         params["readMask"] = ",".join(sorted(fields | {"name", "createTime"}))
 
     candidates = []
-    for location_key in _locations():
-        position = state.get(location_key, {"t": "", "s": 0})
-        if position is None:
+    horizon = None
+    read: dict[str, tuple[str, list, str]] = {}
+    for location_key in locations:
+        token = pages.get(location_key)
+        if token is None:
             continue
-        upstream_params = dict(params)
-        if position["t"]:
-            upstream_params["pageToken"] = position["t"]
-        loc_project, loc_location = location_key.split("/")
-        upstream = vertex.call(
-            "GET",
-            loc_location,
-            f"{version}/projects/{loc_project}/locations/{loc_location}/batchPredictionJobs",
-            params=upstream_params,
-        )
-        if not upstream.ok:
-            return _upstream_reply(upstream)
-        page = upstream.json()
-        found = page.get("batchPredictionJobs", [])[position["s"] :]
-        candidates.extend(
-            (job.get("createTime", ""), location_key, index, job) for index, job in enumerate(found)
-        )
-        state[location_key] = {
-            "t": position["t"],
-            "s": position["s"],
-            "n": page.get("nextPageToken", ""),
-            "len": len(page.get("batchPredictionJobs", [])),
-        }
+        for _ in range(MAX_PAGES_PER_LOCATION):
+            upstream = _list_page(version, location_key, params, token)
+            if not upstream.ok:
+                return _upstream_reply(upstream)
+            page = upstream.json()
+            jobs = []
+            for job in page.get("batchPredictionJobs", []) or []:
+                key = _sort_key(job.get("createTime", ""), location_key, job.get("name", ""))
+                if cursor is None or key < cursor:
+                    jobs.append((key, job))
+            following = page.get("nextPageToken") or ""
+            if jobs or not following:
+                break
+            token = following  # every job of this page was returned already: go on
+        read[location_key] = (token, jobs, following)
+        candidates.extend((key, location_key, job) for key, job in jobs)
+        if following and jobs:
+            # Older jobs of this location are on pages not read yet: nothing older than
+            # this page's last job may be returned before them.
+            horizon = max(horizon, jobs[-1][0]) if horizon else jobs[-1][0]
 
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    taken = candidates[:page_size]
-    next_state = {}
-    for location_key, position in state.items():
-        if position is None:
-            next_state[location_key] = None
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    taken = [c for c in candidates if horizon is None or c[0] >= horizon][:page_size]
+    next_pages: dict = {}
+    for location_key in locations:
+        if location_key not in read:
+            next_pages[location_key] = None
             continue
-        used = position["s"] + sum(1 for c in taken if c[1] == location_key)
-        if used < position["len"]:
-            next_state[location_key] = {"t": position["t"], "s": used}
-        elif position["n"]:
-            next_state[location_key] = {"t": position["n"], "s": 0}
-        else:
-            next_state[location_key] = None
+        token, jobs, following = read[location_key]
+        left = len(jobs) - sum(1 for c in taken if c[1] == location_key)
+        next_pages[location_key] = token if left else (following or None)
 
-    found = records.get_many([records.job_id_of(c[3]["name"]) for c in taken])
+    found = records.get_many([records.job_id_of(c[2]["name"]) for c in taken])
     visible = []
     for *_, job in taken:
         record = found.get(records.job_id_of(job["name"]))
         if record and not record.get("deleted") and caller.may_see(record):
             visible.append(_masked(job, read_mask))
     reply: dict = {"batchPredictionJobs": visible} if visible else {}
-    if any(v is not None for v in next_state.values()):
-        reply["nextPageToken"] = _encode_token(next_state)
+    if taken and any(v is not None for v in next_pages.values()):
+        last = taken[-1]
+        reply["nextPageToken"] = _encode_token(
+            [last[2].get("createTime", ""), last[1], last[2].get("name", "")], next_pages
+        )
     return Reply(200, reply)
+
+
+def _list_page(version: str, location_key: str, params: dict, token: str):
+    loc_project, loc_location = location_key.split("/")
+    upstream_params = dict(params)
+    if token:
+        upstream_params["pageToken"] = token
+    return vertex.call(
+        "GET",
+        loc_location,
+        f"{version}/projects/{loc_project}/locations/{loc_location}/batchPredictionJobs",
+        params=upstream_params,
+    )
 
 
 def _camel(path: str) -> str:

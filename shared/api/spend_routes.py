@@ -36,7 +36,8 @@ _LABEL_NAME = re.compile(r"^[a-z][\w-]{0,62}$")
 
 
 def job_cost(request: Request, job_id: str) -> Reply:
-    cost = ledger.job_cost(job_id) if re.fullmatch(r"[\w-]{1,64}", job_id) else None
+    # Batch prediction job ids are numeric; anything else names no job (and no document).
+    cost = ledger.job_cost(job_id) if re.fullmatch(r"[0-9]{1,20}", job_id) else None
     if cost is None or not request.caller.may_see(cost["job"]):
         raise not_found(f"No batch prediction job {job_id!r} visible to this key.")
     return Reply(200, {**job_cost_view(cost), **_chain_view(job_id, cost["job"])})

@@ -23,6 +23,7 @@ ENV_BY_FUNCTION = {
         "VBG_VERTEX_ENDPOINT",
         "VBG_MAX_BODY_BYTES",
         "VBG_ESTIMATE_READ_LIMIT_BYTES",
+        "VBG_STAGING_BUCKET",
     ),
     "on_job_event": (
         *COMMON_ENV,
@@ -126,6 +127,8 @@ PRICE_OVERRIDE_FIELDS = (
     "input_cost_per_character",
 )
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
+# Gateway options in an entry's `model_info` (LiteLLM's free-form metadata: other keys ignored).
+MODEL_INFO_OPTIONS = ("seal_inputs",)
 ENTRY_KEYS = ("model_name", "litellm_params", "model_info")
 # Sections of a LiteLLM proxy config that mean nothing to the gateway: accepted, not used,
 # so that users can bring the file they already run.
@@ -148,6 +151,8 @@ class Deployment:
     credentials: str | None = None
     price_overrides: tuple[tuple[str, Decimal], ...] = ()
     index: int = 0
+    # Copy inputs to the staging bucket at create (shared/jobs/sealing.py); model_info option.
+    seal_inputs: bool = True
 
     @property
     def model_resource(self) -> str:
@@ -273,6 +278,16 @@ def _deployment(node, index: int) -> Deployment:
             f"{where}.litellm_params.vertex_credentials",
             allow_null=True,
         )
+    seal = True
+    if "model_info" in entry:
+        info = _mapping(entry["model_info"][1], f"{where}.model_info")
+        if "seal_inputs" in info:
+            node = info["seal_inputs"][1]
+            if not (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool")):
+                raise ConfigError(
+                    f"{where}.model_info.seal_inputs (line {_line(node)}) must be true or false"
+                )
+            seal = node.value.lower() in ("true", "yes", "on")
     return Deployment(
         model_name=model_name,
         model=model,
@@ -281,6 +296,7 @@ def _deployment(node, index: int) -> Deployment:
         credentials=credentials,
         price_overrides=tuple(overrides),
         index=index,
+        seal_inputs=seal,
     )
 
 

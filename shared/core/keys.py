@@ -12,16 +12,34 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from shared.core import clients, times
+from shared.core import clients, gcs_paths, times
 from shared.core.config import settings
 from shared.core.errors import ApiError, invalid_argument, not_found, unauthenticated
 
 COLLECTION = "keys"
 KEY_PREFIX = "vbg-"
 BUDGET_PERIODS = ("day", "month", "none")
-ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$")
+# Naming rules (stated in the README): checked when a key or team is created or changed,
+# because names end up in labels, logs and (encoded, shared/core/docids.py) document ids.
+ALIAS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,62}")
+ALIAS_RULE = "1-63 ASCII letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+TEAM_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,61}[A-Za-z0-9])?")
+TEAM_RULE = (
+    "1-63 ASCII letters, digits, spaces, '.', '_' or '-', starting and ending with a letter "
+    "or digit"
+)
+BUDGET_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+BUDGET_RULE = 'a decimal string of USD such as "250" or "0.5" (at most 9 decimals)'
+
+
+def check_team(team, field: str = "team") -> str:
+    if not isinstance(team, str) or not TEAM_PATTERN.fullmatch(team):
+        raise invalid_argument(
+            f"`{field}` {str(team)[:80]!r} is invalid: {TEAM_RULE}.", field=field
+        )
+    return team
 
 
 def hash_key(key: str) -> str:
@@ -140,9 +158,12 @@ def _string_list(body: dict, name: str) -> list[str]:
 def _prefixes(body: dict, name: str) -> list[str]:
     prefixes = _string_list(body, name)
     for prefix in prefixes:
-        if not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$", prefix):
+        why = gcs_paths.problem(prefix)
+        if why or any(c in prefix for c in "*?[#"):
             raise invalid_argument(
-                f"`{name}` entry {prefix!r} is not a gs://bucket/path prefix.", field=name
+                f"`{name}` entry {prefix!r} is not a gs://bucket/path prefix"
+                + (f": {why}." if why else ": no wildcards."),
+                field=name,
             )
     # A prefix is a folder: gs://b/team must not also grant gs://b/team-other/.
     return [p if p.endswith("/") else p + "/" for p in prefixes]
@@ -167,20 +188,27 @@ def budget_fields(body: dict, current: dict) -> tuple[str | None, str]:
     default_period = current.get("budget_period") or ("month" if budget is not None else "none")
     period = body.get("budgetPeriod", default_period)
     if budget is not None:
-        try:
-            amount = Decimal(str(budget))
-        except InvalidOperation:
-            raise invalid_argument(
-                f"`budgetUsd` {budget!r} is not a number.", field="budgetUsd"
-            ) from None
-        if not amount.is_finite() or amount < 0:
-            raise invalid_argument("`budgetUsd` must be zero or more.", field="budgetUsd")
-        budget = str(amount)
+        budget = _budget_amount(budget)
     if period not in BUDGET_PERIODS:
         raise invalid_argument(
             f"`budgetPeriod` must be one of {', '.join(BUDGET_PERIODS)}.", field="budgetPeriod"
         )
     return budget, period
+
+
+def _budget_amount(value) -> str:
+    """A budget as stored: a plain decimal string (no sign, exponent, `_` or non-ASCII
+    digit, which Decimal would accept), or a JSON number that is one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise invalid_argument(f"`budgetUsd` must be {BUDGET_RULE}.", field="budgetUsd")
+    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, float) and "e" in text.lower():
+        text = format(Decimal(text), "f") if Decimal(text).is_finite() else text
+    if not BUDGET_PATTERN.fullmatch(text):
+        raise invalid_argument(
+            f"`budgetUsd` {str(value)[:40]!r} is invalid: use {BUDGET_RULE}.", field="budgetUsd"
+        )
+    return str(Decimal(text))
 
 
 def _fields(body: dict, current: dict) -> dict:
@@ -201,16 +229,12 @@ def _fields(body: dict, current: dict) -> dict:
     fields = {}
     if "alias" in body or not current:
         alias = body.get("alias")
-        if not isinstance(alias, str) or not ALIAS_PATTERN.match(alias):
-            raise invalid_argument(
-                "`alias` is required: 1-63 letters, digits, '.', '_', '@' or '-'.", field="alias"
-            )
+        if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias):
+            raise invalid_argument(f"`alias` is required: {ALIAS_RULE}.", field="alias")
         fields["alias"] = alias
     if "team" in body:
         team = body["team"] or ""
-        if not isinstance(team, str) or len(team) > 63:
-            raise invalid_argument("`team` must be a string of at most 63 characters.")
-        fields["team"] = team
+        fields["team"] = check_team(team) if team else ""
     if "models" in body:
         from shared.core.config import model_list_or_error
 

@@ -6,8 +6,10 @@ from shared.core.config import Deployment, ModelList
 from shared.core.errors import invalid_argument, permission_denied
 
 MODEL_PATH = re.compile(
-    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?models/(?P<name>[^/@]+)(?:@.+)?$"
+    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/)?"
+    r"models/(?P<name>[^/@]+)(?:@.+)?$"
 )
+PUBLISHER = "google"
 
 
 def public_model_name(model: str) -> str:
@@ -15,6 +17,12 @@ def public_model_name(model: str) -> str:
     text = (model or "").strip()
     match = MODEL_PATH.match(text)
     if match:
+        if match["publisher"] not in (None, PUBLISHER):
+            raise invalid_argument(
+                f"`model` {model!r}: publisher {match['publisher']!r} is not served here; the "
+                f"gateway runs {PUBLISHER!r} models (publishers/google/models/NAME).",
+                field="model",
+            )
         return match["name"]
     if "/" in text:
         raise invalid_argument(

@@ -297,6 +297,7 @@ class InputObject:
     bucket: str
     name: str
     size: int
+    generation: int = 0
 
     @property
     def uri(self) -> str:
@@ -339,7 +340,7 @@ def list_inputs(uris: list[str]) -> list[InputObject]:
             if any(c in path for c in "*?["):
                 prefix = re.split(r"[*?\[]", path, maxsplit=1)[0]
                 matches = [
-                    InputObject(bucket, blob.name, int(blob.size or 0))
+                    InputObject(bucket, blob.name, int(blob.size or 0), int(blob.generation or 0))
                     for blob in storage.list_blobs(bucket, prefix=prefix)
                     if fnmatch.fnmatchcase(blob.name, path)
                 ]
@@ -356,7 +357,9 @@ def list_inputs(uris: list[str]) -> list[InputObject]:
                         f"inputConfig.gcsSource.uris: {uri} does not exist.",
                         field="inputConfig.gcsSource.uris",
                     )
-                found.append(InputObject(bucket, path, int(blob.size or 0)))
+                found.append(
+                    InputObject(bucket, path, int(blob.size or 0), int(blob.generation or 0))
+                )
         except ApiError:
             raise
         except Exception as exc:
@@ -398,8 +401,12 @@ def estimate_inputs(
     return "size", from_size(total, estimator), len(head)
 
 
-def estimate_request(deployment, body: dict, uris: list[str] | None = None) -> dict:
-    """The estimate record of a create body for one deployment (stored on the job)."""
+def estimate_request(
+    deployment, body: dict, uris: list[str] | None = None, objects: list[InputObject] | None = None
+) -> dict:
+    """The estimate record of a create body for one deployment (stored on the job).
+
+    `objects` (sealed inputs, already listed) are priced as given, without listing again."""
     import time
 
     started = time.monotonic()
@@ -412,7 +419,8 @@ def estimate_request(deployment, body: dict, uris: list[str] | None = None) -> d
         raise ApiError(
             500, f"gateway misconfigured: no price for {deployment.model!r} ({exc})"
         ) from None
-    objects = list_inputs(uris)
+    if objects is None:
+        objects = list_inputs(uris)
     method, tally, read = estimate_inputs(objects, estimator, settings().estimate_read_limit_bytes)
     record = {
         "model": deployment.model_name,

@@ -9,10 +9,13 @@ audio_prompt_tokens, embedding_tokens, cost_nanos, unpriced_rows, no_usage_rows)
   `generation` (int), `size`, `model`, `counters` (map), `by_model` (model -> counters),
   `group` (`final` or `incremental`), `failed_samples`, `malformed_samples`,
   `unpriced_samples`, `created`, `superseded` (bool: a newer generation of the object
-  replaced it), `superseded_by` (record id or null).
+  replaced it), `superseded_by` (record id or null), `counted` (false: it changed nothing,
+  see Monotonic books), `tamper` (map, when it held less than what counts or came after the
+  cost was final), `error` (string, when the file could not be priced at all: zero counters).
 - `jobs/{job_id}/objects/{object_id}`: the generation of one object that currently counts;
   `object_id` = sha256 hex of `bucket/object`. Fields: `uri`, `generation`, `record_id`,
-  `group`, `counters`, `rollups`, `updated`.
+  `group`, `counters` (what counts for the object: per counter the largest any of its
+  generations held), `rollups`, `updated`.
 - `jobs/{job_id}/cost_groups/totals`: the job's two file sets, `final` and `incremental`
   (counter maps: the sum of their objects' live generations), `counted` (which set the job's
   totals are), `rollups` (the rollup doc paths the counted set was added to).
@@ -37,6 +40,17 @@ its set totals anyway, so a job's shard is no hotter than its own documents. Rol
 written before sharding (no `-{shard}`) are read the same way, and a job's next file moves
 its total from the paths kept in its set totals to its shard.
 
+Monotonic books: what Vertex produced and billed is never lowered by a later write (a key
+holder may be able to write to their own output folder). Per object, a newer generation
+counts, counter by counter, the larger of what already counts for the object and what it
+holds: Vertex rewriting a file with more rows adds cost; a rewrite with fewer rows or less
+usage removes none (its record carries `tamper`). Once the job's `cost_final` is set, a new
+generation (or a new object) changes nothing: its record is written with `counted: false`
+and `tamper` ({previous_generation, counted_nanos, file_nanos, difference_nanos}); the caller
+(jobs/finalize.py) raises the `tamper` alert. The job's `cost_final` is read right before the
+batch is committed: a generation landing within those milliseconds of finalisation can still
+count (it is then in the final figures).
+
 The day of a job's spend is the UTC day of its `create_time`: the day the budget admitted it,
 so one job's cost lands in one day whenever its files arrive, and a replaced generation is
 subtracted from the rollups it was added to.
@@ -60,9 +74,10 @@ import json
 import random
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from shared.core import clients, logs
+from shared.core import clients, docids, logs
 from shared.cost.usage import COUNTER_FIELDS
 
 OUTPUTS = "outputs"
@@ -77,6 +92,37 @@ LABEL_IDENTITY = ("day", "key_id", "label", "value")
 ROLLUP_SHARDS = 16
 WRITE_ATTEMPTS = 16
 SAMPLE_BYTES = 4096
+INT64_MAX = 2**63 - 1
+
+
+class Unrecordable(ValueError):
+    """Counters Firestore cannot hold (negative or beyond int64): a bug or a hostile file."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record_generation` did with one object generation.
+
+    `outcome`: `recorded` (the books changed), `duplicate` (this generation has its record),
+    `stale` (an equal or newer generation counts), `tamper` (recorded, changed nothing: the
+    job's cost was final, or the generation held less than what counts for its object).
+    """
+
+    outcome: str
+    uri: str = ""
+    generation: int = 0
+    previous_generation: int | None = None
+    counted_nanos: int = 0
+    file_nanos: int = 0
+    job_final: bool = False
+
+    def __bool__(self) -> bool:
+        return self.outcome == "recorded"
+
+    @property
+    def difference_nanos(self) -> int:
+        """What this generation would have changed the object's cost by, had it replaced it."""
+        return self.file_nanos - self.counted_nanos
 
 
 def _sha(text: str) -> str:
@@ -92,7 +138,7 @@ def object_id(bucket: str, name: str) -> str:
 
 
 def _job_ref(job_id: str):
-    return clients.firestore().collection("jobs").document(job_id)
+    return clients.firestore().collection("jobs").document(docids.doc_id(job_id))
 
 
 def spend_day(job: dict) -> str:
@@ -225,9 +271,40 @@ def record_file(
     usage,
     group: str = FINAL,
 ) -> bool:
-    """Record one object generation's usage; True when anything changed (see the docstring).
+    """Record one object generation's usage; True when the books changed."""
+    return bool(
+        record_generation(
+            job_id=job_id,
+            job=job,
+            bucket=bucket,
+            name=name,
+            generation=generation,
+            size=size,
+            usage=usage,
+            group=group,
+        )
+    )
 
-    `group` is FINAL or INCREMENTAL (shared/jobs/finalize.py says which files are which)."""
+
+def _check_recordable(counters: dict[str, int]) -> None:
+    bad = {k: v for k, v in counters.items() if not 0 <= v <= INT64_MAX}
+    if bad:
+        raise Unrecordable(f"counters out of range: {bad}")
+
+
+def record_generation(
+    *,
+    job_id: str,
+    job: dict,
+    bucket: str,
+    name: str,
+    generation: int,
+    size,
+    usage,
+    group: str = FINAL,
+) -> Recorded:
+    """Record one object generation's usage, exactly once and monotonically (see the module
+    docstring). `group` is FINAL or INCREMENTAL (shared/jobs/finalize.py says which)."""
     from google.api_core import exceptions
     from google.cloud import firestore
 
@@ -239,8 +316,10 @@ def record_file(
     obj_ref = job_ref.collection(OBJECTS).document(object_id(bucket, name))
     groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
     new = _counters(usage)
+    _check_recordable(new)
     rollups = _rollup_docs(job, rollup_shard(job_id))
     now = datetime.now(UTC)
+    uri = f"gs://{bucket}/{name}"
     record = {
         "bucket": bucket,
         "name": name,
@@ -257,26 +336,63 @@ def record_file(
         "created": now,
         "superseded": False,
         "superseded_by": None,
+        "counted": True,
     }
 
-    def attempt() -> dict | None:
-        """One optimistic try: read the object doc and the job's set totals, then one batch
-        whose preconditions fail if the record exists or either doc changed since the read."""
-        current = obj_ref.get()
+    def attempt() -> Recorded:
+        """One optimistic try: read the object doc, the job and the job's set totals, then
+        one batch whose preconditions fail if the record exists or a doc changed since."""
+        current, job_now = _read_pair(client, obj_ref, job_ref)
         old = current.to_dict() if current.exists else None
+        old_counters = {f: int((old or {}).get("counters", {}).get(f) or 0) for f in COUNTER_FIELDS}
+        found = Recorded(
+            "tamper",
+            uri=uri,
+            generation=generation,
+            previous_generation=int(old["generation"]) if old else None,
+            counted_nanos=old_counters["cost_nanos"],
+            file_nanos=new["cost_nanos"],
+            job_final=bool((job_now.to_dict() or {}).get("cost_final")),
+        )
         if old and int(old.get("generation") or 0) >= generation:
-            return {"stale": old.get("generation")}
+            return Recorded("stale", uri=uri, previous_generation=found.previous_generation)
+        if found.job_final:
+            rec_ref.create(
+                {
+                    **record,
+                    "counted": False,
+                    "tamper": {
+                        "reason": "a new generation after the job's cost was final",
+                        "previous_generation": found.previous_generation,
+                        "counted_nanos": found.counted_nanos,
+                        "file_nanos": found.file_nanos,
+                        "difference_nanos": found.difference_nanos,
+                    },
+                }
+            )
+            return found
+        counted = {f: max(old_counters[f], new[f]) for f in COUNTER_FIELDS}
+        lowered = sorted(f for f in COUNTER_FIELDS if new[f] < old_counters[f])
+        fields = dict(record)
+        if lowered:
+            fields["tamper"] = {
+                "reason": "the generation holds less than what counts for its object",
+                "previous_generation": found.previous_generation,
+                "lowered": lowered,
+                "counted_nanos": found.counted_nanos,
+                "file_nanos": found.file_nanos,
+                "difference_nanos": found.difference_nanos,
+            }
         stored, groups_snapshot = _group_totals(job_ref)
         totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
         before_group = stored.get("counted") or counted_group(totals)
         before = dict(totals[before_group])
         if old:
-            old_counters = old.get("counters") or {}
             target = totals[old.get("group") or FINAL]
             for field in COUNTER_FIELDS:
-                target[field] -= int(old_counters.get(field) or 0)
+                target[field] -= old_counters[field]
         for field in COUNTER_FIELDS:
-            totals[group][field] += new[field]
+            totals[group][field] += counted[field]
         after_group = counted_group(totals)
         after = totals[after_group]
         job_delta = {f: after[f] - before[f] for f in COUNTER_FIELDS}
@@ -289,13 +405,13 @@ def record_file(
             }
 
         batch = client.batch()
-        batch.create(rec_ref, record)
+        batch.create(rec_ref, fields)
         object_fields = {
-            "uri": record["uri"],
+            "uri": uri,
             "generation": generation,
             "record_id": rid,
             "group": group,
-            "counters": new,
+            "counters": counted,
             "rollups": sorted(rollups),
             "updated": now,
         }
@@ -335,12 +451,21 @@ def record_file(
             fields = {**rollups.get(path, {}), **increments, "updated": now}
             batch.set(client.document(path), fields, merge=True)
         batch.commit()
-        return {"replaced": old.get("generation") if old else None, "counted": after_group}
+        if lowered:
+            return found
+        return Recorded(
+            "recorded",
+            uri=uri,
+            generation=generation,
+            previous_generation=found.previous_generation,
+            counted_nanos=found.counted_nanos,
+            file_nanos=found.file_nanos,
+        )
 
     outcome = None
     for round_ in range(WRITE_ATTEMPTS):
         if rec_ref.get().exists:
-            outcome = None
+            outcome = Recorded("duplicate", uri=uri, generation=generation)
             break
         try:
             outcome = attempt()
@@ -357,30 +482,101 @@ def record_file(
             time.sleep(random.uniform(0, min(1.0, 0.05 * 2**round_)))
     else:
         raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
-    uri = f"gs://{bucket}/{name}#{generation}"
-    if outcome is None:
-        logs.info("cost record exists; nothing to do", job_id=job_id, uri=uri, record_id=rid)
-        return False
-    if "stale" in outcome:
+    where = {"job_id": job_id, "uri": f"{uri}#{generation}", "record_id": rid}
+    if outcome.outcome == "duplicate":
+        logs.info("cost record exists; nothing to do", **where)
+    elif outcome.outcome == "stale":
         logs.info(
             "an equal or newer generation already counts; nothing to do",
-            job_id=job_id,
-            uri=uri,
-            current_generation=outcome["stale"],
+            current_generation=outcome.previous_generation,
+            **where,
         )
+    elif outcome.outcome == "tamper":
+        logs.warning(
+            "output generation not counted in full (tamper)",
+            job_final=outcome.job_final,
+            previous_generation=outcome.previous_generation,
+            counted_nanos=outcome.counted_nanos,
+            file_nanos=outcome.file_nanos,
+            **where,
+        )
+    else:
+        logs.info(
+            "cost recorded",
+            group=group,
+            replaced_generation=outcome.previous_generation,
+            cost_nanos=new["cost_nanos"],
+            rows=new["rows"],
+            **where,
+        )
+    return outcome
+
+
+def _read_pair(client, obj_ref, job_ref):
+    """The object doc and the job doc, in one round trip."""
+    found = {s.reference.path: s for s in client.get_all([obj_ref, job_ref])}
+    return found[obj_ref.path], found[job_ref.path]
+
+
+def record_failure(
+    *, job_id: str, job: dict, bucket: str, name: str, generation: int, size, error: str
+) -> bool:
+    """A file that cannot be priced at all still gets its record (zero counters, the error),
+    so that the reconciliation does not try it forever and the cost view names it."""
+    from google.api_core import exceptions
+
+    rid = record_id(bucket, name, int(generation))
+    ref = _job_ref(job_id).collection(OUTPUTS).document(rid)
+    try:
+        ref.create(
+            {
+                "bucket": bucket,
+                "name": name,
+                "uri": f"gs://{bucket}/{name}",
+                "generation": int(generation),
+                "size": int(size) if size not in (None, "") else None,
+                "model": job.get("model"),
+                "counters": dict.fromkeys(COUNTER_FIELDS, 0),
+                "by_model": {},
+                "failed_samples": [],
+                "malformed_samples": [],
+                "unpriced_samples": [],
+                "created": datetime.now(UTC),
+                "superseded": False,
+                "superseded_by": None,
+                "counted": False,
+                "error": error[:SAMPLE_BYTES],
+            }
+        )
+    except (exceptions.AlreadyExists, exceptions.Conflict):
         return False
-    logs.info(
-        "cost recorded",
+    logs.error(
+        "output file could not be priced; recorded with its error",
         job_id=job_id,
-        uri=uri,
-        record_id=rid,
-        group=group,
-        counted_group=outcome["counted"],
-        replaced_generation=outcome["replaced"],
-        cost_nanos=new["cost_nanos"],
-        rows=new["rows"],
+        uri=f"gs://{bucket}/{name}#{generation}",
+        error=error[:500],
     )
     return True
+
+
+def get_record(job_id: str, bucket: str, name: str, generation) -> dict | None:
+    ref = _job_ref(job_id).collection(OUTPUTS).document(record_id(bucket, name, int(generation)))
+    snapshot = ref.get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def recorded_of(record: dict) -> Recorded:
+    """The `tamper` outcome a stored record describes (for re-sending its alert)."""
+    tamper = record.get("tamper") or {}
+    return Recorded(
+        "tamper",
+        uri=record.get("uri") or "",
+        generation=int(record.get("generation") or 0),
+        previous_generation=tamper.get("previous_generation"),
+        counted_nanos=int(tamper.get("counted_nanos") or 0),
+        file_nanos=int(tamper.get("file_nanos") or 0),
+        job_final=not record.get("counted", True),
+    )
 
 
 def has_record(job_id: str, bucket: str, name: str, generation) -> bool:
@@ -399,7 +595,11 @@ def job_cost(job_id: str) -> dict | None:
     totals = {f: int((job.get("cost") or {}).get(f) or 0) for f in COUNTER_FIELDS}
     basis = job.get("cost_basis") or FINAL
     for record in records:
-        record["counted"] = not record.get("superseded") and (record.get("group") or FINAL) == basis
+        record["counted"] = (
+            record.get("counted", True)
+            and not record.get("superseded")
+            and (record.get("group") or FINAL) == basis
+        )
     live = [r for r in records if r["counted"]]
     samples = {
         kind: [{"uri": r["uri"], **s} for r in live for s in r.get(kind) or []]

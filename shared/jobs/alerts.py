@@ -1,5 +1,6 @@
-"""Alerts on `batch-job-alerts`: one per job per kind (terminal, stuck, unpriced), one per key
-per budget period per threshold (budget), each a message a person can act on.
+"""Alerts on `batch-job-alerts`: one per job per kind (terminal, stuck, unpriced, reconcile),
+one per key per budget period per threshold (budget), one per tampered output generation
+(tamper), each a message a person can act on.
 
 Delivery is at least once, deduplicated by a marker document `alerts_sent/{alert id}`:
 
@@ -17,7 +18,7 @@ milliseconds between a publish and its marker update.
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared.core import clients, logs, times
+from shared.core import clients, docids, logs, times
 from shared.core.config import settings
 from shared.cost.pricing import nanos_to_usd
 from shared.jobs import events
@@ -111,6 +112,8 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
         "terminal": f"ended {short_state(state)}",
         "stuck": f"stuck in {short_state(state)}",
         "unpriced": "has rows the gateway could not price (booked at $0)",
+        "tamper": "had an output file rewritten that the books did not take",
+        "reconcile": "cannot have its outputs priced",
     }.get(kind, kind)
     text = f"Batch job {job_id} ({job.get('display_name') or '-'}, {job.get('model')}) of {who} "
     text += headline
@@ -150,7 +153,8 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
         "cost": {
             "usd": nanos_to_usd(cost_nanos),
             "cost_nanos": cost_nanos,
-            "final": bool(job.get("cost_final")) or kind == "terminal",
+            "final": bool(job.get("cost_final"))
+            or (kind == "terminal" and not job.get("reconcile_failures")),
             **{name: int(cost.get(name) or 0) for name in COUNT_FIELDS},
         },
         "tokens": {name: int(cost.get(name) or 0) for name in TOKEN_FIELDS},
@@ -206,7 +210,9 @@ def crossed_thresholds(spent_nanos: int, budget_nanos: int) -> list[int]:
 
 
 def _marker(alert_id: str):
-    return clients.firestore().collection(MARKERS).document(alert_id.replace("/", "_"))
+    return (
+        clients.firestore().collection(MARKERS).document(docids.doc_id(alert_id.replace("/", "_")))
+    )
 
 
 def _claim(alert_id: str, details: dict) -> str | None:
@@ -293,6 +299,48 @@ def send_job_alert(job: dict, kind: str, *, severity: str | None = None, note: s
     )
     if outcome == SENT:
         records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})
+    return outcome
+
+
+def send_tamper_alert(job: dict, recorded) -> str:
+    """One alert per tampered output generation (a `ledger.Recorded` of outcome `tamper`):
+    the object, both generations, what counts and what the new generation would have made
+    of it."""
+    job_id = job["job_id"]
+    why = (
+        "after the job's cost was final"
+        if recorded.job_final
+        else "holding less than what already counts for it"
+    )
+    tamper = {
+        "uri": recorded.uri,
+        "previous_generation": recorded.previous_generation,
+        "generation": recorded.generation,
+        "job_cost_final": recorded.job_final,
+        "counted_usd": nanos_to_usd(recorded.counted_nanos),
+        "file_usd": nanos_to_usd(recorded.file_nanos),
+        "difference_usd": nanos_to_usd(recorded.difference_nanos),
+        "difference_nanos": recorded.difference_nanos,
+    }
+    note = (
+        f"{recorded.uri} generation {recorded.generation} was written {why} "
+        f"(previous generation {recorded.previous_generation}); it would have changed the "
+        f"object's cost by ${tamper['difference_usd']} (${tamper['counted_usd']} counted, "
+        f"${tamper['file_usd']} in the new file). The books are unchanged; give keys "
+        "read-only access to their output folders"
+    )
+    outcome = send(
+        alert_id=f"{job_id}:tamper:{recorded.uri}#{recorded.generation}",
+        kind="tamper",
+        state=job.get("state") or "JOB_STATE_UNSPECIFIED",
+        severity="ERROR",
+        job_id=job_id,
+        body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
+    )
+    if outcome == SENT:
+        from shared.jobs import records
+
+        records.job_ref(job_id).update({"alerts.tamper": datetime.now(UTC)})
     return outcome
 
 

@@ -36,7 +36,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared.core import clients, logs
+from shared.core import clients, docids, logs
 from shared.core.errors import ApiError
 from shared.core.keys import BUDGET_PERIODS
 from shared.cost import estimate
@@ -89,7 +89,7 @@ class Budget:
         return f"{self.scope}:{self.subject}:{suffix}"
 
     def ref(self, at: datetime):
-        return clients.firestore().collection(COMMITMENTS).document(self.doc_id(at))
+        return clients.firestore().collection(COMMITMENTS).document(docids.doc_id(self.doc_id(at)))
 
     def actual_nanos(self, at: datetime) -> int:
         from shared.cost import ledger
@@ -104,8 +104,13 @@ class Budget:
         return f"{self.scope} {self.label!r}: ${nanos_to_usd(self.limit_nanos)} {period}"
 
 
+def team_ref(team: str):
+    """`teams/{team}`, the id encoded when the name is not a safe document id."""
+    return clients.firestore().collection(TEAMS).document(docids.doc_id(team))
+
+
 def team_record(team: str) -> dict | None:
-    snapshot = clients.firestore().collection(TEAMS).document(team).get()
+    snapshot = team_ref(team).get()
     return snapshot.to_dict() if snapshot.exists else None
 
 
@@ -301,7 +306,7 @@ def _drop(doc_ids: list[str], rid: str, *, bind_job: str | None = None) -> None:
 
     collection = clients.firestore().collection(COMMITMENTS)
     for doc_id in doc_ids:
-        ref = collection.document(doc_id)
+        ref = collection.document(docids.doc_id(doc_id))
         snapshot = ref.get()
         if rid not in ((snapshot.to_dict() or {}).get("entries") or {}):
             continue
@@ -319,8 +324,11 @@ def _drop(doc_ids: list[str], rid: str, *, bind_job: str | None = None) -> None:
 # --- the three calls of passthrough.create, and the lifecycle's -----------------------------
 
 
-def admit(*, caller, deployment, body) -> dict | None:
-    """The job's estimate, with a reservation when a budget applies; 429 when it does not fit."""
+def admit(*, caller, deployment, body, objects=None) -> dict | None:
+    """The job's estimate, with a reservation when a budget applies; 429 when it does not fit.
+
+    `objects`: the sealed inputs (estimate.InputObject), so that exactly those bytes are
+    priced."""
     at = now()
     budgets = budgets_for(caller)
     if not budgets:
@@ -328,7 +336,7 @@ def admit(*, caller, deployment, body) -> dict | None:
         # after the create (estimate.backfill) instead of the caller waiting on GCS reads.
         return None
     try:
-        record = estimate.estimate_request(deployment, body)
+        record = estimate.estimate_request(deployment, body, objects=objects)
     except Exception as exc:
         if budgets:
             if isinstance(exc, ApiError):
@@ -381,7 +389,9 @@ def backfill_estimate(job_id: str) -> dict | None:
     if deployment is None:
         return None
     try:
-        made = estimate.estimate_request(deployment, {}, uris=list(record.get("input_uris") or []))
+        sealed = [o["uri"] for o in record.get("sealed_inputs") or []]
+        uris = sealed or list(record.get("input_uris") or [])
+        made = estimate.estimate_request(deployment, {}, uris=uris)
     except Exception as exc:
         message = exc.message if isinstance(exc, ApiError) else repr(exc)
         logs.warning("estimate backfill failed", job_id=job_id, error=message)

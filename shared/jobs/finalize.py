@@ -11,6 +11,13 @@ Which objects count (`output_file`), inside a job's output directory
 The ledger counts a job's incremental files while no final set outbills them, and the final
 set once it does, never both (shared/cost/ledger.py). Everything else is logged and ignored.
 
+A file that cannot be priced for a reason a retry cannot fix (a bug, a value Firestore cannot
+hold) still gets its record, with the error and zero counters: it is named in the job's cost
+view and the terminal reconciliation does not retry it forever. Monotonic books
+(shared/cost/ledger.py): a generation that would lower what counts for its object, or any
+generation after the job's cost is final, changes nothing and raises one `tamper` alert
+naming the object, both generations and the difference.
+
 Finding the job: the output index (`output_index`, see shared/jobs.py) is read for every
 parent folder of the object at once, and the deepest folder that names any job wins. Among
 its jobs (several jobs may share an output prefix):
@@ -32,6 +39,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from shared.core import clients, logs, times
+from shared.core.transient import is_transient
 from shared.cost import ledger, ranged_reads, usage
 from shared.jobs import records
 
@@ -155,32 +163,44 @@ def price_object(
     Raises usage.ObjectGone when that generation no longer exists (permanent).
     """
     job_id = job.get("job_id") or records.job_id_of(job["name"])
-    if ledger.has_record(job_id, bucket, name, generation):
+    existing = ledger.get_record(job_id, bucket, name, generation)
+    if existing is not None:
+        if existing.get("tamper"):
+            # A redelivery after the alert failed to go out: the marker makes this idempotent.
+            from shared.jobs import alerts
+
+            alerts.send_tamper_alert({**job, "job_id": job_id}, ledger.recorded_of(existing))
         return False
     kind = (output_file(name) or (FINAL, ""))[0]
     deployment = records.deployment_of(job)
     overrides = dict(deployment.price_overrides) if deployment else None
     model = (job.get("deployment") or {}).get("model") or job.get("model")
-    parsed = usage.parse_predictions(
-        ranged_reads.chunks_for(bucket, name, int(generation), size),
-        model=model,
-        overrides=overrides or None,
-        batch=True,
-    )
-    changed = ledger.record_file(
-        job_id=job_id,
-        job=job,
-        bucket=bucket,
-        name=name,
-        generation=int(generation),
-        size=size,
-        usage=parsed,
-        group=kind,
-    )
-    if changed:
+    where = {"job_id": job_id, "job": job, "bucket": bucket, "name": name, "size": size}
+    try:
+        parsed = usage.parse_predictions(
+            ranged_reads.chunks_for(bucket, name, int(generation), size),
+            model=model,
+            overrides=overrides or None,
+            batch=True,
+        )
+        recorded = ledger.record_generation(
+            **where, generation=int(generation), usage=parsed, group=kind
+        )
+    except usage.ObjectGone:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        ledger.record_failure(**where, generation=int(generation), error=repr(exc))
+        return False
+    if recorded.outcome == "tamper":
+        from shared.jobs import alerts
+
+        alerts.send_tamper_alert({**job, "job_id": job_id}, recorded)
+    if recorded:
         _check_budgets(job)
         _check_unpriced(job, parsed, f"gs://{bucket}/{name}")
-    return changed
+    return bool(recorded)
 
 
 def _check_unpriced(job: dict, parsed, uri: str) -> None:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 from shared.core import clients, logs
 from shared.core.config import settings
-from shared.core.errors import ApiError
+from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
 from shared.jobs import alerts, openai_batches, records
@@ -39,10 +39,10 @@ from shared.jobs import alerts, openai_batches, records
 JOB_EVENTS = ("job.created", "job.cancel_requested")
 JOB_ID = re.compile(r"^[0-9]{1,40}$")
 MISSING_LIMIT = 3
+RECONCILE_ATTEMPTS = 3
 # The events subscription's dead-letter policy (infra; local/stack.py uses the same).
 MAX_DELIVERY_ATTEMPTS = 10
 TICK_DEADLINE_SECONDS = 240
-TRANSIENT_HTTP = (429, 500, 502, 503, 504)
 
 
 class MalformedMessage(ValueError):
@@ -62,42 +62,11 @@ def decode(data) -> dict:
         body = json.loads(raw)
     except ValueError as exc:
         raise MalformedMessage(f"data is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedMessage("data is JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise MalformedMessage("data is JSON but not an object")
     return body
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Would the same message succeed later? Outages yes; bad data and bugs no."""
-    import requests
-    from google.api_core import exceptions as gexc
-
-    if isinstance(exc, ApiError):
-        return exc.code in TRANSIENT_HTTP
-    transient = (
-        gexc.ServiceUnavailable,
-        gexc.DeadlineExceeded,
-        gexc.InternalServerError,
-        gexc.TooManyRequests,
-        gexc.ResourceExhausted,
-        gexc.Aborted,
-        gexc.Unknown,
-        gexc.GatewayTimeout,
-        gexc.RetryError,
-        requests.ConnectionError,
-        requests.Timeout,
-        concurrent.futures.TimeoutError,
-        TimeoutError,
-        ConnectionError,
-    )
-    if isinstance(exc, transient):
-        return True
-    try:
-        from google.auth.exceptions import TransportError
-
-        return isinstance(exc, TransportError)
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def ignore_event(*, event_type: str, event_id: str) -> None:
@@ -329,14 +298,24 @@ def reconcile_outputs(record: dict) -> int:
 
 
 def finish_job(job_id: str) -> str:
-    """Terminal job: reconcile outputs, send the terminal alert, then set `cost_final`."""
+    """Terminal job: reconcile outputs, send the terminal alert, then set `cost_final`.
+
+    A reconciliation that keeps failing (an output bucket the gateway cannot read, a bug)
+    must not hold the job hostage: after `RECONCILE_ATTEMPTS` failed ticks in a row the
+    `reconcile` alert goes out, then the terminal alert (its cost marked not final) and the
+    budget commitment is released; `cost_final` stays false, so later ticks keep trying and
+    the first success finishes the job.
+    """
     record = records.get(job_id)
     if record is None:
         return "unknown_job"
     record.setdefault("job_id", job_id)
     if record.get("cost_final"):
         return "final"
-    priced = reconcile_outputs(record)
+    try:
+        priced = reconcile_outputs(record)
+    except Exception as exc:
+        return _reconcile_failed(record, exc)
     record = {**(records.get(job_id) or record), "job_id": job_id}
     _unpriced_backstop(record)
     outcome = alerts.send_job_alert(record, "terminal")
@@ -344,7 +323,7 @@ def finish_job(job_id: str) -> str:
         logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
         return "in_flight"
     openai_batches.finish_for_job(record)
-    records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC))
+    records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC), reconcile_failures=0)
     _release_commitment(job_id)
     cost = record.get("cost") or {}
     logs.info(
@@ -373,6 +352,31 @@ def _unpriced_backstop(record: dict) -> None:
         alerts.send_unpriced_alert(record, note=note)
     except Exception as exc:
         logs.error("unpriced alert failed", job_id=record.get("job_id"), error=repr(exc))
+
+
+def _reconcile_failed(record: dict, exc: Exception) -> str:
+    job_id = record["job_id"]
+    failures = int(record.get("reconcile_failures") or 0) + 1
+    error = repr(exc)[:1000]
+    records.mark(job_id, reconcile_failures=failures, reconcile_error=error)
+    record = {**record, "reconcile_failures": failures, "reconcile_error": error}
+    logs.error(
+        "reconciling the job's outputs failed",
+        job_id=job_id,
+        failures=failures,
+        error=error,
+        transient=is_transient(exc),
+    )
+    if failures < RECONCILE_ATTEMPTS:
+        return "reconcile_failed"
+    note = (
+        f"Its outputs could not be priced {failures} times in a row ({error}); its cost is "
+        "not final and the gateway keeps trying"
+    )
+    alerts.send_job_alert(record, "reconcile", severity="ERROR", note=note)
+    alerts.send_job_alert(record, "terminal", note=note)
+    _release_commitment(job_id)
+    return "reconcile_failing"
 
 
 def _release_commitment(job_id: str) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
-from shared.core import clients, logs, times
+from shared.core import clients, docids, logs, times
 from shared.core.labels import RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES, state_name
 
@@ -32,7 +32,7 @@ def index_doc_id(folder_uri: str) -> str:
 
 
 def job_ref(job_id: str):
-    return clients.firestore().collection(COLLECTION).document(job_id)
+    return clients.firestore().collection(COLLECTION).document(docids.doc_id(job_id))
 
 
 def get(job_id: str) -> dict | None:
@@ -87,7 +87,10 @@ def new_record(
     public_model: str,
     api_version: str,
     estimate: dict | None = None,
+    inputs: dict | None = None,
 ) -> dict:
+    """`inputs`: the client's URIs and the sealed copies (sealing.Sealed.record_fields); by
+    default the body's URIs, unsealed."""
     name = upstream_job["name"]
     state = state_name(upstream_job.get("state"))
     now = datetime.now(UTC)
@@ -116,7 +119,15 @@ def new_record(
                 "update_time": upstream_job.get("updateTime"),
             }
         ],
-        "input_uris": request_body.get("inputConfig", {}).get("gcsSource", {}).get("uris", []),
+        **(
+            inputs
+            or {
+                "input_uris": request_body.get("inputConfig", {})
+                .get("gcsSource", {})
+                .get("uris", []),
+                "sealed_inputs": None,
+            }
+        ),
         "output_prefix": output_prefix,
         "output_directory": None,
         "completion_stats": None,

@@ -1,20 +1,32 @@
 """Create and cancel a Vertex batch job for a caller: the one path every door goes through.
 
 The Vertex-native routes, and any other door into the gateway, call `create_job`: model
-routing with failover on 429, the key's bucket prefixes and labels, the budget admission,
-the job record and its output index, and the `job.created` event. Errors are `ApiError`s in
-the Vertex envelope; an upstream error comes back as the upstream's own reply.
+routing with failover on 429, the key's bucket prefixes and labels, sealed inputs
+(shared/jobs/sealing.py), the budget admission of exactly the sealed bytes, the job record
+and its output index, and then the `job.created` event (published after the record is
+committed, so that its handler always finds the record). Errors are `ApiError`s in the
+Vertex envelope; an upstream error comes back as the upstream's own reply.
 """
 
 import json
 from dataclasses import dataclass
 
-from shared.core import logs, routing, vertex
+from shared.core import gcs_paths, logs, routing, vertex
 from shared.core.config import Deployment, model_list_or_error, settings
 from shared.core.errors import ApiError, invalid_argument
-from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value, validate_labels
+from shared.core.labels import (
+    MAX_LABELS,
+    OWNER_LABEL,
+    TEAM_LABEL,
+    label_value,
+    validate_labels,
+)
 from shared.cost import estimate
-from shared.jobs import budgets, events, input_rules, records
+from shared.jobs import budgets, events, input_rules, records, sealing
+
+# What one job record may hold of the client's input URIs (a Firestore doc holds 1 MiB).
+MAX_INPUT_URIS = 100
+MAX_INPUT_URI_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -22,10 +34,6 @@ class Submitted:
     upstream: vertex.Upstream
     deployment: Deployment
     record: dict | None  # None when Vertex refused the create
-
-
-def _under(uri: str, prefixes) -> bool:
-    return any(uri.startswith(prefix) for prefix in prefixes)
 
 
 def check_buckets(
@@ -44,7 +52,19 @@ def check_buckets(
             "The gateway supports GCS input and output only (its cost tracking reads the "
             "output files): use inputConfig.gcsSource and outputConfig.gcsDestination."
         )
-    uris = (input_config.get("gcsSource") or {}).get("uris")
+    source = input_config.get("gcsSource") or {}
+    destination = output_config.get("gcsDestination") or {}
+    if not isinstance(source, dict):
+        raise invalid_argument(
+            '`inputConfig.gcsSource` must be an object: {"uris": ["gs://..."]}.',
+            field="inputConfig.gcsSource",
+        )
+    if not isinstance(destination, dict):
+        raise invalid_argument(
+            '`outputConfig.gcsDestination` must be an object: {"outputUriPrefix": "gs://..."}.',
+            field="outputConfig.gcsDestination",
+        )
+    uris = source.get("uris")
     if isinstance(uris, str):
         uris = [uris]
     if not uris or not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
@@ -52,23 +72,35 @@ def check_buckets(
             "`inputConfig.gcsSource.uris` is required: a list of gs:// URIs.",
             field="inputConfig.gcsSource.uris",
         )
-    prefix = (output_config.get("gcsDestination") or {}).get("outputUriPrefix")
+    if len(uris) > MAX_INPUT_URIS or sum(len(u) for u in uris) > MAX_INPUT_URI_CHARS:
+        raise invalid_argument(
+            f"`inputConfig.gcsSource.uris` holds {len(uris)} URIs; at most {MAX_INPUT_URIS} "
+            f"(and {MAX_INPUT_URI_CHARS} characters in all) are allowed: use a wildcard "
+            "(gs://bucket/folder/*.jsonl) or combine the files.",
+            field="inputConfig.gcsSource.uris",
+        )
+    prefix = destination.get("outputUriPrefix")
     if not isinstance(prefix, str) or not prefix.startswith("gs://"):
         raise invalid_argument(
             "`outputConfig.gcsDestination.outputUriPrefix` is required: a gs:// prefix.",
             field="outputConfig.gcsDestination.outputUriPrefix",
         )
+    for uri in uris:
+        gcs_paths.check_uri(uri, "inputConfig.gcsSource.uris")
+    gcs_paths.check_uri(prefix, "outputConfig.gcsDestination.outputUriPrefix")
     if caller.is_master or gateway_owned:
         return uris, prefix
     for uri in [] if gateway_inputs else uris:
-        if not _under(uri, caller.input_prefixes):
+        if not gcs_paths.under(uri, caller.input_prefixes):
             allowed = ", ".join(caller.input_prefixes) or "none (ask an admin to add some)"
             raise ApiError(
                 403,
                 f"inputConfig.gcsSource.uris: {uri} is outside this key's input prefixes. "
                 f"Allowed: {allowed}.",
             )
-    if not _under(prefix if prefix.endswith("/") else prefix + "/", caller.output_prefixes):
+    if not gcs_paths.under(
+        prefix if prefix.endswith("/") else prefix + "/", caller.output_prefixes
+    ):
         allowed = ", ".join(caller.output_prefixes) or "none (ask an admin to add some)"
         raise ApiError(
             403,
@@ -126,13 +158,43 @@ def check_inputs(uris: list[str], model: str) -> None:
 
 
 def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> dict:
+    """The client's labels, the key's (authoritative: a different value is a 403) and the
+    gateway's stamps; Vertex's limit of 64 counts them all."""
     labels = body.get("labels") or {}
     if not isinstance(labels, dict):
         raise invalid_argument("`labels` must be an object of strings.", field="labels")
     validate_labels(labels)
-    stamped = {**caller.labels, **labels, **(gateway_labels or {}), OWNER_LABEL: caller.key_id}
+    for name, value in sorted(caller.labels.items()):
+        if name in labels and labels[name] != value:
+            raise ApiError(
+                403,
+                f"Label {name!r} is set by this key to {value!r}; a job may not set it to "
+                f"{labels[name]!r}. Leave it out (the gateway adds it) or set it to {value!r}.",
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "LABEL_SET_BY_KEY",
+                        "domain": "vertex-batch-gateway",
+                        "metadata": {"label": name, "value": value},
+                    }
+                ],
+            )
+    stamped = {
+        **labels,
+        **caller.labels,
+        **(gateway_labels or {}),
+        OWNER_LABEL: caller.key_id,
+    }
     if caller.team:
         stamped[TEAM_LABEL] = label_value(caller.team)
+    if len(stamped) > MAX_LABELS:
+        added = sorted(set(stamped) - set(labels))
+        raise invalid_argument(
+            f"Too many labels: the job would carry {len(stamped)}, Vertex allows "
+            f"{MAX_LABELS}. The gateway adds {len(added)} ({', '.join(added)}), so a job of "
+            f"this key may set at most {MAX_LABELS - len(added)}.",
+            field="labels",
+        )
     return validate_labels(stamped, allow_reserved=True)
 
 
@@ -145,21 +207,41 @@ def create_job(
     gateway_owned: bool = False,
     gateway_inputs: bool = False,
     gateway_labels: dict | None = None,
+    check_input=None,
 ) -> Submitted:
-    """Check, admit and create one job; record it once Vertex has it.
+    """Check, seal, admit and create one job; record it once Vertex has it.
 
     Other doors (the OpenAI Batch API) write the job's inputs into the staging bucket
-    themselves (`gateway_owned`) and stamp their own reserved labels (`gateway_labels`);
-    retries write their inputs there too but keep the caller's output prefix
-    (`gateway_inputs`).
+    themselves (`gateway_owned`: already sealed, so not copied again) and stamp their own
+    reserved labels (`gateway_labels`); retries write their inputs there too but keep the
+    caller's output prefix (`gateway_inputs`: also sealed already). `check_input`: an
+    optional check of each sealed input object (see sealing.seal_inputs).
     """
     deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
     uris, _ = check_buckets(
         caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs
     )
     body["labels"] = stamped_labels(caller, body, gateway_labels)
-    check_inputs(uris, deployments[0].model)
-    estimate = budgets.admit(caller=caller, deployment=deployments[0], body=body)
+    if gateway_owned or gateway_inputs:
+        sealed = sealing.Sealed((), tuple(uris))
+    else:
+        sealed = sealing.seal_inputs(
+            uris, deployment=deployments[0], key_id=caller.key_id, check=check_input
+        )
+    if sealed.sealed:
+        body["inputConfig"]["gcsSource"] = {
+            **body["inputConfig"]["gcsSource"],
+            "uris": sealed.uris,
+        }
+    try:
+        # The input checks read what will run: the sealed copies.
+        check_inputs(sealed.uris, deployments[0].model)
+        estimate = budgets.admit(
+            caller=caller, deployment=deployments[0], body=body, objects=sealed.input_objects()
+        )
+    except BaseException:
+        sealing.discard(sealed)
+        raise
     upstream = None
     for deployment in deployments:
         body["model"] = f"publishers/google/models/{deployment.model}"
@@ -175,6 +257,7 @@ def create_job(
         )
     if not upstream.ok:
         budgets.release(caller=caller, estimate=estimate)
+        sealing.discard(sealed)
         return Submitted(upstream, deployment, None)
 
     record = records.new_record(
@@ -185,11 +268,12 @@ def create_job(
         public_model=deployment.model_name,
         api_version=api_version,
         estimate=estimate,
+        inputs=sealed.record_fields(),
     )
-    pending = events.start_job_event("job.created", record["job_id"])
-    records.record_created(record)
+    if records.record_created(record):
+        # After the commit: the event's handler must find the record (it estimates the job).
+        events.publish_job_event("job.created", record["job_id"])
     budgets.committed(caller=caller, job_id=record["job_id"], estimate=estimate)
-    events.settle(pending)
     return Submitted(upstream, deployment, record)
 
 

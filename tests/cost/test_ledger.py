@@ -8,6 +8,7 @@ from google.api_core import exceptions
 
 from shared.core import clients
 from shared.cost import ledger
+from shared.cost.usage import COUNTER_FIELDS
 from shared.jobs import records
 from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
 
@@ -93,30 +94,71 @@ def test_concurrent_duplicates_change_nothing(gcp):
     assert len(list(records.job_ref("102").collection(ledger.OUTPUTS).stream())) == 1
 
 
-def test_new_generation_replaces_and_old_one_arriving_late_is_ignored(gcp):
+def elementwise_max(*usages) -> dict:
+    return {f: max(getattr(u, f) for u in usages) for f in COUNTER_FIELDS}
+
+
+def test_a_newer_generation_adds_cost_but_never_removes_it(gcp):
+    """Finding 1 of issue #10: a rewrite with less in it must not lower the books."""
     job = make_job(gcp["bucket"], "103", labels={"env": "dev"})
     first = usage_of(prediction_bytes(["a", "b", "c", "d"]))
-    second = usage_of(prediction_bytes(["a much longer prompt " * 40]))
-    assert first.cost_nanos != second.cost_nanos
+    smaller = usage_of(prediction_bytes(["a"]))
+    bigger = usage_of(prediction_bytes(["a", "b", "c", "d", "e", "a much longer prompt " * 40]))
+    assert smaller.cost_nanos < first.cost_nanos < bigger.cost_nanos
 
     assert record(job, first, generation=10)
-    assert record(job, second, generation=20)
-    assert record(job, first, generation=10) is False
-    assert record(job, first, generation=15) is False
+    lowered = ledger.record_generation(
+        job_id="103", job=job, bucket="b", name=NAME, generation=20, size=1, usage=smaller
+    )
+    assert lowered.outcome == "tamper" and not lowered.job_final
+    assert (lowered.previous_generation, lowered.generation) == (10, 20)
+    assert lowered.difference_nanos == smaller.cost_nanos - first.cost_nanos
+    assert cost("103")["cost_nanos"] == first.cost_nanos
+    assert cost("103")["rows"] == 4
 
+    assert record(job, bigger, generation=30)
+    assert record(job, first, generation=15) is False
     totals = cost("103")
-    assert totals["cost_nanos"] == second.cost_nanos
-    assert totals["rows"] == 1
-    assert totals["prompt_tokens"] == second.prompt_tokens
+    assert totals["cost_nanos"] == bigger.cost_nanos
+    assert totals["rows"] == 6
     [daily] = rollups(ledger.DAILY)
-    assert daily["cost_nanos"] == second.cost_nanos and daily["rows"] == 1
+    assert daily["cost_nanos"] == bigger.cost_nanos and daily["rows"] == 6
     [label] = rollups(ledger.LABELS)
-    assert label["cost_nanos"] == second.cost_nanos
+    assert label["cost_nanos"] == bigger.cost_nanos
     by_generation = {r["generation"]: r for r in ledger.job_cost("103")["records"]}
-    assert by_generation[10]["superseded"] is True
     assert by_generation[10]["superseded_by"] == ledger.record_id("b", NAME, 20)
-    assert by_generation[20]["superseded"] is False
-    assert ledger.spend_nanos(start=date(2025, 3, 1), end=date(2025, 3, 31)) == second.cost_nanos
+    assert by_generation[20]["tamper"]["lowered"]
+    assert by_generation[30]["superseded"] is False
+    assert ledger.spend_nanos(start=date(2025, 3, 1), end=date(2025, 3, 31)) == bigger.cost_nanos
+
+
+def test_after_the_cost_is_final_a_new_generation_changes_nothing(gcp):
+    job = make_job(gcp["bucket"], "107")
+    first = usage_of(prediction_bytes(["a", "b"]))
+    zero = usage_of(prediction_bytes([]))
+    assert record(job, first, generation=10)
+    records.mark("107", cost_final=True)
+
+    for generation in (11, 12):
+        found = ledger.record_generation(
+            job_id="107", job=job, bucket="b", name=NAME, generation=generation, size=1, usage=zero
+        )
+        assert found.outcome == "tamper" and found.job_final
+        assert found.difference_nanos == -first.cost_nanos
+    other = ledger.record_generation(
+        job_id="107",
+        job=job,
+        bucket="b",
+        name="out/p/predictions_2.jsonl",
+        generation=5,
+        size=1,
+        usage=first,
+    )
+    assert other.outcome == "tamper" and other.previous_generation is None
+    assert cost("107")["cost_nanos"] == first.cost_nanos
+    [daily] = rollups(ledger.DAILY)
+    assert daily["cost_nanos"] == first.cost_nanos
+    assert ledger.has_record("107", "b", NAME, 11)
 
 
 def test_two_files_sum_and_spend_filters(gcp):
@@ -148,17 +190,18 @@ def test_two_files_sum_and_spend_filters(gcp):
     )
 
 
-def test_concurrent_generations_and_duplicates_leave_the_newest(gcp):
+def test_concurrent_generations_and_duplicates_never_lose_or_double(gcp):
     job = make_job(gcp["bucket"], "106")
     old = usage_of(prediction_bytes(["a", "b", "c"]))
     new = usage_of(prediction_bytes(["d"]))
     deliveries = [(old, 10), (new, 20)] * 4
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda pair: record(job, pair[0], generation=pair[1]), deliveries))
-    assert cost("106")["rows"] == 1
-    assert cost("106")["cost_nanos"] == new.cost_nanos
+    # 20 first: 10 is stale and never counts; 10 first: 20 may add, never remove.
+    totals = {f: cost("106").get(f, 0) for f in COUNTER_FIELDS}
+    assert totals in ({f: getattr(new, f) for f in COUNTER_FIELDS}, elementwise_max(old, new))
     [daily] = rollups(ledger.DAILY)
-    assert (daily["rows"], daily["cost_nanos"]) == (1, new.cost_nanos)
+    assert (daily["rows"], daily["cost_nanos"]) == (totals["rows"], totals["cost_nanos"])
 
 
 def test_a_stale_object_doc_fails_the_whole_batch(gcp):

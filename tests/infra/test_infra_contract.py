@@ -29,12 +29,14 @@ EXPECTED_ROLES = {
         ("topic:events", "roles/pubsub.publisher"),
         ("secret:master_key", "roles/secretmanager.secretAccessor"),
         ("bucket:inputs", "roles/storage.objectViewer"),
+        ("bucket:staging", "roles/storage.objectAdmin"),
     },
     "on_job_event": {
         ("project", "roles/aiplatform.user"),
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
         ("bucket:watched", "roles/storage.objectViewer"),
+        ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
     },
     "on_output_finalized": {
@@ -55,7 +57,10 @@ EXPECTED_ROLES = {
         ("subscription:events_to_on_job_event", "roles/pubsub.subscriber"),
         ("sa:trigger", "roles/iam.serviceAccountTokenCreator"),
     },
-    "aiplatform_agent": {("bucket:created_outputs", "roles/storage.objectAdmin")},
+    "aiplatform_agent": {
+        ("bucket:created_outputs", "roles/storage.objectAdmin"),
+        ("bucket:staging", "roles/storage.objectViewer"),
+    },
 }
 
 
@@ -298,6 +303,8 @@ def targets(rtype: str, body: dict) -> list[str]:
             return ["bucket:inputs"]
         if "google_storage_bucket.outputs" in text:
             return ["bucket:created_outputs"]
+        if "google_storage_bucket.staging" in text:
+            return ["bucket:staging"]
     raise AssertionError(f"unknown IAM target {rtype}: {text}")
 
 
@@ -748,3 +755,15 @@ def test_query_finder_forks_on_branches_and_resolves_constants():
             "ordered": [("y", "ASCENDING"), ("x", "ASCENDING")],
         }
     ]
+
+
+def test_staging_bucket_expires_sealed_copies_and_is_the_gateways(tf):
+    """Sealed inputs (issue #10 finding 2): a lifecycle rule, and the bucket the code reads."""
+    staging = tf["resource"]["google_storage_bucket"]["staging"]
+    [rule] = staging["lifecycle_rule"]
+    assert expr(rule["condition"][0]["age"]) == "var.staging_lifecycle_days"
+    assert unq(rule["action"][0]["type"]) == "Delete"
+    assert tf["variable"]["staging_lifecycle_days"]["default"] == 30
+    assert unq(staging["public_access_prevention"]) == "enforced"
+    env = tf["locals"]["env_passthrough"]
+    assert "google_storage_bucket.staging.name" in str(env)

@@ -96,19 +96,21 @@ def test_two_files_of_one_job_are_summed(finalize, gcp):
     assert cost_of("203")["rows"] == 3
 
 
-def test_overwritten_object_replaces_its_cost(finalize, gcp):
+def test_overwritten_object_with_more_rows_replaces_its_cost(finalize, gcp):
+    """Vertex rewriting a file with more rows adds cost (a rewrite with less removes none:
+    tests/cost/test_ledger.py, tests/jobs/test_tamper.py)."""
     bucket = gcp["bucket"]
     make_job(bucket, "204")
-    old, new = prediction_bytes(["a", "b", "c", "d"]), prediction_bytes(["e"])
+    old, new = prediction_bytes(["e"]), prediction_bytes(["a", "b", "c", "d"])
     old_generation = upload(bucket, PREDICTIONS, old)
     assert deliver(finalize, bucket, PREDICTIONS, old_generation).status_code == 200
-    assert cost_of("204")["rows"] == 4
+    assert cost_of("204")["rows"] == 1
     new_generation = upload(bucket, PREDICTIONS, new)
     assert new_generation > old_generation
     assert deliver(finalize, bucket, PREDICTIONS, new_generation).status_code == 200
     # The old generation's event arriving late: that generation is gone, nothing changes.
     assert deliver(finalize, bucket, PREDICTIONS, old_generation).status_code == 200
-    assert cost_of("204")["rows"] == 1
+    assert cost_of("204")["rows"] == 4
     assert cost_of("204")["cost_nanos"] == expected(new).cost_nanos
     [daily] = ledger.daily_rows(start="2025-03-01", end="2025-03-31")
     assert daily["cost_nanos"] == expected(new).cost_nanos

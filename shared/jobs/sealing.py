@@ -1,0 +1,188 @@
+"""Sealed inputs: at create the gateway fixes what will run.
+
+The estimate reads a job's input at admission; Vertex reads it later (hours later for a
+queued job). Had Vertex been given the client's URIs, the owner could swap the input in
+between and run 800 rows on a 2-row budget. So `submit.create_job` seals the inputs first:
+
+1. every input URI is listed (wildcards expanded as Vertex expands them), each object with
+   its generation;
+2. each object is copied server-side (GCS rewrite, generation-pinned: the bytes of the
+   generation that was listed, or a 400 if it changed meanwhile) into the gateway-owned
+   staging bucket (`VBG_STAGING_BUCKET`) under `sealed/<day>/<key id>/<seal id>/`, which
+   keys cannot write and Vertex's service agent can read;
+3. the estimate and the budget price exactly those copies, and Vertex is given their URIs.
+
+The job record keeps the client's URIs (`input_uris`) and the sealed copies
+(`sealed_inputs`: source, generation, uri, size); Vertex's own get/list show the sealed URIs
+(what runs). The staging bucket's lifecycle rule deletes copies (Terraform: 30 days).
+
+A deployment may turn sealing off (`model_info: {seal_inputs: false}` in the model list):
+creates are then faster for large inputs and use no staging storage, but the estimate and
+the budget hold only until the input is overwritten. With `VBG_STAGING_BUCKET` unset sealing
+is off everywhere (logged at each create).
+
+Input checks (format, limits) can run over the sealed bytes: pass `check`, called with each
+`SealedObject` once it is copied; `read_chunks(obj)` reads it in large ranged reads. An
+`ApiError` from a check refuses the create and the copies are deleted.
+"""
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.core import clients, logs
+from shared.core.config import settings
+from shared.core.errors import ApiError, invalid_argument
+from shared.cost import estimate
+
+MAX_INPUT_OBJECTS = 1000
+SEALED_PREFIX = "sealed"
+MAX_BASENAME = 200
+
+
+@dataclass(frozen=True)
+class SealedObject:
+    source_uri: str
+    source_generation: int
+    bucket: str
+    name: str
+    size: int
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+    def input_object(self) -> estimate.InputObject:
+        return estimate.InputObject(self.bucket, self.name, self.size)
+
+    def record(self) -> dict:
+        return {
+            "source": self.source_uri,
+            "generation": self.source_generation,
+            "uri": self.uri,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What a create will run: sealed copies, or (sealing off) the client's own URIs."""
+
+    objects: tuple[SealedObject, ...]
+    client_uris: tuple[str, ...]
+
+    @property
+    def sealed(self) -> bool:
+        return bool(self.objects)
+
+    @property
+    def uris(self) -> list[str]:
+        return [o.uri for o in self.objects] if self.objects else list(self.client_uris)
+
+    def input_objects(self) -> list[estimate.InputObject] | None:
+        return [o.input_object() for o in self.objects] if self.objects else None
+
+    def record_fields(self) -> dict:
+        return {
+            "input_uris": list(self.client_uris),
+            "sealed_inputs": [o.record() for o in self.objects] if self.objects else None,
+        }
+
+
+def enabled(deployment) -> bool:
+    return bool(settings().staging_bucket) and getattr(deployment, "seal_inputs", True)
+
+
+def seal_inputs(
+    uris: list[str],
+    *,
+    deployment,
+    key_id: str,
+    check: Callable[[SealedObject], None] | None = None,
+) -> Sealed:
+    """Copy every input object into the staging bucket; see the module docstring."""
+    if not enabled(deployment):
+        if not settings().staging_bucket:
+            logs.warning("inputs not sealed: VBG_STAGING_BUCKET is not set")
+        return Sealed((), tuple(uris))
+    sources = estimate.list_inputs(uris)
+    if len(sources) > MAX_INPUT_OBJECTS:
+        raise invalid_argument(
+            f"inputConfig.gcsSource.uris names {len(sources)} objects; at most "
+            f"{MAX_INPUT_OBJECTS} are allowed per job: combine the input files.",
+            field="inputConfig.gcsSource.uris",
+        )
+    staging = settings().staging_bucket
+    folder = (
+        f"{SEALED_PREFIX}/{datetime.now(UTC).date().isoformat()}/{key_id}/{secrets.token_hex(8)}"
+    )
+    sealed: list[SealedObject] = []
+    try:
+        for index, source in enumerate(sources):
+            basename = source.name.rsplit("/", 1)[-1][-MAX_BASENAME:]
+            copy = _copy(source, staging, f"{folder}/{index:05d}-{basename}")
+            sealed.append(copy)
+            if check is not None:
+                check(copy)
+    except BaseException:
+        discard(Sealed(tuple(sealed), tuple(uris)))
+        raise
+    logs.info(
+        "inputs sealed",
+        objects=len(sealed),
+        bytes=sum(o.size for o in sealed),
+        folder=f"gs://{staging}/{folder}/",
+    )
+    return Sealed(tuple(sealed), tuple(uris))
+
+
+def _copy(source: estimate.InputObject, staging: str, name: str) -> SealedObject:
+    """A server-side rewrite of exactly the listed generation (large objects take several
+    calls, each resuming with the token)."""
+    from google.api_core import exceptions
+
+    storage = clients.storage()
+    source_blob = storage.bucket(source.bucket).blob(source.name, generation=source.generation)
+    target = storage.bucket(staging).blob(name)
+    try:
+        token, _, _ = target.rewrite(source_blob, if_generation_match=0)
+        while token is not None:
+            token, _, _ = target.rewrite(source_blob, token=token, if_generation_match=0)
+        target.reload()
+    except exceptions.NotFound:
+        raise invalid_argument(
+            f"inputConfig.gcsSource.uris: {source.uri} changed or disappeared while the job "
+            "was being created; create it again.",
+            field="inputConfig.gcsSource.uris",
+        ) from None
+    except exceptions.Forbidden as exc:
+        raise ApiError(
+            403,
+            f"The gateway cannot copy {source.uri} to seal the job's input: grant its service "
+            f"account roles/storage.objectViewer on the input bucket ({exc.message}).",
+        ) from None
+    except exceptions.GoogleAPICallError as exc:
+        raise ApiError(503, f"Sealing {source.uri} failed: {exc.message}; retry.") from None
+    return SealedObject(
+        source_uri=source.uri,
+        source_generation=source.generation,
+        bucket=staging,
+        name=name,
+        size=int(target.size or 0),
+    )
+
+
+def discard(sealed: Sealed) -> None:
+    """Best effort: the create was refused, so its copies serve nothing (the lifecycle rule
+    removes any left behind)."""
+    for obj in sealed.objects:
+        try:
+            clients.storage().bucket(obj.bucket).blob(obj.name).delete()
+        except Exception as exc:
+            logs.warning("sealed copy not deleted", uri=obj.uri, error=repr(exc))
+
+
+def read_chunks(obj: SealedObject) -> Iterator[bytes]:
+    """A sealed object's bytes in large ranged reads (for input checks)."""
+    return estimate.read_chunks(obj.input_object())
