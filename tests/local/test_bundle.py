@@ -187,7 +187,12 @@ def test_served_bundle_answers_health(built, gcp, tmp_path):
         os.environ.update(saved)
     try:
         server.wait_ready(timeout=60)
-        with urllib.request.urlopen(f"{server.url}/v1/gateway/health", timeout=30) as reply:
+        # The config path is shown to the master key only (issue #10).
+        request = urllib.request.Request(
+            f"{server.url}/v1/gateway/health",
+            headers={"Authorization": "Bearer bundle-test-master-key"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
             status, body = reply.status, json.loads(reply.read())
         with urllib.request.urlopen(f"{server.url}/ui/vendor/chart.umd.min.js", timeout=30) as js:
             chart = js.status, js.headers["Content-Type"], js.read()
