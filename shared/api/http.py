@@ -101,6 +101,15 @@ class Route:
     name: str
     errors: str = GOOGLE  # the error shape of every failure on this route (ERROR_SHAPES)
     max_body: Callable[[], int] | None = None  # the body limit; None: VBG_MAX_BODY_BYTES
+    # What the OpenAPI document (shared/api/openapi.py) says of the route: JSON schemas of
+    # the request body (None: no body) and its media type, the success reply and its media
+    # type, and the query parameters.
+    summary: str = ""
+    body: dict | None = None
+    reply: dict | None = None
+    query: dict = field(default_factory=dict)
+    media_type: str = "application/json"
+    body_media_type: str = "application/json"
 
     def body_limit(self) -> int:
         return self.max_body() if self.max_body else settings().max_body_bytes
@@ -115,11 +124,31 @@ def route(
     name: str,
     errors: str = GOOGLE,
     max_body: Callable[[], int] | None = None,
+    summary: str = "",
+    body: dict | None = None,
+    reply: dict | None = None,
+    query: dict | None = None,
+    media_type: str = "application/json",
+    body_media_type: str = "application/json",
 ) -> Route:
     """One row of the route table; `pattern` is a regex of the path without its leading /."""
     if errors not in ERROR_SHAPES:
         raise ValueError(f"route {name}: unknown error shape {errors!r}")
-    return Route(method, re.compile(f"^/{pattern}$"), handler, auth, name, errors, max_body)
+    return Route(
+        method,
+        re.compile(f"^/{pattern}$"),
+        handler,
+        auth,
+        name,
+        errors,
+        max_body,
+        summary=summary,
+        body=body,
+        reply=reply,
+        query=dict(query or {}),
+        media_type=media_type,
+        body_media_type=body_media_type,
+    )
 
 
 def error_reply(error: ApiError, shape: str) -> Reply:

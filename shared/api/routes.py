@@ -4,6 +4,11 @@ The first row whose pattern matches the path and whose method matches serves the
 a path that matches with another method is a 405. `auth` is "key" (any valid key),
 "master" (the master key) or "none" (public). `errors` is the error shape of the route
 (`http.GOOGLE`, the default, or `http.OPENAI`); `max_body` a larger body limit.
+
+Each row also says what `GET /v1/gateway/openapi.json` publishes of it (shared/api/openapi.py):
+`body` and `reply` (JSON schemas, shared/api/schemas.py) and `query` (parameter schemas); the
+fuzz tests hold each route to its declared error shape. A row without a reply schema (or a
+POST/PUT/PATCH without a body schema) fails `tests/api/test_openapi.py`.
 """
 
 from shared.api import (
@@ -14,10 +19,12 @@ from shared.api import (
     job_routes,
     key_admin,
     openai_routes,
+    openapi,
     passthrough,
     spend_routes,
 )
-from shared.api.http import OPENAI, route
+from shared.api import schemas as s
+from shared.api.http import OPENAI, Reply, route
 
 VERSION = r"(?P<version>v1|v1beta1)"
 JOBS = VERSION + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
@@ -37,34 +44,172 @@ FILE = FILES + r"/(?P<file_id>[^/:]+)"
 BATCHES = r"v1/batches"
 BATCH = BATCHES + r"/(?P<batch_id>[^/:]+)"
 
+
+def openapi_document(request) -> Reply:
+    """The OpenAPI 3.1 document of this very table (public: clients generate SDKs from it)."""
+    return Reply(200, openapi.document_bytes(ROUTES))
+
+
 ROUTES = [
     # Vertex-native batchPredictionJobs (/v1 and /v1beta1), as Vertex serves them.
-    route("POST", JOBS, passthrough.create, name="jobs.create"),
-    route("GET", JOBS, passthrough.list_jobs, name="jobs.list"),
-    route("GET", JOB, passthrough.get, name="jobs.get"),
-    route("POST", JOB + r":cancel", passthrough.cancel, name="jobs.cancel"),
-    route("DELETE", JOB, passthrough.delete, name="jobs.delete"),
-    route("GET", OPERATION, passthrough.get_operation, name="operations.get"),
+    route(
+        "POST",
+        JOBS,
+        passthrough.create,
+        name="jobs.create",
+        summary="Create a batch prediction job (inputs sealed, budget checked)",
+        body=s.BATCH_JOB_CREATE,
+        reply=s.ref("BatchPredictionJob"),
+        query=s.ALT_QUERY,
+    ),
+    route(
+        "GET",
+        JOBS,
+        passthrough.list_jobs,
+        name="jobs.list",
+        summary="List the jobs the key may see, across every deployment",
+        reply=s.BATCH_JOB_LIST,
+        query={**s.LIST_QUERY, **s.ALT_QUERY},
+    ),
+    route(
+        "GET",
+        JOB,
+        passthrough.get,
+        name="jobs.get",
+        reply=s.ref("BatchPredictionJob"),
+        query={"readMask": s.STRING, **s.ALT_QUERY},
+    ),
+    route(
+        "POST",
+        JOB + r":cancel",
+        passthrough.cancel,
+        name="jobs.cancel",
+        body=s.EMPTY,
+        reply=s.EMPTY,
+        query=s.ALT_QUERY,
+    ),
+    route(
+        "DELETE",
+        JOB,
+        passthrough.delete,
+        name="jobs.delete",
+        reply=s.OPERATION,
+        query=s.ALT_QUERY,
+    ),
+    route(
+        "GET",
+        OPERATION,
+        passthrough.get_operation,
+        name="operations.get",
+        reply=s.OPERATION,
+        query=s.ALT_QUERY,
+    ),
     # Gateway: the caller's jobs as the gateway records them, retries.
-    route("GET", r"v1/gateway/me", job_routes.me, name="me"),
-    route("GET", r"v1/gateway/jobs", job_routes.list_jobs, name="gateway.jobs.list"),
-    route("GET", GATEWAY_JOB, job_routes.get_job, name="gateway.jobs.get"),
-    route("POST", GATEWAY_JOB + r":retryFailed", job_routes.retry_failed, name="jobs.retry"),
+    route("GET", r"v1/gateway/me", job_routes.me, name="me", reply=s.OPEN_OBJECT),
+    route(
+        "GET",
+        r"v1/gateway/jobs",
+        job_routes.list_jobs,
+        name="gateway.jobs.list",
+        reply=s.OPEN_OBJECT,
+        query=s.GATEWAY_JOBS_QUERY,
+    ),
+    route("GET", GATEWAY_JOB, job_routes.get_job, name="gateway.jobs.get", reply=s.OPEN_OBJECT),
+    route(
+        "POST",
+        GATEWAY_JOB + r":retryFailed",
+        job_routes.retry_failed,
+        name="jobs.retry",
+        body=s.OPEN_OBJECT,
+        reply=s.OPEN_OBJECT,
+    ),
     # Gateway: cost, spend, budgets, estimates.
-    route("GET", JOB_COST, spend_routes.job_cost, name="jobs.cost"),
-    route("GET", r"v1/gateway/spend", spend_routes.spend, name="spend"),
-    route("GET", r"v1/gateway/spend/daily", spend_routes.spend_daily, name="spend.daily"),
-    route("GET", r"v1/gateway/budget", budget_routes.own_budget, name="budget.self"),
-    route("POST", r"v1/gateway/estimate", budget_routes.estimate_route, name="estimate"),
-    route("PUT", TEAM, budget_routes.put_team, auth="master", name="teams.put"),
-    route("GET", TEAM, budget_routes.get_team, auth="master", name="teams.get"),
-    # Gateway: key administration (master key) and health (public).
-    route("POST", KEYS, key_admin.create_key, auth="master", name="keys.create"),
-    route("GET", KEYS, key_admin.list_keys, auth="master", name="keys.list"),
-    route("GET", KEY, key_admin.get_key, auth="master", name="keys.get"),
-    route("PATCH", KEY, key_admin.update_key, auth="master", name="keys.update"),
-    route("POST", KEY + r":revoke", key_admin.revoke_key, auth="master", name="keys.revoke"),
-    route("GET", r"v1/gateway/health", health.health, auth="none", name="health"),
+    route("GET", JOB_COST, spend_routes.job_cost, name="jobs.cost", reply=s.JOB_COST),
+    route(
+        "GET",
+        r"v1/gateway/spend",
+        spend_routes.spend,
+        name="spend",
+        reply=s.SPEND,
+        query=s.SPEND_QUERY,
+    ),
+    route(
+        "GET",
+        r"v1/gateway/spend/daily",
+        spend_routes.spend_daily,
+        name="spend.daily",
+        reply=s.OPEN_OBJECT,
+        query=s.SPEND_QUERY,
+    ),
+    route(
+        "GET", r"v1/gateway/budget", budget_routes.own_budget, name="budget.self", reply=s.BUDGETS
+    ),
+    route(
+        "POST",
+        r"v1/gateway/estimate",
+        budget_routes.estimate_route,
+        name="estimate",
+        body=s.BATCH_JOB_CREATE,
+        reply=s.ESTIMATE,
+    ),
+    route(
+        "PUT",
+        TEAM,
+        budget_routes.put_team,
+        auth="master",
+        name="teams.put",
+        body=s.TEAM_BUDGET,
+        reply=s.TEAM,
+    ),
+    route("GET", TEAM, budget_routes.get_team, auth="master", name="teams.get", reply=s.TEAM),
+    # Gateway: key administration (master key), health and this API's description (public).
+    route(
+        "POST",
+        KEYS,
+        key_admin.create_key,
+        auth="master",
+        name="keys.create",
+        body=s.KEY_CREATE,
+        reply=s.ref("Key"),
+    ),
+    route(
+        "GET",
+        KEYS,
+        key_admin.list_keys,
+        auth="master",
+        name="keys.list",
+        reply=s.KEY_LIST,
+        query={"showRevoked": s.BOOLEAN},
+    ),
+    route("GET", KEY, key_admin.get_key, auth="master", name="keys.get", reply=s.ref("Key")),
+    route(
+        "PATCH",
+        KEY,
+        key_admin.update_key,
+        auth="master",
+        name="keys.update",
+        body=s.KEY_UPDATE,
+        reply=s.ref("Key"),
+    ),
+    route(
+        "POST",
+        KEY + r":revoke",
+        key_admin.revoke_key,
+        auth="master",
+        name="keys.revoke",
+        body=s.EMPTY,
+        reply=s.ref("Key"),
+    ),
+    route("GET", r"v1/gateway/health", health.health, auth="none", name="health", reply=s.HEALTH),
+    route(
+        "GET",
+        r"v1/gateway/openapi\.json",
+        openapi_document,
+        auth="none",
+        name="openapi",
+        summary="This document",
+        reply=s.OPENAPI,
+    ),
     # The OpenAI Batch API (files + batches), in OpenAI's objects and error shape.
     route(
         "POST",
@@ -73,31 +218,104 @@ ROUTES = [
         name="openai.files.create",
         errors=OPENAI,
         max_body=openai_routes.upload_limit,
+        body=s.OPENAI_FILE_UPLOAD,
+        body_media_type="multipart/form-data",
+        reply=s.OPENAI_OBJECT,
     ),
-    route("GET", FILES, openai_routes.list_files, name="openai.files.list", errors=OPENAI),
-    route("GET", FILE, openai_routes.get_file, name="openai.files.get", errors=OPENAI),
+    route(
+        "GET",
+        FILES,
+        openai_routes.list_files,
+        name="openai.files.list",
+        errors=OPENAI,
+        reply=s.OPENAI_LIST,
+        query=s.OPENAI_LIST_QUERY,
+    ),
+    route(
+        "GET",
+        FILE,
+        openai_routes.get_file,
+        name="openai.files.get",
+        errors=OPENAI,
+        reply=s.OPENAI_OBJECT,
+    ),
     route(
         "GET",
         FILE + r"/content",
         openai_routes.file_content,
         name="openai.files.content",
         errors=OPENAI,
+        reply={"type": "string", "format": "binary"},
+        media_type="application/octet-stream",
     ),
-    route("DELETE", FILE, openai_routes.delete_file, name="openai.files.delete", errors=OPENAI),
-    route("POST", BATCHES, openai_routes.create_batch, name="openai.batches.create", errors=OPENAI),
-    route("GET", BATCHES, openai_routes.list_batches, name="openai.batches.list", errors=OPENAI),
-    route("GET", BATCH, openai_routes.get_batch, name="openai.batches.get", errors=OPENAI),
+    route(
+        "DELETE",
+        FILE,
+        openai_routes.delete_file,
+        name="openai.files.delete",
+        errors=OPENAI,
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "POST",
+        BATCHES,
+        openai_routes.create_batch,
+        name="openai.batches.create",
+        errors=OPENAI,
+        body=s.OPENAI_BATCH_CREATE,
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "GET",
+        BATCHES,
+        openai_routes.list_batches,
+        name="openai.batches.list",
+        errors=OPENAI,
+        reply=s.OPENAI_LIST,
+        query=s.OPENAI_LIST_QUERY,
+    ),
+    route(
+        "GET",
+        BATCH,
+        openai_routes.get_batch,
+        name="openai.batches.get",
+        errors=OPENAI,
+        reply=s.OPENAI_OBJECT,
+    ),
     route(
         "POST",
         BATCH + r"/cancel",
         openai_routes.cancel_batch,
         name="openai.batches.cancel",
         errors=OPENAI,
+        body=s.EMPTY,
+        reply=s.OPENAI_OBJECT,
     ),
     # The web console: public static files; its data comes from the JSON routes above.
-    route("GET", r"ui", console.redirect, auth="none", name="console.root"),
-    route("GET", console.PATH, console.static, auth="none", name="console"),
+    route(
+        "GET",
+        r"ui",
+        console.redirect,
+        auth="none",
+        name="console.root",
+        reply={"type": "string"},
+        media_type="text/plain",
+    ),
+    route(
+        "GET",
+        console.PATH,
+        console.static,
+        auth="none",
+        name="console",
+        reply={"type": "string"},
+        media_type="text/html",
+    ),
 ]
+
+
+def framework_error(code: int, description: str, path: str) -> tuple[bytes, int, dict]:
+    """What the web framework refuses before `handle` runs, in the path's error shape."""
+    return http.framework_error(code, description, path, ROUTES)
 
 
 def handle(flask_request) -> tuple[bytes, int, dict[str, str]]:
