@@ -1,8 +1,9 @@
 """The three Cloud Functions entry points: check the event, pick out a few fields, call shared/."""
 
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
-from shared.api import routes
+from shared.api import http, routes
 from shared.jobs import finalize, lifecycle
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -12,6 +13,13 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 @functions_framework.http
 def passthrough(request):
     return routes.handle(request)
+
+
+@functions_framework.errorhandler(HTTPException)
+def framework_error(error):
+    """Requests the framework refuses before any function runs (a path it cannot route,
+    such as one holding a newline) get the Google envelope too, not an HTML page."""
+    return http.framework_error(error.code or 500, error.description or error.name)
 
 
 @functions_framework.cloud_event

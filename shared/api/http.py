@@ -260,3 +260,12 @@ def _traceback() -> str:
     import traceback
 
     return traceback.format_exc()
+
+
+def framework_error(code: int, description: str) -> tuple[bytes, int, dict[str, str]]:
+    """An error raised by the web framework itself (routing, size limits), in the envelope."""
+    message = {
+        404: "No such route. See GET /v1/gateway/openapi.json for the routes.",
+        405: "Method not allowed on this path.",
+    }.get(code, str(description)[:300])
+    return ApiError(code, message).body(), code, {"Content-Type": JSON}

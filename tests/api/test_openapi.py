@@ -65,3 +65,17 @@ def test_the_document_is_public(gcp, monkeypatch, tmp_path):
     assert document["openapi"] == "3.1.0"
     assert "/v1/gateway/openapi.json" in document["paths"]
     assert document["components"]["schemas"]["GoogleError"]["required"] == ["error"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/gateway/keys/%0Ax", "/v1/gateway/jobs/%0A/cost", "/v1/projects/%0A/x"]
+)
+def test_paths_the_framework_cannot_route_get_the_envelope(gcp, monkeypatch, tmp_path, path):
+    """Found by the fuzzer: werkzeug's own 404 page for a path holding a newline."""
+    from tests.support import gateway_env
+
+    gateway_env(monkeypatch, tmp_path, vertex_url="http://127.0.0.1:9")
+    response = passthrough_client().get(path)
+    assert response.status_code == 404
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == 404
