@@ -1,9 +1,10 @@
 """The three Cloud Functions entry points: check the event, pick out a few fields, call shared/."""
 
+import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
-from shared.api import http, routes
+from shared.api import routes
 from shared.jobs import finalize, lifecycle
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -18,8 +19,10 @@ def passthrough(request):
 @functions_framework.errorhandler(HTTPException)
 def framework_error(error):
     """Requests the framework refuses before any function runs (a path it cannot route,
-    such as one holding a newline) get the Google envelope too, not an HTML page."""
-    return http.framework_error(error.code or 500, error.description or error.name)
+    such as one holding a newline) get the route's error shape too, not an HTML page."""
+    return routes.framework_error(
+        error.code or 500, error.description or error.name, flask.request.path
+    )
 
 
 @functions_framework.cloud_event

@@ -262,10 +262,14 @@ def _traceback() -> str:
     return traceback.format_exc()
 
 
-def framework_error(code: int, description: str) -> tuple[bytes, int, dict[str, str]]:
-    """An error raised by the web framework itself (routing, size limits), in the envelope."""
+def framework_error(
+    code: int, description: str, path: str, routes: list[Route]
+) -> tuple[bytes, int, dict[str, str]]:
+    """An error raised by the web framework itself (routing, size limits), in the error
+    shape of the routes of `path`."""
     message = {
         404: "No such route. See GET /v1/gateway/openapi.json for the routes.",
         405: "Method not allowed on this path.",
     }.get(code, str(description)[:300])
-    return ApiError(code, message).body(), code, {"Content-Type": JSON}
+    reply = error_reply(ApiError(code, message), _shape_for(routes, path))
+    return reply.content(), code, {"Content-Type": JSON}

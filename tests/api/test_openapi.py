@@ -79,3 +79,12 @@ def test_paths_the_framework_cannot_route_get_the_envelope(gcp, monkeypatch, tmp
     assert response.status_code == 404
     body = response.get_json()
     assert set(body) == {"error"} and body["error"]["code"] == 404
+
+
+def test_a_path_the_framework_cannot_route_gets_its_doors_error_shape(gcp, monkeypatch, tmp_path):
+    from tests.support import gateway_env
+
+    gateway_env(monkeypatch, tmp_path, vertex_url="http://127.0.0.1:9")
+    response = passthrough_client().get("/v1/files/%0Ax")
+    assert response.status_code == 404
+    assert isinstance(response.get_json()["error"]["type"], str)
