@@ -54,7 +54,7 @@ def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEF
     monkeypatch.setenv("VBG_CONFIG", str(config))
     monkeypatch.setenv("VBG_MASTER_KEY", MASTER_KEY)
     monkeypatch.setenv("VBG_VERTEX_ENDPOINT", vertex_url)
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if os.environ.get("STORAGE_EMULATOR_HOST") and not os.environ.get("VBG_STAGING_BUCKET"):
         staging = f"staging-{uuid.uuid4().hex[:12]}"
         monkeypatch.setenv("VBG_STAGING_BUCKET", staging)
         reset_process()
