@@ -41,6 +41,7 @@ ACCESS = {
     "keys.update": "master",
     "keys.revoke": "master",
     "health": "none",
+    "openapi": "none",
     "openai.files.create": "key",
     "openai.files.list": "key",
     "openai.files.get": "key",
