@@ -176,6 +176,13 @@ def _shape_for(routes: list[Route], path: str) -> str:
     for candidate in routes:
         if candidate.pattern.match(path):
             return candidate.errors
+    # No route matches (an id of the wrong shape, say): the door whose paths it starts with.
+    for candidate in routes:
+        literal = re.split(
+            r"[(\\\[.*+?{]", candidate.pattern.pattern.removeprefix("^"), maxsplit=1
+        )[0]
+        if literal.count("/") > 2 and path.startswith(literal):
+            return candidate.errors
     return GOOGLE
 
 

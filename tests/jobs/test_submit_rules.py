@@ -110,15 +110,19 @@ def test_malformed_configs_are_400_for_every_caller(request_body, field):
             assert field in error.message
 
 
-def test_labels_are_stamped_with_owner_and_team_over_the_keys_defaults():
+def test_labels_are_stamped_with_owner_and_team_and_the_keys_labels_are_authoritative():
     who = caller(team="Data Science!", labels={"env": "dev", "cost-center": "cc-1"})
-    stamped = stamped_labels(who, {"labels": {"env": "prod"}})
+    stamped = stamped_labels(who, {"labels": {"env": "dev", "project": "x"}})
     assert stamped == {
-        "env": "prod",
+        "env": "dev",
+        "project": "x",
         "cost-center": "cc-1",
         "vbg-key": "k" * 16,
         "vbg-team": "data-science",
     }
+    with pytest.raises(ApiError) as refused:  # issue #10: a key's labels are authoritative
+        stamped_labels(who, {"labels": {"env": "prod"}})
+    assert refused.value.code == 403 and "env" in refused.value.message
     assert stamped_labels(caller(), {}) == {"vbg-key": "k" * 16}
 
 
