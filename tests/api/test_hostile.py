@@ -1,4 +1,3 @@
-# ruff: noqa: F811 (the fixtures of test_passthrough are imported by name)
 """Issue #10 findings 4, 5, 6, 8 and 9: inputs a key holder controls, on real parts.
 
 Each request here was reproduced against the gateway of the time; each must now get a clear
@@ -12,15 +11,7 @@ import pytest
 
 from shared.core import clients, keys
 from shared.jobs import lifecycle
-from tests.api.test_passthrough import (  # noqa: F401 (fixtures)
-    JOBS,
-    alice,
-    create,
-    error_of,
-    gateway,
-    job_id,
-    sim,
-)
+from tests.api.test_passthrough import JOBS, create, error_of, job_id
 from tests.support import MASTER_KEY, auth, create_key, job_body
 
 
