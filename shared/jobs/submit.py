@@ -222,6 +222,7 @@ def create_job(
         caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs
     )
     body["labels"] = stamped_labels(caller, body, gateway_labels)
+    check_inputs(uris, deployments[0].model)
     if gateway_owned or gateway_inputs:
         sealed = sealing.Sealed((), tuple(uris))
     else:
@@ -234,8 +235,6 @@ def create_job(
             "uris": sealed.uris,
         }
     try:
-        # The input checks read what will run: the sealed copies.
-        check_inputs(sealed.uris, deployments[0].model)
         estimate = budgets.admit(
             caller=caller, deployment=deployments[0], body=body, objects=sealed.input_objects()
         )

@@ -71,9 +71,14 @@ def test_the_check_reads_only_up_to_the_read_limit(gateway, gcp, sim, alice, mon
     assert create(gateway, alice, body).status_code == 200  # the bad line is past the limit
 
 
-def test_a_missing_input_is_left_to_vertex(gateway, gcp, sim, alice):
+def test_a_missing_input_is_refused_at_create(gateway, gcp, sim, alice):
+    """Sealed inputs (issue #10): an input that does not exist cannot be sealed, and leaving it
+    to Vertex would let its owner upload an unbudgeted file after the create."""
     body = job_body(gcp["bucket"], input_uri=f"gs://{gcp['bucket']}/in/nothing-here.jsonl")
-    assert create(gateway, alice, body).status_code == 200
+    response = create(gateway, alice, body)
+    assert response.status_code == 400
+    assert "does not exist" in error_of(response)["message"]
+    assert sim.sim.jobs == {}
 
 
 def test_get_applies_read_mask_in_the_gateway(gateway, gcp, alice):
