@@ -72,13 +72,17 @@ def browser(stack):
 
 
 def wait(driver, condition, what: str, timeout: float = WAIT):
-    from selenium.common.exceptions import TimeoutException
+    """Poll `condition`; an element the page's refresh replaced mid-read is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-            lambda d: condition(d), message=f"waiting for {what}"
-        )
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.2,
+            ignored_exceptions=(StaleElementReferenceException, AttributeError),
+        ).until(lambda d: condition(d), message=f"waiting for {what}")
     except TimeoutException:
         driver.save_screenshot(str(SHOTS / "failed.png"))
         raise
