@@ -124,10 +124,8 @@ def _scope(caller) -> tuple[dict, str | None, str | None]:
     return {"keyId": caller.key_id}, caller.key_id, None
 
 
-def spend(request: Request) -> Reply:
-    start, end, group, label = spend_params(request)
-    scope, key_id, team = _scope(request.caller)
-    report = spend_report(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
+def _period_reply(start: date, end: date, group: str, label, scope: dict, body: dict) -> Reply:
+    """The envelope both spend views share: the period, the grouping and who it covers."""
     return Reply(
         200,
         {
@@ -136,24 +134,21 @@ def spend(request: Request) -> Reply:
             "groupBy": f"label:{label}" if label else group,
             "scope": scope,
             "currency": "USD",
-            "totals": counters_view(report["totals"]),
-            "groups": report["groups"],
+            **body,
         },
     )
+
+
+def spend(request: Request) -> Reply:
+    start, end, group, label = spend_params(request)
+    scope, key_id, team = _scope(request.caller)
+    report = spend_report(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
+    body = {"totals": counters_view(report["totals"]), "groups": report["groups"]}
+    return _period_reply(start, end, group, label, scope, body)
 
 
 def spend_daily(request: Request) -> Reply:
     start, end, group, label = spend_params(request)
     scope, key_id, team = _scope(request.caller)
     series = daily_series(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
-    return Reply(
-        200,
-        {
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "groupBy": f"label:{label}" if label else group,
-            "scope": scope,
-            "currency": "USD",
-            **series,
-        },
-    )
+    return _period_reply(start, end, group, label, scope, series)
