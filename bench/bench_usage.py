@@ -250,6 +250,19 @@ def _print(label: str, size: int, m: dict) -> None:
     )
 
 
+def host_speed() -> float:
+    """Seconds for a fixed pure-Python loop, best of 3: on a shared host the same machine runs
+    it in 0.4 s one hour and 1.7 s the next, and every MB/s here moves with it, the naive
+    baseline's included (the ratios do not)."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def _median(values) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
@@ -293,6 +306,7 @@ def main() -> None:
         f"generated {size / 1024 / 1024:.0f} MB ({args.mix} mix, {args.order} key order) "
         f"in {time.perf_counter() - started:.1f} s"
     )
+    print(f"host speed: a 10M-step Python loop in {host_speed():.2f} s (best of 3)")
     try:
         fast, naive, speedups = paired_runs(path, size, args.repeats)
         if fast["prompt"] != naive["prompt"] or fast["rows"] != naive["rows"]:
@@ -304,6 +318,7 @@ def main() -> None:
             f"{speedups['seconds']:.1f}x (CPU {speedups['cpu_seconds']:.1f}x), whole process "
             f"{speedups['whole_seconds']:.1f}x (CPU {speedups['whole_cpu_seconds']:.1f}x)"
         )
+        print(f"host speed after: {host_speed():.2f} s")
         if args.gcs_size_mb:
             _bench_gcs(path, args.gcs_size_mb, workdir)
     finally:
