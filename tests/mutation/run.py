@@ -12,6 +12,7 @@ Prints the score before (every survivor counts) and after the listed equivalents
 """
 
 import argparse
+import ast
 import fnmatch
 import os
 import re
@@ -41,6 +42,30 @@ class Equivalent:
 
 def load_targets() -> list[str]:
     return tomllib.loads((HERE / "targets.toml").read_text())["functions"]
+
+
+def mutable_functions() -> list[str]:
+    """mutmut's names of the functions in `only_mutate` (module.x_f, module.xǁClassǁm)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    names = []
+    for path in config["only_mutate"]:
+        module = path.removesuffix(".py").replace("/", ".")
+        for node in ast.parse((ROOT / path).read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names.append(f"{module}.x_{node.name}")
+            elif isinstance(node, ast.ClassDef):
+                names += [
+                    f"{module}.xǁ{node.name}ǁ{m.name}"
+                    for m in node.body
+                    if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+                ]
+    return names
+
+
+def unmatched(targets: list[str]) -> list[str]:
+    """The targets that name no function mutmut mutates: renamed or moved code (a defect)."""
+    names = mutable_functions()
+    return [t for t in targets if not fnmatch.filter(names, t.split("__mutmut_")[0])]
 
 
 def load_equivalents() -> list[Equivalent]:
@@ -146,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="only read the results")
     args = parser.parse_args(argv)
     targets = args.globs or load_targets()
+    missing = unmatched(targets)
+    if missing:
+        print("these targets name no function in only_mutate: " + ", ".join(missing))
+        return 2
     equivalents = load_equivalents()
     if args.report_only:
         return verdict(targets, equivalents)
