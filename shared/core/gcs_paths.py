@@ -4,10 +4,13 @@ A key's prefixes are folders (`gs://bucket/path/`) and a URI is under one when i
 starts with it. That is only sound when every reader sees the same name: so a URI whose path
 holds a `.` or `..` segment, a percent-encoded byte (`%2e`), a backslash or a control
 character is refused outright (GCS takes names literally, but other tools normalise or
-decode them), as is a bucket name GCS would not accept (bucket names are lowercase).
+decode them), as is a bucket name GCS would not accept (bucket names are lowercase). The
+path is judged as written and in its NFKC form too: a tool that folds compatibility
+characters reads U+2025 (two-dot leader) as `..` and U+FF0F (fullwidth solidus) as `/`.
 """
 
 import re
+import unicodedata
 
 from shared.core.errors import invalid_argument
 
@@ -23,11 +26,12 @@ def problem(uri: str) -> str | None:
     bucket, _, path = uri.removeprefix("gs://").partition("/")
     if not BUCKET.match(bucket) or ".." in bucket:
         return f"{bucket!r} is not a bucket name (lowercase letters, digits, '-', '_', '.')"
-    if CONTROL.search(uri):
+    folded = unicodedata.normalize("NFKC", path)
+    if CONTROL.search(uri) or CONTROL.search(folded):
         return "it holds a control character or a backslash"
-    if PERCENT_ESCAPE.search(path):
+    if PERCENT_ESCAPE.search(path) or PERCENT_ESCAPE.search(folded):
         return "it holds a percent-encoded byte; write the name as it is"
-    if any(segment in (".", "..") for segment in path.split("/")):
+    if any(segment in (".", "..") for segment in path.split("/") + folded.split("/")):
         return "it holds a '.' or '..' segment"
     return None
 

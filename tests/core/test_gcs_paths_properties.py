@@ -94,6 +94,13 @@ def test_a_prefix_with_escapes_is_refused_when_a_key_is_made(prefix):
         "gs://bucket-a/team/ana/./x.jsonl",
         "gs://BUCKET-A/team/ana/x.jsonl",
         "gs://bucket-a/team/ana\\..\\x",
+        # Compatibility characters a tool folds (NFKC) into a dot segment, a slash, a
+        # backslash or a percent escape: two-dot leader, one-dot leader, fullwidth forms.
+        "gs://bucket-a/team/ana/\u2025/bob/x.jsonl",
+        "gs://bucket-a/team/ana/\u2024/x.jsonl",
+        "gs://bucket-a/team/ana/\uff0e\uff0e\uff0fbob/x.jsonl",
+        "gs://bucket-a/team/ana/\uff3c..\uff3cx",
+        "gs://bucket-a/team/ana/\uff05\uff12\uff45\uff05\uff12\uff45/bob/x.jsonl",
     ],
 )
 def test_known_escapes_are_refused(uri):
