@@ -260,32 +260,6 @@ def write_retries() -> int:
     return _retries["count"]
 
 
-def record_file(
-    *,
-    job_id: str,
-    job: dict,
-    bucket: str,
-    name: str,
-    generation: int,
-    size,
-    usage,
-    group: str = FINAL,
-) -> bool:
-    """Record one object generation's usage; True when the books changed."""
-    return bool(
-        record_generation(
-            job_id=job_id,
-            job=job,
-            bucket=bucket,
-            name=name,
-            generation=generation,
-            size=size,
-            usage=usage,
-            group=group,
-        )
-    )
-
-
 def _check_recordable(counters: dict[str, int]) -> None:
     bad = {k: v for k, v in counters.items() if not 0 <= v <= INT64_MAX}
     if bad:

@@ -48,7 +48,7 @@ def world(gcp, monkeypatch, tmp_path):
         )
         parsed = usage_of(files[job_id])
         costs[job_id] = expected(files[job_id]).cost_nanos
-        assert ledger.record_file(
+        assert ledger.record_generation(
             job_id=job_id,
             job=job,
             bucket=gcp["bucket"],

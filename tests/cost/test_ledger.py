@@ -16,14 +16,17 @@ NAME = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
 
 
 def record(job, usage, *, name=NAME, generation=1, bucket="b"):
-    return ledger.record_file(
-        job_id=job["job_id"],
-        job=job,
-        bucket=bucket,
-        name=name,
-        generation=generation,
-        size=123,
-        usage=usage,
+    """True when the books changed."""
+    return bool(
+        ledger.record_generation(
+            job_id=job["job_id"],
+            job=job,
+            bucket=bucket,
+            name=name,
+            generation=generation,
+            size=123,
+            usage=usage,
+        )
     )
 
 

@@ -31,7 +31,7 @@ def test_shards_and_a_pre_shard_document_sum_into_one_row(gcp):
         job = make_job(gcp["bucket"], job_id)
         data = prediction_bytes(texts)
         files[job_id] = expected(data)
-        assert ledger.record_file(
+        assert ledger.record_generation(
             job_id=job_id,
             job=job,
             bucket="b",

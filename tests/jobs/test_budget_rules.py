@@ -107,7 +107,7 @@ def test_a_budget_counts_the_spend_of_its_own_key_or_team_only(gcp):
         job = make_job(gcp["bucket"], job_id, key_id=key_id, team=team)
         data = prediction_bytes(texts)
         spend[key_id] = expected(data).cost_nanos
-        assert ledger.record_file(
+        assert ledger.record_generation(
             job_id=job_id,
             job=job,
             bucket="b",

@@ -1,0 +1,135 @@
+"""The documents one recorded generation leaves, field by field, at the ids a redeploy must
+find again (ids are part of the exactly-once contract: a changed formula would count every
+file a second time). Expected ids are computed here from the documented formulas."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.core import clients, docids
+from shared.cost import ledger
+from shared.cost.usage import FileUsage, ModelUsage
+from tests.cost.cost_helpers import make_job
+
+NAME = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_usage(prompt: int, candidates: int, cost_nanos: int) -> FileUsage:
+    part = ModelUsage(
+        rows=2,
+        succeeded=2,
+        prompt_tokens=prompt,
+        candidates_tokens=candidates,
+        cost_nanos=cost_nanos,
+    )
+    return FileUsage(
+        rows=2,
+        succeeded=2,
+        prompt_tokens=prompt,
+        candidates_tokens=candidates,
+        cost_nanos=cost_nanos,
+        by_model={"gemini-2.5-flash": part},
+    )
+
+
+def job_doc(job_id: str):
+    return clients.firestore().collection("jobs").document(docids.doc_id(job_id))
+
+
+def test_one_generation_writes_these_documents(gcp):
+    job = make_job(gcp["bucket"], "301", labels={"env": "prod"})
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    recorded = ledger.record_generation(
+        job_id="301",
+        job=job,
+        bucket="b",
+        name=NAME,
+        generation=1,
+        size="77",
+        usage=file_usage(100, 10, 2_000),
+    )
+    assert recorded.outcome == "recorded" and bool(recorded)
+    assert recorded.uri == f"gs://b/{NAME}" and recorded.file_nanos == 2_000
+    jobs = job_doc("301")
+
+    rid = sha(f"b/{NAME}#1")
+    rec = jobs.collection("outputs").document(rid).get().to_dict()
+    assert rec["bucket"] == "b" and rec["name"] == NAME and rec["uri"] == f"gs://b/{NAME}"
+    assert (rec["generation"], rec["size"], rec["group"]) == (1, 77, "final")
+    assert rec["model"] == "gemini-2.5-flash"
+    assert (rec["counted"], rec["superseded"], rec["superseded_by"]) == (True, False, None)
+    assert rec["counters"]["prompt_tokens"] == 100 and rec["counters"]["cost_nanos"] == 2_000
+    assert rec["by_model"]["gemini-2.5-flash"]["candidates_tokens"] == 10
+    assert rec["failed_samples"] == rec["malformed_samples"] == rec["unpriced_samples"] == []
+    assert before <= rec["created"] <= datetime.now(UTC)
+
+    shard = int(sha("301")[:8], 16) % 16
+    daily_path = f"spend_daily/{sha('2025-03-04|' + 'a' * 16 + '|gemini-2.5-flash')}-{shard}"
+    label_path = f"spend_labels/{sha('2025-03-04|' + 'a' * 16 + '|env|prod')}-{shard}"
+    obj = jobs.collection("objects").document(sha(f"b/{NAME}")).get().to_dict()
+    assert obj["uri"] == f"gs://b/{NAME}" and obj["generation"] == 1
+    assert obj["record_id"] == rid and obj["group"] == "final"
+    assert obj["counters"]["cost_nanos"] == 2_000
+    assert obj["rollups"] == sorted([daily_path, label_path])
+    assert before <= obj["updated"] <= datetime.now(UTC)
+
+    totals = jobs.collection("cost_groups").document("totals").get().to_dict()
+    assert totals["counted"] == "final" and totals["rollups"] == sorted([daily_path, label_path])
+    assert totals["final"]["cost_nanos"] == 2_000 and totals["incremental"]["cost_nanos"] == 0
+
+    daily = clients.firestore().document(daily_path).get().to_dict()
+    assert daily["cost_nanos"] == 2_000 and daily["shard"] == shard
+    assert (daily["day"], daily["model"], daily["alias"]) == (
+        "2025-03-04",
+        "gemini-2.5-flash",
+        "alice",
+    )
+    label = clients.firestore().document(label_path).get().to_dict()
+    assert (label["label"], label["value"], label["cost_nanos"]) == ("env", "prod", 2_000)
+
+    job_now = jobs.get().to_dict()
+    assert job_now["cost"]["cost_nanos"] == 2_000 and job_now["cost_basis"] == "final"
+    assert before <= job_now["cost_updated"] <= datetime.now(UTC)
+
+
+def test_a_second_generation_supersedes_the_first_and_buckets_stay_apart(gcp):
+    job = make_job(gcp["bucket"], "302")
+    common = {"job_id": "302", "job": job, "name": NAME}
+    ledger.record_generation(
+        **common, bucket="b", generation=1, size=None, usage=file_usage(100, 10, 2_000)
+    )
+    # The same object name in another bucket is another object, counted beside the first.
+    other = ledger.record_generation(
+        **common, bucket="c", generation=1, size="", usage=file_usage(50, 5, 1_000)
+    )
+    assert other.outcome == "recorded" and other.previous_generation is None
+    newer = ledger.record_generation(
+        **common, bucket="b", generation=2, size=5, usage=file_usage(120, 10, 2_500)
+    )
+    assert (newer.outcome, newer.previous_generation, newer.counted_nanos) == ("recorded", 1, 2_000)
+
+    jobs = job_doc("302")
+    first = jobs.collection("outputs").document(sha(f"b/{NAME}#1")).get().to_dict()
+    assert (first["superseded"], first["superseded_by"]) == (True, sha(f"b/{NAME}#2"))
+    assert first["size"] is None
+    assert jobs.collection("outputs").document(sha(f"c/{NAME}#1")).get().to_dict()["size"] is None
+    objects = {d.id: d.to_dict() for d in jobs.collection("objects").stream()}
+    assert set(objects) == {sha(f"b/{NAME}"), sha(f"c/{NAME}")}
+    assert objects[sha(f"b/{NAME}")]["generation"] == 2
+    assert objects[sha(f"b/{NAME}")]["record_id"] == sha(f"b/{NAME}#2")
+    # b counts its newer generation (2,500), c its only one (1,000).
+    assert jobs.get().to_dict()["cost"]["cost_nanos"] == 3_500
+    assert [d.id for d in jobs.collection("cost_groups").stream()] == ["totals"]
+
+
+def test_counters_must_fit_firestore_int64():
+    top = 2**63 - 1  # Firestore's largest integer
+    ledger._check_recordable({"rows": 0, "cost_nanos": top})
+    for bad in (top + 1, -1):
+        with pytest.raises(ledger.Unrecordable, match="out of range"):
+            ledger._check_recordable({"rows": 1, "cost_nanos": bad})
