@@ -306,7 +306,7 @@ def record_generation(
         "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
         "failed_samples": _bounded(usage.failed_samples),
         "malformed_samples": _bounded(usage.malformed_samples),
-        "unpriced_samples": _bounded(getattr(usage, "unpriced_samples", [])),
+        "unpriced_samples": _bounded(usage.unpriced_samples),
         "created": now,
         "superseded": False,
         "superseded_by": None,

@@ -3,7 +3,8 @@ find again (ids are part of the exactly-once contract: a changed formula would c
 file a second time). Expected ids are computed here from the documented formulas."""
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,7 +20,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def file_usage(prompt: int, candidates: int, cost_nanos: int) -> FileUsage:
+def file_usage(prompt: int, candidates: int, cost_nanos: int, **samples) -> FileUsage:
     part = ModelUsage(
         rows=2,
         succeeded=2,
@@ -34,16 +35,29 @@ def file_usage(prompt: int, candidates: int, cost_nanos: int) -> FileUsage:
         candidates_tokens=candidates,
         cost_nanos=cost_nanos,
         by_model={"gemini-2.5-flash": part},
+        **samples,
     )
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """Local time nine hours ahead of UTC: a naive `datetime.now()` would be stored 9 h off."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def job_doc(job_id: str):
     return clients.firestore().collection("jobs").document(docids.doc_id(job_id))
 
 
-def test_one_generation_writes_these_documents(gcp):
+def test_one_generation_writes_these_documents(gcp, far_from_utc):
     job = make_job(gcp["bucket"], "301", labels={"env": "prod"})
     before = datetime.now(UTC) - timedelta(seconds=5)
+    failed = [{"line": 2, "message": "boom"}]
+    unpriced = [{"line": 3, "model": "mystery", "reason": "model not in the price table"}]
     recorded = ledger.record_generation(
         job_id="301",
         job=job,
@@ -51,7 +65,7 @@ def test_one_generation_writes_these_documents(gcp):
         name=NAME,
         generation=1,
         size="77",
-        usage=file_usage(100, 10, 2_000),
+        usage=file_usage(100, 10, 2_000, failed_samples=failed, unpriced_samples=unpriced),
     )
     assert recorded.outcome == "recorded" and bool(recorded)
     assert recorded.uri == f"gs://b/{NAME}" and recorded.file_nanos == 2_000
@@ -65,7 +79,8 @@ def test_one_generation_writes_these_documents(gcp):
     assert (rec["counted"], rec["superseded"], rec["superseded_by"]) == (True, False, None)
     assert rec["counters"]["prompt_tokens"] == 100 and rec["counters"]["cost_nanos"] == 2_000
     assert rec["by_model"]["gemini-2.5-flash"]["candidates_tokens"] == 10
-    assert rec["failed_samples"] == rec["malformed_samples"] == rec["unpriced_samples"] == []
+    assert rec["failed_samples"] == failed and rec["unpriced_samples"] == unpriced
+    assert rec["malformed_samples"] == []
     assert before <= rec["created"] <= datetime.now(UTC)
 
     shard = int(sha("301")[:8], 16) % 16
@@ -133,3 +148,35 @@ def test_counters_must_fit_firestore_int64():
     for bad in (top + 1, -1):
         with pytest.raises(ledger.Unrecordable, match="out of range"):
             ledger._check_recordable({"rows": 1, "cost_nanos": bad})
+
+
+def test_a_generation_after_the_final_cost_is_kept_but_not_counted(gcp):
+    job = make_job(gcp["bucket"], "303")
+    common = {"job_id": "303", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    ledger.record_generation(**common, generation=1, usage=file_usage(100, 10, 2_000))
+    job_doc("303").update({"cost_final": True})
+    late = ledger.record_generation(**common, generation=2, usage=file_usage(900, 10, 5_000))
+    assert (late.outcome, late.job_final, late.uri) == ("tamper", True, f"gs://b/{NAME}")
+    rec = job_doc("303").collection("outputs").document(sha(f"b/{NAME}#2")).get().to_dict()
+    assert rec["counted"] is False and rec["counters"]["cost_nanos"] == 5_000
+    assert rec["tamper"] == {
+        "reason": "a new generation after the job's cost was final",
+        "previous_generation": 1,
+        "counted_nanos": 2_000,
+        "file_nanos": 5_000,
+        "difference_nanos": 3_000,
+    }
+    assert job_doc("303").get().to_dict()["cost"]["cost_nanos"] == 2_000
+
+
+def test_a_file_that_costs_nothing_adds_nothing_to_spend(gcp):
+    # All rows failed: the rollup document gets rows and failures but no cost field at all.
+    job = make_job(gcp["bucket"], "304", key_id="z" * 16)
+    nothing = FileUsage(
+        rows=3, failed=3, by_model={"gemini-2.5-flash": ModelUsage(rows=3, failed=3)}
+    )
+    ledger.record_generation(
+        job_id="304", job=job, bucket="b", name=NAME, generation=1, size=1, usage=nothing
+    )
+    day = date(2025, 3, 4)
+    assert ledger.spend_nanos(start=day, end=day, key_id="z" * 16) == 0
