@@ -22,12 +22,12 @@ the budget hold only until the input is overwritten. With `VBG_STAGING_BUCKET` u
 is off everywhere (logged at each create).
 
 Input checks (format, limits) can run over the sealed bytes: pass `check`, called with each
-`SealedObject` once it is copied; `read_chunks(obj)` reads it in large ranged reads. An
+`SealedObject` once it is copied (read it with `estimate.read_chunks(obj.input_object())`). An
 `ApiError` from a check refuses the create and the copies are deleted.
 """
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -181,8 +181,3 @@ def discard(sealed: Sealed) -> None:
             clients.storage().bucket(obj.bucket).blob(obj.name).delete()
         except Exception as exc:
             logs.warning("sealed copy not deleted", uri=obj.uri, error=repr(exc))
-
-
-def read_chunks(obj: SealedObject) -> Iterator[bytes]:
-    """A sealed object's bytes in large ranged reads (for input checks)."""
-    return estimate.read_chunks(obj.input_object())

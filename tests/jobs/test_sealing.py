@@ -128,3 +128,25 @@ def test_a_deployment_may_turn_sealing_off(gcp, monkeypatch, tmp_path):
         assert created.get_json()["inputConfig"]["gcsSource"]["uris"] == [uri]
         job_id = created.get_json()["name"].rsplit("/", 1)[-1]
         assert records.get(job_id)["sealed_inputs"] is None
+
+
+def test_discard_deletes_the_copies_of_a_refused_create(world):
+    """The copies are named per create; discarding them removes exactly those objects."""
+    from shared.core.config import model_list
+    from shared.jobs import sealing
+
+    bucket = world.gcp["bucket"]
+    uris = [
+        upload_jsonl(bucket, f"in/part-{i}.jsonl", [gemini_request(f"row {i}")]) for i in range(2)
+    ]
+    deployment = model_list().deployments_for("gemini-2.5-flash")[0]
+    sealed = sealing.seal_inputs(uris, deployment=deployment, key_id="k" * 16)
+    assert len(sealed.objects) == 2 and all(o.bucket == world_staging() for o in sealed.objects)
+    names = sorted(o.name for o in sealed.objects)
+    staged = sorted(b.name for b in clients.storage().list_blobs(world_staging()))
+    assert [n for n in staged if n in names] == names
+    sealing.discard(sealed)
+    left = {b.name for b in clients.storage().list_blobs(world_staging())}
+    assert not left & set(names)
+    # The client's own inputs are untouched.
+    assert all(clients.storage().bucket(bucket).blob(u.split("/", 3)[3]).exists() for u in uris)
