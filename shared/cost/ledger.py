@@ -359,7 +359,7 @@ def record_generation(
             }
         stored, groups_snapshot = _group_totals(job_ref)
         totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
-        before_group = stored.get("counted") or counted_group(totals)
+        before_group = counted_group(totals)
         before = dict(totals[before_group])
         if old:
             target = totals[old.get("group") or FINAL]

@@ -180,3 +180,64 @@ def test_a_file_that_costs_nothing_adds_nothing_to_spend(gcp):
     )
     day = date(2025, 3, 4)
     assert ledger.spend_nanos(start=day, end=day, key_id="z" * 16) == 0
+
+
+def totals_of(job_id: str) -> dict:
+    return job_doc(job_id).collection("cost_groups").document("totals").get().to_dict()
+
+
+def test_a_generation_holding_less_is_recorded_as_tamper_and_counts_the_larger(gcp):
+    job = make_job(gcp["bucket"], "305")
+    common = {"job_id": "305", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    ledger.record_generation(**common, generation=1, usage=file_usage(100, 10, 2_000))
+    less = ledger.record_generation(**common, generation=2, usage=file_usage(40, 10, 1_000))
+    assert (less.outcome, less.job_final) == ("tamper", False)
+    rec = job_doc("305").collection("outputs").document(sha(f"b/{NAME}#2")).get().to_dict()
+    assert rec["tamper"] == {
+        "reason": "the generation holds less than what counts for its object",
+        "previous_generation": 1,
+        "lowered": ["cost_nanos", "prompt_tokens"],
+        "counted_nanos": 2_000,
+        "file_nanos": 1_000,
+        "difference_nanos": -1_000,
+    }
+    assert job_doc("305").get().to_dict()["cost"]["cost_nanos"] == 2_000
+
+
+def test_a_new_generation_of_an_incremental_file_replaces_it_in_its_own_set(gcp):
+    job = make_job(gcp["bucket"], "306")
+    name = "out/prediction-model-x/incremental_predictions/predictions_00001.jsonl"
+    common = {"job_id": "306", "job": job, "bucket": "b", "name": name, "size": 1}
+    ledger.record_generation(
+        **common, generation=1, group="incremental", usage=file_usage(10, 1, 700)
+    )
+    ledger.record_generation(
+        **common, generation=2, group="incremental", usage=file_usage(20, 1, 900)
+    )
+    totals = totals_of("306")
+    # The incremental set holds the newer generation alone (900, not 700 + 900); the final
+    # set never saw either.
+    assert totals["incremental"]["cost_nanos"] == 900 and totals["final"]["cost_nanos"] == 0
+    assert totals["counted"] == "incremental"
+    assert job_doc("306").get().to_dict()["cost"]["cost_nanos"] == 900
+
+
+def test_when_a_job_changes_rollups_its_spend_moves_with_it(gcp):
+    job = make_job(gcp["bucket"], "307", labels={"env": "prod"})
+    common = {"job_id": "307", "bucket": "b", "size": 1}
+    ledger.record_generation(
+        **common, job=job, name=NAME, generation=1, usage=file_usage(10, 1, 2_000)
+    )
+    relabelled = {**job, "labels": {"env": "dev"}}
+    other = NAME.replace("predictions.jsonl", "predictions_2.jsonl")
+    ledger.record_generation(
+        **common, job=relabelled, name=other, generation=1, usage=file_usage(10, 1, 500)
+    )
+    shard = int(sha("307")[:8], 16) % 16
+
+    def label_cost(value):
+        path = f"spend_labels/{sha('2025-03-04|' + 'a' * 16 + '|env|' + value)}-{shard}"
+        return clients.firestore().document(path).get().to_dict().get("cost_nanos", 0)
+
+    # The job's whole 2,500 now belongs to env=dev; env=prod gives back its 2,000.
+    assert (label_cost("prod"), label_cost("dev")) == (0, 2_500)
