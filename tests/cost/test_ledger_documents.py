@@ -241,3 +241,28 @@ def test_when_a_job_changes_rollups_its_spend_moves_with_it(gcp):
 
     # The job's whole 2,500 now belongs to env=dev; env=prod gives back its 2,000.
     assert (label_cost("prod"), label_cost("dev")) == (0, 2_500)
+
+
+def test_an_object_changed_under_a_write_sends_it_round_again(gcp, monkeypatch):
+    """Generation 2 of an object lands while generation 3 is being written (after its read of
+    the object, before its batch): the batch must fail on the stale object and retry, or it
+    takes generation 1's counters out of the set instead of generation 2's."""
+    job = make_job(gcp["bucket"], "308")
+    common = {"job_id": "308", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    ledger.record_generation(**common, generation=1, usage=file_usage(1, 1, 100))
+    read_totals = ledger._group_totals
+    raced = []
+
+    def racing(job_ref):
+        if not raced:
+            raced.append(2)
+            ledger.record_generation(**common, generation=2, usage=file_usage(5, 1, 700))
+        return read_totals(job_ref)
+
+    monkeypatch.setattr(ledger, "_group_totals", racing)
+    ledger.record_generation(**common, generation=3, usage=file_usage(20, 1, 2_000))
+    # One object: what counts is its largest generation, 2,000, once.
+    assert raced and totals_of("308")["final"]["cost_nanos"] == 2_000
+    assert job_doc("308").get().to_dict()["cost"]["cost_nanos"] == 2_000
+    obj = job_doc("308").collection("objects").document(sha(f"b/{NAME}")).get().to_dict()
+    assert obj["generation"] == 3
