@@ -7,23 +7,34 @@ on downloads. This proxy adds what the ranged-read bench and tests need:
 - generation-pinned media reads: a download naming `generation=G` gets the bytes of G if
   the proxy has seen G (it keeps the last `keep_versions` generations it served, like a
   versioned bucket), `404` if G is neither kept nor live; a download without
-  `generation` gets the live bytes.
+  `generation` gets the live bytes;
+- rewrites (server-side copies) as GCS answers them: `404` when `sourceGeneration` is not
+  the live generation, `412` when `ifGenerationMatch=0` and the target exists, and in
+  `rewrite_calls` calls (GCS splits a large copy: each call but the last answers
+  `done: false` with a `rewriteToken`, and a continuation must repeat the first call's
+  parameters, else `400`);
+- `403` for any request naming a bucket in `forbidden_buckets` (a service account that
+  lacks a role on it).
 Everything else (metadata, uploads, listing) is passed through unchanged.
 
     with GcsProxy(emulator_url, latency=0.03, stream_bytes_per_second=100e6) as proxy:
         os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
 """
 
+import json
 import re
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import requests
 
 _MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
+_REWRITE = re.compile(r"^/storage/v1/b/([^/]+)/o/(.+)/rewriteTo/b/([^/]+)/o/(.+)$")
+_BUCKET = re.compile(r"/b/([^/?]+)")
 _RANGE = re.compile(r"^\s*bytes=(\d+)-(\d*)\s*$")
 _SLICE = 256 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
@@ -37,12 +48,19 @@ class GcsProxy:
         latency: float = 0.0,
         stream_bytes_per_second: float | None = None,
         keep_versions: int = 4,
+        rewrite_calls: int = 1,
+        forbidden_buckets: tuple[str, ...] = (),
     ):
         self.upstream = upstream.rstrip("/")
         self.latency = latency
         self.rate = stream_bytes_per_second
         self.keep_versions = keep_versions
+        self.rewrite_calls = rewrite_calls
+        self.forbidden_buckets = set(forbidden_buckets)
         self.requests = 0
+        self.rewrites = 0  # rewrite calls answered (continuations included)
+        # rewriteToken -> (the first call's parameters, object size, calls left)
+        self._pending_rewrites: dict[str, tuple[dict, str, int]] = {}
         self._versions: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -67,11 +85,15 @@ class GcsProxy:
             self._local.session = requests.Session()
         return self._local.session
 
-    def _live_generation(self, bucket: str, name: str) -> str | None:
+    def _metadata(self, bucket: str, name: str) -> dict | None:
         response = self._session().get(
             f"{self.upstream}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=30
         )
-        return str(response.json().get("generation")) if response.ok else None
+        return response.json() if response.ok else None
+
+    def _live_generation(self, bucket: str, name: str) -> str | None:
+        found = self._metadata(bucket, name)
+        return str(found.get("generation")) if found else None
 
     def _bytes_of(self, bucket: str, name: str, generation: str | None) -> tuple[str, bytes] | None:
         """(generation, bytes) of that generation (None: the live one), or None when gone."""
@@ -145,8 +167,49 @@ class GcsProxy:
                 headers = {**plain, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
                 self._send(206, headers, data[start : end + 1])
 
-            def _forward(self) -> None:
+            def _error(self, status: int, message: str) -> None:
+                body = json.dumps({"error": {"code": status, "message": message}}).encode()
+                self._send(status, {"Content-Type": "application/json"}, body)
+
+            def _rewrite(self, match: re.Match, query: dict) -> None:
                 body = self._body()
+                source, target = (match[1], unquote(match[2])), (match[3], unquote(match[4]))
+                params = {k: v for k, v in query.items() if k != "rewriteToken"}
+                token = (query.get("rewriteToken") or [None])[0]
+                with proxy._lock:
+                    proxy.rewrites += 1
+                    pending = proxy._pending_rewrites.pop(token, None) if token else None
+                if token is not None:
+                    if pending is None or pending[0] != params:
+                        self._error(400, "rewriteToken unknown or parameters changed")
+                        return
+                    _, size, left = pending
+                    left -= 1
+                else:
+                    live = proxy._metadata(*source) or {}
+                    wanted = (params.get("sourceGeneration") or [live.get("generation")])[0]
+                    if not live or str(wanted) != str(live["generation"]):
+                        self._error(404, f"No such object: {source[0]}/{source[1]}#{wanted}")
+                        return
+                    exists = proxy._live_generation(*target) is not None
+                    if params.get("ifGenerationMatch") == ["0"] and exists:
+                        self._error(412, "At least one of the pre-conditions did not hold.")
+                        return
+                    size, left = str(live.get("size", "0")), proxy.rewrite_calls - 1
+                if left > 0:
+                    token = uuid.uuid4().hex
+                    with proxy._lock:
+                        proxy._pending_rewrites[token] = (params, size, left)
+                    answer = {"kind": "storage#rewriteResponse", "done": False, "objectSize": size}
+                    answer |= {"rewriteToken": token, "totalBytesRewritten": "0"}
+                    headers = {"Content-Type": "application/json"}
+                    self._send(200, headers, json.dumps(answer).encode())
+                    return
+                self.path = urlsplit(self.path).path + "?" + urlencode(params, doseq=True)
+                self._forward(body=body)
+
+            def _forward(self, body: bytes | None = None) -> None:
+                body = self._body() if body is None else body
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}
                 }
@@ -168,8 +231,14 @@ class GcsProxy:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 media = _MEDIA.match(parts.path)
-                if self.command == "GET" and media and query.get("alt") == ["media"]:
+                rewrite = _REWRITE.match(parts.path)
+                if proxy.forbidden_buckets & set(_BUCKET.findall(parts.path)):
+                    self._body()
+                    self._error(403, "The caller does not have storage.objects access.")
+                elif self.command == "GET" and media and query.get("alt") == ["media"]:
                     self._media(media[1], unquote(media[2]), query)
+                elif self.command == "POST" and rewrite:
+                    self._rewrite(rewrite, query)
                 else:
                     self._forward()
 

@@ -91,7 +91,7 @@ class Sealed:
 
 
 def enabled(deployment) -> bool:
-    return bool(settings().staging_bucket) and getattr(deployment, "seal_inputs", True)
+    return bool(settings().staging_bucket) and deployment.seal_inputs
 
 
 def seal_inputs(
