@@ -328,7 +328,7 @@ def record_generation(
             file_nanos=new["cost_nanos"],
             job_final=bool((job_now.to_dict() or {}).get("cost_final")),
         )
-        if old and int(old.get("generation") or 0) >= generation:
+        if found.previous_generation is not None and found.previous_generation >= generation:
             return Recorded("stale", uri=uri, previous_generation=found.previous_generation)
         if found.job_final:
             rec_ref.create(

@@ -266,3 +266,38 @@ def test_an_object_changed_under_a_write_sends_it_round_again(gcp, monkeypatch):
     assert job_doc("308").get().to_dict()["cost"]["cost_nanos"] == 2_000
     obj = job_doc("308").collection("objects").document(sha(f"b/{NAME}")).get().to_dict()
     assert obj["generation"] == 3
+
+
+def test_an_older_generation_after_a_newer_one_is_stale_and_writes_nothing(gcp):
+    job = make_job(gcp["bucket"], "309")
+    common = {"job_id": "309", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    ledger.record_generation(**common, generation=20, usage=file_usage(5, 1, 700))
+    older = ledger.record_generation(**common, generation=10, usage=file_usage(50, 9, 9_000))
+    assert (older.outcome, bool(older)) == ("stale", False)
+    assert (older.uri, older.previous_generation) == (f"gs://b/{NAME}", 20)
+    assert not job_doc("309").collection("outputs").document(sha(f"b/{NAME}#10")).get().exists
+    assert job_doc("309").get().to_dict()["cost"]["cost_nanos"] == 700
+
+
+def test_the_same_generation_landing_first_elsewhere_is_stale_without_a_retry(gcp, monkeypatch):
+    """A second delivery of one generation that passed the record check while the first was
+    being written: its read finds the generation counted, so it stops there (no failed batch,
+    no retry); `>` instead of `>=` would send it round again."""
+    job = make_job(gcp["bucket"], "310")
+    common = {"job_id": "310", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    usage = file_usage(5, 1, 700)
+    read_pair = ledger._read_pair
+    raced = []
+
+    def racing(client, obj_ref, job_ref):
+        if not raced:
+            raced.append(1)
+            assert ledger.record_generation(**common, generation=4, usage=usage)
+        return read_pair(client, obj_ref, job_ref)
+
+    monkeypatch.setattr(ledger, "_read_pair", racing)
+    retries = ledger.write_retries()
+    second = ledger.record_generation(**common, generation=4, usage=usage)
+    assert raced and (second.outcome, second.previous_generation) == ("stale", 4)
+    assert ledger.write_retries() == retries
+    assert job_doc("310").get().to_dict()["cost"]["cost_nanos"] == 700
