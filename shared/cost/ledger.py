@@ -420,10 +420,9 @@ def record_generation(
         batch.update(job_ref, {**job_update, "cost_basis": after_group, "cost_updated": now})
         for path, delta in deltas.items():
             increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
-            if not increments and path not in rollups:
-                continue
-            fields = {**rollups.get(path, {}), **increments, "updated": now}
-            batch.set(client.document(path), fields, merge=True)
+            if increments:
+                fields = {**rollups.get(path, {}), **increments, "updated": now}
+                batch.set(client.document(path), fields, merge=True)
         batch.commit()
         if lowered:
             return found
@@ -436,7 +435,6 @@ def record_generation(
             file_nanos=found.file_nanos,
         )
 
-    outcome = None
     for round_ in range(WRITE_ATTEMPTS):
         if rec_ref.get().exists:
             outcome = Recorded("duplicate", uri=uri, generation=generation)

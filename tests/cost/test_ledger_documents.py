@@ -67,7 +67,7 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
         size="77",
         usage=file_usage(100, 10, 2_000, failed_samples=failed, unpriced_samples=unpriced),
     )
-    assert recorded.outcome == "recorded" and bool(recorded)
+    assert recorded.outcome == "recorded" and bool(recorded) and recorded.generation == 1
     assert recorded.uri == f"gs://b/{NAME}" and recorded.file_nanos == 2_000
     jobs = job_doc("301")
 
@@ -96,9 +96,11 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     totals = jobs.collection("cost_groups").document("totals").get().to_dict()
     assert totals["counted"] == "final" and totals["rollups"] == sorted([daily_path, label_path])
     assert totals["final"]["cost_nanos"] == 2_000 and totals["incremental"]["cost_nanos"] == 0
+    assert before <= totals["updated"] <= datetime.now(UTC)
 
     daily = clients.firestore().document(daily_path).get().to_dict()
     assert daily["cost_nanos"] == 2_000 and daily["shard"] == shard
+    assert before <= daily["updated"] <= datetime.now(UTC)
     assert (daily["day"], daily["model"], daily["alias"]) == (
         "2025-03-04",
         "gemini-2.5-flash",
@@ -110,6 +112,18 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     job_now = jobs.get().to_dict()
     assert job_now["cost"]["cost_nanos"] == 2_000 and job_now["cost_basis"] == "final"
     assert before <= job_now["cost_updated"] <= datetime.now(UTC)
+
+    again = ledger.record_generation(
+        job_id="301",
+        job=job,
+        bucket="b",
+        name=NAME,
+        generation=1,
+        size="77",
+        usage=file_usage(1, 1, 9),
+    )
+    assert (again.outcome, again.uri, again.generation) == ("duplicate", f"gs://b/{NAME}", 1)
+    assert jobs.get().to_dict()["cost"]["cost_nanos"] == 2_000
 
 
 def test_a_second_generation_supersedes_the_first_and_buckets_stay_apart(gcp):
@@ -167,6 +181,41 @@ def test_a_generation_after_the_final_cost_is_kept_but_not_counted(gcp):
         "difference_nanos": 3_000,
     }
     assert job_doc("303").get().to_dict()["cost"]["cost_nanos"] == 2_000
+
+
+def test_a_file_with_nothing_in_it_writes_no_rollup(gcp):
+    job = make_job(gcp["bucket"], "311")
+    empty = ledger.record_generation(
+        job_id="311", job=job, bucket="b", name=NAME, generation=1, size=0, usage=FileUsage()
+    )
+    assert empty.outcome == "recorded"
+    [path] = totals_of("311")["rollups"]
+    assert path.startswith("spend_daily/") and not clients.firestore().document(path).get().exists
+
+
+def test_another_file_of_the_job_landing_during_a_write_sends_it_round_again(gcp, monkeypatch):
+    """The job's set totals are read, then another of its files is recorded, then the batch:
+    it must fail on the changed totals and retry, or it overwrites the other file's share."""
+    job = make_job(gcp["bucket"], "312")
+    common = {"job_id": "312", "job": job, "bucket": "b", "size": 1, "generation": 1}
+    names = [NAME.replace("predictions", f"predictions_{i}") for i in range(3)]
+    ledger.record_generation(**common, name=names[0], usage=file_usage(1, 1, 100))
+    read_totals = ledger._group_totals
+    raced = []
+
+    def racing(job_ref):
+        found = read_totals(job_ref)
+        if not raced:
+            raced.append(1)
+            ledger.record_generation(**common, name=names[1], usage=file_usage(5, 1, 700))
+        return found
+
+    monkeypatch.setattr(ledger, "_group_totals", racing)
+    retries = ledger.write_retries()
+    ledger.record_generation(**common, name=names[2], usage=file_usage(20, 1, 2_000))
+    assert raced and ledger.write_retries() == retries + 1
+    assert totals_of("312")["final"]["cost_nanos"] == 100 + 700 + 2_000
+    assert job_doc("312").get().to_dict()["cost"]["cost_nanos"] == 100 + 700 + 2_000
 
 
 def test_a_file_that_costs_nothing_adds_nothing_to_spend(gcp):
