@@ -255,6 +255,12 @@ def _count_retry() -> None:
         _retries["count"] += 1
 
 
+def _backoff(round_: int) -> float:
+    """Seconds before the next try: random, so contenders spread out; the bound doubles from
+    50 ms and stops at 1 s, so a hot document costs a writer seconds, not minutes."""
+    return random.uniform(0, min(1.0, 0.05 * 2**round_))
+
+
 def write_retries() -> int:
     """Contended cost-record writes retried by this process so far (benches report it)."""
     return _retries["count"]
@@ -451,7 +457,7 @@ def record_generation(
             # A concurrent writer won (the record exists now, or a doc read moved on), or
             # Firestore aborted the batch on a hot document: nothing was written, try again.
             _count_retry()
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**round_)))
+            time.sleep(_backoff(round_))
     else:
         raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
     where = {"job_id": job_id, "uri": f"{uri}#{generation}", "record_id": rid}

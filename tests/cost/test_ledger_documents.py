@@ -3,6 +3,7 @@ find again (ids are part of the exactly-once contract: a changed formula would c
 file a second time). Expected ids are computed here from the documented formulas."""
 
 import hashlib
+import json
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -350,3 +351,59 @@ def test_the_same_generation_landing_first_elsewhere_is_stale_without_a_retry(gc
     assert raced and (second.outcome, second.previous_generation) == ("stale", 4)
     assert ledger.write_retries() == retries
     assert job_doc("310").get().to_dict()["cost"]["cost_nanos"] == 700
+
+
+def test_a_write_that_never_gets_through_fails_loudly(gcp, monkeypatch):
+    job = make_job(gcp["bucket"], "313")
+    common = {"job_id": "313", "job": job, "bucket": "b", "size": 1, "generation": 1}
+    ledger.record_generation(**common, name=NAME, usage=file_usage(1, 1, 100))
+    read_totals = ledger._group_totals
+    raced, busy = [], []
+
+    def always_raced(job_ref):
+        """Another file of the job lands after every read of the totals."""
+        found = read_totals(job_ref)
+        if not busy:
+            busy.append(1)
+            raced.append(f"out/other-{len(raced)}.jsonl")
+            ledger.record_generation(**common, name=raced[-1], usage=file_usage(1, 1, 10))
+            busy.pop()
+        return found
+
+    monkeypatch.setattr(ledger, "_group_totals", always_raced)
+    monkeypatch.setattr(ledger, "WRITE_ATTEMPTS", 2)
+    monkeypatch.setattr(ledger, "_backoff", lambda round_: 0)
+    late = NAME.replace("predictions", "predictions_late")
+    with pytest.raises(
+        RuntimeError, match=f"cost record {sha('b/' + late + '#1')}: still contended after 2 tries"
+    ):
+        ledger.record_generation(**common, name=late, usage=file_usage(1, 1, 5))
+    assert len(raced) == 2
+
+
+def test_each_outcome_is_logged_with_the_job_the_object_and_the_record(gcp, capsys):
+    job = make_job(gcp["bucket"], "314")
+    common = {"job_id": "314", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    capsys.readouterr()
+    ledger.record_generation(**common, generation=2, usage=file_usage(5, 1, 700))
+    ledger.record_generation(**common, generation=2, usage=file_usage(5, 1, 700))
+    ledger.record_generation(**common, generation=1, usage=file_usage(5, 1, 700))
+    ledger.record_generation(**common, generation=3, usage=file_usage(1, 1, 300))
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    where = [
+        {"job_id": "314", "uri": f"gs://b/{NAME}#{g}", "record_id": sha(f"b/{NAME}#{g}")}
+        for g in (2, 2, 1, 3)
+    ]
+    assert [(e["severity"], e["message"]) for e in entries] == [
+        ("INFO", "cost recorded"),
+        ("INFO", "cost record exists; nothing to do"),
+        ("INFO", "an equal or newer generation already counts; nothing to do"),
+        ("WARNING", "output generation not counted in full (tamper)"),
+    ]
+    for entry, expected in zip(entries, where, strict=True):
+        assert {k: entry[k] for k in expected} == expected
+    assert (entries[0]["group"], entries[0]["cost_nanos"], entries[0]["rows"]) == ("final", 700, 2)
+    assert entries[0]["replaced_generation"] is None
+    assert entries[2]["current_generation"] == 2
+    assert (entries[3]["previous_generation"], entries[3]["job_final"]) == (2, False)
+    assert (entries[3]["counted_nanos"], entries[3]["file_nanos"]) == (700, 300)

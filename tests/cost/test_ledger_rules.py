@@ -24,3 +24,11 @@ def test_spend_lands_on_the_utc_day_the_job_was_created():
     assert ledger.spend_day({"create_time": datetime(2025, 3, 4, 0, 0, tzinfo=UTC)}) == "2025-03-04"
     today = datetime.now(UTC).date().isoformat()
     assert ledger.spend_day({}) == today
+
+
+def test_a_contended_write_waits_a_random_time_under_a_bound_that_doubles_to_one_second(
+    monkeypatch,
+):
+    monkeypatch.setattr(ledger.random, "uniform", lambda low, high: (low, high))
+    bounds = [ledger._backoff(r) for r in range(7)]
+    assert bounds == [(0, 0.05), (0, 0.1), (0, 0.2), (0, 0.4), (0, 0.8), (0, 1.0), (0, 1.0)]
