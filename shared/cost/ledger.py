@@ -217,10 +217,9 @@ def counted_group(totals: dict) -> str:
         counters = totals.get(group) or {}
         return int(counters.get("cost_nanos") or 0), int(counters.get("rows") or 0)
 
-    final, incremental = weight(FINAL), weight(INCREMENTAL)
-    if incremental == (0, 0) or (final != (0, 0) and final >= incremental):
-        return FINAL
-    return INCREMENTAL
+    # Counters are never negative (_check_recordable), so with no incremental rows this is
+    # the final set, even while it is empty.
+    return FINAL if weight(FINAL) >= weight(INCREMENTAL) else INCREMENTAL
 
 
 def _zero() -> dict[str, int]:

@@ -1,7 +1,10 @@
 """The ledger's pure rules: ids of a generation and of an object, and the day spend lands on."""
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from shared.cost import ledger
 
@@ -32,3 +35,26 @@ def test_a_contended_write_waits_a_random_time_under_a_bound_that_doubles_to_one
     monkeypatch.setattr(ledger.random, "uniform", lambda low, high: (low, high))
     bounds = [ledger._backoff(r) for r in range(7)]
     assert bounds == [(0, 0.05), (0, 0.1), (0, 0.2), (0, 0.4), (0, 0.8), (0, 1.0), (0, 1.0)]
+
+
+@pytest.fixture
+def local_day_is_not_utcs(monkeypatch):
+    """A local zone whose date differs from UTC's right now: 14 h ahead from 10:00 UTC on,
+    12 h behind before (a naive `now()` or `astimezone()` would land on another day)."""
+    ahead = datetime.now(UTC).hour >= 10
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati" if ahead else "Etc/GMT+12")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_spend_day_ignores_the_machines_zone(local_day_is_not_utcs):
+    assert datetime.now().date() != datetime.now(UTC).date()
+    evening = datetime(2025, 3, 4, 20, 0, tzinfo=UTC)  # the 5th in Kiritimati, the 4th at -12
+    morning = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)  # the 3rd at -12
+    assert ledger.spend_day({"create_time": evening}) == "2025-03-04"
+    assert ledger.spend_day({"create_time": morning}) == "2025-03-04"
+    before = datetime.now(UTC).date().isoformat()
+    today = ledger.spend_day({})
+    assert today in (before, datetime.now(UTC).date().isoformat())

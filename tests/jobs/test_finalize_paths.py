@@ -98,4 +98,7 @@ def test_the_final_set_counts_once_it_bills_at_least_the_incremental_set():
     assert counted_group(sets((5, 1), (5, 1))) == "final"
     assert counted_group(sets((6, 1), (5, 3))) == "final"
     assert counted_group(sets((0, 3), (0, 2))) == "final"  # unpriced rows: by row count
+    assert counted_group(sets((0, 0), (0, 1))) == "incremental"
+    assert counted_group(sets((0, 3), (1, 1))) == "incremental"  # cost before rows
+    assert counted_group(sets((5, 1), (5, 2))) == "incremental"
     assert counted_group({"incremental": {"cost_nanos": 1, "rows": 1}}) == "incremental"
