@@ -133,3 +133,50 @@ def test_labels_are_stamped_with_owner_and_team_and_the_keys_labels_are_authorit
 def test_a_body_cannot_spoof_or_break_the_stamped_labels(labels):
     error = refusal(lambda: stamped_labels(caller(team="t"), {"labels": labels}))
     assert error.code == 400
+
+
+@pytest.mark.parametrize("labels", [["env"], "env=x", 7])
+def test_labels_that_are_not_an_object_get_a_field_violation(labels):
+    error = refusal(lambda: stamped_labels(caller(), {"labels": labels}))
+    message = "`labels` must be an object of strings."
+    assert error.envelope()["error"] == {
+        "code": 400,
+        "message": message,
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "labels", "description": message}],
+            }
+        ],
+    }
+
+
+def test_a_label_set_by_the_key_is_refused_with_a_machine_readable_reason():
+    error = refusal(lambda: stamped_labels(caller(labels={"env": "dev"}), {"labels": {"env": "x"}}))
+    assert error.code == 403 and error.status == "PERMISSION_DENIED"
+    assert error.message == (
+        "Label 'env' is set by this key to 'dev'; a job may not set it to 'x'. "
+        "Leave it out (the gateway adds it) or set it to 'dev'."
+    )
+    assert error.details == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "LABEL_SET_BY_KEY",
+            "domain": "vertex-batch-gateway",
+            "metadata": {"label": "env", "value": "dev"},
+        }
+    ]
+
+
+def test_vertexs_64_labels_count_the_ones_the_gateway_adds():
+    """A key with a team stamps two (vbg-key, vbg-team) and its own one: 61 are left."""
+    who = caller(team="t", labels={"env": "dev"})
+    fits = {f"l{i}": "v" for i in range(61)}
+    assert len(stamped_labels(who, {"labels": fits})) == 64
+    error = refusal(lambda: stamped_labels(who, {"labels": {**fits, "one-more": "v"}}))
+    assert (error.code, error.param) == (400, "labels")
+    assert error.message == (
+        "Too many labels: the job would carry 65, Vertex allows 64. The gateway adds 3 "
+        "(env, vbg-key, vbg-team), so a job of this key may set at most 61."
+    )
