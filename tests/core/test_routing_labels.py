@@ -51,23 +51,36 @@ def test_model_outside_the_key_is_403_naming_the_allowed_ones():
     assert "Allowed models: cheap" in raised.value.message
 
 
+BAD_KEY = (
+    "is invalid: 1-63 characters, starting with a lowercase letter, then lowercase letters, "
+    "digits, '_' or '-'."
+)
+BAD_VALUE = "is invalid: at most 63 lowercase letters, digits, '_' or '-'."
+
+
 @pytest.mark.parametrize(
-    "labels",
+    ("labels", "field", "message"),
     [
-        {"Upper": "x"},
-        {"1digit": "x"},
-        {"k": "Upper"},
-        {"k": "x" * 64},
-        {"k" * 64: "x"},
-        {"has space": "x"},
-        {"vbg-key": "spoof"},
-        {f"k{i}": "v" for i in range(65)},
+        ({"Upper": "x"}, "labels.Upper", "Label key 'Upper' must be lowercase."),
+        ({"1digit": "x"}, "labels.1digit", f"Label key '1digit' {BAD_KEY}"),
+        ({"k" * 64: "x"}, f"labels.{'k' * 64}", f"Label key '{'k' * 64}' {BAD_KEY}"),
+        ({"has space": "x"}, "labels.has space", f"Label key 'has space' {BAD_KEY}"),
+        ({"k": "Upper"}, "labels.k", "Label value 'Upper' must be lowercase."),
+        ({"k": "x" * 64}, "labels.k", f"Label value '{'x' * 64}' for 'k' {BAD_VALUE}"),
+        ({"k": 5}, "labels.k", f"Label value 5 for 'k' {BAD_VALUE}"),
+        (
+            {"vbg-key": "spoof"},
+            "labels.vbg-key",
+            "Label key 'vbg-key' is reserved: the gateway sets labels starting with 'vbg-' itself.",
+        ),
+        ({f"k{i}": "v" for i in range(65)}, "labels", "At most 64 labels are allowed."),
     ],
 )
-def test_labels_outside_vertex_rules_are_refused(labels):
+def test_labels_outside_vertex_rules_are_refused_naming_the_label(labels, field, message):
     with pytest.raises(ApiError) as raised:
         validate_labels(labels)
-    assert raised.value.code == 400
+    assert (raised.value.code, raised.value.message, raised.value.param) == (400, message, field)
+    assert raised.value.details[0]["fieldViolations"] == [{"field": field, "description": message}]
 
 
 def test_valid_labels_pass_and_team_names_squeeze_into_label_values():
