@@ -83,31 +83,85 @@ def test_the_master_key_is_not_held_to_prefixes():
     )
 
 
+NOT_OBJECTS = "`inputConfig` and `outputConfig` must be objects."
+GCS_ONLY = (
+    "The gateway supports GCS input and output only (its cost tracking reads the output "
+    "files): use inputConfig.gcsSource and outputConfig.gcsDestination."
+)
+URIS = "inputConfig.gcsSource.uris"
+URIS_REQUIRED = "`inputConfig.gcsSource.uris` is required: a list of gs:// URIs."
+PREFIX = "outputConfig.gcsDestination.outputUriPrefix"
+PREFIX_REQUIRED = "`outputConfig.gcsDestination.outputUriPrefix` is required: a gs:// prefix."
+SOURCE = "inputConfig.gcsSource"
+DESTINATION = "outputConfig.gcsDestination"
+
+
 @pytest.mark.parametrize(
-    ("request_body", "field"),
+    ("request_body", "field", "message"),
     [
-        ({"inputConfig": [], "outputConfig": {}}, None),
-        ({"inputConfig": {}, "outputConfig": "x"}, None),
-        ({**body(["gs://bkt/team/x"]), "inputConfig": {"bigquerySource": {}}}, None),
+        ({"inputConfig": ["x"], "outputConfig": {}}, None, NOT_OBJECTS),
+        ({"inputConfig": {}, "outputConfig": "x"}, None, NOT_OBJECTS),
+        ({**body(["gs://bkt/team/x"]), "inputConfig": {"bigquerySource": {}}}, None, GCS_ONLY),
         (
             {**body(["gs://bkt/team/x"]), "outputConfig": {"bigqueryDestination": {}}},
             None,
+            GCS_ONLY,
         ),
-        ({"outputConfig": body([])["outputConfig"]}, "inputConfig.gcsSource.uris"),
-        (body([]), "inputConfig.gcsSource.uris"),
-        (body([1]), "inputConfig.gcsSource.uris"),
-        (body({"u": "gs://bkt/team/x"}), "inputConfig.gcsSource.uris"),
-        (body(["gs://bkt/team/x"], prefix="/local/out"), "outputUriPrefix"),
-        (body(["gs://bkt/team/x"], prefix=None), "outputUriPrefix"),
-        ({"inputConfig": body(["gs://bkt/team/x"])["inputConfig"]}, "outputUriPrefix"),
+        (
+            {"inputConfig": {"gcsSource": ["gs://bkt/team/x"]}, "outputConfig": {}},
+            SOURCE,
+            '`inputConfig.gcsSource` must be an object: {"uris": ["gs://..."]}.',
+        ),
+        (
+            {
+                "inputConfig": body(["gs://bkt/team/x"])["inputConfig"],
+                "outputConfig": {"gcsDestination": "gs://bkt/team/out/"},
+            },
+            DESTINATION,
+            '`outputConfig.gcsDestination` must be an object: {"outputUriPrefix": "gs://..."}.',
+        ),
+        ({"outputConfig": body([])["outputConfig"]}, URIS, URIS_REQUIRED),
+        (body([]), URIS, URIS_REQUIRED),
+        (body([1]), URIS, URIS_REQUIRED),
+        (body({"u": "gs://bkt/team/x"}), URIS, URIS_REQUIRED),
+        (body(["gs://bkt/team/x"], prefix="/local/out"), PREFIX, PREFIX_REQUIRED),
+        (body(["gs://bkt/team/x"], prefix=None), PREFIX, PREFIX_REQUIRED),
+        ({"inputConfig": body(["gs://bkt/team/x"])["inputConfig"]}, PREFIX, PREFIX_REQUIRED),
     ],
 )
-def test_malformed_configs_are_400_for_every_caller(request_body, field):
+def test_malformed_configs_are_400_for_every_caller(request_body, field, message):
     for who in (caller(), master_caller()):
         error = refusal(lambda who=who: check_buckets(who, request_body))
-        assert error.code == 400 and error.status == "INVALID_ARGUMENT"
-        if field:
-            assert field in error.message
+        assert (error.code, error.status, error.message) == (400, "INVALID_ARGUMENT", message)
+        assert error.param == field
+
+
+@pytest.mark.parametrize(
+    ("uris", "prefix", "field", "refused"),
+    [
+        (
+            ["gs://bkt/team/../other/x.jsonl"],
+            "gs://bkt/team/out/",
+            URIS,
+            "gs://bkt/team/../other/x.jsonl",
+        ),
+        (
+            ["gs://bkt/team/x.jsonl", "gs://bkt/team/%2e%2e/y"],
+            "gs://bkt/team/",
+            URIS,
+            "gs://bkt/team/%2e%2e/y",
+        ),
+        (["gs://bkt/team/x.jsonl"], "gs://bkt/team/out/../../", PREFIX, "gs://bkt/team/out/../../"),
+    ],
+)
+def test_a_path_that_is_not_plain_is_400_even_for_the_master_key(uris, prefix, field, refused):
+    """Prefixes hold keys to their folders; the plain-path rule also holds the master key,
+    whose URIs would otherwise reach Vertex as they are."""
+    for who in (caller(), master_caller()):
+        error = refusal(lambda who=who: check_buckets(who, body(uris, prefix)))
+        assert (error.code, error.param) == (400, field)
+        assert error.message.startswith(f"`{field}`: {refused!r} is refused: it holds ")
+        assert error.details[0]["fieldViolations"][0]["field"] == field
 
 
 def test_labels_are_stamped_with_owner_and_team_and_the_keys_labels_are_authoritative():
