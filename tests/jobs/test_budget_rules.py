@@ -94,6 +94,19 @@ def test_the_budgets_of_a_caller():
     assert (own.limit_nanos, own.period) == (3_000_000_000, "day")
 
 
+def test_a_team_budget_comes_from_the_team_record_monthly_unless_it_says(gcp):
+    member = Caller(key_id="k1", alias="alice", team="blue")
+    assert budgets.budgets_for(member) == []  # no team record
+    budgets.team_ref("blue").set({"budget_usd": ""})
+    assert budgets.budgets_for(member) == []  # a cleared budget
+    budgets.team_ref("blue").set({"budget_usd": "5"})
+    [team] = budgets.budgets_for(member)
+    assert (team.scope, team.subject, team.label) == ("team", "blue", "blue")
+    assert (team.limit_nanos, team.period) == (5_000_000_000, "month")
+    budgets.team_ref("blue").set({"budget_usd": "5", "budget_period": "day"})
+    assert budgets.budgets_for(member)[0].period == "day"
+
+
 def test_a_budget_counts_the_spend_of_its_own_key_or_team_only(gcp):
     from shared.cost import ledger
     from tests.cost.cost_helpers import expected, make_job, prediction_bytes, usage_of
