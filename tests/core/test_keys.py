@@ -6,6 +6,7 @@ from shared.api.http import api_key
 from shared.core.errors import ApiError
 from shared.core.keys import (
     Caller,
+    _prefixes,
     authenticate,
     budget_fields,
     hash_key,
@@ -93,3 +94,25 @@ def test_the_master_key_is_the_master(monkeypatch):
     finally:
         monkeypatch.delenv("VBG_MASTER_KEY")
         reset_process()
+
+
+def test_the_master_caller_is_named_master_in_records_and_logs():
+    master = master_caller()
+    assert (master.key_id, master.alias, master.is_master) == ("master", "master", True)
+
+
+def test_a_prefix_may_hold_any_object_name_character_but_no_wildcard():
+    assert _prefixes({"p": ["gs://bkt/Team X/é"]}, "p") == ["gs://bkt/Team X/é/"]
+    for wild in ("gs://bkt/a*", "gs://bkt/a?", "gs://bkt/[ab]", "gs://bkt/a#1"):
+        with pytest.raises(ApiError) as raised:
+            _prefixes({"input_prefixes": [wild]}, "input_prefixes")
+        assert (raised.value.code, raised.value.param) == (400, "input_prefixes")
+        assert raised.value.message == (
+            f"`input_prefixes` entry {wild!r} is not a gs://bucket/path prefix: no wildcards."
+        )
+    with pytest.raises(ApiError) as raised:
+        _prefixes({"output_prefixes": ["gs://bkt/a/../b"]}, "output_prefixes")
+    assert raised.value.param == "output_prefixes"
+    assert raised.value.message.startswith(
+        "`output_prefixes` entry 'gs://bkt/a/../b' is not a gs://bucket/path prefix: it holds "
+    )

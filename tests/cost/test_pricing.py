@@ -173,6 +173,11 @@ def test_exact_subunits_round_half_up_once():
     assert [pricing.round_subunits(v) for v in (499_999, 500_000, 1_500_000)] == [0, 1, 2]
     assert pricing.round_subunits(Decimal("499999.5")) == 0
     assert pricing.round_subunits(Decimal("500000.0")) == 1
+    # Both paths give whole nano-dollars as int, and round a half away from zero.
+    for total in (75_000_000, Decimal("500000.0"), Decimal("1.5e6"), -500_000):
+        assert type(pricing.round_subunits(total)) is int
+    assert [pricing.round_subunits(v) for v in (-499_999, -500_000, -1_500_000)] == [0, -1, -2]
+    assert pricing.round_subunits(Decimal("-500000")) == -1
     # 1e-16 USD/token = 1e-7 nano-dollars = 0.1 sub-unit per token: exact Decimal sub-units.
     fine = pricing.pricing("gemini-2.5-flash", {"input_cost_per_token": Decimal("1e-16")})
     assert fine.row_subunits(RowTokens(prompt=3)) == Decimal("0.15")
