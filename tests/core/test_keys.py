@@ -116,3 +116,21 @@ def test_a_prefix_may_hold_any_object_name_character_but_no_wildcard():
     assert raised.value.message.startswith(
         "`output_prefixes` entry 'gs://bkt/a/../b' is not a gs://bucket/path prefix: it holds "
     )
+
+
+def test_an_unknown_broken_or_revoked_key_is_401_saying_which(gcp):
+    from shared.core import clients
+    from shared.core.keys import COLLECTION
+
+    keys = clients.firestore().collection(COLLECTION)
+    keys.document(hash_key("no-hash-field")).set({"id": "a" * 16, "alias": "broken"})
+    revoked = hash_key("revoked-key")
+    keys.document(revoked).set({"id": "b" * 16, "alias": "gone", "hash": revoked, "revoked": True})
+    for presented, message in (
+        ("never-issued", "The gateway API key is not valid."),
+        ("no-hash-field", "The gateway API key is not valid."),
+        ("revoked-key", "The gateway API key has been revoked."),
+    ):
+        with pytest.raises(ApiError) as raised:
+            authenticate(presented)
+        assert (raised.value.code, raised.value.message) == (401, message)

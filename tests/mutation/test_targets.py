@@ -28,7 +28,17 @@ def test_every_equivalent_names_a_target_function():
         ), entry
 
 
-RULE_TEST_WORDS = ("pricing", "ledger", "sealing", "budget", "submit", "keys", "gcs_paths")
+RULE_TEST_WORDS = (
+    "pricing",
+    "ledger",
+    "sealing",
+    "budget",
+    "submit",
+    "keys",
+    "gcs_paths",
+    "http",
+    "route",
+)
 
 
 def test_the_rule_tests_are_in_mutmuts_selection():

@@ -1,0 +1,35 @@
+"""The dispatcher's own rules, on a one-route table: the body limit (also for a body sent
+without a Content-Length) and who the handler is told the caller is."""
+
+import pytest
+
+from shared.api.http import Reply, Request, dispatch, route
+from shared.core.errors import ApiError
+
+
+def public_route(seen: list, limit: int = 10):
+    def handler(request):
+        seen.append(request)
+        return Reply(200, {"ok": True})
+
+    return route("POST", "x", handler, auth="none", name="test.x", max_body=lambda: limit)
+
+
+def request(body: bytes, headers: dict | None = None) -> Request:
+    return Request(method="POST", path="/x", args={}, headers=headers or {}, body=body)
+
+
+def test_a_body_at_the_limit_passes_and_one_byte_more_is_413():
+    seen = []
+    assert dispatch(request(b"x" * 10), public_route(seen), {}).status == 200
+    with pytest.raises(ApiError) as raised:
+        dispatch(request(b"x" * 11), public_route(seen), {})
+    assert raised.value.code == 413
+    assert raised.value.message == "The request body is 11 bytes; the limit is 10 bytes."
+    assert len(seen) == 1
+
+
+def test_a_public_route_without_a_key_has_no_caller():
+    seen = []
+    dispatch(request(b"{}"), public_route(seen), {})
+    assert seen[0].caller is None and seen[0].route == "test.x"
