@@ -73,7 +73,8 @@ def usd_to_nanos(value) -> int:
 class Budget:
     """One limit that applies to a create: the key's or the team's."""
 
-    def __init__(self, scope: str, subject: str, label: str, limit_usd, period: str):
+    def __init__(self, scope: str, subject: str, label: str, limit_usd, period: str | None):
+        """`period`: day, month or none; missing or unknown means month (the default)."""
         self.scope = scope
         self.subject = subject
         self.label = label
@@ -131,7 +132,7 @@ def budgets_for(caller) -> list[Budget]:
                     caller.team,
                     caller.team,
                     record["budget_usd"],
-                    record.get("budget_period") or "month",
+                    record.get("budget_period"),
                 )
             )
     return found

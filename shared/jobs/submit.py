@@ -98,8 +98,9 @@ def check_buckets(
                 f"inputConfig.gcsSource.uris: {uri} is outside this key's input prefixes. "
                 f"Allowed: {allowed}.",
             )
-    if not gcs_paths.under(
-        prefix if prefix.endswith("/") else prefix + "/", caller.output_prefixes
+    # The output may be a folder inside a prefix, or the prefix's folder itself.
+    if not gcs_paths.under(prefix, caller.output_prefixes) and (
+        prefix + "/" not in caller.output_prefixes
     ):
         allowed = ", ".join(caller.output_prefixes) or "none (ask an admin to add some)"
         raise ApiError(

@@ -234,3 +234,48 @@ def test_vertexs_64_labels_count_the_ones_the_gateway_adds():
         "Too many labels: the job would carry 65, Vertex allows 64. The gateway adds 3 "
         "(env, vbg-key, vbg-team), so a job of this key may set at most 61."
     )
+
+
+def test_vertexs_input_uri_limits_hold_at_their_boundary():
+    """At most 100 URIs and 64 KiB of URI text: the largest input allowed, and one more."""
+    folder = "gs://bkt/team/"
+    hundred = [f"{folder}{i:03}.jsonl" for i in range(100)]
+    assert check_buckets(caller(), body(hundred))[0] == hundred
+    long_one = folder + "x" * (64 * 1024 - len(folder))
+    assert len(long_one) == 64 * 1024 and check_buckets(caller(), body([long_one]))[0] == [long_one]
+    for uris, count in (([*hundred, f"{folder}100.jsonl"], 101), ([long_one + "y"], 1)):
+        error = refusal(lambda uris=uris: check_buckets(caller(), body(uris)))
+        assert (error.code, error.param) == (400, URIS)
+        assert error.message.startswith(f"`inputConfig.gcsSource.uris` holds {count} URIs; ")
+
+
+def test_a_keys_refusal_names_what_it_may_use():
+    two = caller(inputs=("gs://bkt/a", "gs://bkt/b"), outputs=("gs://bkt/a", "gs://bkt/b"))
+    error = refusal(lambda: check_buckets(two, body(["gs://bkt/c/x"], "gs://bkt/a/out")))
+    assert error.message == (
+        "inputConfig.gcsSource.uris: gs://bkt/c/x is outside this key's input prefixes. "
+        "Allowed: gs://bkt/a/, gs://bkt/b/."
+    )
+    error = refusal(lambda: check_buckets(two, body(["gs://bkt/a/x"], "gs://bkt/c")))
+    assert error.message == (
+        "outputConfig.gcsDestination.outputUriPrefix: gs://bkt/c is outside this key's output "
+        "prefixes. Allowed: gs://bkt/a/, gs://bkt/b/."
+    )
+    nothing = caller(inputs=(), outputs=())
+    error = refusal(lambda: check_buckets(nothing, body(["gs://bkt/a/x"])))
+    assert error.message.endswith("input prefixes. Allowed: none (ask an admin to add some).")
+    error = refusal(lambda: check_buckets(nothing, body(["gs://bkt/a/x"]), gateway_inputs=True))
+    assert error.message.endswith("output prefixes. Allowed: none (ask an admin to add some).")
+
+
+def test_a_retry_reads_the_gateways_file_but_writes_only_where_the_key_may():
+    staged = ["gs://staging/retries/1/x.jsonl"]
+    assert check_buckets(caller(), body(staged), gateway_inputs=True) == (
+        staged,
+        "gs://bkt/team/out/",
+    )
+    error = refusal(
+        lambda: check_buckets(caller(), body(staged, "gs://else/"), gateway_inputs=True)
+    )
+    assert error.code == 403 and error.message.startswith("outputConfig")
+    assert refusal(lambda: check_buckets(caller(), body(staged))).code == 403
