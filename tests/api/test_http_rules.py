@@ -3,6 +3,7 @@ without a Content-Length) and who the handler is told the caller is."""
 
 import pytest
 
+from shared.api import http
 from shared.api.http import Reply, Request, dispatch, route
 from shared.core.errors import ApiError
 
@@ -33,3 +34,30 @@ def test_a_public_route_without_a_key_has_no_caller():
     seen = []
     dispatch(request(b"{}"), public_route(seen), {})
     assert seen[0].caller is None and seen[0].route == "test.x"
+
+
+def test_a_public_route_with_a_bad_key_still_answers_without_a_caller(gcp):
+    seen = []
+    dispatch(request(b"{}", {"x-goog-api-key": "not-a-key"}), public_route(seen), {})
+    assert seen[0].caller is None
+
+
+def test_a_master_route_refuses_a_key_naming_why(monkeypatch):
+    from shared.core import keys
+
+    monkeypatch.setattr(keys, "authenticate", lambda presented: keys.Caller("k" * 16, "alice"))
+    master_only = route("GET", "m", lambda request: Reply(), auth="master", name="test.m")
+    with pytest.raises(ApiError) as raised:
+        dispatch(request(b"", {"x-goog-api-key": "k"}), master_only, {})
+    assert (raised.value.code, raised.value.message) == (403, "This route needs the master key.")
+
+
+def test_a_path_served_for_other_methods_is_405_naming_them():
+    table = [
+        route("GET", "x", lambda request: Reply(), name="x.get"),
+        route("DELETE", "x", lambda request: Reply(), name="x.delete"),
+    ]
+    with pytest.raises(ApiError) as raised:
+        http._match(table, "PUT", "/x")
+    assert raised.value.code == 405
+    assert raised.value.message == "Method PUT is not allowed on /x; use DELETE, GET."

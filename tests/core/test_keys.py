@@ -46,6 +46,9 @@ def test_the_api_key_header_wins_over_a_google_bearer_token():
     assert api_key({"authorization": "Bearer vbg-b"}) == "vbg-b"
     assert api_key({"authorization": "Basic abc"}) is None
     assert api_key({}) is None
+    # The scheme is the first word, in any case; spaces around the key do not count.
+    assert api_key({"authorization": " bearer   vbg-c "}) == "vbg-c"
+    assert api_key({"authorization": "Bearer"}) is None
 
 
 def test_a_key_is_stored_as_its_sha256_and_named_by_the_hash_never_the_key():

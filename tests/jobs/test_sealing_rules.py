@@ -6,6 +6,7 @@ calls) and refuses a bucket the service account may not read (403).
 """
 
 import dataclasses
+import json
 import os
 import re
 import uuid
@@ -110,12 +111,15 @@ def test_a_long_file_name_keeps_its_last_200_characters(gcs):
     assert copy.name.rsplit("/", 1)[1] == "00000-" + long[-200:]
 
 
-def test_with_sealing_off_the_client_uris_run_and_nothing_is_copied(gcs, monkeypatch):
+def test_with_sealing_off_the_client_uris_run_and_nothing_is_copied(gcs, monkeypatch, capsys):
     bucket, staging, _ = gcs
     put(bucket, "in/a.jsonl", b"a\n")
     uris = [f"gs://{bucket}/in/a.jsonl"]
     off = dataclasses.replace(FLASH, seal_inputs=False)
     assert sealing.enabled(FLASH) and not sealing.enabled(off)
+    capsys.readouterr()
+    assert sealing.seal_inputs(uris, deployment=off, key_id="k").uris == uris
+    assert "VBG_STAGING_BUCKET is not set" not in capsys.readouterr().out  # off by choice
     monkeypatch.delenv("VBG_STAGING_BUCKET")
     reset_process()
     assert not sealing.enabled(FLASH)
@@ -124,6 +128,11 @@ def test_with_sealing_off_the_client_uris_run_and_nothing_is_copied(gcs, monkeyp
         assert not sealed.sealed and sealed.objects == ()
         assert sealed.uris == uris and sealed.input_objects() is None
         assert sealed.record_fields() == {"input_uris": uris, "sealed_inputs": None}
+    warnings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    unsealed = [
+        w for w in warnings if w["message"] == "inputs not sealed: VBG_STAGING_BUCKET is not set"
+    ]
+    assert len(unsealed) == 2 and {w["severity"] for w in unsealed} == {"WARNING"}
     assert staged(staging) == {}
 
 
