@@ -120,13 +120,13 @@ def seal_inputs(
     sealed: list[SealedObject] = []
     try:
         for index, source in enumerate(sources):
-            basename = source.name.rsplit("/", 1)[-1][-MAX_BASENAME:]
+            basename = source.name.rpartition("/")[2][-MAX_BASENAME:]
             copy = _copy(source, staging, f"{folder}/{index:05d}-{basename}")
             sealed.append(copy)
             if check is not None:
                 check(copy)
     except BaseException:
-        discard(Sealed(tuple(sealed), tuple(uris)))
+        _delete(sealed)
         raise
     logs.info(
         "inputs sealed",
@@ -176,7 +176,11 @@ def _copy(source: estimate.InputObject, staging: str, name: str) -> SealedObject
 def discard(sealed: Sealed) -> None:
     """Best effort: the create was refused, so its copies serve nothing (the lifecycle rule
     removes any left behind)."""
-    for obj in sealed.objects:
+    _delete(sealed.objects)
+
+
+def _delete(objects) -> None:
+    for obj in objects:
         try:
             clients.storage().bucket(obj.bucket).blob(obj.name).delete()
         except Exception as exc:

@@ -103,6 +103,15 @@ def test_every_listed_object_is_copied_once_into_a_fresh_folder_of_the_key(gcs):
     assert again.objects[0].name.rsplit("/", 1)[0] != folder
 
 
+def test_a_copy_is_named_by_the_last_segment_of_its_source(gcs):
+    bucket, _, _ = gcs
+    put(bucket, "in/deep/er/a.jsonl", b"{}\n")
+    put(bucket, "top.jsonl", b"{}\n")
+    uris = [f"gs://{bucket}/in/deep/er/a.jsonl", f"gs://{bucket}/top.jsonl"]
+    copies = sealing.seal_inputs(uris, deployment=FLASH, key_id="k").objects
+    assert [c.name.rsplit("/", 1)[1] for c in copies] == ["00000-a.jsonl", "00001-top.jsonl"]
+
+
 def test_a_long_file_name_keeps_its_last_200_characters(gcs):
     bucket, _, _ = gcs
     long = "x" * 250 + ".jsonl"
@@ -184,7 +193,7 @@ def test_the_copy_is_of_the_listed_generation_or_a_400(gcs):
     put(bucket, "in/a.jsonl", b"800 rows\n" * 800)
     with pytest.raises(ApiError) as refused:
         sealing._copy(source, staging, "sealed/x/00000-a.jsonl")
-    assert refused.value.code == 400
+    assert (refused.value.code, refused.value.param) == (400, "inputConfig.gcsSource.uris")
     assert "gs://" + bucket + "/in/a.jsonl changed or disappeared" in refused.value.message
     assert staged(staging) == {}
 
