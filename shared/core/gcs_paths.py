@@ -31,7 +31,8 @@ def problem(uri: str) -> str | None:
         return "it holds a control character or a backslash"
     if PERCENT_ESCAPE.search(path) or PERCENT_ESCAPE.search(folded):
         return "it holds a percent-encoded byte; write the name as it is"
-    if any(segment in (".", "..") for segment in path.split("/") + folded.split("/")):
+    # NFKC leaves ASCII as it is, so a `.` or `..` segment as written is one in `folded` too.
+    if any(segment in (".", "..") for segment in folded.split("/")):
         return "it holds a '.' or '..' segment"
     return None
 

@@ -105,3 +105,23 @@ def test_a_prefix_with_escapes_is_refused_when_a_key_is_made(prefix):
 )
 def test_known_escapes_are_refused(uri):
     assert not gcs_paths.under(uri, PREFIXES)
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("s3://b/x", "it is not a gs:// URI"),
+        (7, "it is not a gs:// URI"),
+        ("gs://a..b/x", "'a..b' is not a bucket name (lowercase letters, digits, '-', '_', '.')"),
+        ("gs://Bkt/x", "'Bkt' is not a bucket name (lowercase letters, digits, '-', '_', '.')"),
+        ("gs://b/a\\b", "it holds a control character or a backslash"),
+        ("gs://b/a\nb", "it holds a control character or a backslash"),
+        ("gs://b/a%2Fb", "it holds a percent-encoded byte; write the name as it is"),
+        ("gs://b/a/./c", "it holds a '.' or '..' segment"),
+        ("gs://b/a/..", "it holds a '.' or '..' segment"),
+        ("gs://b/a/\u2025/c", "it holds a '.' or '..' segment"),
+        ("gs://b/a/..c/d.", None),
+    ],
+)
+def test_each_refusal_says_why(uri, why):
+    assert gcs_paths.problem(uri) == why

@@ -112,6 +112,15 @@ def test_a_copy_is_named_by_the_last_segment_of_its_source(gcs):
     assert [c.name.rsplit("/", 1)[1] for c in copies] == ["00000-a.jsonl", "00001-top.jsonl"]
 
 
+def test_an_empty_input_is_sealed_as_empty(gcs):
+    bucket, staging, _ = gcs
+    put(bucket, "in/empty.jsonl", b"")
+    [copy] = sealing.seal_inputs(
+        [f"gs://{bucket}/in/empty.jsonl"], deployment=FLASH, key_id="k"
+    ).objects
+    assert copy.size == 0 and staged(staging) == {copy.name: b""}
+
+
 def test_a_long_file_name_keeps_its_last_200_characters(gcs):
     bucket, _, _ = gcs
     long = "x" * 250 + ".jsonl"
