@@ -25,7 +25,7 @@ from local.processes import (
     storage_emulator,
 )
 from shared.core import clients
-from tests.support import reset_process
+from tests.support import emulator_storage, reset_process
 
 EMULATOR_ENV = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 # Ports of emulators already running (`make mutate` starts them once for hundreds of short
@@ -85,32 +85,21 @@ def gcloud_servers(log_dir):
         pubsub.stop()
 
 
-def _drop_buckets(storage_url: str, *names: str) -> None:
-    """Delete the buckets a test made, objects first. At teardown the test's own clients may
-    point at a proxy it has closed, so this talks to the emulator directly."""
+def _drop_test_buckets(storage_url: str, bucket: str) -> None:
+    """Delete the fixture's bucket and the staging bucket `tests/support.gateway_env` may have
+    made, objects first. At teardown the test's own clients may point at a proxy it has
+    closed, so this talks to the emulator directly."""
     from google.api_core import exceptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
 
-    client = storage.Client(
-        project="teardown",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": storage_url},
-    )
-    for name in names:
-        bucket = client.bucket(name)
+    staging = os.environ.get("VBG_STAGING_BUCKET", "")
+    client = emulator_storage(storage_url)
+    for name in [bucket, staging] if staging.startswith("staging-") else [bucket]:
         try:
-            for blob in client.list_blobs(bucket):
+            for blob in client.list_blobs(name):
                 blob.delete()
-            bucket.delete()
+            client.bucket(name).delete()
         except (exceptions.NotFound, exceptions.Conflict):
             pass  # gone already, or an upload still open: the next test does not mind
-
-
-def _test_buckets(bucket: str) -> list[str]:
-    """The fixture's bucket and the staging bucket `tests/support.gateway_env` may have made."""
-    staging = os.environ.get("VBG_STAGING_BUCKET", "")
-    return [bucket, staging] if staging.startswith("staging-") else [bucket]
 
 
 def _fresh_world(monkeypatch, gcloud_servers, storage_server):
@@ -134,7 +123,7 @@ def _fresh_world(monkeypatch, gcloud_servers, storage_server):
         "pubsub_host": env["PUBSUB_EMULATOR_HOST"],
         "storage_url": env["STORAGE_EMULATOR_HOST"],
     }
-    _drop_buckets(storage_server.url, *_test_buckets(bucket))
+    _drop_test_buckets(storage_server.url, bucket)
     reset_process()
 
 
@@ -168,7 +157,7 @@ def storage_only(monkeypatch, storage_server):
     reset_process()
     clients.storage().create_bucket(bucket)
     yield {"project": project, "bucket": bucket, "storage_url": storage_server.url}
-    _drop_buckets(storage_server.url, *_test_buckets(bucket))
+    _drop_test_buckets(storage_server.url, bucket)
     reset_process()
 
 

@@ -47,6 +47,16 @@ def reset_process() -> None:
     keys.forget_cached()
 
 
+def emulator_storage(url: str, project: str = "test"):
+    """A storage client on the GCS emulator at `url`, whatever the environment says."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    )
+
+
 def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEFAULT_MODEL_LIST):
     """Also a fresh staging bucket (sealed inputs) when the GCS emulator is in use."""
     config = tmp_path / "models.yaml"

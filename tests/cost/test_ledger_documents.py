@@ -59,12 +59,9 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     before = datetime.now(UTC) - timedelta(seconds=5)
     failed = [{"line": 2, "message": "boom"}]
     unpriced = [{"line": 3, "model": "mystery", "reason": "model not in the price table"}]
+    common = {"job_id": "301", "job": job, "bucket": "b", "name": NAME, "generation": 1}
     recorded = ledger.record_generation(
-        job_id="301",
-        job=job,
-        bucket="b",
-        name=NAME,
-        generation=1,
+        **common,
         size="77",
         usage=file_usage(100, 10, 2_000, failed_samples=failed, unpriced_samples=unpriced),
     )
@@ -114,15 +111,7 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     assert job_now["cost"]["cost_nanos"] == 2_000 and job_now["cost_basis"] == "final"
     assert before <= job_now["cost_updated"] <= datetime.now(UTC)
 
-    again = ledger.record_generation(
-        job_id="301",
-        job=job,
-        bucket="b",
-        name=NAME,
-        generation=1,
-        size="77",
-        usage=file_usage(1, 1, 9),
-    )
+    again = ledger.record_generation(**common, size="77", usage=file_usage(1, 1, 9))
     assert (again.outcome, again.uri, again.generation) == ("duplicate", f"gs://b/{NAME}", 1)
     assert jobs.get().to_dict()["cost"]["cost_nanos"] == 2_000
 

@@ -7,11 +7,10 @@ from decimal import Decimal
 
 import pytest
 import requests
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from local import smoke
 from tests.e2e.helpers import vbg
+from tests.support import emulator_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -57,11 +56,7 @@ def test_smoke_passes_against_the_local_stack(local_stack, stack, tmp_path):
     assert report["model"] == "gemini-2.5-flash-lite"
     # The cost figure against the test's own pricing of what the job wrote.
     out_prefix = report["folder"].removeprefix(f"gs://{stack['bucket']}/") + "out/"
-    client = storage.Client(
-        project=stack["project"],
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": stack["storage_url"]},
-    )
+    client = emulator_storage(stack["storage_url"], stack["project"])
     outputs = [
         b.name
         for b in client.list_blobs(stack["bucket"], prefix=out_prefix)

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from local.bridges import GCS_FINALIZED, FinalizeBridge, SyncTicker, pubsub_call
 from local.processes import Server, free_port, gcloud_emulators_missing, port_is_open
@@ -31,6 +29,7 @@ from local.stack import (
     wire_pubsub,
 )
 from tests.e2e.helpers import wait_for
+from tests.support import emulator_storage
 
 pytestmark = pytest.mark.e2e
 
@@ -66,12 +65,6 @@ def answers_http(url: str) -> bool:
         return True
     except OSError:
         return False
-
-
-def gcs(url: str) -> storage.Client:
-    return storage.Client(
-        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
-    )
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +110,7 @@ def echo(tmp_path_factory, log_dir):
 def test_finalize_bridge_sends_one_event_per_new_generation_not_for_old_objects(
     storage_server, echo
 ):
-    client = gcs(storage_server.url)
+    client = emulator_storage(storage_server.url)
     bucket = client.create_bucket(f"bridge-{uuid.uuid4().hex[:10]}")
     bucket.blob("before/start.jsonl").upload_from_string(b"{}\n")
     bridge = FinalizeBridge(
@@ -166,7 +159,7 @@ def test_finalize_bridge_sends_one_event_per_new_generation_not_for_old_objects(
 
 
 def test_finalize_bridge_retries_a_failing_delivery_with_the_same_event_id(storage_server, echo):
-    client = gcs(storage_server.url)
+    client = emulator_storage(storage_server.url)
     bucket = client.create_bucket(f"retry-{uuid.uuid4().hex[:10]}")
     bridge = FinalizeBridge(
         storage_server.url,
@@ -192,7 +185,7 @@ def test_finalize_bridge_retries_a_failing_delivery_with_the_same_event_id(stora
 
 
 def test_finalize_bridge_gives_up_after_max_attempts(storage_server, echo):
-    bucket = gcs(storage_server.url).create_bucket(f"giveup-{uuid.uuid4().hex[:10]}")
+    bucket = emulator_storage(storage_server.url).create_bucket(f"giveup-{uuid.uuid4().hex[:10]}")
     bridge = FinalizeBridge(
         storage_server.url,
         echo["on_output_finalized"].url,
@@ -212,7 +205,7 @@ def test_finalize_bridge_gives_up_after_max_attempts(storage_server, echo):
 
 
 def test_finalize_bridge_pause_withholds_and_resume_can_deliver_late_or_drop(storage_server, echo):
-    client = gcs(storage_server.url)
+    client = emulator_storage(storage_server.url)
     bucket = client.create_bucket(f"pause-{uuid.uuid4().hex[:10]}")
     bridge = FinalizeBridge(
         storage_server.url, echo["on_output_finalized"].url, buckets=[bucket.name], interval=0.1
@@ -244,7 +237,7 @@ def test_finalize_bridge_pause_withholds_and_resume_can_deliver_late_or_drop(sto
 
 
 def test_finalize_bridge_watches_buckets_created_after_it_started(storage_server, echo):
-    client = gcs(storage_server.url)
+    client = emulator_storage(storage_server.url)
     bridge = FinalizeBridge(
         storage_server.url, echo["on_output_finalized"].url, interval=0.1
     ).start()
@@ -374,7 +367,9 @@ def test_make_dev_starts_refuses_a_second_and_stops_everything(tmp_path, stop_si
 
         # The wiring inside the real stack: ticks are pushed, new objects are announced.
         wait_for(lambda: read_events(events, "on_job_event"), what="a sync tick pushed")
-        gcs(info["storage_url"]).bucket(info["bucket"]).blob("o/p.jsonl").upload_from_string(b"1")
+        emulator_storage(info["storage_url"]).bucket(info["bucket"]).blob(
+            "o/p.jsonl"
+        ).upload_from_string(b"1")
         wait_for(lambda: read_events(events, "on_output_finalized"), what="a finalize event")
 
         if stop_signal == signal.SIGTERM:
