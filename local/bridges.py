@@ -360,6 +360,7 @@ class SyncTicker:
         self.interval = interval
         self.log = log or JsonLog(None)
         self.published = 0
+        self._count_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -377,7 +378,8 @@ class SyncTicker:
         message_id = pubsub_publish(
             self.pubsub_host, self.topic_path, {"type": "sync"}, {"type": "sync"}
         )
-        self.published += 1
+        with self._count_lock:
+            self.published += 1
         self.log("INFO", "sync published", message_id=message_id, topic=self.topic_path)
         return message_id
 
