@@ -1,8 +1,8 @@
 """Print shell exports for the running local stack: `eval "$(python -m local.devenv)"`.
 
-Sets GW (the gateway URL), MASTER_KEY, BUCKET, and the standard *_EMULATOR_HOST variables
-so that curl, `vbg` and Google's own clients reach the local stack. Reads
-`.local/stack.json`, or the file named by VBG_STACK_FILE.
+Sets GW (the gateway URL), MASTER_KEY, BUCKET, GOOGLE_CLOUD_PROJECT and the standard
+*_EMULATOR_HOST variables so that curl, `vbg` and Google's own clients reach the local stack.
+Reads `.local/stack.json`, or the file named by VBG_STACK_FILE.
 """
 
 import json
@@ -23,6 +23,8 @@ def exports(info: dict) -> dict[str, str]:
         "PUBSUB_EMULATOR_HOST": info["pubsub_host"],
         "STORAGE_EMULATOR_HOST": info["storage_url"],
         "VBG_PROJECT": info["project"],
+        # Google's own clients (google-genai, google-cloud-storage) read their project here.
+        "GOOGLE_CLOUD_PROJECT": info["project"],
     }
 
 

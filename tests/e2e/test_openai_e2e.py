@@ -346,8 +346,8 @@ def test_embeddings_batch(stack, model):
         assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
-def test_the_readme_sdk_example_runs_as_written(stack, tmp_path):
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_documented_sdk_example_runs_as_written(stack, tmp_path):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "openai.md").read_text()
     section = text.split("<!-- openai-e2e:start -->", 1)[1].split("<!-- openai-e2e:end -->")[0]
     [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     key = make_key(stack, "openai-readme", folder="openai-readme")
