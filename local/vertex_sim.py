@@ -83,7 +83,7 @@ from google.cloud.aiplatform_v1.types import BatchPredictionJob, JobState
 from google.protobuf import json_format
 
 from local import sim_rows
-from shared.core import logs
+from shared.core import jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
 from shared.jobs import input_rules
 
@@ -232,9 +232,7 @@ class Simulator:
 
     @staticmethod
     def _input_lines(files: list[tuple[str, bytes]]) -> list[str]:
-        return [
-            line for _, data in files for line in data.decode("utf-8").splitlines() if line.strip()
-        ]
+        return [line for _, data in files for line in jsonl.records(data.decode("utf-8"))]
 
     def _write_output(
         self, directory: str, rows: list[dict], job: Job, name: str = FINAL_FILE

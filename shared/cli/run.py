@@ -21,16 +21,17 @@ from shared.cli import output
 from shared.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from shared.cli.gateway import Gateway, target_args
 from shared.cli.jobs import EXIT_INTERRUPTED, Interrupted, watch
+from shared.core import jsonl
 from shared.jobs import rows as rowjoin
 
 
 def read_lines(path: Path) -> list[str]:
     """The input's non-blank lines, as Vertex reads them."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = jsonl.records(text)
     if not lines:
         raise CliError(f"{path} has no rows")
     return lines
@@ -97,14 +98,13 @@ def download_rows(gateway: Gateway, directory: str):
     client = gateway.storage()
     names = [blob.name for blob in client.list_blobs(bucket, prefix=folder)]
     for name in rowjoin.answer_files(names, folder):
-        for line in client.bucket(bucket).blob(name).download_as_bytes().decode().splitlines():
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict):
-                    yield row
+        for line in jsonl.records(client.bucket(bucket).blob(name).download_as_bytes().decode()):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                yield row
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

@@ -29,7 +29,7 @@ import secrets
 import tempfile
 import time
 
-from shared.core import clients, logs, times
+from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
@@ -136,7 +136,7 @@ def count_requests(data: bytes) -> int:
         raise invalid_argument(
             "The file is not UTF-8 text (JSONL expected).", field="file"
         ) from None
-    count = sum(1 for line in text.splitlines() if line.strip())
+    count = len(jsonl.records(text))
     if count == 0:
         raise invalid_argument("The file has no lines; a batch input file is JSONL.", field="file")
     if count > MAX_REQUESTS:
@@ -290,9 +290,7 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
     errors: list[dict] = []
     seen: set[str] = set()
     model = deployed = None
-    for number, raw in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for number, raw in jsonl.numbered(data.decode("utf-8")):
         try:
             line = openai_requests.parse_line(raw, endpoint)
             if line.custom_id in seen:
@@ -719,7 +717,7 @@ class _Spool:
 def _read_requests(uri: str) -> list[tuple[str, str]]:
     bucket, name = _split(uri)
     data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-    return [tuple(json.loads(line)) for line in data.splitlines() if line.strip()]
+    return [tuple(json.loads(line)) for line in jsonl.byte_records([data])]
 
 
 def output_files(record: dict) -> list[tuple[str, str, int, int]]:
@@ -747,17 +745,4 @@ def _prediction_rows(record: dict):
     from shared.cost import ranged_reads
 
     for bucket, name, generation, size in output_files(record):
-        yield _lines(ranged_reads.chunks_for(bucket, name, generation or None, size))
-
-
-def _lines(chunks):
-    rest = b""
-    for chunk in chunks:
-        data = rest + chunk
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            if line.strip():
-                yield line
-    if rest.strip():
-        yield rest
+        yield jsonl.byte_records(ranged_reads.chunks_for(bucket, name, generation or None, size))

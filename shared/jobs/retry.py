@@ -15,7 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from shared.core import clients, keys, logs
+from shared.core import clients, jsonl, keys, logs
 from shared.core.config import settings
 from shared.core.errors import ApiError
 from shared.core.labels import RESERVED_PREFIX, RETRY_LABEL
@@ -57,7 +57,7 @@ def input_lines(uris: list[str]) -> list[str]:
         bucket, names = _object_names(uri)
         for name in names:
             data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-            lines.extend(line for line in data.decode("utf-8").splitlines() if line.strip())
+            lines.extend(jsonl.records(data.decode("utf-8")))
     return lines
 
 
@@ -72,9 +72,7 @@ def output_rows(directory: str | None):
     names = [b.name for b in clients.storage().list_blobs(bucket, prefix=folder)]
     for name in rows.answer_files(names, folder):
         data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-        for line in data.decode("utf-8").splitlines():
-            if not line.strip():
-                continue
+        for line in jsonl.records(data.decode("utf-8")):
             try:
                 row = json.loads(line)
             except ValueError:

@@ -302,3 +302,22 @@ def test_the_batch_files_come_from_the_final_files_or_else_the_incremental_ones(
     bucket.blob(f"{directory}/predictions.jsonl").upload_from_string("{}\n")
     names = [file[1] for file in openai_batches.output_files(record)]
     assert names == [f"{directory}/predictions.jsonl"]
+
+
+# --- issue #22 item 11: a line ends at "\n" alone ----------------------------------------------
+
+
+def test_prompts_with_unicode_line_separators_are_one_line_each(gateway, gcp, alice):
+    texts = ["one\u2028two", "three\u2029four", "five\x85six"]
+    lines = [chat_line(f"q{n}", text) for n, text in enumerate(texts)]
+    data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+    file = upload(gateway, alice, data)
+    assert file.status_code == 200, file.get_data(as_text=True)
+    batch = create_batch(gateway, alice, file.get_json()["id"])
+    assert batch.status_code == 200, batch.get_data(as_text=True)
+    assert batch.get_json()["request_counts"]["total"] == 3
+    doc = clients.firestore().collection("openai_batches").document(batch.get_json()["id"])
+    bucket, _, name = doc.get().to_dict()["input_uri"].removeprefix("gs://").partition("/")
+    vertex = clients.storage().bucket(bucket).blob(name).download_as_bytes().decode()
+    sent = [json.loads(line) for line in vertex.split("\n") if line]
+    assert [line["request"]["contents"][0]["parts"][0]["text"] for line in sent] == texts

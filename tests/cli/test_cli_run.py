@@ -40,3 +40,19 @@ def test_read_lines_skips_blank_lines_and_refuses_an_empty_file(tmp_path):
         read_lines(path)
     with pytest.raises(CliError, match="cannot read"):
         read_lines(tmp_path / "missing.jsonl")
+
+
+def test_read_lines_splits_at_newline_alone(tmp_path):
+    """Issue #22 item 11: U+2028, U+2029, U+0085 and a raw "\\r" (JSON whitespace) stay inside
+    their line."""
+    path = tmp_path / "in.jsonl"
+    lines = ['{"t": "a\u2028b"}', '{"t": "c\u2029d"}', '{"t":\r"e\x85f"}']
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    assert read_lines(path) == lines
+    results, counts = ordered_results(read_lines(path), [], "FAILED")
+    assert [r["request"] for r in results] == [
+        {"t": "a\u2028b"},
+        {"t": "c\u2029d"},
+        {"t": "e\x85f"},
+    ]
+    assert counts["rows"] == counts["notProcessed"] == 3

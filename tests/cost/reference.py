@@ -85,7 +85,7 @@ def expected_cost(data: bytes, model: str, overrides: dict | None = None) -> Exp
     if model not in BATCH_RATES:
         raise NotImplementedError(f"the reference has no rates for {model}")
     found = Expected()
-    for line in data.decode().splitlines():
+    for line in data.decode().split("\n"):
         if not line.strip():
             continue
         row = json.loads(line)

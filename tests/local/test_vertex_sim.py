@@ -90,7 +90,7 @@ class Sim:
         directory = job["outputInfo"]["gcsOutputDirectory"]
         bucket, _, path = directory.removeprefix("gs://").partition("/")
         blob = clients.storage().bucket(bucket).blob(f"{path}/predictions.jsonl")
-        return [json.loads(line) for line in blob.download_as_text().splitlines()]
+        return [json.loads(line) for line in blob.download_as_text().split("\n") if line]
 
 
 def gemini_line(text: str, **extra) -> dict:
@@ -677,3 +677,19 @@ def test_cli_subprocess_starts_serves_and_stops(storage_only, log_dir):
     finally:
         server.stop()
     assert server.process.returncode is not None
+
+
+def test_a_prompt_holding_unicode_line_separators_is_one_row(sim):
+    """Issue #22 item 11: the simulator splits its input at "\n" alone, as Vertex does."""
+    texts = ["one\u2028two", "three\u2029four", "five\x85six"]
+    path = "in/separators.jsonl"
+    data = "".join(json.dumps(gemini_line(t), ensure_ascii=False) + "\n" for t in texts)
+    clients.storage().bucket(sim.bucket).blob(path).upload_from_string(data.encode())
+    created = sim.create(uris=[f"gs://{sim.bucket}/{path}"], name="separators")
+    job, _ = sim.wait(created["name"])
+    assert job["state"] == "JOB_STATE_SUCCEEDED"
+    assert job["completionStats"] == {"successfulCount": "3"}
+    rows = sim.output(job)
+    assert sorted(row["request"]["contents"][0]["parts"][0]["text"] for row in rows) == sorted(
+        texts
+    )
