@@ -5,17 +5,17 @@ from shared.core import keys, logs, routing, times
 from shared.core.config import model_list_or_error
 from shared.core.errors import invalid_argument, not_found
 from shared.cost import estimate
-from shared.jobs import submit
+from shared.jobs import create_request, submit
 from shared.jobs.budgets import Budget, budgets_for, now, status, team_record, team_ref
 
 
 def estimate_route(request: Request) -> Reply:
     """The create body's estimate and how it stands against the caller's budgets."""
     caller = request.caller
-    body = request.json_body()
-    deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    uris, _ = submit.check_buckets(caller, body)
-    record = estimate.estimate_request(deployments[0], body, uris)
+    parsed = create_request.parse(request.json_body())
+    deployments = routing.resolve(parsed.model, model_list_or_error(), caller.models)
+    uris, _ = submit.check_buckets(caller, parsed)
+    record = estimate.estimate_request(deployments[0], uris=uris)
     at = now()
     expected = record["cost_nanos"]["expected"]
     view = estimate.public_view(record)

@@ -16,7 +16,7 @@ from shared.core import times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
-from shared.jobs import records, submit
+from shared.jobs import create_request, records, submit
 
 JOB_ID = re.compile(r"^[0-9]{1,20}$")
 OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
@@ -52,7 +52,7 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
     started = time.monotonic()
     submitted = submit.create_job(
         caller=request.caller,
-        body=request.json_body(),
+        request=create_request.parse(request.json_body()),
         api_version=version,
         params=_alt_params(request),
     )

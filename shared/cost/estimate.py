@@ -402,17 +402,14 @@ def estimate_inputs(
 
 
 def estimate_request(
-    deployment, body: dict, uris: list[str] | None = None, objects: list[InputObject] | None = None
+    deployment, *, uris: list[str] | None = None, objects: list[InputObject] | None = None
 ) -> dict:
-    """The estimate record of a create body for one deployment (stored on the job).
+    """The estimate record of a create's inputs for one deployment (stored on the job).
 
     `objects` (sealed inputs, already listed) are priced as given, without listing again."""
     import time
 
     started = time.monotonic()
-    if uris is None:
-        uris = ((body.get("inputConfig") or {}).get("gcsSource") or {}).get("uris") or []
-        uris = [uris] if isinstance(uris, str) else uris
     try:
         estimator = RowEstimator(deployment.model, pricing.overrides_for(deployment))
     except pricing.UnknownModelError as exc:
@@ -420,7 +417,7 @@ def estimate_request(
             500, f"gateway misconfigured: no price for {deployment.model!r} ({exc})"
         ) from None
     if objects is None:
-        objects = list_inputs(uris)
+        objects = list_inputs(uris or [])
     method, tally, read = estimate_inputs(objects, estimator, settings().estimate_read_limit_bytes)
     record = {
         "model": deployment.model_name,

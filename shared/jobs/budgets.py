@@ -325,11 +325,11 @@ def _drop(doc_ids: list[str], rid: str, *, bind_job: str | None = None) -> None:
 # --- the three calls of passthrough.create, and the lifecycle's -----------------------------
 
 
-def admit(*, caller, deployment, body, objects=None) -> dict | None:
+def admit(*, caller, deployment, objects) -> dict | None:
     """The job's estimate, with a reservation when a budget applies; 429 when it does not fit.
 
-    `objects`: the sealed inputs (estimate.InputObject), so that exactly those bytes are
-    priced."""
+    `objects`: what Vertex will read (the sealed copies, estimate.InputObject), so that
+    exactly those bytes are priced."""
     at = now()
     budgets = budgets_for(caller)
     if not budgets:
@@ -337,7 +337,7 @@ def admit(*, caller, deployment, body, objects=None) -> dict | None:
         # after the create (estimate.backfill) instead of the caller waiting on GCS reads.
         return None
     try:
-        record = estimate.estimate_request(deployment, body, objects=objects)
+        record = estimate.estimate_request(deployment, objects=objects)
     except Exception as exc:
         if budgets:
             if isinstance(exc, ApiError):
@@ -392,7 +392,7 @@ def backfill_estimate(job_id: str) -> dict | None:
     try:
         sealed = [o["uri"] for o in record.get("sealed_inputs") or []]
         uris = sealed or list(record.get("input_uris") or [])
-        made = estimate.estimate_request(deployment, {}, uris=uris)
+        made = estimate.estimate_request(deployment, uris=uris)
     except Exception as exc:
         message = exc.message if isinstance(exc, ApiError) else repr(exc)
         logs.warning("estimate backfill failed", job_id=job_id, error=message)

@@ -33,7 +33,7 @@ from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
-from shared.jobs import openai_requests, openai_results, records, submit
+from shared.jobs import create_request, openai_requests, openai_results, records, submit
 
 FILES = "openai_files"
 BATCHES = "openai_batches"
@@ -432,9 +432,9 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
     try:
         submitted = submit.create_job(
             caller=caller,
-            body=body,
-            gateway_owned=True,
-            gateway_labels={BATCH_LABEL: batch_id},
+            request=create_request.parse(
+                body, door=create_request.Door.GATEWAY, gateway_labels={BATCH_LABEL: batch_id}
+            ),
         )
     except Exception:
         ref.delete()

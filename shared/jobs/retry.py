@@ -20,7 +20,7 @@ from shared.core.config import settings
 from shared.core.errors import ApiError
 from shared.core.labels import RESERVED_PREFIX, RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES
-from shared.jobs import records, rows, submit
+from shared.jobs import create_request, records, rows, submit
 
 
 def failed_precondition(message: str) -> ApiError:
@@ -144,9 +144,11 @@ def retry_failed(record: dict) -> Retried:
     input_uri = f"gs://{staging}/{name}"
     submitted = submit.create_job(
         caller=_owner(record),
-        body=_retry_body(record, input_uri),
-        gateway_inputs=True,
-        gateway_labels={RETRY_LABEL: job_id},
+        request=create_request.parse(
+            _retry_body(record, input_uri),
+            door=create_request.Door.RETRY,
+            gateway_labels={RETRY_LABEL: job_id},
+        ),
     )
     if submitted.record:
         from google.cloud import firestore

@@ -4,8 +4,8 @@ The estimate reads a job's input at admission; Vertex reads it later (hours late
 queued job). Had Vertex been given the client's URIs, the owner could swap the input in
 between and run 800 rows on a 2-row budget. So `submit.create_job` seals the inputs first:
 
-1. every input URI is listed (wildcards expanded as Vertex expands them), each object with
-   its generation;
+1. every input URI is listed once (wildcards expanded as Vertex expands them), each object
+   with its generation (`submit.create_job` lists, this module copies what was listed);
 2. each object is copied server-side (GCS rewrite, generation-pinned: the bytes of the
    generation that was listed, or a 400 if it changed meanwhile) into the gateway-owned
    staging bucket (`VBG_STAGING_BUCKET`) under `sealed/<day>/<key id>/<seal id>/`, which
@@ -21,13 +21,11 @@ creates are then faster for large inputs and use no staging storage, but the est
 the budget hold only until the input is overwritten. With `VBG_STAGING_BUCKET` unset sealing
 is off everywhere (logged at each create).
 
-Input checks (format, limits) can run over the sealed bytes: pass `check`, called with each
-`SealedObject` once it is copied (read it with `estimate.read_chunks(obj.input_object())`). An
-`ApiError` from a check refuses the create and the copies are deleted.
+The create path reads the sealed copies (`Sealed.input_objects`) for its checks and the
+estimate; a refusal after sealing deletes the copies (`discard`).
 """
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,6 +69,7 @@ class Sealed:
 
     objects: tuple[SealedObject, ...]
     client_uris: tuple[str, ...]
+    listed: tuple[estimate.InputObject, ...] = ()  # the client's objects, as listed
 
     @property
     def sealed(self) -> bool:
@@ -80,8 +79,15 @@ class Sealed:
     def uris(self) -> list[str]:
         return [o.uri for o in self.objects] if self.objects else list(self.client_uris)
 
-    def input_objects(self) -> list[estimate.InputObject] | None:
-        return [o.input_object() for o in self.objects] if self.objects else None
+    def input_objects(self) -> list[estimate.InputObject]:
+        """What Vertex will read: the sealed copies, or (sealing off) the listed objects."""
+        return [o.input_object() for o in self.objects] if self.objects else list(self.listed)
+
+    def named_objects(self) -> list[tuple[str, estimate.InputObject]]:
+        """(the client's URI of the object, what Vertex will read): messages name the first."""
+        if self.objects:
+            return [(o.source_uri, o.input_object()) for o in self.objects]
+        return [(o.uri, o) for o in self.listed]
 
     def record_fields(self) -> dict:
         return {
@@ -95,18 +101,17 @@ def enabled(deployment) -> bool:
 
 
 def seal_inputs(
-    uris: list[str],
+    sources: list[estimate.InputObject],
     *,
+    client_uris: list[str],
     deployment,
     key_id: str,
-    check: Callable[[SealedObject], None] | None = None,
 ) -> Sealed:
-    """Copy every input object into the staging bucket; see the module docstring."""
+    """Copy every listed input object into the staging bucket; see the module docstring."""
     if not enabled(deployment):
         if not settings().staging_bucket:
             logs.warning("inputs not sealed: VBG_STAGING_BUCKET is not set")
-        return Sealed((), tuple(uris))
-    sources = estimate.list_inputs(uris)
+        return Sealed((), tuple(client_uris), tuple(sources))
     if len(sources) > MAX_INPUT_OBJECTS:
         raise invalid_argument(
             f"inputConfig.gcsSource.uris names {len(sources)} objects; at most "
@@ -121,10 +126,7 @@ def seal_inputs(
     try:
         for index, source in enumerate(sources):
             basename = source.name.rpartition("/")[2][-MAX_BASENAME:]
-            copy = _copy(source, staging, f"{folder}/{index:05d}-{basename}")
-            sealed.append(copy)
-            if check is not None:
-                check(copy)
+            sealed.append(_copy(source, staging, f"{folder}/{index:05d}-{basename}"))
     except BaseException:
         _delete(sealed)
         raise
@@ -134,7 +136,7 @@ def seal_inputs(
         bytes=sum(o.size for o in sealed),
         folder=f"gs://{staging}/{folder}/",
     )
-    return Sealed(tuple(sealed), tuple(uris))
+    return Sealed(tuple(sealed), tuple(client_uris), tuple(sources))
 
 
 def _copy(source: estimate.InputObject, staging: str, name: str) -> SealedObject:

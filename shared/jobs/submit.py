@@ -1,19 +1,24 @@
 """Create and cancel a Vertex batch job for a caller: the one path every door goes through.
 
-The Vertex-native routes, and any other door into the gateway, call `create_job`: model
-routing with failover on 429, the key's bucket prefixes and labels, sealed inputs
-(shared/jobs/sealing.py), the budget admission of exactly the sealed bytes, the job record
-and its output index, and then the `job.created` event (published after the record is
-committed, so that its handler always finds the record). Errors are `ApiError`s in the
-Vertex envelope; an upstream error comes back as the upstream's own reply.
+Every door parses its body once into a `create_request.CreateRequest` and calls
+`create_job`, a chain of small steps, each taking a value and returning the next: `plan`
+(model routing, the key's bucket prefixes and labels) -> `fix_inputs` (the inputs listed
+once and sealed, shared/jobs/sealing.py) -> `admit` (the checks and the budget, over
+exactly the sealed bytes) -> `call_vertex` (failover on 429) -> `record` (the job record and
+its output index, then the `job.created` event, published after the record is committed so
+that its handler always finds the record). Errors are `ApiError`s in the Vertex envelope; an
+upstream error comes back as the upstream's own reply.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from shared.core import gcs_paths, logs, routing, vertex
 from shared.core.config import Deployment, model_list_or_error, settings
 from shared.core.errors import ApiError, invalid_argument
+from shared.core.keys import Caller
 from shared.core.labels import (
     MAX_LABELS,
     OWNER_LABEL,
@@ -23,10 +28,7 @@ from shared.core.labels import (
 )
 from shared.cost import estimate
 from shared.jobs import budgets, events, input_rules, records, sealing
-
-# What one job record may hold of the client's input URIs (a Firestore doc holds 1 MiB).
-MAX_INPUT_URIS = 100
-MAX_INPUT_URI_CHARS = 64 * 1024
+from shared.jobs.create_request import CreateRequest
 
 
 @dataclass(frozen=True)
@@ -36,61 +38,37 @@ class Submitted:
     record: dict | None  # None when Vertex refused the create
 
 
-def check_buckets(
-    caller, body: dict, *, gateway_owned: bool = False, gateway_inputs: bool = False
-) -> tuple[list[str], str]:
+@dataclass(frozen=True)
+class Planned:
+    """A create the key may make: where it may run and the labels the job will carry."""
+
+    caller: Caller
+    request: CreateRequest
+    deployments: tuple[Deployment, ...]
+    labels: Mapping[str, str]
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.deployments[0]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A planned create whose inputs are fixed (sealed), checked and, if budgeted, reserved."""
+
+    planned: Planned
+    inputs: sealing.Sealed
+    estimate: dict | None
+
+
+def check_buckets(caller: Caller, request: CreateRequest) -> tuple[list[str], str]:
     """The input URIs and output prefix; a key may only name its own prefixes, unless the
-    gateway itself wrote the inputs and owns the output folder (`gateway_owned`), or wrote
-    the inputs only (`gateway_inputs`: a retry's file; the output prefix is still the
-    caller's to prove)."""
-    input_config = body.get("inputConfig") or {}
-    output_config = body.get("outputConfig") or {}
-    if not isinstance(input_config, dict) or not isinstance(output_config, dict):
-        raise invalid_argument("`inputConfig` and `outputConfig` must be objects.")
-    if "bigquerySource" in input_config or "bigqueryDestination" in output_config:
-        raise invalid_argument(
-            "The gateway supports GCS input and output only (its cost tracking reads the "
-            "output files): use inputConfig.gcsSource and outputConfig.gcsDestination."
-        )
-    source = input_config.get("gcsSource") or {}
-    destination = output_config.get("gcsDestination") or {}
-    if not isinstance(source, dict):
-        raise invalid_argument(
-            '`inputConfig.gcsSource` must be an object: {"uris": ["gs://..."]}.',
-            field="inputConfig.gcsSource",
-        )
-    if not isinstance(destination, dict):
-        raise invalid_argument(
-            '`outputConfig.gcsDestination` must be an object: {"outputUriPrefix": "gs://..."}.',
-            field="outputConfig.gcsDestination",
-        )
-    uris = source.get("uris")
-    if isinstance(uris, str):
-        uris = [uris]
-    if not uris or not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
-        raise invalid_argument(
-            "`inputConfig.gcsSource.uris` is required: a list of gs:// URIs.",
-            field="inputConfig.gcsSource.uris",
-        )
-    if len(uris) > MAX_INPUT_URIS or sum(len(u) for u in uris) > MAX_INPUT_URI_CHARS:
-        raise invalid_argument(
-            f"`inputConfig.gcsSource.uris` holds {len(uris)} URIs; at most {MAX_INPUT_URIS} "
-            f"(and {MAX_INPUT_URI_CHARS} characters in all) are allowed: use a wildcard "
-            "(gs://bucket/folder/*.jsonl) or combine the files.",
-            field="inputConfig.gcsSource.uris",
-        )
-    prefix = destination.get("outputUriPrefix")
-    if not isinstance(prefix, str) or not prefix.startswith("gs://"):
-        raise invalid_argument(
-            "`outputConfig.gcsDestination.outputUriPrefix` is required: a gs:// prefix.",
-            field="outputConfig.gcsDestination.outputUriPrefix",
-        )
-    for uri in uris:
-        gcs_paths.check_uri(uri, "inputConfig.gcsSource.uris")
-    gcs_paths.check_uri(prefix, "outputConfig.gcsDestination.outputUriPrefix")
-    if caller.is_master or gateway_owned:
+    gateway itself wrote the inputs (`request.door.gateway_inputs`: an OpenAI batch's or a
+    retry's file) or owns the output folder too (`gateway_output`: the OpenAI door)."""
+    uris, prefix = list(request.input_uris), request.output_prefix
+    if caller.is_master or request.door.gateway_output:
         return uris, prefix
-    for uri in [] if gateway_inputs else uris:
+    for uri in [] if request.door.gateway_inputs else uris:
         if not gcs_paths.under(uri, caller.input_prefixes):
             allowed = ", ".join(caller.input_prefixes) or "none (ask an admin to add some)"
             raise ApiError(
@@ -111,28 +89,23 @@ def check_buckets(
     return uris, prefix
 
 
-def check_inputs(uris: list[str], model: str) -> None:
+def check_inputs(inputs: sealing.Sealed, model: str) -> None:
     """Refuse (400) an input Vertex would fail whole at import, or one over its job limits.
 
     Vertex fails such a job only after it waited in the queue (hours); here the caller hears
     at once, with the first lines and reasons (rules: shared/jobs/input_rules.py). The first
     `VBG_ESTIMATE_READ_LIMIT_BYTES` of the input (64 MiB by default, all files together) are
     checked line by line; beyond that only the byte limit is judged, and the row limit is
-    left to Vertex (counting rows would mean reading gigabytes at create). An input the
-    gateway cannot list or read is left to the estimate and to Vertex (logged): this check
-    refuses only what it has read.
+    left to Vertex. An input the gateway cannot read is left to the estimate and to Vertex
+    (logged): this check refuses only what it has read.
     """
-    try:
-        objects = estimate.list_inputs(uris)
-    except ApiError as exc:
-        logs.warning("input check skipped: inputs not listable", error=exc.message)
-        return
     check = input_rules.InputCheck()
     budget = settings().estimate_read_limit_bytes
+    objects = inputs.input_objects()
     try:
-        for obj in objects:
+        for name, obj in inputs.named_objects():
             take = min(obj.size, budget)
-            check.start_file(obj.uri)
+            check.start_file(name)
             for chunk in estimate.read_chunks(obj, take):
                 check.feed(chunk)
             check.end_file(complete=take >= obj.size)
@@ -158,13 +131,10 @@ def check_inputs(uris: list[str], model: str) -> None:
         )
 
 
-def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> dict:
+def stamped_labels(caller: Caller, request: CreateRequest) -> dict:
     """The client's labels, the key's (authoritative: a different value is a 403) and the
     gateway's stamps; Vertex's limit of 64 counts them all."""
-    labels = body.get("labels") or {}
-    if not isinstance(labels, dict):
-        raise invalid_argument("`labels` must be an object of strings.", field="labels")
-    validate_labels(labels)
+    labels = dict(request.labels)
     for name, value in sorted(caller.labels.items()):
         if name in labels and labels[name] != value:
             raise ApiError(
@@ -183,7 +153,7 @@ def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> di
     stamped = {
         **labels,
         **caller.labels,
-        **(gateway_labels or {}),
+        **request.gateway_labels,
         OWNER_LABEL: caller.key_id,
     }
     if caller.team:
@@ -199,54 +169,59 @@ def stamped_labels(caller, body: dict, gateway_labels: dict | None = None) -> di
     return validate_labels(stamped, allow_reserved=True)
 
 
-def create_job(
-    *,
-    caller,
-    body: dict,
-    api_version: str = "v1",
-    params: dict | None = None,
-    gateway_owned: bool = False,
-    gateway_inputs: bool = False,
-    gateway_labels: dict | None = None,
-    check_input=None,
-) -> Submitted:
-    """Check, seal, admit and create one job; record it once Vertex has it.
+# --- the create, step by step: each step takes a value and returns the next ----------------
 
-    Other doors (the OpenAI Batch API) write the job's inputs into the staging bucket
-    themselves (`gateway_owned`: already sealed, so not copied again) and stamp their own
-    reserved labels (`gateway_labels`); retries write their inputs there too but keep the
-    caller's output prefix (`gateway_inputs`: also sealed already). `check_input`: an
-    optional check of each sealed input object (see sealing.seal_inputs).
-    """
-    deployments = routing.resolve(body.get("model"), model_list_or_error(), caller.models)
-    uris, _ = check_buckets(
-        caller, body, gateway_owned=gateway_owned, gateway_inputs=gateway_inputs
+
+def plan(caller: Caller, request: CreateRequest) -> Planned:
+    """What the key may do with this request: the model's deployments, its prefixes, the
+    labels the job will carry. Reads no input."""
+    deployments = routing.resolve(request.model, model_list_or_error(), caller.models)
+    check_buckets(caller, request)
+    labels = stamped_labels(caller, request)
+    return Planned(caller, request, tuple(deployments), MappingProxyType(labels))
+
+
+def fix_inputs(planned: Planned) -> sealing.Sealed:
+    """List the inputs once and seal them (the gateway's own files are sealed already)."""
+    uris = list(planned.request.input_uris)
+    objects = estimate.list_inputs(uris)
+    if planned.request.door.gateway_inputs:
+        return sealing.Sealed((), tuple(uris), tuple(objects))
+    return sealing.seal_inputs(
+        objects, client_uris=uris, deployment=planned.deployment, key_id=planned.caller.key_id
     )
-    body["labels"] = stamped_labels(caller, body, gateway_labels)
-    check_inputs(uris, deployments[0].model)
-    if gateway_owned or gateway_inputs:
-        sealed = sealing.Sealed((), tuple(uris))
-    else:
-        sealed = sealing.seal_inputs(
-            uris, deployment=deployments[0], key_id=caller.key_id, check=check_input
-        )
-    if sealed.sealed:
-        body["inputConfig"]["gcsSource"] = {
-            **body["inputConfig"]["gcsSource"],
-            "uris": sealed.uris,
-        }
+
+
+def admit(planned: Planned, inputs: sealing.Sealed) -> Admitted:
+    """Check what Vertex will read and reserve its estimate; a refusal drops the copies."""
     try:
-        estimate = budgets.admit(
-            caller=caller, deployment=deployments[0], body=body, objects=sealed.input_objects()
+        check_inputs(inputs, planned.deployment.model)
+        made = budgets.admit(
+            caller=planned.caller, deployment=planned.deployment, objects=inputs.input_objects()
         )
     except BaseException:
-        sealing.discard(sealed)
+        sealing.discard(inputs)
         raise
+    return Admitted(planned, inputs, made)
+
+
+def call_vertex(
+    admitted: Admitted, *, api_version: str, params: dict
+) -> tuple[vertex.Upstream, Deployment, dict]:
+    """Create the job on the first deployment that is not exhausted (429: the next)."""
+    planned = admitted.planned
     upstream = None
-    for deployment in deployments:
-        body["model"] = f"publishers/google/models/{deployment.model}"
+    deployment = planned.deployment
+    body: dict = {}
+    for deployment in planned.deployments:
+        body = planned.request.vertex_body(
+            model=f"publishers/google/models/{deployment.model}",
+            input_uris=admitted.inputs.uris,
+            output_prefix=planned.request.output_prefix,
+            labels=dict(planned.labels),
+        )
         upstream = vertex.create_job(
-            deployment, json.dumps(body).encode(), version=api_version, params=params or {}
+            deployment, json.dumps(body).encode(), version=api_version, params=params
         )
         if upstream.status != 429:
             break
@@ -255,26 +230,54 @@ def create_job(
             deployment=deployment.label,
             model=deployment.model_name,
         )
-    if not upstream.ok:
-        budgets.release(caller=caller, estimate=estimate)
-        sealing.discard(sealed)
-        return Submitted(upstream, deployment, None)
+    assert upstream is not None
+    return upstream, deployment, body
 
-    record = records.new_record(
+
+def record(
+    admitted: Admitted,
+    upstream: vertex.Upstream,
+    deployment: Deployment,
+    body: dict,
+    *,
+    api_version: str,
+) -> Submitted:
+    """Vertex has the job (record it, then announce it) or refused it (undo the admission)."""
+    planned = admitted.planned
+    if not upstream.ok:
+        budgets.release(caller=planned.caller, estimate=admitted.estimate)
+        sealing.discard(admitted.inputs)
+        return Submitted(upstream, deployment, None)
+    made = records.new_record(
         upstream_job=upstream.json(),
         request_body=body,
-        caller=caller,
+        caller=planned.caller,
         deployment=deployment,
         public_model=deployment.model_name,
         api_version=api_version,
-        estimate=estimate,
-        inputs=sealed.record_fields(),
+        estimate=admitted.estimate,
+        inputs=admitted.inputs.record_fields(),
     )
-    if records.record_created(record):
+    if records.record_created(made):
         # After the commit: the event's handler must find the record (it estimates the job).
-        events.publish_job_event("job.created", record["job_id"])
-    budgets.committed(caller=caller, job_id=record["job_id"], estimate=estimate)
-    return Submitted(upstream, deployment, record)
+        events.publish_job_event("job.created", made["job_id"])
+    budgets.committed(caller=planned.caller, job_id=made["job_id"], estimate=admitted.estimate)
+    return Submitted(upstream, deployment, made)
+
+
+def create_job(
+    *,
+    caller: Caller,
+    request: CreateRequest,
+    api_version: str = "v1",
+    params: dict | None = None,
+) -> Submitted:
+    """Check, seal, admit and create one job; record it once Vertex has it. Every door
+    (the Vertex routes, the OpenAI door, retries) builds a `CreateRequest` and calls this."""
+    planned = plan(caller, request)
+    admitted = admit(planned, fix_inputs(planned))
+    upstream, deployment, body = call_vertex(admitted, api_version=api_version, params=params or {})
+    return record(admitted, upstream, deployment, body, api_version=api_version)
 
 
 def cancel_job(record: dict, *, api_version: str = "v1", params: dict | None = None):

@@ -133,6 +133,7 @@ def test_a_deployment_may_turn_sealing_off(gcp, monkeypatch, tmp_path):
 def test_discard_deletes_the_copies_of_a_refused_create(world):
     """The copies are named per create; discarding them removes exactly those objects."""
     from shared.core.config import model_list
+    from shared.cost import estimate
     from shared.jobs import sealing
 
     bucket = world.gcp["bucket"]
@@ -140,7 +141,9 @@ def test_discard_deletes_the_copies_of_a_refused_create(world):
         upload_jsonl(bucket, f"in/part-{i}.jsonl", [gemini_request(f"row {i}")]) for i in range(2)
     ]
     deployment = model_list().deployments_for("gemini-2.5-flash")[0]
-    sealed = sealing.seal_inputs(uris, deployment=deployment, key_id="k" * 16)
+    sealed = sealing.seal_inputs(
+        estimate.list_inputs(uris), client_uris=uris, deployment=deployment, key_id="k" * 16
+    )
     assert len(sealed.objects) == 2 and all(o.bucket == world_staging() for o in sealed.objects)
     names = sorted(o.name for o in sealed.objects)
     staged = sorted(b.name for b in clients.storage().list_blobs(world_staging()))

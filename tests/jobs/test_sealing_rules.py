@@ -49,6 +49,13 @@ def put(bucket: str, name: str, data: bytes) -> int:
     return int(blob.generation)
 
 
+def seal(uris: list[str], deployment=FLASH, key_id: str = "k") -> sealing.Sealed:
+    """Seal as the create path does: the URIs listed once, then the listed objects copied."""
+    return sealing.seal_inputs(
+        estimate.list_inputs(uris), client_uris=uris, deployment=deployment, key_id=key_id
+    )
+
+
 def staged(staging: str) -> dict[str, bytes]:
     return {b.name: b.download_as_bytes() for b in clients.storage().list_blobs(staging, prefix="")}
 
@@ -60,7 +67,7 @@ def test_every_listed_object_is_copied_once_into_a_fresh_folder_of_the_key(gcs):
     put(bucket, "elsewhere/c.jsonl", b"c\n")
     client_uris = [f"gs://{bucket}/in/*.jsonl"]
 
-    sealed = sealing.seal_inputs(client_uris, deployment=FLASH, key_id="k1")
+    sealed = seal(client_uris, FLASH, "k1")
 
     assert sealed.sealed
     a, b = sealed.objects
@@ -99,7 +106,7 @@ def test_every_listed_object_is_copied_once_into_a_fresh_folder_of_the_key(gcs):
     }
     assert b"".join(estimate.read_chunks(b.input_object())) == b"bb\n"
 
-    again = sealing.seal_inputs(client_uris, deployment=FLASH, key_id="k1")
+    again = seal(client_uris, FLASH, "k1")
     assert again.objects[0].name.rsplit("/", 1)[0] != folder
 
 
@@ -108,16 +115,14 @@ def test_a_copy_is_named_by_the_last_segment_of_its_source(gcs):
     put(bucket, "in/deep/er/a.jsonl", b"{}\n")
     put(bucket, "top.jsonl", b"{}\n")
     uris = [f"gs://{bucket}/in/deep/er/a.jsonl", f"gs://{bucket}/top.jsonl"]
-    copies = sealing.seal_inputs(uris, deployment=FLASH, key_id="k").objects
+    copies = seal(uris, FLASH, "k").objects
     assert [c.name.rsplit("/", 1)[1] for c in copies] == ["00000-a.jsonl", "00001-top.jsonl"]
 
 
 def test_an_empty_input_is_sealed_as_empty(gcs):
     bucket, staging, _ = gcs
     put(bucket, "in/empty.jsonl", b"")
-    [copy] = sealing.seal_inputs(
-        [f"gs://{bucket}/in/empty.jsonl"], deployment=FLASH, key_id="k"
-    ).objects
+    [copy] = seal([f"gs://{bucket}/in/empty.jsonl"], FLASH, "k").objects
     assert copy.size == 0 and staged(staging) == {copy.name: b""}
 
 
@@ -125,7 +130,7 @@ def test_a_long_file_name_keeps_its_last_200_characters(gcs):
     bucket, _, _ = gcs
     long = "x" * 250 + ".jsonl"
     put(bucket, f"in/{long}", b"{}\n")
-    [copy] = sealing.seal_inputs([f"gs://{bucket}/in/{long}"], deployment=FLASH, key_id="k").objects
+    [copy] = seal([f"gs://{bucket}/in/{long}"], FLASH, "k").objects
     assert copy.name.rsplit("/", 1)[1] == "00000-" + long[-200:]
 
 
@@ -136,15 +141,16 @@ def test_with_sealing_off_the_client_uris_run_and_nothing_is_copied(gcs, monkeyp
     off = dataclasses.replace(FLASH, seal_inputs=False)
     assert sealing.enabled(FLASH) and not sealing.enabled(off)
     capsys.readouterr()
-    assert sealing.seal_inputs(uris, deployment=off, key_id="k").uris == uris
+    assert seal(uris, off, "k").uris == uris
     assert "VBG_STAGING_BUCKET is not set" not in capsys.readouterr().out  # off by choice
     monkeypatch.delenv("VBG_STAGING_BUCKET")
     reset_process()
     assert not sealing.enabled(FLASH)
     for deployment in (off, FLASH):
-        sealed = sealing.seal_inputs(uris, deployment=deployment, key_id="k")
+        sealed = seal(uris, deployment, "k")
         assert not sealed.sealed and sealed.objects == ()
-        assert sealed.uris == uris and sealed.input_objects() is None
+        assert sealed.uris == uris
+        assert [o.uri for o in sealed.input_objects()] == uris  # the client's, as listed
         assert sealed.record_fields() == {"input_uris": uris, "sealed_inputs": None}
     warnings = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     unsealed = [
@@ -154,34 +160,16 @@ def test_with_sealing_off_the_client_uris_run_and_nothing_is_copied(gcs, monkeyp
     assert staged(staging) == {}
 
 
-def test_a_refused_check_deletes_every_copy_already_made(gcs):
-    bucket, staging, _ = gcs
-    for name in ("a", "b", "c"):
-        put(bucket, f"in/{name}.jsonl", b"{}\n")
-    checked = []
-
-    def check(copy):
-        checked.append(copy.name)
-        assert staged(staging)[copy.name] == b"{}\n"
-        if len(checked) == 2:
-            raise ApiError(400, "the second file is bad")
-
-    with pytest.raises(ApiError, match="the second file is bad"):
-        sealing.seal_inputs([f"gs://{bucket}/in/*"], deployment=FLASH, key_id="k", check=check)
-    assert len(checked) == 2
-    assert staged(staging) == {}
-
-
 def test_more_objects_than_a_job_may_name_is_a_400_before_any_copy(gcs, monkeypatch):
     bucket, staging, _ = gcs
     monkeypatch.setattr(sealing, "MAX_INPUT_OBJECTS", 2)
     for name in ("a", "b"):
         put(bucket, f"in/{name}.jsonl", b"{}\n")
-    assert len(sealing.seal_inputs([f"gs://{bucket}/in/*"], deployment=FLASH, key_id="k").objects)
+    assert len(seal([f"gs://{bucket}/in/*"], FLASH, "k").objects)
     put(bucket, "in/c.jsonl", b"{}\n")
     before = staged(staging)
     with pytest.raises(ApiError) as refused:
-        sealing.seal_inputs([f"gs://{bucket}/in/*"], deployment=FLASH, key_id="k")
+        seal([f"gs://{bucket}/in/*"], FLASH, "k")
     assert refused.value.code == 400
     assert "names 3 objects; at most 2" in refused.value.message
     assert refused.value.envelope()["error"]["details"][0]["fieldViolations"][0]["field"] == (

@@ -4,7 +4,18 @@ import pytest
 
 from shared.core.errors import ApiError
 from shared.core.keys import Caller, _prefixes, master_caller
-from shared.jobs.submit import check_buckets, stamped_labels
+from shared.jobs import submit
+from shared.jobs.create_request import Door, parse
+
+
+def check_buckets(who, request_body, *, gateway_inputs=False):
+    """The body parsed as its door would (a retry's inputs are the gateway's), then judged."""
+    door = Door.RETRY if gateway_inputs else Door.CLIENT
+    return submit.check_buckets(who, parse(request_body, door=door))
+
+
+def stamped_labels(who, request_body):
+    return submit.stamped_labels(who, parse({**body(["gs://bkt/team/x"]), **request_body}))
 
 
 def body(uris, prefix="gs://bkt/team/out/"):
