@@ -7,7 +7,7 @@ Generates Gemini prediction rows in Vertex's output layout (status, processed_ti
 echo with contents, then response with candidates, usageMetadata with modality details,
 modelVersion, createTime, responseId; 1% failed rows) and runs each reader in its own child
 process, reporting MB/s, rows/s and the child's peak RSS (VmHWM):
-- parser: shared.usage.parse_predictions over read_file_chunks
+- parser: shared.cost.usage.parse_predictions over read_file_chunks
 - naive: json.loads of every line, summing usageMetadata (the baseline, same run)
 - gcs ranged / gcs open: the GCS emulator (started here), read_gcs_chunks + parse, and
   blob.open("rb") with 8 MiB reads + parse, for comparison.
@@ -180,7 +180,7 @@ def child(mode: str, target: str, bucket: str, name: str) -> None:
     if mode == "parser":
         result = usage.parse_predictions(usage.read_file_chunks(target), model="gemini-2.5-flash")
         summary = {"rows": result.rows, "prompt": result.prompt_tokens, "cost": result.cost_nanos}
-        summary["path"] = "msgspec" if usage.msgspec is not None else "regex block"
+        summary["path"] = "msgspec"
     elif mode == "naive":
         rows = prompt = 0
         with open(target, "rb") as handle:

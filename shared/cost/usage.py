@@ -2,28 +2,19 @@
 
 Memory stays flat whatever the file size: the input is a stream of large chunks, lines are
 found in place (the partial last line is carried to the next chunk), and only a chunk's
-complete lines are held at a time. A line longer than `max_line_bytes` is counted malformed.
+complete lines are held at a time. A row longer than `max_line_bytes` (two chunks) is not
+held: `_LongRow` reads it as it streams past, keeping only the row's own members.
 
-json.loads of every line is the reference semantics; three ways reach it faster, each held to
-it by tests/cost/test_usage_fast.py on valid, adversarial and corrupt lines:
-- msgspec, when installed: a chunk's lines are decoded in one call into structs holding only
-  `status`, `response.usageMetadata` (counts typed as non-negative integers, modality details
-  raw), `response.modelVersion` and `predictions`; msgspec still validates every byte, so a
-  line is accepted only if it is JSON (it also rejects NaN and lone surrogates, which
-  json.loads takes, and counts of another type: those lines, like any it rejects, get
-  json.loads). The chunk's rows are then summed column by column in C (`_Parser.bulk`): no
-  Python runs per common row; failed, audio, long-context and other-model rows are found by
-  the same column operations and counted one by one.
-- without it, with the job's model priced in exact integers, `_Parser.block`: one regex pass
-  per chunk proves, for rows written the way Vertex writes them (status first, response last),
-  where the usage block sits without decoding the row (see its docstring). It does not
-  validate the request echo between the two: a line whose middle alone is corrupt (not
-  something a writer of whole lines produces; two glued rows or a row cut short are caught)
-  would be counted from its usage.
-- otherwise (unknown job model, embedding models, fractional overrides), line by line: the
-  `"usageMetadata"` and `"status"` members are found with bytes searches and only they (and
-  the members after them) are decoded; whenever that cannot be proven, json.loads.
-A line left over by the first two gets json.loads directly.
+json.loads of every line is the reference semantics (`_full_row`); msgspec reaches it faster,
+held to it by tests/cost/test_usage_fast.py on valid, adversarial and corrupt lines: a
+chunk's lines are decoded in one call into structs holding only `status`,
+`response.usageMetadata` (counts typed as non-negative integers, modality details raw),
+`response.modelVersion` and `predictions`. msgspec still validates every byte, so a line is
+accepted only if it is JSON (it also rejects NaN and lone surrogates, which json.loads takes,
+and counts of another type: those lines, like any it rejects, get json.loads). The chunk's
+rows are then summed column by column in C (`_Parser.bulk`): no Python runs per common row;
+failed, audio, long-context and other-model rows are found by the same column operations and
+counted one by one.
 
 Row formats:
 - Gemini: `response.usageMetadata` (promptTokenCount includes cachedContentTokenCount;
@@ -33,12 +24,11 @@ Row formats:
 - gemini-embedding: `response.usageMetadata.promptTokenCount`.
 - failed rows: a non-empty `status`; cost 0, message sampled.
 
-Cost: rows are priced exactly in sub-units (shared/pricing.py) and summed exactly; each
+Cost: rows are priced exactly in sub-units (shared/cost/pricing.py) and summed exactly; each
 model's total in the file is rounded half-up to nano-dollars once, and the file's cost is the
 sum of its models' costs. Chunking never changes the result.
 """
 
-import functools
 import json
 import queue
 import re
@@ -51,161 +41,55 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Annotated
 
-from shared.cost import pricing
+import msgspec
 
-try:  # optional accelerator: validates every line in full, decodes only the members used
-    import msgspec
-except ImportError:  # pragma: no cover - depends on the environment
-    msgspec = None
+from shared.cost import pricing
 
 # A usage count above this is not believed (no model takes or writes a billion tokens in one
 # row): the row is malformed, so a forged count can neither raise nor reach Firestore's int64.
 MAX_ROW_TOKENS = 10**9
 CHUNK_SIZE = 8 * 1024 * 1024
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 2 * CHUNK_SIZE
 SAMPLE_LIMIT = 5
 NO_PRICE = "model not in the price table"
 NO_USAGE = "no usage in any known shape"
 NO_TEXT = "no echoed instance content to count characters from"
 SAMPLE_TEXT_CHARS = 200
 
-_raw_decode = json.JSONDecoder().raw_decode
-_scan_once = json.JSONDecoder().scan_once
-_WS = re.compile(r"[ \t\n\r]*")
-_STATUS_FIRST = re.compile(rb'\{[ \t\n\r]*"status"[ \t\n\r]*:[ \t\n\r]*')
-_BACKSLASH = 0x5C
 _OPEN_BRACE, _CLOSE_BRACE = 0x7B, 0x7D
-
-# The block fast path (see `_Parser.block`): one regex pass per chunk finds every row whose
-# line ends with a usage block of plain integer counts followed only by flat members that close
-# exactly two objects, i.e. `"usageMetadata"` sits at depth 2 of the row.
-_J_WS = rb"[ \t\r]*"
-_J_INT = rb"(?:0|[1-9][0-9]*)"
-_J_DETAIL_MEMBER = (
-    rb'"(?:modality"' + _J_WS + rb":" + _J_WS + rb'"[A-Z_]*"'
-    rb'|tokenCount"' + _J_WS + rb":" + _J_WS + _J_INT + rb")"
-)
-_J_DETAIL = (
-    rb"\{"
-    + _J_WS
-    + rb"(?:"
-    + _J_DETAIL_MEMBER
-    + rb"(?:"
-    + _J_WS
-    + rb","
-    + _J_WS
-    + _J_DETAIL_MEMBER
-    + rb")*)?"
-    + _J_WS
-    + rb"\}"
-)
-_J_USAGE_VALUE = (
-    _J_INT
-    + rb"|\["
-    + _J_WS
-    + rb"(?:"
-    + _J_DETAIL
-    + rb"(?:"
-    + _J_WS
-    + rb","
-    + _J_WS
-    + _J_DETAIL
-    + rb")*)?"
-    + _J_WS
-    + rb"\]"
-)
-_J_USAGE_MEMBER = rb'"[A-Za-z]+"' + _J_WS + rb":" + _J_WS + rb"(?:" + _J_USAGE_VALUE + rb")"
-_J_USAGE = (
-    rb"\{"
-    + _J_WS
-    + rb"(?:"
-    + _J_USAGE_MEMBER
-    + rb"(?:"
-    + _J_WS
-    + rb","
-    + _J_WS
-    + _J_USAGE_MEMBER
-    + rb")*)?"
-    + _J_WS
-    + rb"\}"
-)
-_J_FLAT = (
-    rb'(?:"[^"\\\x00-\x1f]*"|-?' + _J_INT + rb"(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
-)
-_J_FLAT_MEMBERS = (
-    rb"(?:"
-    + _J_WS
-    + rb","
-    + _J_WS
-    + rb'"(?!usageMetadata"|status")[A-Za-z_]+"'
-    + _J_WS
-    + rb":"
-    + _J_WS
-    + _J_FLAT
-    + rb")*"
-)
+_Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_ROW_TOKENS)]
+_NO_DETAILS = msgspec.Raw(b"")
 
 
-@functools.cache
-def _block_patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern]:
-    """The block path's patterns, compiled on first use (a start-up cost `vbg cost` would
-    pay for nothing when msgspec decodes)."""
-    usage_tail = re.compile(
-        rb'"usageMetadata"'
-        + _J_WS
-        + rb":"
-        + _J_WS
-        + rb"("
-        + _J_USAGE
-        + rb")"
-        + _J_FLAT_MEMBERS
-        + _J_WS
-        + rb"\}"
-        + _J_FLAT_MEMBERS
-        + _J_WS
-        + rb"\}"
-        + _J_WS
-        + rb"\n"
-    )
-    status_head = re.compile(
-        rb"\{" + _J_WS + rb'"status"' + _J_WS + rb":" + _J_WS + rb'""' + _J_WS + rb","
-    )
-    usage_ints = re.compile(rb'"([A-Za-z]+)"' + _J_WS + rb":" + _J_WS + rb"([0-9]+)")
-    return usage_tail, status_head, usage_ints
+# gc=False: the decoded rows hold no cycles, and a chunk makes thousands of them; the
+# cyclic collector need not track (and keep rescanning) them.
+class _MUsage(msgspec.Struct, gc=False):
+    """Counts as plain non-negative integers (anything else fails the decode: the line
+    then takes the reference path); the modality details kept raw, searched in bulk."""
+
+    promptTokenCount: _Tokens = 0
+    cachedContentTokenCount: _Tokens = 0
+    candidatesTokenCount: _Tokens = 0
+    thoughtsTokenCount: _Tokens = 0
+    toolUsePromptTokenCount: _Tokens = 0
+    promptTokensDetails: msgspec.Raw = _NO_DETAILS
+    cacheTokensDetails: msgspec.Raw = _NO_DETAILS
 
 
-if msgspec is not None:
-    _Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_ROW_TOKENS)]
-    _NO_DETAILS = msgspec.Raw(b"")
+class _MResponse(msgspec.Struct, gc=False):
+    usageMetadata: _MUsage | None = None
+    modelVersion: object = None
 
-    # gc=False: the decoded rows hold no cycles, and a chunk makes thousands of them; the
-    # cyclic collector need not track (and keep rescanning) them.
-    class _MUsage(msgspec.Struct, gc=False):
-        """Counts as plain non-negative integers (anything else fails the decode: the line
-        then takes the reference path); the modality details kept raw, searched in bulk."""
 
-        promptTokenCount: _Tokens = 0
-        cachedContentTokenCount: _Tokens = 0
-        candidatesTokenCount: _Tokens = 0
-        thoughtsTokenCount: _Tokens = 0
-        toolUsePromptTokenCount: _Tokens = 0
-        promptTokensDetails: msgspec.Raw = _NO_DETAILS
-        cacheTokensDetails: msgspec.Raw = _NO_DETAILS
+class _MRow(msgspec.Struct, gc=False):
+    status: object = None
+    response: _MResponse | None = None
+    predictions: object = None
 
-    class _MResponse(msgspec.Struct, gc=False):
-        usageMetadata: _MUsage | None = None
-        modelVersion: object = None
 
-    class _MRow(msgspec.Struct, gc=False):
-        status: object = None
-        response: _MResponse | None = None
-        predictions: object = None
-
-    _DECODER = msgspec.json.Decoder(_MRow)
-    _EMPTY_RESPONSE = _MResponse()
-    _EMPTY_USAGE = _MUsage()
-else:  # pragma: no cover - depends on the environment
-    _DECODER = None
+_DECODER = msgspec.json.Decoder(_MRow)
+_EMPTY_RESPONSE = _MResponse()
+_EMPTY_USAGE = _MUsage()
 
 _STATUS = attrgetter("status")
 _RESPONSE = attrgetter("response")
@@ -223,10 +107,6 @@ _CACHE_DETAILS = attrgetter("cacheTokensDetails")
 
 class ObjectGone(FileNotFoundError):
     """The prediction object no longer exists (or that generation is gone): permanent."""
-
-
-class _Unsure(Exception):
-    """The fast path cannot prove its reading of a line: parse it in full."""
 
 
 class _Malformed(Exception):
@@ -303,103 +183,6 @@ class _Row:
     token_counts: tuple = ()
     characters: int | None = None
     shape: str | None = None
-
-
-# --- the fast path ------------------------------------------------------------------------
-
-
-def _real_quote(line: bytes, pos: int) -> bool:
-    """Whether the quote at `pos` is JSON structure, not an escaped quote inside a string."""
-    slashes = 0
-    pos -= 1
-    while pos >= 0 and line[pos] == _BACKSLASH:
-        slashes += 1
-        pos -= 1
-    return slashes % 2 == 0
-
-
-_KEY_STATUS = re.compile(rb'"status"[ \t\n\r]*:')
-_KEY_USAGE = re.compile(rb'"usageMetadata"[ \t\n\r]*:')
-# The members after a key are proven by re-opening the objects around it with keys no row
-# can carry (a NUL character; rows holding an escaped NUL take the full path) and decoding
-# the rest of the line in one json.loads: it parses only if exactly that many objects close.
-_REOPEN = {1: '{"\\u0000v":', 2: '{"\\u0000o":{"\\u0000v":'}
-_VALUE, _OUTER = "\x00v", "\x00o"
-
-
-def _member_at(line: bytes, pos: int, key: re.Pattern, closes: int) -> tuple[object, list[dict]]:
-    """The value of the key whose quote is at `pos`, proven to sit `closes` objects deep.
-
-    Returns the value and, per enclosing object from the innermost, the members after it.
-    """
-    if not _real_quote(line, pos):
-        raise _Unsure
-    match = key.match(line, pos)
-    if match is None:
-        raise _Unsure
-    rest = line[match.end() :]
-    if b"\\u0000" in rest:
-        raise _Unsure
-    try:
-        text = _REOPEN[closes] + rest.decode("utf-8")
-        outer, end = _scan_once(text, 0)
-    except (ValueError, StopIteration):
-        raise _Unsure from None
-    if end != len(text) and _WS.match(text, end).end() != len(text):
-        raise _Unsure
-    if closes == 1:
-        return outer.pop(_VALUE), [outer]
-    inner = outer.pop(_OUTER)
-    return inner.pop(_VALUE), [inner, outer]
-
-
-def _fast_status(line: bytes) -> tuple[object, dict | None]:
-    """The top-level status (None when absent) and the top-level members after it."""
-    head = _STATUS_FIRST.match(line)
-    if head:
-        if line.startswith(b'""', head.end()):
-            return "", None
-        try:
-            value, _ = _raw_decode(line.decode("utf-8"), head.end())
-        except ValueError:
-            raise _Unsure from None
-        return value, None
-    pos = line.rfind(b'"status"')
-    if pos < 0:
-        return None, None
-    value, after = _member_at(line, pos, _KEY_STATUS, 1)
-    return value, after[0]
-
-
-def _fast_row(line: bytes, need_model_version: bool) -> _Row:
-    status, after_status = _fast_status(line)
-    if status:
-        return _Row(status=status)
-    if after_status and "response" in after_status:
-        response = after_status["response"]
-        if not isinstance(response, dict):
-            raise _Unsure
-        return _Row(
-            status=status,
-            usage=response.get("usageMetadata"),
-            model_version=response.get("modelVersion"),
-        )
-    pos = line.rfind(b'"usageMetadata"')
-    if pos < 0:
-        if b'"predictions"' in line or b'"embedding' in line:
-            raise _Unsure  # embedding rows: priced from the echoed instance, read in full
-        if need_model_version and b'"modelVersion"' in line:
-            raise _Unsure
-        return _Row(status=status)
-    if line.find(b'"usageMetadata"', 0, pos) >= 0:
-        raise _Unsure
-    usage, (in_response, top_level) = _member_at(line, pos, _KEY_USAGE, 2)
-    if "status" in top_level and top_level["status"] != status:
-        raise _Unsure
-    model_version = in_response.get("modelVersion")
-    if need_model_version and model_version is None and b'"modelVersion"' in line:
-        raise _Unsure
-    return _Row(status=status, usage=usage, model_version=model_version)
 
 
 def _statistics_count(holder) -> object:
@@ -549,6 +332,235 @@ def _nth_line(data: bytes, pos: int, index: int) -> bytes:
     return data[pos : data.find(b"\n", pos)]
 
 
+# --- rows of any length -------------------------------------------------------------------
+
+# The members a row is priced from, by depth: the row's own, then its response's own.
+_ROW_MEMBERS = frozenset({"status", "response", "predictions", "instance"})
+_RESPONSE_MEMBERS = frozenset(
+    {"usageMetadata", "modelVersion", "embedding", "embeddings", "tokenCount"}
+)
+# A member read in full from a long row is at most this long (Vertex writes them in KiB); an
+# echoed `instance` beyond it is dropped (a character-billed row then has no text, unpriced),
+# any other makes the row malformed. The reduced row as a whole is bounded the same way.
+MEMBER_BYTES = 1024 * 1024
+REDUCED_BYTES = 4 * MEMBER_BYTES
+KEY_BYTES = 256
+MAX_DEPTH = 1000  # json.loads, the reference reading, refuses deeper nesting
+_HEAD_BYTES = SAMPLE_TEXT_CHARS * 4  # of a long row, kept for its malformed sample
+
+_STRUCT, _COPY, _SKIP = range(3)
+_KEY, _EMIT, _DROP = range(1, 4)
+_OPENERS, _CLOSERS = b"{[", b"}]"
+_QUOTE, _ESCAPE = 0x22, 0x5C
+# Around the row: what bytes.strip() takes off a line, as `_Parser.line` does.
+_LINE_WS_RUN = re.compile(rb"[ \t\r\n\x0b\x0c]*")
+# Inside a value read or skipped whole: runs without brackets, and whole strings.
+_RUN = re.compile(rb'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+")*+')
+_STRING_REST = re.compile(rb'[^"\\]*+(?:\\[\s\S][^"\\]*+)*+')
+_JSON_WS = re.compile(rb"[ \t\r\n]*")
+_SCALAR = re.compile(rb'[^ \t\r\n,:\[\]{}"]+')
+
+
+class _LongRow:
+    """A row longer than the parser holds, read as it streams past: memory stays bounded.
+
+    It writes the reduced row: the line itself at the row's top level and inside its
+    `response` object, except that every other member's string or container value loses its
+    contents (`""`, `{}`, `[]`, its key `""`); the members the row is priced from
+    (`_ROW_MEMBERS`, `_RESPONSE_MEMBERS`) are kept whole. json.loads of the reduced row,
+    the reference reading, then sees exactly the row's own `status` and
+    `response.usageMetadata` (duplicates and escaped keys as json.loads resolves them):
+    strings and nesting are followed byte by byte, so a `usageMetadata` inside the echoed
+    request, or anywhere but the response's own members, is never read as the row's.
+    What it does not check is the grammar inside the values it empties (numbers, literals,
+    UTF-8 of the echoed request): a line broken only there is read from its own members.
+    """
+
+    def __init__(self, parts: list[bytes]):
+        self.out = bytearray()
+        self.head = bytearray()
+        self.stack = bytearray()
+        self.keys: list[str | None] = [None, None, None]
+        self.mode = _STRUCT
+        self.value_depth = 0
+        self.value_start = 0
+        self.value_key: str | None = None
+        self.string = 0  # inside a string: _KEY, _EMIT or _DROP
+        self.string_ends_value = False
+        self.escape = False
+        self.key = bytearray()
+        self.error: str | None = None
+        self.started = False
+        for part in parts:
+            self.feed(part, len(part))
+
+    def feed(self, data: bytes, end: int) -> None:
+        """Read data[:end], the next bytes of the line."""
+        if len(self.head) < _HEAD_BYTES:
+            self.head += data[: min(end, _HEAD_BYTES - len(self.head))]
+        pos = 0
+        while pos < end and self.error is None:
+            if self.string:
+                pos = self._string(data, pos, end)
+            elif self.mode == _STRUCT:
+                pos = self._struct(data, pos, end)
+            else:
+                pos = self._value(data, pos, end)
+
+    def reduced(self) -> bytes | None:
+        """The reduced row (None for a blank line); a row that cannot be read is _Malformed."""
+        if self.error is None and self.started and (self.stack or self.string):
+            self.error = "the row ends inside a value (cut short)"
+        if self.error is not None:
+            raise _Malformed(self.error)
+        return bytes(self.out) if self.started else None
+
+    def _fail(self, error: str, end: int) -> int:
+        self.error = error
+        return end
+
+    def _emit(self, data: bytes | bytearray) -> None:
+        self.out += data
+        if len(self.out) > REDUCED_BYTES:
+            self.error = f"the row's own members pass {REDUCED_BYTES} bytes"
+        elif self.mode == _COPY and len(self.out) - self.value_start > MEMBER_BYTES:
+            if self.value_key != "instance":
+                self.error = f"member {self.value_key!r} longer than {MEMBER_BYTES} bytes"
+                return
+            del self.out[self.value_start + 1 :]  # keep the opening quote or bracket
+            self.mode = _SKIP
+            if self.string == _EMIT:
+                self.string = _DROP
+
+    def _string(self, data: bytes, pos: int, end: int) -> int:
+        if self.escape:
+            self.escape = False
+            self._string_bytes(data[pos : pos + 1])
+            return pos + 1
+        stop = _STRING_REST.match(data, pos, end).end()
+        self._string_bytes(data[pos:stop])
+        if stop == end:
+            return end
+        if data[stop] == _ESCAPE:  # the line's next bytes continue the escape
+            self._string_bytes(b"\\")
+            self.escape = True
+            return end
+        self._string_end()
+        return stop + 1
+
+    def _string_bytes(self, text: bytes) -> None:
+        if self.string == _EMIT:
+            self._emit(text)
+        elif self.string == _KEY and len(self.key) <= KEY_BYTES:
+            self.key += text[: KEY_BYTES + 1]
+
+    def _string_end(self) -> None:
+        role, self.string = self.string, 0
+        if role == _KEY:
+            self._key_end()
+            return
+        if role == _EMIT or self.string_ends_value:
+            self._emit(b'"')
+        if self.string_ends_value:
+            self.string_ends_value = False
+            self.mode = _STRUCT
+
+    def _key_end(self) -> None:
+        name = None
+        if len(self.key) <= KEY_BYTES:
+            try:
+                name = json.loads(b'"' + self.key + b'"')
+            except ValueError:
+                self.error = "a member name is not a JSON string"
+                return
+        wanted = _ROW_MEMBERS if len(self.stack) == 1 else _RESPONSE_MEMBERS
+        if name not in wanted:
+            name = None
+        self.keys[len(self.stack)] = name
+        self._emit(b'"' + self.key + b'"' if name is not None else b'""')
+
+    def _struct(self, data: bytes, pos: int, end: int) -> int:
+        """The row's top level and its response object: every token kept, values decided."""
+        depth = len(self.stack)
+        if not depth:  # before or after the row's object
+            pos = _LINE_WS_RUN.match(data, pos, end).end()
+            if pos == end:
+                return end
+            if self.started:
+                return self._fail("extra data after the row", end)
+            if data[pos] != _OPENERS[0]:
+                return self._fail("not a JSON object", end)
+            self.started = True
+            self.stack.append(data[pos])
+            self._emit(b"{")
+            return pos + 1
+        pos = _JSON_WS.match(data, pos, end).end()
+        if pos == end:
+            return end
+        char = data[pos]
+        if char in _CLOSERS:
+            if self.stack[-1] != _OPENERS[_CLOSERS.index(char)]:
+                return self._fail("mismatched brackets", end)
+            self.stack.pop()
+            self._emit(data[pos : pos + 1])
+            return pos + 1
+        if char in b",:":
+            self._emit(data[pos : pos + 1])
+            return pos + 1
+        in_object = self.stack[-1] == _OPENERS[0]
+        if char == _QUOTE and in_object and self.out[-1:] in (b"{", b","):
+            self.string, self.key = _KEY, bytearray()
+            return pos + 1
+        if char != _QUOTE and char not in _OPENERS:
+            scalar = _SCALAR.match(data, pos, end)
+            if scalar is None:
+                return self._fail("not JSON", end)
+            self._emit(data[pos : scalar.end()])
+            return scalar.end()
+        key = self.keys[depth] if in_object else None
+        if depth == 1 and key == "response" and char == _OPENERS[0]:
+            self.stack.append(char)
+            self.keys[2] = None
+            self._emit(b"{")
+            return pos + 1
+        self.mode = _COPY if key is not None and key != "response" else _SKIP
+        self.value_depth, self.value_start, self.value_key = depth, len(self.out), key
+        self._emit(data[pos : pos + 1])
+        if char == _QUOTE:
+            self.string = _EMIT if self.mode == _COPY else _DROP
+            self.string_ends_value = True
+        else:
+            self.stack.append(char)
+        return pos + 1
+
+    def _value(self, data: bytes, pos: int, end: int) -> int:
+        """Inside a container value read whole (_COPY) or emptied (_SKIP)."""
+        stop = _RUN.match(data, pos, end).end()
+        if self.mode == _COPY and stop > pos:
+            self._emit(data[pos:stop])
+        if stop == end:
+            return end
+        char = data[stop]
+        if char == _QUOTE:
+            self.string = _EMIT if self.mode == _COPY else _DROP
+            if self.mode == _COPY:
+                self._emit(b'"')
+            return stop + 1
+        if char in _OPENERS:
+            if len(self.stack) >= MAX_DEPTH:
+                return self._fail(f"nested deeper than {MAX_DEPTH}", end)
+            self.stack.append(char)
+        else:
+            if self.stack[-1] != _OPENERS[_CLOSERS.index(char)]:
+                return self._fail("mismatched brackets", end)
+            self.stack.pop()
+        if self.mode == _COPY or len(self.stack) == self.value_depth:
+            self._emit(data[stop : stop + 1])
+        if len(self.stack) == self.value_depth:
+            self.mode = _STRUCT
+        return stop + 1
+
+
 # --- accounting ---------------------------------------------------------------------------
 
 
@@ -602,7 +614,6 @@ class _Parser:
         self.batch = batch
         self.job_model = pricing.try_resolve(model) if model else None
         self.raw_model = model
-        self.need_model_version = self.job_model is None
         self.counts: dict[str, list[int]] = {}
         self.malformed_rows = 0
         self.failed_samples: list[dict] = []
@@ -610,14 +621,6 @@ class _Parser:
         self.unpriced_samples: list[dict] = []
         # model version as written -> (label, pricing or None)
         self._models: dict[object, tuple[str, pricing.ModelPricing | None]] = {}
-        self.block_pricing = None
-        if self.job_model is not None:
-            priced = pricing.pricing(self.job_model, overrides, batch=batch)
-            if priced.kind != "embedding" and all(t.subunit_rates for t in priced.tiers):
-                self.block_pricing = priced
-        self.decoder = _DECODER
-        # With a bulk path, the lines it leaves are rare: they get json.loads, not `_fast_row`.
-        self.exact = self.decoder is not None or self.block_pricing is not None
         # label -> the part of its exact cost in Decimal sub-units (fractional overrides)
         self.decimal_cost: dict[str, object] = {}
 
@@ -663,15 +666,18 @@ class _Parser:
             if not line:
                 return
         try:
-            try:
-                if self.exact or line[:1] != b"{" or line[-1:] != b"}":
-                    raise _Unsure
-                row = _fast_row(line, self.need_model_version)
-            except _Unsure:
-                row = _full_row(line)
-            self.account(lineno, row)
+            self.account(lineno, _full_row(line))
         except _Malformed as exc:
             self.malformed(lineno, str(exc), line)
+
+    def long_row(self, lineno: int, row: "_LongRow") -> None:
+        """A row read as it streamed past (longer than the parser holds): its reduced row."""
+        try:
+            reduced = row.reduced()
+            if reduced is not None:
+                self.account(lineno, _full_row(reduced))
+        except _Malformed as exc:
+            self.malformed(lineno, str(exc), row.head)
 
     def lines(self, data: bytes, pos: int, end: int, lineno: int) -> int:
         """Every line of data[pos:end] (which ends with a newline); returns the last line number."""
@@ -683,7 +689,7 @@ class _Parser:
             handle(lineno, line)
         return lineno
 
-    def decoded(self, data: bytes, pos: int, end: int, lineno: int) -> int:
+    def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
         """The lines of data[pos:end] decoded by msgspec (full validation, members skipped).
 
         msgspec agrees with json.loads on every line it accepts (it rejects NaN, lone
@@ -691,9 +697,11 @@ class _Parser:
         non-negative integers): a line it rejects, or one with `predictions`, takes `line`,
         the reference path. The rows of a chunk are then counted in bulk (`bulk`).
         """
+        if pos >= end:
+            return lineno
         view = memoryview(data)
         try:
-            rows = self.decoder.decode_lines(view[pos:end])
+            rows = _DECODER.decode_lines(view[pos:end])
         except Exception:
             rows = None
         if (
@@ -703,7 +711,7 @@ class _Parser:
         ):
             self.bulk(rows, range(lineno + 1, lineno + 1 + len(rows)), data, pos)
             return lineno + len(rows)
-        decode = self.decoder.decode
+        decode = _DECODER.decode
         find = data.find
         handle = self.line
         rows, linenos, starts = [], [], []
@@ -811,88 +819,6 @@ class _Parser:
                 self.account(linenos[i], _struct_row(row))
             except _Malformed:
                 self.line(linenos[i], _line_of(data, starts, i))
-
-    def block(self, data: bytes, pos: int, end: int, lineno: int) -> int:
-        """The complete lines of data[pos:end] (ending with a newline), in bulk.
-
-        A row is counted here without decoding only when it is proven: the line starts with
-        `{"status": "",` (the first member of the row, so the row did not fail), holds no
-        other `"status"` key (no duplicate member, no second row glued on), and ends with a
-        usage block of plain integer counts after which only flat members close exactly two
-        objects (so that block is `response.usageMetadata`, not a decoy nested deeper). Every
-        other line, including any with audio details, takes `line`, the per-line path.
-        """
-        if pos >= end:
-            return lineno
-        if self.decoder is not None:
-            return self.decoded(data, pos, end, lineno)
-        priced = self.block_pricing
-        if priced is None:
-            return self.lines(data, pos, end, lineno)
-        handle = self.line
-        find, rfind = data.find, data.rfind
-        usage_tail, status_head, usage_ints = _block_patterns()
-        head = status_head.match
-        ints = usage_ints.findall
-        tiers = priced.tiers
-        single = tiers[0].subunit_rates if len(tiers) == 1 else None
-        rows = prompt_sum = cached_sum = cand_sum = thoughts_sum = tool_sum = cost = 0
-        for match in usage_tail.finditer(data, pos, end):
-            key = match.start()
-            cut = rfind(b"\n", pos, key)
-            if cut >= 0:
-                lineno = self.lines(data, pos, cut + 1, lineno)
-                start = cut + 1
-            else:
-                start = pos
-            lineno += 1
-            pos = match.end()
-            first = head(data, start)
-            usage_start, usage_end = match.span(1)
-            if (
-                first is None
-                or data[key - 1] == _BACKSLASH
-                or find(b'"status"', first.end(), key) >= 0
-                or find(b"AUDIO", usage_start, usage_end) >= 0
-            ):
-                handle(lineno, data[start : pos - 1])
-                continue
-            counts = dict(ints(data, usage_start, usage_end))
-            if any(len(v) > 9 and int(v) > MAX_ROW_TOKENS for v in counts.values()):
-                handle(lineno, data[start : pos - 1])
-                continue
-            prompt = int(counts.get(b"promptTokenCount", 0))
-            cached = int(counts.get(b"cachedContentTokenCount", 0))
-            candidates = int(counts.get(b"candidatesTokenCount", 0))
-            thoughts = int(counts.get(b"thoughtsTokenCount", 0))
-            tool_use = int(counts.get(b"toolUsePromptTokenCount", 0))
-            rows += 1
-            prompt_sum += prompt
-            cached_sum += cached
-            cand_sum += candidates
-            thoughts_sum += thoughts
-            tool_sum += tool_use
-            rates = single or priced.tier_for(prompt).subunit_rates
-            if cached > prompt:
-                cached = prompt
-            cost += (
-                (prompt - cached + tool_use) * rates[0]
-                + (candidates + thoughts) * rates[1]
-                + cached * rates[2]
-            )
-        if pos < end:
-            lineno = self.lines(data, pos, end, lineno)
-        if rows:
-            counts = self._counts(self.job_model)
-            counts[_ROWS] += rows
-            counts[_SUCCEEDED] += rows
-            counts[_PROMPT] += prompt_sum
-            counts[_CACHED] += cached_sum
-            counts[_CANDIDATES] += cand_sum
-            counts[_THOUGHTS] += thoughts_sum
-            counts[_TOOL_USE] += tool_sum
-            counts[_COST] += cost
-        return lineno
 
     def account(self, lineno: int, row: _Row) -> None:
         if row.status:
@@ -1015,25 +941,25 @@ def parse_predictions(
     lineno = 0
     parts: list[bytes] = []
     pending = 0
-    oversize = False
+    long: _LongRow | None = None
     for chunk in chunks:
         if not chunk:
             continue
         cut = chunk.find(b"\n")
         if cut < 0:
-            if oversize:
+            if long is not None:
+                long.feed(chunk, len(chunk))
                 continue
             parts.append(chunk)
             pending += len(chunk)
             if pending > max_line_bytes:
-                oversize = True
-                head = b"".join(parts)[:SAMPLE_TEXT_CHARS]
-                parts, pending = [head], 0
+                long, parts, pending = _LongRow(parts), [], 0
             continue
-        if oversize:
+        if long is not None:
+            long.feed(chunk, cut)
             lineno += 1
-            parser.malformed(lineno, f"line longer than {max_line_bytes} bytes", parts[0])
-            parts, pending, oversize = [], 0, False
+            parser.long_row(lineno, long)
+            long = None
         elif parts:
             parts.append(chunk[:cut])
             lineno += 1
@@ -1048,10 +974,9 @@ def parse_predictions(
             parts.append(tail)
             pending = len(tail)
             if pending > max_line_bytes:
-                oversize = True
-                parts, pending = [tail[:SAMPLE_TEXT_CHARS]], 0
-    if oversize:
-        parser.malformed(lineno + 1, f"line longer than {max_line_bytes} bytes", parts[0])
+                long, parts, pending = _LongRow(parts), [], 0
+    if long is not None:
+        parser.long_row(lineno + 1, long)
     elif parts:
         handle(lineno + 1, b"".join(parts))
     return parser.result()

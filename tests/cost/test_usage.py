@@ -300,23 +300,19 @@ def adversarial_rows():
 
 
 @pytest.mark.parametrize("model", ["gemini-2.5-flash", None])
-def test_fast_path_matches_full_parse_on_adversarial_rows(model):
-    need = model is None
-    for row in adversarial_rows():
-        for separators in ((",", ":"), (", ", ": ")):
-            line = json.dumps(row, separators=separators).encode()
-            full = usage_module._full_row(line)
-            try:
-                fast = usage_module._fast_row(line, need)
-            except usage_module._Unsure:
-                continue
-            assert (fast.status, fast.usage, fast.token_counts) == (
-                full.status,
-                full.usage,
-                full.token_counts,
-            ), line
-            if need:
-                assert fast.model_version == full.model_version, line
+def test_long_row_reading_matches_full_parse_on_adversarial_rows(model):
+    # Every row read as a row too long to hold (max_line_bytes=0), in chunks of every size
+    # up to 100 bytes: the same books as json.loads of each line.
+    for separators in ((",", ":"), (", ", ": ")):
+        data = b"".join(
+            json.dumps(row, separators=separators).encode() + b"\n" for row in adversarial_rows()
+        )
+        whole = parse(data, model=model).to_dict()
+        assert whole["succeeded"] == len(adversarial_rows())
+        for size in (1, 2, 3, 7, 64, 100):
+            chunks = [data[i : i + size] for i in range(0, len(data), size)]
+            long = parse_predictions(chunks, model=model, max_line_bytes=0).to_dict()
+            assert long == whole, (separators, size)
 
 
 def test_adversarial_file_totals_match_a_naive_parse():
@@ -363,15 +359,17 @@ def test_every_split_point_of_a_small_file():
         )
 
 
-def test_oversized_line_is_malformed_and_skipped():
+def test_a_line_longer_than_the_parser_holds_is_read_as_it_streams():
     ok = jl(gemini_row({"promptTokenCount": 10}))
     big = b'{"status":"","pad":"' + b"x" * 5000 + b'"}\n'
-    data = ok + big + ok
+    data = ok + big + ok + b'{"status":"","pad":"' + b"x" * 5000 + b"\n" + ok
     chunks = [data[i : i + 100] for i in range(0, len(data), 100)]
     result = parse_predictions(chunks, model="gemini-2.5-flash", max_line_bytes=1000)
-    assert (result.rows, result.succeeded, result.malformed) == (3, 2, 1)
-    assert result.malformed_samples[0]["line"] == 2
-    assert "longer than 1000" in result.malformed_samples[0]["error"]
+    assert (result.rows, result.succeeded, result.no_usage_rows, result.malformed) == (5, 4, 1, 1)
+    assert result.cost_nanos == 3 * 10 * 150
+    assert [s["line"] for s in result.malformed_samples] == [4]
+    assert result.malformed_samples[0]["error"] == "the row ends inside a value (cut short)"
+    assert result.malformed_samples[0]["text"] == '{"status":"","pad":"' + "x" * 180
 
 
 def test_to_dict_and_counters_are_json_ints():

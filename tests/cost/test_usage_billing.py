@@ -158,15 +158,6 @@ def test_implausible_embedding_counts_are_malformed(bad):
     assert (result.malformed, result.succeeded, result.cost_nanos) == (1, 1, 3 * 20)
 
 
-def test_block_path_without_msgspec_applies_the_bound(monkeypatch):
-    monkeypatch.setattr(usage, "_DECODER", None)
-    good = gemini({"promptTokenCount": 100, "candidatesTokenCount": 10}, "gemini-2.5-flash")
-    bad = gemini({"promptTokenCount": 10**12, "candidatesTokenCount": 10}, "gemini-2.5-flash")
-    result = parse_predictions([jl(good, bad)], model="gemini-2.5-flash")
-    assert (result.succeeded, result.malformed) == (1, 1)
-    assert result.cost_nanos == 100 * 150 + 10 * 1250
-
-
 def test_embedding_rows_that_name_no_model_are_priced_by_their_family():
     # Text-embedding rows carry no model name; the three character-billed models share one
     # price, so a file priced without --model still costs 20 nanos per character (batch).

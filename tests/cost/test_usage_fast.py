@@ -1,5 +1,5 @@
-"""The bulk paths of the usage parser (msgspec when installed, else the regex block) held to
-the per-line reference reading on valid, adversarial and corrupt lines."""
+"""The bulk path of the usage parser (msgspec) held to the per-line reference reading
+(json.loads) on valid, adversarial and corrupt lines."""
 
 import json
 import threading
@@ -20,18 +20,10 @@ USAGE = {
 }
 
 
-def _no_fast_row(line, need_model_version):
-    raise usage_module._Unsure
-
-
 def _paths(monkeypatch, name):
-    """Force one path: 'reference' (json.loads of every line), 'regex' (block, no msgspec), or
-    'default' (msgspec when installed)."""
-    if name in ("reference", "regex"):
-        monkeypatch.setattr(usage_module, "_DECODER", None)
+    """Force one path: 'reference' (json.loads of every line) or 'default' (msgspec)."""
     if name == "reference":
         monkeypatch.setattr(usage_module._Parser, "block", usage_module._Parser.lines)
-        monkeypatch.setattr(usage_module, "_fast_row", _no_fast_row)
 
 
 def _parse(data, chunk, **kwargs):
@@ -98,11 +90,10 @@ def test_bulk_paths_match_the_reference(monkeypatch, model, chunk):
     rows = [*adversarial_rows(), {"status": "bad", "request": {}}, *embedding_rows]
     data = jl(*rows) + b"\n".join(corrupt_lines()) + b"\n" + jl(*rows[:3])
     results = {}
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             results[name] = _parse(data, chunk, model=model)
-    assert results["regex"] == results["reference"]
     assert results["default"] == results["reference"]
     assert results["reference"]["malformed"] >= 14
 
@@ -111,7 +102,7 @@ def test_corrupt_lines_are_malformed_on_every_path(monkeypatch):
     bad = corrupt_lines()
     expected_malformed = [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 14, 15, 16, 17, 24, 27, 28, 31, 32, 33]
     data = b"\n".join(bad) + b"\n"
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             result = usage_module.parse_predictions([data], model="gemini-2.5-flash")
@@ -125,7 +116,7 @@ def test_corrupt_lines_are_malformed_on_every_path(monkeypatch):
 def test_cost_is_rounded_once_per_file_on_every_path(monkeypatch):
     rows = [gemini_row({"promptTokenCount": p, "candidatesTokenCount": 1}) for p in range(1, 40)]
     one_token = gemini_row({"promptTokenCount": 1})
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             result = usage_module.parse_predictions([jl(*rows)], model="gemini-2.0-flash-lite")
@@ -144,7 +135,7 @@ def test_lines_stay_aligned_with_blank_and_glued_lines(monkeypatch):
     failed = jl({"status": "boom"})
     spans = ok[:-1] + b"\n"
     data = ok + b"\n" + ok[:-1] + ok + failed + b'{"status": "",\n"x": 1}\n' + failed + spans
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             result = usage_module.parse_predictions([data], model="gemini-2.5-flash")
@@ -157,7 +148,7 @@ def test_fine_overrides_are_summed_exactly_then_rounded(monkeypatch):
     # 1e-16 USD/token online = 0.1 nano-dollar per 1M tokens: each row 0.1, five rows 0.5 -> 1.
     rows = [gemini_row({"promptTokenCount": 1_000_000}) for _ in range(5)]
     overrides = {"input_cost_per_token": Decimal("1e-16")}
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             result = usage_module.parse_predictions(
@@ -185,12 +176,11 @@ def test_bulk_columns_with_unknown_model_and_odd_rows(monkeypatch):
     data = jl(*rows).replace(b"\\\\u0041UDIO", b"\\u0041UDIO")
     assert b'"\\u0041UDIO"' in data
     results = {}
-    for name in ("reference", "regex", "default"):
+    for name in ("reference", "default"):
         with monkeypatch.context() as patch:
             _paths(patch, name)
             results[name] = _parse(data, 1 << 20, model=None)
     assert results["default"] == results["reference"]
-    assert results["regex"] == results["reference"]
     ref = results["reference"]
     assert sorted(ref["by_model"]) == [
         "gemini-2.5-flash",
