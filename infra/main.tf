@@ -29,6 +29,8 @@ locals {
     VBG_FIRESTORE_DATABASE = var.firestore_database
     VBG_CONFIG             = local.config_in_bundle
     VBG_LOG_LEVEL          = var.log_level
+    # Prices: the bundled catalog overlaid by the operator's (Firestore price_catalogs).
+    VBG_PRICE_CATALOG = "firestore"
   }
 
   # Plain environment per function: shared/core/config.py ENV_BY_FUNCTION is the contract

@@ -418,6 +418,7 @@ class Stack:
             "VBG_EVENTS_TOPIC": EVENTS_TOPIC,
             "VBG_ALERTS_TOPIC": ALERTS_TOPIC,
             "VBG_STAGING_BUCKET": STAGING_BUCKET,
+            "VBG_PRICE_CATALOG": "firestore",
             "PYTHONPATH": python_path,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,

@@ -171,8 +171,7 @@ def _uncached_pricing_under_mutmut():
     if os.environ.get("MUTANT_UNDER_TEST"):
         from shared.cost import pricing
 
-        pricing._pricing.cache_clear()
-        pricing.try_resolve.cache_clear()
+        pricing.cache_clear()
 
 
 def pytest_collection_modifyitems(config, items):

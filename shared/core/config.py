@@ -14,7 +14,13 @@ import yaml
 
 from shared.core.errors import ApiError
 
-COMMON_ENV = ("VBG_PROJECT", "VBG_FIRESTORE_DATABASE", "VBG_CONFIG", "VBG_LOG_LEVEL")
+COMMON_ENV = (
+    "VBG_PROJECT",
+    "VBG_FIRESTORE_DATABASE",
+    "VBG_CONFIG",
+    "VBG_LOG_LEVEL",
+    "VBG_PRICE_CATALOG",
+)
 ENV_BY_FUNCTION = {
     "passthrough": (
         *COMMON_ENV,
@@ -65,6 +71,13 @@ def _positive_number(name: str, default: str) -> Decimal:
     return value
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = _env(name, default) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(allowed)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -83,6 +96,8 @@ class Settings:
     alert_webhook_url: str
     staging_bucket: str = ""
     alert_webhook_secret: str = field(repr=False, default="")
+    # `bundled` (the package data only) or `firestore` (bundled + the operator's catalog).
+    price_catalog: str = "bundled"
 
 
 @functools.cache
@@ -109,6 +124,7 @@ def settings() -> Settings:
         alert_webhook_secret=_env("VBG_ALERT_WEBHOOK_SECRET"),
         # The gateway-owned bucket keys cannot write: sealed inputs, uploaded files.
         staging_bucket=_env("VBG_STAGING_BUCKET").removeprefix("gs://").strip("/"),
+        price_catalog=_choice("VBG_PRICE_CATALOG", "bundled", ("bundled", "firestore")),
     )
 
 
@@ -124,7 +140,10 @@ PRICE_OVERRIDE_FIELDS = (
     "input_cost_per_audio_token",
     "input_cost_per_token_above_200k_tokens",
     "output_cost_per_token_above_200k_tokens",
+    "cache_read_input_token_cost_above_200k_tokens",
+    "output_cost_per_image_token",
     "input_cost_per_character",
+    "regional_endpoint_uplift_multiplier",
 )
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
 # Gateway options in an entry's `model_info` (LiteLLM's free-form metadata: other keys ignored).
@@ -132,6 +151,8 @@ MODEL_INFO_OPTIONS = ("seal_inputs",)
 ENTRY_KEYS = ("model_name", "litellm_params", "model_info")
 # Sections of a LiteLLM proxy config that mean nothing to the gateway: accepted, not used,
 # so that users can bring the file they already run.
+# Gateway options at the top level of the file, beside model_list.
+UNPRICED_MODELS = ("refuse", "allow")
 IGNORED_SECTIONS = (
     "litellm_settings",
     "general_settings",
@@ -177,6 +198,10 @@ class Deployment:
 @dataclass(frozen=True)
 class ModelList:
     deployments: tuple[Deployment, ...]
+    # `refuse`: a deployment whose model has no price fails the config at load (the
+    # default); `allow`: it loads, its jobs run and are announced as unpriced (shared/cost/
+    # readiness.py applies the choice, the price catalog living above this package).
+    unpriced_models: str = "refuse"
 
     @property
     def model_names(self) -> list[str]:
@@ -309,11 +334,20 @@ def parse_model_list(text: str, source: str = "<config>") -> ModelList:
         raise ConfigError(f"{source}: empty; it needs a model_list")
     top = _mapping(root, source)
     for name, (key, _) in top.items():
-        if name != "model_list" and name not in IGNORED_SECTIONS:
+        if name not in ("model_list", "unpriced_models") and name not in IGNORED_SECTIONS:
             raise ConfigError(
                 f"{source}: unknown top-level key {name!r} at line {_line(key)}; "
-                f"expected model_list (LiteLLM sections {', '.join(IGNORED_SECTIONS)} "
-                "are accepted and ignored)"
+                f"expected model_list or unpriced_models (LiteLLM sections "
+                f"{', '.join(IGNORED_SECTIONS)} are accepted and ignored)"
+            )
+    unpriced = "refuse"
+    if "unpriced_models" in top:
+        node = top["unpriced_models"][1]
+        unpriced = _scalar(node, f"{source}: unpriced_models") or ""
+        if unpriced not in UNPRICED_MODELS:
+            raise ConfigError(
+                f"{source}: unpriced_models (line {_line(node)}) must be one of "
+                f"{', '.join(UNPRICED_MODELS)}, got {unpriced!r}"
             )
     if "model_list" not in top:
         raise ConfigError(f"{source}: model_list is required")
@@ -324,7 +358,7 @@ def parse_model_list(text: str, source: str = "<config>") -> ModelList:
         deployments = tuple(_deployment(node, i) for i, node in enumerate(entries.value))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return ModelList(deployments)
+    return ModelList(deployments, unpriced_models=unpriced)
 
 
 @functools.cache

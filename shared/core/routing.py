@@ -1,6 +1,7 @@
 """From what a client names as `model` to the deployments that can run it."""
 
 import re
+from collections.abc import Callable
 
 from shared.core.config import Deployment, ModelList
 from shared.core.errors import invalid_argument, permission_denied
@@ -33,10 +34,19 @@ def public_model_name(model: str) -> str:
     return text.split("@", 1)[0]
 
 
-def resolve(model: str, models: ModelList, allowed: tuple[str, ...] | None) -> list[Deployment]:
+def resolve(
+    model: str,
+    models: ModelList,
+    allowed: tuple[str, ...] | None,
+    *,
+    refuse: Callable[[str], str | None] | None = None,
+) -> list[Deployment]:
     """The deployments for a request's model, in config (failover) order.
 
-    `allowed` is the caller's model list (None or empty = all).
+    `allowed` is the caller's model list (None or empty = all). `refuse` (the create path
+    passes the retirement rule, shared/cost/retirement.py) judges each deployment's publisher
+    model: refused deployments are dropped, and when none is left the create is a 400 with
+    the first refusal's reason.
     """
     if not isinstance(model, str) or not model.strip():
         raise invalid_argument("`model` is required, e.g. gemini-2.5-flash.", field="model")
@@ -51,4 +61,10 @@ def resolve(model: str, models: ModelList, allowed: tuple[str, ...] | None) -> l
         raise permission_denied(
             f"This key may not use model {name!r}. Allowed models: {', '.join(allowed)}."
         )
-    return deployments
+    if refuse is None:
+        return deployments
+    reasons = [refuse(d.model) for d in deployments]
+    kept = [d for d, reason in zip(deployments, reasons, strict=True) if reason is None]
+    if not kept:
+        raise invalid_argument(next(r for r in reasons if r), field="model")
+    return kept

@@ -53,12 +53,21 @@ def state_name(value) -> str:
     return value or "JOB_STATE_UNSPECIFIED"
 
 
+# Multi-region locations (data residency) and their hosts: Google serves them at
+# aiplatform.LOCATION.rep.googleapis.com, not LOCATION-aiplatform.googleapis.com
+# (https://docs.cloud.google.com/gemini-enterprise-agent-platform/resources/locations).
+MULTI_REGIONS = ("us", "eu")
+
+
 def endpoint(location: str) -> str:
+    """The Vertex host of a location: `global`, a multi-region (`us`, `eu`) or a region."""
     override = settings().vertex_endpoint
     if override:
         return override
     if location == "global":
         return "https://aiplatform.googleapis.com"
+    if location in MULTI_REGIONS:
+        return f"https://aiplatform.{location}.rep.googleapis.com"
     return f"https://{location}-aiplatform.googleapis.com"
 
 

@@ -67,22 +67,19 @@ READ_CHUNK_BYTES = 8 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
 FALLBACK_TEXT_FRACTION = 0.85
 FALLBACK_ROW_BYTES = 2048
-# (prefix, thinks by default, output token limit); first match wins.
-MODEL_OUTPUT = (
-    ("gemini-2.5-flash-lite", False, 65536),
-    ("gemini-2.5", True, 65536),
-    ("gemini-2.0", False, 8192),
-    ("gemini-1", False, 8192),
-)
+# A model the catalog does not describe: assume it thinks and writes up to 65,536 tokens
+# (the high bound stays a bound).
 DEFAULT_MODEL_OUTPUT = (True, 65536)
 LEVELS = ("low", "expected", "high")
 
 
 def model_output(model: str) -> tuple[bool, int]:
-    for prefix, thinks, limit in MODEL_OUTPUT:
-        if model.startswith(prefix):
-            return thinks, limit
-    return DEFAULT_MODEL_OUTPUT
+    """(thinks by default, output token limit) from the price catalog's facts."""
+    try:
+        known = pricing.facts(model)
+    except pricing.UnknownModelError:
+        return DEFAULT_MODEL_OUTPUT
+    return known.thinks_by_default, known.max_output_tokens or DEFAULT_MODEL_OUTPUT[1]
 
 
 # --- one row ------------------------------------------------------------------------------

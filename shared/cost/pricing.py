@@ -1,36 +1,43 @@
-"""The price table (shared/cost/prices.json) and the pricing of one output row, in nano-dollars.
+"""The price catalog and the pricing of one output row, in nano-dollars.
 
-Rules (DESIGN.md "Cost"), each pinned by tests/cost/test_pricing.py:
-- Rates in the table are USD per 1M tokens; a rate of R is R * 1000 nano-dollars per token.
-- Batch = online x batch_discount (0.5) unless the table (or an override) gives a batch rate.
+The catalog is `shared/cost/prices.json` (the bundled default, with every entry's sources and
+what is inferred) overlaid by the operator's catalog (`shared/cost/catalog.py`: models added or
+replaced at run time, versioned). Its layout and rules are written in the file itself
+(`rules`); the code below applies them, each pinned by tests/cost/test_pricing*.py:
+- Rates are USD per 1M tokens; a rate of R is R * 1000 nano-dollars per token.
+- A model's `prices` is a list of dated periods; the period in force at `at` (the row's
+  processed_time, UTC) prices the row. Within a period, tiers by the row's promptTokenCount:
+  the first tier whose `max_prompt_tokens` is null or >= the prompt prices the whole row.
+- Batch = online x batch_discount (0.5) unless the period gives a batch rate.
 - Cached tokens are part of promptTokenCount and billed at the cached rate in batch and online
   alike: the cache discount takes precedence over the batch discount, they do not stack.
-- Audio tokens are billed at the audio rate only where the table prices audio apart.
-- toolUsePromptTokenCount is input; thoughtsTokenCount is output.
-- The long-context tier is chosen per row by that row's promptTokenCount.
-- Character-billed models (text-embedding-00x, text-multilingual-embedding-002; `"billing":
-  "characters"` in the table) are priced per billable character of the input (`character_input`,
-  USD per 1M characters), not per token: `billable_characters` counts UTF-8 code points that are
-  not whitespace. Token-billed embedding models (gemini-embedding-001) use `embedding_input`.
-- Per-deployment overrides (LiteLLM fields, USD per token) take precedence over the table:
-  fields without `_above_200k_tokens` replace the base tier (<= 200k, or the only tier), the
-  `_above_200k_tokens` ones the long-context tier. A batch rate left unset is derived from the
-  overridden online rate, never taken from the table beside an overridden online rate.
+- Audio tokens at the audio rate only where the model prices audio apart; the IMAGE part of
+  the output at `image_output` where the model has it; thinking tokens as output;
+  toolUsePromptTokenCount as input.
+- Embedding models: `embedding_input` per token (the IMAGE / AUDIO / VIDEO parts at their own
+  rate where listed), or `character_input` per billable character (`"billing": "characters"`).
+- `regional_uplift` multiplies every rate when the job's location is not `global`.
+- Per-deployment overrides (LiteLLM fields, USD per token) take precedence over the catalog,
+  for a model in it or not: fields without `_above_200k_tokens` replace the base tier (<= 200k,
+  or the only tier), the `_above_200k_tokens` ones the long-context tier; a batch rate left
+  unset is derived from the overridden online rate. Overrides are global-endpoint rates: the
+  model's uplift still applies, unless `regional_endpoint_uplift_multiplier` overrides it.
 
 Rounding: costs are computed exactly, in integer sub-units of 10**-6 nano-dollar (`SUBUNITS`
-per nano-dollar; a Decimal of sub-units for overrides finer than that), summed exactly, and
-rounded half-up to whole nano-dollars once per sum: a file's cost is rounded once per model
-(`round_subunits`), so two rows of 0.5 nano-dollar cost 1, not 2 x round(0.5). It never depends
-on how a file is chunked. `row_nanos` rounds one row alone (pre-flight estimates).
+per nano-dollar; a Decimal of sub-units for rates finer than that), summed exactly, and rounded
+half-up to whole nano-dollars once per sum (`round_subunits`): two rows of 0.5 nano-dollar cost
+1, not 2 x round(0.5). `row_nanos` rounds one row alone (pre-flight estimates).
 """
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
-from pathlib import Path
+
+from shared.core import times
+from shared.cost import catalog
 
 NANOS_PER_USD = 10**9
 # nano-dollars per token for a rate of 1 USD per 1M tokens.
@@ -41,17 +48,11 @@ SUBUNITS = 10**6
 _SUBUNITS = SUBUNITS
 # Sums of exact Decimal costs stay exact: far more digits than any file can need.
 EXACT = Context(prec=120)
+GLOBAL = "global"
 
-RATE_KEYS = (
-    "input",
-    "audio_input",
-    "output",
-    "cached_input",
-    "cached_audio_input",
-    "embedding_input",
-    "character_input",
-)
-BATCH_KEYS = ("input", "audio_input", "output", "embedding_input", "character_input")
+RATE_KEYS = catalog.RATE_KEYS
+# Keys the batch discount applies to (cached rates are the online ones: no stacking).
+BATCH_KEYS = tuple(k for k in RATE_KEYS if not k.startswith("cached_"))
 
 # LiteLLM override field -> (tier: "base" | "long", mode: "online" | "batch", rate key)
 OVERRIDE_TARGETS = {
@@ -61,13 +62,20 @@ OVERRIDE_TARGETS = {
     "output_cost_per_token_batches": ("base", "batch", "output"),
     "cache_read_input_token_cost": ("base", "online", "cached_input"),
     "input_cost_per_audio_token": ("base", "online", "audio_input"),
+    "output_cost_per_image_token": ("base", "online", "image_output"),
     "input_cost_per_token_above_200k_tokens": ("long", "online", "input"),
     "output_cost_per_token_above_200k_tokens": ("long", "online", "output"),
+    "cache_read_input_token_cost_above_200k_tokens": ("long", "online", "cached_input"),
     "input_cost_per_character": ("base", "online", "character_input"),
 }
+UPLIFT_OVERRIDE = "regional_endpoint_uplift_multiplier"
 
-_VERSION_SUFFIX = re.compile(r"-\d{3}$")
-TOKENS, CHARACTERS = "tokens", "characters"
+_SUFFIXES = (
+    re.compile(r"-\d{3}$"),  # stable versions: gemini-2.0-flash-001
+    re.compile(r"-preview(?:-\d{2}-\d{2,4})?$"),  # previews, dated or not
+    re.compile(r"-latest$"),
+)
+TOKENS, CHARACTERS = catalog.TOKENS, catalog.CHARACTERS
 
 
 def billable_characters(text: str) -> int:
@@ -76,18 +84,24 @@ def billable_characters(text: str) -> int:
 
 
 class UnknownModelError(ValueError):
-    """A model the price table does not know; the message names the ones it does."""
+    """A model the catalog does not know; the message names the ones it does."""
 
     def __init__(self, name: str):
         self.model = name
         super().__init__(f"unknown model {name!r}; known models: {', '.join(known_models())}")
 
 
-@functools.cache
+bundled = catalog.bundled
+
+
 def table() -> dict:
-    """The raw price table, read once from the package data."""
-    text = Path(__file__).with_name("prices.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    """The catalog in force: the bundled one, overlaid by the operator's (short cache)."""
+    return catalog.current().table
+
+
+def version() -> str:
+    """The version of the catalog in force (recorded on every cost record)."""
+    return catalog.current().version
 
 
 def known_models() -> list[str]:
@@ -100,29 +114,51 @@ def _candidates(name: str) -> list[str]:
         text = text.rsplit("/", 1)[1]
     text = text.split("@", 1)[0]
     out = [text]
-    unversioned = _VERSION_SUFFIX.sub("", text)
-    if unversioned != text:
-        out.append(unversioned)
+    for suffix in _SUFFIXES:
+        stripped = suffix.sub("", text)
+        if stripped != text and stripped not in out:
+            out.append(stripped)
     return out
 
 
-@functools.lru_cache(maxsize=1024)
-def try_resolve(name: str | None) -> str | None:
-    """The table's base name for a model name as Vertex or a user writes it, or None.
+@functools.lru_cache(maxsize=64)
+def _aliases(catalog_version: str) -> dict[str, str]:
+    models = table()["models"]
+    return {alias: name for name, entry in models.items() for alias in entry.get("aliases", ())}
 
-    Accepts `gemini-2.5-flash`, `gemini-2.0-flash-001`, `gemini-2.5-flash@default`,
-    `publishers/google/models/X`, full resource names and `vertex_ai/X`.
+
+def try_resolve(name: str | None) -> str | None:
+    """The catalog's name for a model as Vertex or a user writes it, or None.
+
+    Accepts `gemini-2.5-flash`, a versioned `gemini-2.0-flash-001`, a dated preview
+    (`gemini-2.5-flash-preview-09-2025`: the base model when the dated name is not in the
+    catalog itself), an alias (`gemini-3.1-pro`), `X@default`, `publishers/google/models/X`,
+    full resource names, `vertex_ai/X` and the `modelVersion` rows carry.
     """
     if not name or not isinstance(name, str):
         return None
+    return _resolve(version(), name)
+
+
+@functools.lru_cache(maxsize=2048)
+def _resolve(catalog_version: str, name: str) -> str | None:
     models = table()["models"]
+    aliases = _aliases(catalog_version)
     for candidate in _candidates(name):
         if candidate in models:
             return candidate
+        if candidate in aliases:
+            return aliases[candidate]
     return None
 
 
-@functools.cache
+def resolve_model(name: str) -> str:
+    resolved = try_resolve(name)
+    if resolved is None:
+        raise UnknownModelError(name)
+    return resolved
+
+
 def family_model(billing: str) -> str | None:
     """The model standing for every embedding model billed by `billing` (characters or
     tokens), when they all have one price (rows of these families do not name their model);
@@ -133,28 +169,80 @@ def family_model(billing: str) -> str | None:
         for name, entry in models.items()
         if entry["kind"] == "embedding" and entry.get("billing", TOKENS) == billing
     )
-    if not names or any(models[n]["tiers"] != models[names[0]]["tiers"] for n in names):
+    if not names or any(models[n]["prices"] != models[names[0]]["prices"] for n in names):
         return None
     return names[0]
 
 
-def resolve_model(name: str) -> str:
-    resolved = try_resolve(name)
-    if resolved is None:
-        raise UnknownModelError(name)
-    return resolved
+# --- facts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the create path and the estimate need to know of a model besides its rates."""
+
+    model: str
+    kind: str
+    family: str
+    thinks_by_default: bool
+    max_output_tokens: int | None
+    released: date | None
+    retires: date | None
+    successor: str | None
+    alternatives: tuple[str, ...]
+    batch_locations: tuple[str, ...] | None
+
+    def retired(self, on: date) -> bool:
+        return self.retires is not None and on >= self.retires
+
+
+def _day(value) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def facts(model: str) -> Facts:
+    """The catalog's facts of a model (any accepted spelling); UnknownModelError if unknown."""
+    name = resolve_model(model)
+    entry = table()["models"][name]
+    known = entry.get("facts") or {}
+    locations = known.get("batch_locations")
+    return Facts(
+        model=name,
+        kind=entry["kind"],
+        family=entry.get("family", entry["kind"]),
+        thinks_by_default=bool(known.get("thinks_by_default", False)),
+        max_output_tokens=known.get("max_output_tokens"),
+        released=_day(known.get("released")),
+        retires=_day(known.get("retires")),
+        successor=known.get("successor"),
+        alternatives=tuple(known.get("alternatives") or ()),
+        batch_locations=tuple(locations) if locations else None,
+    )
+
+
+def family_limits(family: str) -> dict | None:
+    """A family's per-job limits (`rows`, `bytes`, `noun`) with their sources, or None."""
+    found = table().get("families", {}).get(family)
+    return dict(found) if found else None
+
+
+# --- rates --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Rates:
-    """Effective nano-dollars per token for one tier in one mode (online or batch)."""
+    """Effective nano-dollars per unit for one tier in one mode (online or batch)."""
 
     input: Decimal
     output: Decimal
     cached_input: Decimal
     audio_input: Decimal | None = None
     cached_audio_input: Decimal | None = None
+    image_output: Decimal | None = None
     embedding_input: Decimal = Decimal(0)
+    image_embedding_input: Decimal | None = None
+    audio_embedding_input: Decimal | None = None
+    video_embedding_input: Decimal | None = None
     character_input: Decimal = Decimal(0)
 
 
@@ -167,7 +255,12 @@ class Tier:
 
 @dataclass(slots=True)
 class RowTokens:
-    """One row's usage as the price rules need it."""
+    """One row's usage as the price rules need it.
+
+    `candidates` is the whole candidatesTokenCount; `image_output` the IMAGE part of it.
+    `embedding` is the whole prompt of an embedding row; `embedding_image`, `_audio` and
+    `_video` its parts by modality (the rest is text).
+    """
 
     prompt: int = 0
     cached: int = 0
@@ -176,7 +269,11 @@ class RowTokens:
     tool_use: int = 0
     audio: int = 0
     cached_audio: int = 0
+    image_output: int = 0
     embedding: int = 0
+    embedding_image: int = 0
+    embedding_audio: int = 0
+    embedding_video: int = 0
     characters: int = 0
 
 
@@ -184,16 +281,31 @@ def _round_half_up(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _subunits(rates: Rates) -> tuple[int, ...] | None:
-    values = []
-    for value in (
+def _vector(rates: Rates) -> tuple[Decimal, ...]:
+    """The rates in the order of `_quantities`, with the fallbacks applied. The first three
+    (input, output, cached) are what the parser's fast paths read (shared/cost/usage.py)."""
+    return (
         rates.input,
         rates.output,
         rates.cached_input,
         rates.audio_input if rates.audio_input is not None else rates.input,
         rates.cached_audio_input if rates.cached_audio_input is not None else rates.cached_input,
-        rates.character_input if rates.character_input else rates.embedding_input,
-    ):
+        rates.image_output if rates.image_output is not None else rates.output,
+        rates.embedding_input,
+        _or(rates.image_embedding_input, rates.embedding_input),
+        _or(rates.audio_embedding_input, rates.embedding_input),
+        _or(rates.video_embedding_input, rates.embedding_input),
+        rates.character_input,
+    )
+
+
+def _or(value: Decimal | None, fallback: Decimal) -> Decimal:
+    return value if value is not None else fallback
+
+
+def _subunits(rates: Rates) -> tuple[int, ...] | None:
+    values = []
+    for value in _vector(rates):
         scaled = value * _SUBUNITS
         if scaled != scaled.to_integral_value():
             return None
@@ -201,9 +313,14 @@ def _subunits(rates: Rates) -> tuple[int, ...] | None:
     return tuple(values)
 
 
+def _part(value: int, whole: int) -> int:
+    """A non-negative part of a whole, never more than the whole."""
+    return min(max(value, 0), whole)
+
+
 @dataclass(frozen=True)
 class ModelPricing:
-    """The effective pricing of one model in one mode, overrides applied."""
+    """The effective pricing of one model in one mode, location and period, overrides applied."""
 
     model: str
     kind: str
@@ -211,6 +328,9 @@ class ModelPricing:
     tiers: tuple[Tier, ...]
     batch_implicit_cache: bool
     billing: str = TOKENS
+    uplift: Decimal = Decimal(1)
+    period_from: date | None = None
+    catalog_version: str = ""
 
     def tier_for(self, prompt_tokens: int) -> Tier:
         for tier in self.tiers:
@@ -218,77 +338,53 @@ class ModelPricing:
                 return tier
         return self.tiers[-1]
 
-    def _unit_rate(self, rates: Rates) -> Decimal:
-        """The embedding rate per billed unit: a character or a token."""
-        return rates.character_input if self.billing == CHARACTERS else rates.embedding_input
-
     def row_nanos(self, tokens: RowTokens) -> int:
         """One row's cost in nano-dollars, rounded half-up on its own."""
         return round_subunits(self.row_subunits(tokens))
 
+    def _quantities(self, tokens: RowTokens, rates: Rates) -> tuple[int, ...]:
+        if self.billing == CHARACTERS:
+            return (0,) * 10 + (max(tokens.characters, 0),)
+        if self.kind == "embedding":
+            whole = max(tokens.embedding or tokens.prompt, 0)
+            image = _part(tokens.embedding_image, whole)
+            audio = _part(tokens.embedding_audio, whole - image)
+            video = _part(tokens.embedding_video, whole - image - audio)
+            return (0,) * 6 + (whole - image - audio - video, image, audio, video, 0)
+        prompt = max(tokens.prompt, 0)
+        cached = _part(tokens.cached, prompt)
+        if rates.audio_input is not None:
+            audio = _part(tokens.audio, prompt)
+            cached_audio = min(_part(tokens.cached_audio, cached), audio)
+            audio_fresh = audio - cached_audio
+        else:
+            cached_audio = audio_fresh = 0
+        candidates = max(tokens.candidates, 0)
+        image = _part(tokens.image_output, candidates) if rates.image_output is not None else 0
+        return (
+            max(prompt - cached - audio_fresh, 0) + max(tokens.tool_use, 0),
+            candidates - image + max(tokens.thoughts, 0),
+            cached - cached_audio,
+            audio_fresh,
+            cached_audio,
+            image,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+
     def row_subunits(self, tokens: RowTokens) -> int | Decimal:
         """One row's exact cost in sub-units (see the module docstring), not rounded."""
         tier = self.tier_for(tokens.prompt)
-        rates = tier.rates
-        if self.billing == CHARACTERS:
-            quantities = (0, 0, 0, 0, 0, max(tokens.characters, 0))
-        elif self.kind == "embedding":
-            quantities = (0, 0, 0, 0, 0, tokens.embedding or tokens.prompt)
-        else:
-            prompt = max(tokens.prompt, 0)
-            cached = min(max(tokens.cached, 0), prompt)
-            if rates.audio_input is not None:
-                audio = min(max(tokens.audio, 0), prompt)
-                cached_audio = min(max(tokens.cached_audio, 0), cached, audio)
-                audio_fresh = audio - cached_audio
-            else:
-                cached_audio = audio_fresh = 0
-            text_fresh = max(prompt - cached - audio_fresh, 0)
-            quantities = (
-                text_fresh + max(tokens.tool_use, 0),
-                max(tokens.candidates, 0) + max(tokens.thoughts, 0),
-                cached - cached_audio,
-                audio_fresh,
-                cached_audio,
-                0,
-            )
-        subunit_rates = tier.subunit_rates
-        if subunit_rates is not None:
-            r0, r1, r2, r3, r4, r5 = subunit_rates
-            q0, q1, q2, q3, q4, q5 = quantities
-            return q0 * r0 + q1 * r1 + q2 * r2 + q3 * r3 + q4 * r4 + q5 * r5
-        exact = EXACT.multiply(
-            EXACT.add(
-                EXACT.add(
-                    EXACT.add(
-                        EXACT.multiply(quantities[0], rates.input),
-                        EXACT.multiply(quantities[1], rates.output),
-                    ),
-                    EXACT.add(
-                        EXACT.multiply(quantities[2], rates.cached_input),
-                        EXACT.multiply(
-                            quantities[3],
-                            rates.audio_input if rates.audio_input is not None else 0,
-                        ),
-                    ),
-                ),
-                EXACT.add(
-                    EXACT.multiply(
-                        quantities[4],
-                        rates.cached_audio_input
-                        if rates.cached_audio_input is not None
-                        else rates.cached_input,
-                    ),
-                    EXACT.multiply(
-                        quantities[5],
-                        rates.character_input
-                        if self.billing == CHARACTERS
-                        else rates.embedding_input,
-                    ),
-                ),
-            ),
-            _SUBUNITS,
-        )
+        quantities = self._quantities(tokens, tier.rates)
+        if tier.subunit_rates is not None:
+            return sum(q * r for q, r in zip(quantities, tier.subunit_rates, strict=True))
+        exact = Decimal(0)
+        for quantity, rate in zip(quantities, _vector(tier.rates), strict=True):
+            exact = EXACT.add(exact, EXACT.multiply(quantity, rate))
+        exact = EXACT.multiply(exact, _SUBUNITS)
         return int(exact) if exact == exact.to_integral_value() else exact
 
 
@@ -305,20 +401,52 @@ def _decimal_block(block: Mapping | None) -> dict[str, Decimal]:
     return {key: Decimal(str(value)) for key, value in (block or {}).items()}
 
 
-def _effective_tiers(model: str, overrides: Mapping[str, Decimal] | None) -> list[dict]:
-    """Per tier: {"max": n|None, "online": {...}, "batch": {...}} in USD per 1M tokens."""
-    entry = table()["models"][model]
+def as_date(at) -> date | None:
+    """A row's time as a UTC date: a datetime (naive = UTC), a date, an RFC 3339 string
+    (Vertex's nanoseconds included); None for anything else."""
+    if isinstance(at, date) and not isinstance(at, datetime):
+        return at
+    moment = times.parse(at)
+    return moment.astimezone(UTC).date() if moment else None
+
+
+def _period_index(periods: list, on: date) -> int:
+    """The period in force on a day: the last one whose `from` is not after it."""
+    chosen = 0
+    for index, period in enumerate(periods):
+        start = period.get("from")
+        if start is None or date.fromisoformat(start) <= on:
+            chosen = index
+    return chosen
+
+
+def _synthetic(model: str, overrides: Mapping[str, Decimal]) -> dict:
+    """A catalog entry for a model the catalog lacks, priced by its overrides alone."""
+    characters = "input_cost_per_character" in overrides
+    embedding = characters or "embedding" in model
+    entry = {
+        "kind": "embedding" if embedding else "gemini",
+        "family": "override",
+        "prices": [{"from": None, "tiers": [{"max_prompt_tokens": None, "online": {}}]}],
+    }
+    if characters:
+        entry["billing"] = CHARACTERS
+    return entry
+
+
+def _effective_tiers(entry: dict, period: dict, overrides: Mapping[str, Decimal]) -> list[dict]:
+    """Per tier: {"max": n|None, "online": {...}, "batch": {...}} in USD per 1M units."""
     tiers = [
         {
             "max": tier.get("max_prompt_tokens"),
             "online": _decimal_block(tier.get("online")),
             "batch": _decimal_block(tier.get("batch")),
         }
-        for tier in entry["tiers"]
+        for tier in period["tiers"]
     ]
     if not overrides:
         return tiers
-    threshold = int(table()["long_context_threshold_tokens"])
+    threshold = int(bundled()["defaults"]["long_context_threshold_tokens"])
     embedding = entry["kind"] == "embedding"
     wanted_long = any(OVERRIDE_TARGETS.get(name, ("",))[0] == "long" for name in overrides)
     if wanted_long and len(tiers) == 1:
@@ -338,8 +466,6 @@ def _effective_tiers(model: str, overrides: Mapping[str, Decimal] | None) -> lis
                 continue  # a per-token figure cannot price a per-character model
             key = "embedding_input"
         index = 0 if where == "base" else len(tiers) - 1
-        if where == "long" and len(tiers) == 1:
-            continue
         rate = Decimal(str(value)) * _USD_PER_TOKEN_TO_RATE  # per token or per character
         tier = tiers[index]
         if mode == "batch":
@@ -352,8 +478,8 @@ def _effective_tiers(model: str, overrides: Mapping[str, Decimal] | None) -> lis
     return tiers
 
 
-def _rates(online: dict, batch_block: dict, batch: bool) -> Rates:
-    discount = Decimal(table()["batch_discount"])
+def _rates(online: dict, batch_block: dict, batch: bool, uplift: Decimal) -> Rates:
+    discount = Decimal(bundled()["defaults"]["batch_discount"])
 
     def rate(key: str) -> Decimal | None:
         if key not in online and not (batch and key in batch_block):
@@ -362,17 +488,22 @@ def _rates(online: dict, batch_block: dict, batch: bool) -> Rates:
             value = batch_block.get(key, online.get(key, Decimal(0)) * discount)
         else:
             value = online[key]
-        return value * _NANOS_PER_TOKEN_PER_RATE
+        return value * uplift * _NANOS_PER_TOKEN_PER_RATE
 
     input_rate = rate("input") or Decimal(0)
     cached = rate("cached_input")
+    embedding = rate("embedding_input") or Decimal(0)
     return Rates(
         input=input_rate,
         output=rate("output") or Decimal(0),
         cached_input=cached if cached is not None else input_rate,
         audio_input=rate("audio_input"),
         cached_audio_input=rate("cached_audio_input"),
-        embedding_input=rate("embedding_input") or Decimal(0),
+        image_output=rate("image_output"),
+        embedding_input=embedding,
+        image_embedding_input=rate("image_embedding_input"),
+        audio_embedding_input=rate("audio_embedding_input"),
+        video_embedding_input=rate("video_embedding_input"),
         character_input=rate("character_input") or Decimal(0),
     )
 
@@ -380,32 +511,81 @@ def _rates(online: dict, batch_block: dict, batch: bool) -> Rates:
 def _freeze(overrides: Mapping[str, Decimal] | None) -> tuple:
     if not overrides:
         return ()
-    return tuple(sorted((k, str(v)) for k, v in overrides.items() if k in OVERRIDE_TARGETS))
+    known = (*OVERRIDE_TARGETS, UPLIFT_OVERRIDE)
+    return tuple(sorted((k, str(v)) for k, v in overrides.items() if k in known))
 
 
-@functools.lru_cache(maxsize=256)
-def _pricing(model: str, frozen: tuple, batch: bool) -> ModelPricing:
-    entry = table()["models"][model]
+def _uplift(entry: dict, overrides: Mapping[str, Decimal], location: str | None) -> Decimal:
+    """The multiplier of a job's location: 1 on the global endpoint (or none named)."""
+    if not location or location == GLOBAL:
+        return Decimal(1)
+    if UPLIFT_OVERRIDE in overrides:
+        return Decimal(str(overrides[UPLIFT_OVERRIDE]))
+    return Decimal(str(entry.get("regional_uplift", "1")))
+
+
+@functools.lru_cache(maxsize=512)
+def _pricing(
+    catalog_version: str,
+    model: str,
+    frozen: tuple,
+    batch: bool,
+    location: str | None,
+    on: date,
+) -> ModelPricing:
     overrides = {k: Decimal(v) for k, v in frozen}
+    entry = table()["models"].get(model) or _synthetic(model, overrides)
+    periods = entry["prices"]
+    period = periods[_period_index(periods, on)]
+    uplift = _uplift(entry, overrides, location)
     tiers = []
-    for tier in _effective_tiers(model, overrides):
-        rates = _rates(tier["online"], tier["batch"], batch)
+    for tier in _effective_tiers(entry, period, overrides):
+        rates = _rates(tier["online"], tier["batch"], batch, uplift)
         tiers.append(Tier(tier["max"], rates, _subunits(rates)))
+    known = entry.get("facts") or {}
     return ModelPricing(
         model=model,
         kind=entry["kind"],
         batch=batch,
         tiers=tuple(tiers),
-        batch_implicit_cache=bool(entry.get("batch_implicit_cache", False)),
+        batch_implicit_cache=bool(known.get("batch_implicit_cache", False)),
         billing=entry.get("billing", TOKENS),
+        uplift=uplift,
+        period_from=_day(period.get("from")),
+        catalog_version=catalog_version,
     )
 
 
+def cache_clear() -> None:
+    """Forget every cached price and name (tests, and a new catalog version makes new keys)."""
+    for cached in (_pricing, _resolve, _aliases):
+        cached.cache_clear()
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
 def pricing(
-    model: str, overrides: Mapping[str, Decimal] | None = None, *, batch: bool = True
+    model: str,
+    overrides: Mapping[str, Decimal] | None = None,
+    *,
+    batch: bool = True,
+    location: str | None = None,
+    at=None,
 ) -> ModelPricing:
-    """The effective pricing of a model (any accepted spelling); UnknownModelError if unknown."""
-    return _pricing(resolve_model(model), _freeze(overrides), batch)
+    """The effective pricing of a model (any accepted spelling) for a job in `location` (None
+    or `global`: no uplift) at time `at` (a row's processed_time; None: today, UTC).
+
+    A model the catalog lacks is priced by its overrides alone; without any, UnknownModelError.
+    """
+    frozen = _freeze(overrides)
+    name = try_resolve(model)
+    if name is None:
+        if not frozen:
+            raise UnknownModelError(model)
+        name = model.strip().rsplit("/", 1)[-1].split("@", 1)[0]
+    return _pricing(version(), name, frozen, batch, location, as_date(at) or today())
 
 
 def row_cost_nanos(
@@ -414,8 +594,10 @@ def row_cost_nanos(
     overrides: Mapping[str, Decimal] | None = None,
     *,
     batch: bool = True,
+    location: str | None = None,
+    at=None,
 ) -> int:
-    return pricing(model, overrides, batch=batch).row_nanos(tokens)
+    return pricing(model, overrides, batch=batch, location=location, at=at).row_nanos(tokens)
 
 
 def nanos_to_usd(nanos: int) -> str:
@@ -430,22 +612,40 @@ def overrides_for(deployment) -> dict[str, Decimal]:
     return dict(getattr(deployment, "price_overrides", ()) or ())
 
 
-def describe(model: str) -> dict:
-    """The table entry of a model with its source and date (for CLIs and the spend API)."""
+def describe(model: str, *, at=None) -> dict:
+    """The catalog entry of a model, the period in force and its sources (CLIs, the API)."""
     name = resolve_model(model)
-    entry = dict(table()["models"][name])
-    return {"model": name, **entry}
+    current = table()
+    entry = current["models"][name]
+    on = as_date(at) or today()
+    periods = entry["prices"]
+    in_force = periods[_period_index(periods, on)]
+    sources = current.get("sources", {})
+    return {
+        "model": name,
+        "catalog_version": version(),
+        "on": on.isoformat(),
+        "in_force": in_force,
+        "sources_detail": {key: sources.get(key) for key in entry.get("sources", ())},
+        **entry,
+    }
 
 
 __all__ = [
+    "GLOBAL",
     "NANOS_PER_USD",
     "SUBUNITS",
+    "Facts",
     "ModelPricing",
     "Rates",
     "RowTokens",
     "UnknownModelError",
+    "as_date",
     "billable_characters",
+    "bundled",
     "describe",
+    "facts",
+    "family_limits",
     "family_model",
     "known_models",
     "nanos_to_usd",
@@ -456,4 +656,5 @@ __all__ = [
     "row_cost_nanos",
     "table",
     "try_resolve",
+    "version",
 ]

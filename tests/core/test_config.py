@@ -66,6 +66,11 @@ def test_litellm_model_list_loads_with_failover_order_and_overrides():
             "input_cost_per_token (line 3) must be a number",
         ),
         ("model_list: [\n", "not valid YAML"),
+        (
+            "unpriced_models: maybe\nmodel_list:\n  - model_name: a\n    litellm_params: "
+            "{model: a, vertex_project: p, vertex_location: l}\n",
+            "unpriced_models (line 1) must be one of refuse, allow, got 'maybe'",
+        ),
     ],
 )
 def test_bad_config_names_entry_field_and_line(text, message):
@@ -73,3 +78,32 @@ def test_bad_config_names_entry_field_and_line(text, message):
         parse_model_list(text, source="models.yaml")
     assert message in str(raised.value)
     assert str(raised.value).startswith("models.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "choice"), [("", "refuse"), ("unpriced_models: allow\n", "allow")]
+)
+def test_unpriced_models_is_read_at_load(text, choice):
+    body = (
+        "model_list:\n  - {model_name: a, litellm_params: "
+        "{model: a, vertex_project: p, vertex_location: l}}\n"
+    )
+    assert parse_model_list(text + body).unpriced_models == choice
+
+
+def test_price_catalog_setting_is_checked(monkeypatch):
+    from shared.core.config import settings
+    from tests.support import reset_process
+
+    monkeypatch.setenv("VBG_PRICE_CATALOG", "firestore")
+    reset_process()
+    assert settings().price_catalog == "firestore"
+    monkeypatch.setenv("VBG_PRICE_CATALOG", "s3")
+    reset_process()
+    with pytest.raises(
+        ConfigError, match="VBG_PRICE_CATALOG='s3' must be one of bundled, firestore"
+    ):
+        settings()
+    monkeypatch.delenv("VBG_PRICE_CATALOG")
+    reset_process()
+    assert settings().price_catalog == "bundled"

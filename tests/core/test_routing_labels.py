@@ -98,3 +98,20 @@ def test_a_label_value_is_at_most_63_characters_without_edge_dashes():
     # the longest valid label, and one character more
     assert validate_labels({"k" * 63: "v" * 63}) == {"k" * 63: "v" * 63}
     assert validate_labels({f"k{i}": "v" for i in range(64)})
+
+
+def test_vertex_hosts_by_location(monkeypatch):
+    from shared.core import vertex
+    from tests.support import reset_process
+
+    monkeypatch.delenv("VBG_VERTEX_ENDPOINT", raising=False)
+    reset_process()
+    assert vertex.endpoint("global") == "https://aiplatform.googleapis.com"
+    assert vertex.endpoint("us") == "https://aiplatform.us.rep.googleapis.com"
+    assert vertex.endpoint("eu") == "https://aiplatform.eu.rep.googleapis.com"
+    assert vertex.endpoint("us-central1") == "https://us-central1-aiplatform.googleapis.com"
+    monkeypatch.setenv("VBG_VERTEX_ENDPOINT", "http://127.0.0.1:9/")
+    reset_process()
+    assert vertex.endpoint("us") == "http://127.0.0.1:9"
+    monkeypatch.delenv("VBG_VERTEX_ENDPOINT")
+    reset_process()

@@ -24,18 +24,22 @@ REQUIRED = (
 )
 
 
-def test_table_covers_the_required_models_with_source_and_date():
+def test_every_entry_names_its_sources_and_date_and_writes_rates_as_strings():
     table = pricing.table()
-    assert table["source"].startswith("https://cloud.google.com/vertex-ai/")
-    for name in REQUIRED:
-        entry = table["models"][name]
-        assert entry["source"].startswith("https://cloud.google.com/"), name
-        assert entry["date"], name
-        for tier in entry["tiers"]:
-            for block in (tier["online"], tier.get("batch", {})):
-                for value in block.values():
-                    assert isinstance(value, str)
-                    assert Decimal(value) >= 0
+    sources = table["sources"]
+    for name, entry in table["models"].items():
+        assert entry["sources"], name
+        for key in entry["sources"]:
+            assert sources[key]["url"].startswith("https://"), (name, key)
+            assert sources[key]["as_of"], (name, key)
+        assert entry["as_of"], name
+        assert isinstance(entry["inferred"], list), name
+        for period in entry["prices"]:
+            for tier in period["tiers"]:
+                for block in (tier["online"], tier.get("batch", {})):
+                    for value in block.values():
+                        assert isinstance(value, str)
+                        assert Decimal(value) >= 0
     assert set(REQUIRED) <= set(pricing.known_models())
 
 
@@ -84,7 +88,7 @@ def test_unknown_model_names_the_known_ones():
         assert name in message
     assert pricing.try_resolve("gemini-9-ultra") is None
     assert pricing.try_resolve(None) is None
-    assert pricing.try_resolve("gemini-2.5-flash-preview-05-20") is None
+    assert pricing.try_resolve("gemini-9-ultra-preview-05-20") is None
 
 
 def test_batch_rate_from_the_table():
@@ -239,6 +243,16 @@ def test_each_override_field_has_an_effect():
     base_online = row_cost_nanos("gemini-2.5-flash", tokens, batch=False)
     for name in PRICE_OVERRIDE_FIELDS:
         overrides = {name: Decimal("0.00009")}
+        if name == "output_cost_per_image_token":
+            image = RowTokens(prompt=10, candidates=1300, image_output=1290)
+            plain = row_cost_nanos("gemini-2.5-flash-image", image, batch=False)
+            assert row_cost_nanos("gemini-2.5-flash-image", image, overrides, batch=False) != plain
+            continue
+        if name == "regional_endpoint_uplift_multiplier":
+            regional = row_cost_nanos("gemini-3.5-flash", tokens, location="us-central1")
+            moved = row_cost_nanos("gemini-3.5-flash", tokens, overrides, location="us-central1")
+            assert moved != regional
+            continue
         if "character" in name:
             chars = RowTokens(characters=10)
             plain = row_cost_nanos("text-embedding-005", chars, batch=False)

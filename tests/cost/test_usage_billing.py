@@ -172,5 +172,9 @@ def test_embedding_rows_that_name_no_model_are_priced_by_their_family():
         "request": {"content": {"parts": [{"text": "hi"}]}},
         "response": {"embedding": {"values": [0.1]}, "usageMetadata": {"promptTokenCount": 9}},
     }
+    # gemini-embedding-001 ($0.12 batch) and gemini-embedding-2 ($0.10) share a row shape but
+    # not a price: without --model such rows are counted unpriced and announced, never $0.
     gemb = parse_predictions([jl(row, row)], model=None)
-    assert (gemb.cost_nanos, gemb.unpriced_rows) == (18 * 120, 0)
+    assert (gemb.cost_nanos, gemb.unpriced_rows) == (0, 2)
+    named = parse_predictions([jl(row, row)], model="gemini-embedding-001")
+    assert (named.cost_nanos, named.unpriced_rows) == (18 * 120, 0)
