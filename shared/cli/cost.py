@@ -119,7 +119,12 @@ def run_cost(args) -> int:
         except pricing.UnknownModelError as exc:
             raise CliError(str(exc)) from None
     try:
-        result = usage.parse_predictions(_chunks(args.target), model=model, batch=not args.online)
+        result = usage.parse_predictions(
+            _chunks(args.target),
+            model=model,
+            batch=not args.online,
+            location=args.location,
+        )
     except usage.ObjectGone as exc:
         raise CliError(str(exc)) from None
     except FileNotFoundError:
@@ -151,6 +156,12 @@ def register(subparsers) -> None:
     parser.add_argument("target", metavar="PATH_OR_GS_URI")
     parser.add_argument(
         "--model", help="the job's model (default: each row's response.modelVersion)"
+    )
+    parser.add_argument(
+        "--location",
+        default="global",
+        help="the job's location: global (default), a region such as us-central1, or us / eu; "
+        "outside global the models that carry Google's regional uplift cost 10%% more",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

@@ -74,6 +74,7 @@ class _MUsage(msgspec.Struct, gc=False):
     toolUsePromptTokenCount: _Tokens = 0
     promptTokensDetails: msgspec.Raw = _NO_DETAILS
     cacheTokensDetails: msgspec.Raw = _NO_DETAILS
+    candidatesTokensDetails: msgspec.Raw = _NO_DETAILS
 
 
 class _MResponse(msgspec.Struct, gc=False):
@@ -85,6 +86,7 @@ class _MRow(msgspec.Struct, gc=False):
     status: object = None
     response: _MResponse | None = None
     predictions: object = None
+    processed_time: object = None
 
 
 _DECODER = msgspec.json.Decoder(_MRow)
@@ -103,6 +105,20 @@ _THOUGHTS_TOKENS = attrgetter("thoughtsTokenCount")
 _TOOL_USE_TOKENS = attrgetter("toolUsePromptTokenCount")
 _PROMPT_DETAILS = attrgetter("promptTokensDetails")
 _CACHE_DETAILS = attrgetter("cacheTokensDetails")
+_CANDIDATE_DETAILS = attrgetter("candidatesTokensDetails")
+_PROCESSED = attrgetter("processed_time")
+_UTC_SUFFIXES = ("+00:00", "Z")
+
+
+def _day(value) -> object:
+    """The UTC day of a row's processed_time, as a sortable key (None when it has none): the
+    date's text when the time is written in UTC, else the parsed date."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    if value.endswith(_UTC_SUFFIXES):
+        return value[:10]
+    day = pricing.as_date(value)
+    return day.isoformat() if day else None
 
 
 class ObjectGone(FileNotFoundError):
@@ -183,6 +199,7 @@ class _Row:
     token_counts: tuple = ()
     characters: int | None = None
     shape: str | None = None
+    day: object = None
 
 
 def _statistics_count(holder) -> object:
@@ -260,6 +277,7 @@ def _full_row(line: bytes) -> _Row:
         token_counts=tuple(counts),
         characters=characters,
         shape=shape,
+        day=_day(obj.get("processed_time")),
     )
 
 
@@ -294,6 +312,12 @@ def _special_details(usage) -> bool:
     return False
 
 
+def _image_details(usage) -> bool:
+    """Output details that may hold image tokens (an escape may spell IMAGE)."""
+    data = bytes(usage.candidatesTokensDetails)
+    return b"IMAGE" in data or b"\\" in data
+
+
 def _raw_value(raw):
     return msgspec.json.decode(raw) if len(raw) else None
 
@@ -315,8 +339,14 @@ def _struct_row(row) -> _Row:
             "toolUsePromptTokenCount": usage.toolUsePromptTokenCount,
             "promptTokensDetails": _raw_value(usage.promptTokensDetails),
             "cacheTokensDetails": _raw_value(usage.cacheTokensDetails),
+            "candidatesTokensDetails": _raw_value(usage.candidatesTokensDetails),
         }
-    return _Row(status=row.status, usage=usage, model_version=response.modelVersion)
+    return _Row(
+        status=row.status,
+        usage=usage,
+        model_version=response.modelVersion,
+        day=_day(row.processed_time),
+    )
 
 
 def _line_of(data: bytes, starts, index: int) -> bytes:
@@ -609,9 +639,12 @@ def _modality_tokens(details, modality: str) -> int:
 class _Parser:
     """Counts per model in flat int lists (one update per row); totals are summed at the end."""
 
-    def __init__(self, model, overrides, batch):
+    def __init__(self, model, overrides, batch, location=None, at=None):
         self.overrides = overrides
         self.batch = batch
+        self.location = location
+        # The day a row without processed_time is priced at (the job's time; else today).
+        self.default_day = (pricing.as_date(at) or pricing.today()).isoformat()
         self.job_model = pricing.try_resolve(model) if model else None
         self.raw_model = model
         self.counts: dict[str, list[int]] = {}
@@ -624,18 +657,26 @@ class _Parser:
         # label -> the part of its exact cost in Decimal sub-units (fractional overrides)
         self.decimal_cost: dict[str, object] = {}
 
-    def _model(self, version) -> tuple[str, pricing.ModelPricing | None]:
+    def _model(self, version, day=None) -> tuple[str, pricing.ModelPricing | None]:
+        """The label and pricing of a row's model on a day (its processed_time, UTC)."""
         if not isinstance(version, str):
             version = None
-        known = self._models.get(version)
+        key = (version, day or self.default_day)
+        known = self._models.get(key)
         if known is None:
             text = version if isinstance(version, str) else None
             name = self.job_model or pricing.try_resolve(text)
             label = name or text or self.raw_model or "unknown"
-            priced = pricing.pricing(name, self.overrides, batch=self.batch) if name else None
+            priced = (
+                pricing.pricing(
+                    name, self.overrides, batch=self.batch, location=self.location, at=key[1]
+                )
+                if name
+                else None
+            )
             known = (label, priced)
             if len(self._models) < 1024:
-                self._models[version] = known
+                self._models[key] = known
         return known
 
     def _embedding_model(self, billing: str) -> tuple[str, pricing.ModelPricing | None]:
@@ -646,7 +687,8 @@ class _Parser:
         if name is None:
             return self.raw_model or "unknown", None
         label = "text-embedding" if billing == pricing.CHARACTERS else "gemini-embedding"
-        return label, pricing.pricing(name, self.overrides, batch=self.batch)
+        priced = pricing.pricing(name, self.overrides, batch=self.batch, location=self.location)
+        return label, priced
 
     def _counts(self, label: str) -> list[int]:
         counts = self.counts.get(label)
@@ -758,14 +800,19 @@ class _Parser:
         if None in usages:
             special.update(i for i in index if usages[i] is None)
             usages = [_EMPTY_USAGE if u is None else u for u in usages]
+        days = list(map(_day, map(_PROCESSED, rows)))
+        day = days[n // 2]
+        if days.count(day) != n:
+            # Rows of other days may fall in another price period: one by one.
+            special.update(i for i in index if days[i] != day)
         if self.job_model is not None:
-            label, priced = self._model(None)
+            label, priced = self._model(None, day)
         else:
             versions = list(map(_VERSION, responses))
             version = versions[n // 2]
             if versions.count(version) != n:
                 special.update(i for i in index if versions[i] != version)
-            label, priced = self._model(version)
+            label, priced = self._model(version, day)
         tiers = priced.tiers if priced is not None and priced.kind != "embedding" else ()
         rates = tiers[0].subunit_rates if tiers else None
         if rates is None:
@@ -778,6 +825,10 @@ class _Parser:
             details = b"".join(map(_PROMPT_DETAILS, usages)) + b"".join(map(_CACHE_DETAILS, usages))
             if b"AUDIO" in details or b"\\" in details:
                 special.update(i for i in index if _special_details(usages[i]))
+            if rates[5] != rates[1]:  # an image-output rate: rows with image output apart
+                output = b"".join(map(_CANDIDATE_DETAILS, usages))
+                if b"IMAGE" in output or b"\\" in output:
+                    special.update(i for i in index if _image_details(usages[i]))
         if len(special) < n:
             if special:
                 keep = [True] * n
@@ -832,7 +883,7 @@ class _Parser:
             return
 
         usage = row.usage
-        label, priced = self._model(row.model_version)
+        label, priced = self._model(row.model_version, row.day)
         if priced is None and row.shape and self.job_model is None and row.model_version is None:
             label, priced = self._embedding_model(row.shape)
         if usage is not None:
@@ -840,11 +891,19 @@ class _Parser:
                 raise _Malformed("usageMetadata is not an object")
             get = usage.get
             prompt = _count(get("promptTokenCount"))
+            details = get("promptTokensDetails")
             if priced is not None and priced.kind == "embedding":
-                tokens = pricing.RowTokens(prompt=prompt, embedding=prompt)
+                tokens = pricing.RowTokens(
+                    prompt=prompt,
+                    embedding=prompt,
+                    embedding_image=_modality_tokens(details, "IMAGE")
+                    + _modality_tokens(details, "DOCUMENT"),
+                    embedding_audio=_modality_tokens(details, "AUDIO"),
+                    embedding_video=_modality_tokens(details, "VIDEO"),
+                )
             else:
-                details = get("promptTokensDetails")
                 cache_details = get("cacheTokensDetails")
+                output_details = get("candidatesTokensDetails")
                 tokens = pricing.RowTokens(
                     prompt=prompt,
                     cached=_count(get("cachedContentTokenCount")),
@@ -853,6 +912,7 @@ class _Parser:
                     tool_use=_count(get("toolUsePromptTokenCount")),
                     audio=_modality_tokens(details, "AUDIO") if details else 0,
                     cached_audio=_modality_tokens(cache_details, "AUDIO") if cache_details else 0,
+                    image_output=_modality_tokens(output_details, "IMAGE"),
                 )
         elif row.token_counts:
             tokens = pricing.RowTokens(embedding=sum(_count(c) for c in row.token_counts))
@@ -927,15 +987,20 @@ def parse_predictions(
     model: str | None = None,
     overrides: Mapping[str, Decimal] | None = None,
     batch: bool = True,
+    location: str | None = None,
+    at=None,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> FileUsage:
     """Count and price every row of a predictions file given as a stream of byte chunks.
 
     `model` is the job's model: when known it prices every row; when None or not in the
-    table, each row's `response.modelVersion` does. Never raises for bad rows: failed,
-    malformed and unpriced rows are counted and sampled.
+    table, each row's `response.modelVersion` does. `location` is the job's (the regional
+    uplift: None or `global`, none). Each row is priced by the catalog period in force on
+    the UTC day of its `processed_time`; a row without one, on the day of `at` (the job's
+    time; None: today). Never raises for bad rows: failed, malformed and unpriced rows are
+    counted and sampled.
     """
-    parser = _Parser(model, overrides, batch)
+    parser = _Parser(model, overrides, batch, location, at)
     handle = parser.line
     block = parser.block
     lineno = 0

@@ -182,6 +182,8 @@ def price_object(
             model=model,
             overrides=overrides or None,
             batch=True,
+            location=(job.get("deployment") or {}).get("location"),
+            at=job.get("create_time"),
         )
         recorded = ledger.record_generation(
             **where, generation=int(generation), usage=parsed, group=kind

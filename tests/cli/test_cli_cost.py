@@ -178,3 +178,18 @@ def test_console_script_runs_as_a_process(predictions):
 def test_no_command_prints_help(capsys):
     code, _, err = run(capsys)
     assert code == 2 and "cost" in err
+
+
+def test_location_prices_with_the_regional_uplift(capsys, tmp_path):
+    # The first complaint: `vbg cost --model gemini-3.5-flash` knows the model now.
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(row("gemini-3.5-flash", prompt=1000, cached=0, out=100, thoughts=0) + "\n")
+    # batch 0.75 / 4.50 per 1M: 1000 x 750 + 100 x 4500 = 1,200,000 nano-dollars
+    assert main(["cost", str(path), "--model", "gemini-3.5-flash", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cost_usd"] == "0.001200000"
+    assert (
+        main(["cost", str(path), "--model", "gemini-3.5-flash", "--json", "--location", "us"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["cost_usd"] == "0.001320000"
+    assert main(["cost", str(path), "--json", "--location", "global"]) == 0
+    assert json.loads(capsys.readouterr().out)["cost_usd"] == "0.001200000"
