@@ -16,7 +16,7 @@ from shared.core import times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
-from shared.jobs import create_request, records, submit
+from shared.jobs import create_request, events, records, sealed_outputs, submit
 
 JOB_ID = re.compile(r"^[0-9]{1,20}$")
 OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
@@ -70,17 +70,38 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
 # --- get / cancel / delete -----------------------------------------------------------------
 
 
-def get(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
-    """Vertex's Get takes no `readMask` (List does): the gateway applies it to the reply."""
-    record = _visible_job(request, job_id)
+def _observe(job_id: str, record: dict, job: dict) -> None:
+    """What a GET learnt of the job is recorded when it is new (state, `outputInfo`,
+    `completionStats`): a job deleted right after it ended still has its output folder and
+    counts on record. A state that just became terminal sends `job.ended`, so that the job
+    is finished (priced, delivered, alerted) now rather than at the next sync tick."""
+    if "state" not in job:
+        return  # a readMask left the state out: nothing to compare
+    transition = records.observe(job_id, record, job)
+    if transition and transition["to"] in vertex.TERMINAL_STATES:
+        events.publish_job_event("job.ended", job_id)
+
+
+def _read(version: str, record: dict, params: dict | None) -> vertex.Upstream:
     path = vertex.job_path(version, record["name"])
-    upstream = vertex.call(
-        "GET", record["deployment"]["location"], path, params=_alt_params(request) or None
-    )
-    read_mask = request.args.get("readMask", "")
-    if not read_mask or not upstream.ok:
+    return vertex.call("GET", record["deployment"]["location"], path, params=params or None)
+
+
+def get(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+    """Vertex's Get takes no `readMask` (List does): the gateway applies it to the reply.
+
+    Vertex's own bytes, unless the job's outputs are sealed (the client's folder is shown,
+    see shared/jobs/sealed_outputs.py) or a readMask applies."""
+    record = _visible_job(request, job_id)
+    upstream = _read(version, record, _alt_params(request))
+    if not upstream.ok:
         return _upstream_reply(upstream)
-    return Reply(200, _masked(upstream.json(), read_mask))
+    job = upstream.json()
+    _observe(job_id, record, job)
+    read_mask = request.args.get("readMask", "")
+    if not read_mask and not sealed_outputs.sealed(record):
+        return _upstream_reply(upstream)
+    return Reply(200, _masked(sealed_outputs.present(job, record), read_mask))
 
 
 def cancel(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
@@ -93,8 +114,16 @@ def cancel(request: Request, version: str, project: str, location: str, job_id: 
 
 
 def delete(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+    """The job is read and recorded first (state, `outputInfo`, `completionStats`): once
+    Vertex has deleted it, nothing else can tell where its outputs are or how many rows it
+    ran. A read Vertex refuses (but 404) refuses the delete with Vertex's error."""
     started = time.monotonic()
     record = _visible_job(request, job_id)
+    read = _read(version, record, None)
+    if read.ok:
+        _observe(job_id, record, read.json())
+    elif read.status != 404:
+        return _upstream_reply(read)
     upstream = vertex.call(
         "DELETE",
         record["deployment"]["location"],
@@ -287,9 +316,11 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
     found = records.get_many([records.job_id_of(c[2]["name"]) for c in taken])
     visible = []
     for *_, job in taken:
-        record = found.get(records.job_id_of(job["name"]))
+        job_id = records.job_id_of(job["name"])
+        record = found.get(job_id)
         if record and not record.get("deleted") and caller.may_see(record):
-            visible.append(_masked(job, read_mask))
+            _observe(job_id, record, job)
+            visible.append(_masked(sealed_outputs.present(job, record), read_mask))
     reply: dict = {"batchPredictionJobs": visible} if visible else {}
     if taken and any(v is not None for v in next_pages.values()):
         last = taken[-1]

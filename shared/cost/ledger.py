@@ -69,6 +69,7 @@ Queries (composite indexes production needs, declared in Terraform):
 - `spend_labels`: (`label` ASC, `day` ASC), (`key_id` ASC, `day` ASC), (`team` ASC, `day` ASC).
 """
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -93,6 +94,10 @@ ROLLUP_SHARDS = 16
 WRITE_ATTEMPTS = 16
 SAMPLE_BYTES = 4096
 INT64_MAX = 2**63 - 1
+FLOOR_DOC = "floor"
+# Rows Vertex ran that no file holds, booked at the estimate's rate (shared/cost/floor.py):
+# on the job's `cost` map and the rollups beside the counters, and inside `cost_nanos`.
+ESTIMATED_FIELDS = ("estimated_rows", "estimated_nanos")
 
 
 class Unrecordable(ValueError):
@@ -181,7 +186,7 @@ def _merged(rows: list[dict], identity: tuple[str, ...]) -> list[dict]:
             merged[key] = {k: v for k, v in row.items() if k != "shard"}
             continue
         target = merged[key]
-        for field in COUNTER_FIELDS:
+        for field in COUNTER_FIELDS + ESTIMATED_FIELDS:
             if field in row or field in target:
                 target[field] = int(target.get(field) or 0) + int(row.get(field) or 0)
         if row.get("updated") and (not target.get("updated") or row["updated"] > target["updated"]):
@@ -496,10 +501,19 @@ def _read_pair(client, obj_ref, job_ref):
 
 
 def record_failure(
-    *, job_id: str, job: dict, bucket: str, name: str, generation: int, size, error: str
+    *,
+    job_id: str,
+    job: dict,
+    bucket: str,
+    name: str,
+    generation: int,
+    size,
+    error: str,
+    tamper: dict | None = None,
 ) -> bool:
     """A file that cannot be priced at all still gets its record (zero counters, the error),
-    so that the reconciliation does not try it forever and the cost view names it."""
+    so that the reconciliation does not try it forever and the cost view names it. `tamper`
+    (a generation that vanished before it was read) is kept on the record."""
     from google.api_core import exceptions
 
     rid = record_id(bucket, name, int(generation))
@@ -523,6 +537,7 @@ def record_failure(
                 "superseded_by": None,
                 "counted": False,
                 "error": error[:SAMPLE_BYTES],
+                **({"tamper": tamper} if tamper else {}),
             }
         )
     except (exceptions.AlreadyExists, exceptions.Conflict):
@@ -569,7 +584,9 @@ def job_cost(job_id: str) -> dict | None:
     job = snapshot.to_dict()
     records = [s.to_dict() | {"id": s.id} for s in _job_ref(job_id).collection(OUTPUTS).stream()]
     records.sort(key=lambda r: (r.get("created") or datetime.min.replace(tzinfo=UTC), r["uri"]))
-    totals = {f: int((job.get("cost") or {}).get(f) or 0) for f in COUNTER_FIELDS}
+    totals = {
+        f: int((job.get("cost") or {}).get(f) or 0) for f in COUNTER_FIELDS + ESTIMATED_FIELDS
+    }
     basis = job.get("cost_basis") or FINAL
     for record in records:
         record["counted"] = (
@@ -582,7 +599,14 @@ def job_cost(job_id: str) -> dict | None:
         kind: [{"uri": r["uri"], **s} for r in live for s in r.get(kind) or []]
         for kind in ("failed_samples", "malformed_samples", "unpriced_samples")
     }
-    return {"job_id": job_id, "job": job, "totals": totals, "records": records, **samples}
+    return {
+        "job_id": job_id,
+        "job": job,
+        "totals": totals,
+        "records": records,
+        "floor": get_floor(job_id),
+        **samples,
+    }
 
 
 def _parse_day(value: date | str) -> str:
@@ -646,3 +670,151 @@ def spend_nanos(
     """Actual spend (nano-dollars) of jobs created from `start` to `end`, both days included."""
     rows = daily_rows(start=start, end=end, key_id=key_id, team=team)
     return sum(int(r.get("cost_nanos") or 0) for r in rows)
+
+
+# --- the floor: rows Vertex ran that the books lack ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Floored:
+    """What `record_floor` did: `booked` (the estimated rows changed), `unchanged`, or `final`
+    (the job's cost is final: its books are closed). `rows`/`nanos` are the gap now booked."""
+
+    outcome: str
+    rows: int = 0
+    nanos: int = 0
+    per_row_nanos: int = 0
+    booked_succeeded: int = 0
+    vertex_succeeded: int = 0
+    vertex_failed: int = 0
+
+    def __bool__(self) -> bool:
+        return self.outcome == "booked"
+
+
+def get_floor(job_id: str) -> dict | None:
+    """The job's floor document (`jobs/{id}/cost_groups/floor`), or None."""
+    snapshot = _job_ref(job_id).collection(GROUPS).document(FLOOR_DOC).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def record_floor(
+    *, job_id: str, job: dict, vertex_succeeded: int, vertex_failed: int, per_row_nanos: int
+) -> Floored:
+    """Book (or re-book) the successful rows Vertex ran that the job's counted file set lacks,
+    at `per_row_nanos` each, as the job's one estimated record: `jobs/{id}/cost_groups/floor`.
+
+    Exactly once, as `record_generation`: read the floor doc, the job and its set totals, then
+    ONE batch that writes the floor doc and touches the set totals (both under a precondition:
+    unchanged since the read, so a file landing meanwhile sends this round again) and adds the
+    change (gap now - gap booked before) to the job's `cost` (`cost_nanos`, `estimated_rows`,
+    `estimated_nanos`) and the rollups by `Increment`. Run again with the same figures, it
+    changes nothing; a file that lands later and holds the missing rows shrinks the estimate
+    by what it adds. A job whose cost is final is left alone."""
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    from shared.cost import floor
+
+    client = clients.firestore()
+    job_ref = _job_ref(job_id)
+    floor_ref = job_ref.collection(GROUPS).document(FLOOR_DOC)
+    groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
+    rollups = _rollup_docs(job, rollup_shard(job_id))
+
+    def attempt() -> Floored:
+        found = {s.reference.path: s for s in client.get_all([floor_ref, job_ref])}
+        floor_snapshot, job_snapshot = found[floor_ref.path], found[job_ref.path]
+        if (job_snapshot.to_dict() or {}).get("cost_final"):
+            return Floored("final")
+        stored, groups_snapshot = _group_totals(job_ref)
+        totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
+        booked = int(totals[counted_group(totals)]["succeeded"])
+        rows = floor.gap_rows(vertex_succeeded, booked)
+        nanos = rows * per_row_nanos
+        _check_recordable({"estimated_rows": rows, "estimated_nanos": nanos})
+        old = floor_snapshot.to_dict() if floor_snapshot.exists else {}
+        old_rows, old_nanos = int(old.get("rows") or 0), int(old.get("nanos") or 0)
+        figures = Floored(
+            "booked",
+            rows=rows,
+            nanos=nanos,
+            per_row_nanos=per_row_nanos,
+            booked_succeeded=booked,
+            vertex_succeeded=vertex_succeeded,
+            vertex_failed=vertex_failed,
+        )
+        old_paths = set(old.get("rollups") or [])
+        if (rows, nanos) == (old_rows, old_nanos) and (old_paths == set(rollups) or not nanos):
+            return dataclasses.replace(figures, outcome="unchanged")
+        now = datetime.now(UTC)
+        batch = client.batch()
+        fields = {
+            "rows": rows,
+            "nanos": nanos,
+            "per_row_nanos": per_row_nanos,
+            "booked_succeeded": booked,
+            "vertex_succeeded": vertex_succeeded,
+            "vertex_failed": vertex_failed,
+            "rollups": sorted(rollups),
+            "updated": now,
+        }
+        if floor_snapshot.exists:
+            option = client.write_option(last_update_time=floor_snapshot.update_time)
+            batch.update(floor_ref, fields, option=option)
+        else:
+            batch.create(floor_ref, {**fields, "created": now})
+        if groups_snapshot.exists:
+            option = client.write_option(last_update_time=groups_snapshot.update_time)
+            batch.update(groups_ref, {"floor_checked": now}, option=option)
+        else:
+            counted = counted_group(totals)
+            batch.create(groups_ref, {**totals, "counted": counted, "rollups": [], "updated": now})
+        delta_rows, delta_nanos = rows - old_rows, nanos - old_nanos
+        job_fields = {
+            "cost.cost_nanos": firestore.Increment(delta_nanos),
+            "cost.estimated_rows": firestore.Increment(delta_rows),
+            "cost.estimated_nanos": firestore.Increment(delta_nanos),
+        }
+        batch.update(job_ref, {**job_fields, "cost_updated": now})
+        for path in old_paths | set(rollups):
+            added = (nanos if path in rollups else 0) - (old_nanos if path in old_paths else 0)
+            added_rows = (rows if path in rollups else 0) - (old_rows if path in old_paths else 0)
+            if added or added_rows:
+                change = {
+                    "cost_nanos": firestore.Increment(added),
+                    "estimated_nanos": firestore.Increment(added),
+                    "estimated_rows": firestore.Increment(added_rows),
+                }
+                batch.set(
+                    client.document(path),
+                    {**rollups.get(path, {}), **change, "updated": now},
+                    merge=True,
+                )
+        batch.commit()
+        return figures
+
+    for round_ in range(WRITE_ATTEMPTS):
+        try:
+            outcome = attempt()
+            break
+        except (
+            exceptions.AlreadyExists,
+            exceptions.Conflict,
+            exceptions.FailedPrecondition,
+            exceptions.Aborted,
+        ):
+            _count_retry()
+            time.sleep(_backoff(round_))
+    else:
+        raise RuntimeError(f"floor of job {job_id}: still contended after {WRITE_ATTEMPTS} tries")
+    logs.info(
+        "floor checked",
+        job_id=job_id,
+        outcome=outcome.outcome,
+        gap_rows=outcome.rows,
+        estimated_nanos=outcome.nanos,
+        vertex_succeeded=vertex_succeeded,
+        booked_succeeded=outcome.booked_succeeded,
+    )
+    return outcome

@@ -4,7 +4,10 @@ A job's cost is shown while it runs (the cost so far, from the incremental files
 as it goes) with `provisional: true` until the job is over and its cost final; `costBasis`
 says which file set the totals are (`incremental` or `final`), each file says its `kind` and
 whether it `counted`. Rows that could not be priced are counted (`unpricedRows`,
-`noUsageRows`) and sampled (`unpricedSamples`), never a silent $0.
+`noUsageRows`) and sampled (`unpricedSamples`), never a silent $0. Rows Vertex ran that no
+file holds (the floor, shared/cost/floor.py) are booked at the estimate and shown apart:
+`estimatedRows`, `estimatedUsd` (inside `costUsd`), `floor` (Vertex's counts, the books', the
+gap); a file that vanished or was rewritten carries its `tamper` reason.
 
 The queries behind `/v1/gateway/jobs/{id}/cost` and `/v1/gateway/spend` (the routes are in
 `shared/api/spend_routes.py`). Money is a decimal string of USD (nine places); counters are
@@ -46,8 +49,12 @@ def _camelize(value):
 
 
 def counters_view(counters: dict) -> dict:
+    """Counters as the API shows them; `costUsd` includes `estimatedUsd`, the rows Vertex ran
+    that no file holds, booked at the estimate (shared/cost/floor.py)."""
     view = {camel(f): int(counters.get(f) or 0) for f in COUNTER_FIELDS if f != "cost_nanos"}
     view["costUsd"] = nanos_to_usd(int(counters.get("cost_nanos") or 0))
+    view["estimatedRows"] = int(counters.get("estimated_rows") or 0)
+    view["estimatedUsd"] = nanos_to_usd(int(counters.get("estimated_nanos") or 0))
     return view
 
 
@@ -65,8 +72,25 @@ def _file_view(record: dict) -> dict:
         "supersededBy": record.get("superseded_by"),
         "kind": record.get("group") or "final",
         "counted": bool(record.get("counted")),
+        "error": record.get("error"),
+        "tamper": _camelize(record.get("tamper")),
         **counters_view(record.get("counters") or {}),
         "byModel": {m: counters_view(c) for m, c in (record.get("by_model") or {}).items()},
+    }
+
+
+def floor_view(floor: dict | None) -> dict | None:
+    """The job's floor record: Vertex's counts, the books', the gap booked at the estimate."""
+    if not floor:
+        return None
+    return {
+        "vertexSucceeded": int(floor.get("vertex_succeeded") or 0),
+        "vertexFailed": int(floor.get("vertex_failed") or 0),
+        "bookedSucceeded": int(floor.get("booked_succeeded") or 0),
+        "gapRows": int(floor.get("rows") or 0),
+        "perRowUsd": nanos_to_usd(int(floor.get("per_row_nanos") or 0)),
+        "estimatedUsd": nanos_to_usd(int(floor.get("nanos") or 0)),
+        "updateTime": times.iso(floor.get("updated")),
     }
 
 
@@ -90,6 +114,10 @@ def job_cost_view(cost: dict) -> dict:
         "costUsd": totals["costUsd"],
         "unpricedRows": totals["unpricedRows"],
         "noUsageRows": totals["noUsageRows"],
+        "estimatedRows": totals["estimatedRows"],
+        "estimatedUsd": totals["estimatedUsd"],
+        "floor": floor_view(cost.get("floor")),
+        "tamperedFiles": sum(1 for r in cost["records"] if r.get("tamper")),
         "totals": totals,
         "files": [_file_view(r) for r in cost["records"]],
         "failedSamples": _camelize(cost["failed_samples"]),
@@ -103,7 +131,7 @@ def job_cost_view(cost: dict) -> dict:
 
 
 def _add(target: dict, row: dict, sign: int = 1) -> None:
-    for field in COUNTER_FIELDS:
+    for field in COUNTER_FIELDS + ledger.ESTIMATED_FIELDS:
         target[field] = target.get(field, 0) + sign * int(row.get(field) or 0)
 
 

@@ -154,8 +154,14 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
             "usd": nanos_to_usd(cost_nanos),
             "cost_nanos": cost_nanos,
             "final": bool(job.get("cost_final"))
-            or (kind == "terminal" and not job.get("reconcile_failures")),
+            or (
+                kind == "terminal"
+                and not job.get("reconcile_failures")
+                and not int(cost.get("estimated_rows") or 0)
+            ),
             **{name: int(cost.get(name) or 0) for name in COUNT_FIELDS},
+            "estimated_rows": int(cost.get("estimated_rows") or 0),
+            "estimated_usd": nanos_to_usd(int(cost.get("estimated_nanos") or 0)),
         },
         "tokens": {name: int(cost.get(name) or 0) for name in TOKEN_FIELDS},
         "error": error,
@@ -474,3 +480,68 @@ def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | N
             if outcome == SENT:
                 sent.append((scope, pct))
     return sent
+
+
+# --- tamper: vanished generations and the floor ---------------------------------------------
+
+
+def send_vanished_alert(job: dict, uri: str, generation: int) -> str:
+    """One `tamper` alert per output generation that vanished before it was priced."""
+    job_id = job["job_id"]
+    note = (
+        f"{uri} generation {generation} was deleted or replaced before the gateway could price "
+        "it. Rows it held that no other file holds are booked at the estimate when the job ends "
+        "(the floor); give keys read-only access to their output folders"
+    )
+    tamper = {"reason": "vanished", "uri": uri, "generation": generation}
+    outcome = send(
+        alert_id=f"{job_id}:tamper:{uri}#{generation}",
+        kind="tamper",
+        state=job.get("state") or "JOB_STATE_UNSPECIFIED",
+        severity="ERROR",
+        job_id=job_id,
+        body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
+    )
+    _note_sent(job_id, "tamper", outcome)
+    return outcome
+
+
+def send_floor_alert(job: dict, floored) -> str:
+    """The job's one floor alert (`tamper`, reason `floor`): Vertex ran more successful rows
+    than its output files hold; the gap is booked at the estimate (a `ledger.Floored`)."""
+    job_id = job["job_id"]
+    tamper = {
+        "reason": "floor",
+        "vertex_succeeded": floored.vertex_succeeded,
+        "vertex_failed": floored.vertex_failed,
+        "booked_succeeded": floored.booked_succeeded,
+        "gap_rows": floored.rows,
+        "per_row_usd": nanos_to_usd(floored.per_row_nanos),
+        "per_row_nanos": floored.per_row_nanos,
+        "estimated_usd": nanos_to_usd(floored.nanos),
+        "estimated_nanos": floored.nanos,
+    }
+    note = (
+        f"Vertex ran {floored.vertex_succeeded} successful row(s); its output files hold "
+        f"{floored.booked_succeeded}. The gap of {floored.rows} row(s) is booked at the "
+        f"estimate's ${tamper['per_row_usd']} per row (${tamper['estimated_usd']}, marked "
+        "estimated) and its cost is not final. Files were deleted or rewritten before the "
+        "gateway read them: give keys read-only access to their output folders"
+    )
+    outcome = send(
+        alert_id=f"{job_id}:tamper:floor",
+        kind="tamper",
+        state=job.get("state") or "JOB_STATE_UNSPECIFIED",
+        severity="ERROR",
+        job_id=job_id,
+        body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
+    )
+    _note_sent(job_id, "tamper", outcome)
+    return outcome
+
+
+def _note_sent(job_id: str, kind: str, outcome: str) -> None:
+    if outcome == SENT:
+        from shared.jobs import records
+
+        records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})

@@ -39,15 +39,17 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from shared.core import clients, logs, times
+from shared.core.config import settings
 from shared.core.transient import is_transient
 from shared.cost import ledger, ranged_reads, usage
-from shared.jobs import records
+from shared.jobs import records, sealed_outputs
 
 PREDICTION_PATTERN = "predictions*.jsonl"
 INCREMENTAL_MARK = "incremental_predictions"
 FINAL, INCREMENTAL = ledger.FINAL, ledger.INCREMENTAL
 DIRECTORY_PREFIX = "prediction-"
 MAX_FOLDER_DEPTH = 32
+VANISHED = "vanished before it was priced"
 CLOCK_SLACK = timedelta(minutes=10)
 _DIRECTORY_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$")
 
@@ -102,6 +104,22 @@ def _created(job: dict) -> datetime | None:
 
 def choose_job(candidates: dict[str, dict], folder: str) -> str | None:
     """The id of the job whose output directory is `folder` (see the module docstring)."""
+    owners = [
+        jid
+        for jid, job in candidates.items()
+        if folder.startswith(_folder(job.get("output_prefix"))) and sealed_outputs.sealed(job)
+    ] or [
+        jid
+        for jid, job in candidates.items()
+        if job.get("client_output_directory")
+        and folder.startswith(_folder(job["client_output_directory"]))
+    ]
+    if len(owners) > 1:
+        # A per-job folder names one job: two are a bug or forged records; never guess.
+        logs.error("several jobs claim one sealed folder; ignored", folder=folder, jobs=owners)
+        return None
+    if owners:
+        return owners[0]
     exact = [
         jid for jid, job in candidates.items() if _folder(job.get("output_directory")) == folder
     ]
@@ -160,7 +178,7 @@ def price_object(
 ) -> bool:
     """Read, parse and record one object generation for `job`; True when anything changed.
 
-    Raises usage.ObjectGone when that generation no longer exists (permanent).
+    A generation that no longer exists is recorded as vanished (`tamper`, see `_vanished`).
     """
     job_id = job.get("job_id") or records.job_id_of(job["name"])
     existing = ledger.get_record(job_id, bucket, name, generation)
@@ -169,7 +187,10 @@ def price_object(
             # A redelivery after the alert failed to go out: the marker makes this idempotent.
             from shared.jobs import alerts
 
-            alerts.send_tamper_alert({**job, "job_id": job_id}, ledger.recorded_of(existing))
+            if (existing["tamper"] or {}).get("reason") == VANISHED:
+                alerts.send_vanished_alert({**job, "job_id": job_id}, existing["uri"], generation)
+            else:
+                alerts.send_tamper_alert({**job, "job_id": job_id}, ledger.recorded_of(existing))
         return False
     kind = (output_file(name) or (FINAL, ""))[0]
     deployment = records.deployment_of(job)
@@ -188,8 +209,9 @@ def price_object(
         recorded = ledger.record_generation(
             **where, generation=int(generation), usage=parsed, group=kind
         )
-    except usage.ObjectGone:
-        raise
+    except usage.ObjectGone as exc:
+        _vanished(**where, generation=generation, error=str(exc))
+        return False
     except Exception as exc:
         if is_transient(exc):
             raise
@@ -203,6 +225,31 @@ def price_object(
         _check_budgets(job)
         _check_unpriced(job, parsed, f"gs://{bucket}/{name}")
     return bool(recorded)
+
+
+def _vanished(*, job_id: str, job: dict, bucket: str, name: str, generation, size, error) -> None:
+    """A generation gone before it was priced (deleted, or replaced by a newer one): its rows
+    may be lost to the books, so it is a `tamper` event, recorded once (zero counters, the
+    reason) with one alert; the floor at the terminal state books any rows it took along."""
+    from shared.jobs import alerts
+
+    recorded = ledger.record_failure(
+        job_id=job_id,
+        job=job,
+        bucket=bucket,
+        name=name,
+        generation=int(generation),
+        size=size,
+        error=f"generation vanished before it was priced: {error}",
+        tamper={"reason": VANISHED},
+    )
+    logs.warning(
+        "prediction generation vanished before it was priced (tamper)",
+        job_id=job_id,
+        uri=f"gs://{bucket}/{name}#{generation}",
+        recorded=recorded,
+    )
+    alerts.send_vanished_alert({**job, "job_id": job_id}, f"gs://{bucket}/{name}", int(generation))
 
 
 def _check_unpriced(job: dict, parsed, uri: str) -> None:
@@ -248,7 +295,11 @@ def _check_budgets(job: dict) -> None:
 
 
 def handle_object(*, bucket: str | None, name: str | None, generation, size) -> bool:
-    """The finalize event of one object generation; True when a cost was recorded."""
+    """The finalize event of one object generation; True when a cost was recorded.
+
+    A sealed job's object (in its per-job staging folder) is priced, then copied to the
+    client's folder; the copy's own event
+    (when the client's bucket is watched) finds the job and changes nothing."""
     uri = f"gs://{bucket}/{name}"
     if not bucket or not name or not generation:
         logs.warning(
@@ -258,8 +309,12 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
             generation=generation,
         )
         return False
-    if output_file(name) is None:
+    staging = sealed_outputs.staging_output(bucket, name)
+    if output_file(name) is None and not staging:
         logs.info("not a prediction file; ignored", uri=uri, generation=generation)
+        return False
+    if bucket == settings().staging_bucket and not staging:
+        logs.info("a staging object that is no job output; ignored", uri=uri)
         return False
     found = find_job(bucket, name)
     if not found:
@@ -267,13 +322,18 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
         return False
     job_id, job = found
     job.setdefault("job_id", job_id)
-    try:
+    if sealed_outputs.sealed(job) and sealed_outputs.relative(job, uri) is None:
+        logs.info("a sealed job's copy: its books are kept in staging", job_id=job_id, uri=uri)
+        return False
+    changed = False
+    if output_file(name) is not None:
         changed = price_object(
             job=job, bucket=bucket, name=name, generation=int(generation), size=size
         )
-    except usage.ObjectGone as exc:
-        logs.warning("prediction object gone; ignored", job_id=job_id, uri=uri, error=str(exc))
-        return False
+    if sealed_outputs.sealed(job):
+        sealed_outputs.deliver(
+            job_id=job_id, record=job, bucket=bucket, name=name, generation=int(generation)
+        )
     return changed
 
 

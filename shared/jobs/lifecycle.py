@@ -34,9 +34,9 @@ from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, openai_batches, records
+from shared.jobs import alerts, openai_batches, records, sealed_outputs
 
-JOB_EVENTS = ("job.created", "job.cancel_requested")
+JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
 JOB_ID = re.compile(r"^[0-9]{1,40}$")
 MISSING_LIMIT = 3
 RECONCILE_ATTEMPTS = 3
@@ -199,14 +199,9 @@ def sync_job(job_id: str, *, record: dict | None = None) -> str:
         return "upstream_error"
     job = upstream.json()
     new_state = state_name(job.get("state"))
-    transition = None
-    if records.needs_transition(record, job):
-        transition = records.record_transition(job_id, job)
-    else:
+    transition = records.observe(job_id, record, job)
+    if not records.needs_transition(record, job):
         records.touch_synced(job_id)
-    directory = (job.get("outputInfo") or {}).get("gcsOutputDirectory")
-    if directory and directory != record.get("output_directory"):
-        records.index_folder(directory, job_id)
     if transition:
         logs.info(
             "job state changed",
@@ -261,21 +256,23 @@ def _split_gcs(uri: str) -> tuple[str, str]:
 
 def reconcile_outputs(record: dict) -> int:
     """Price every output file of the job (final and incremental, see shared/jobs/finalize.py)
-    that has no cost record yet (a finalize event missed, late or failed). Returns how many
+    that has no cost record yet (a finalize event missed, late or failed), and for a sealed
+    job deliver every object of its per-job folder that has no copy yet. Returns how many
     files were priced here."""
-    directory = record.get("output_directory")
-    if not directory:
-        return 0
-    from shared.cost import ledger, usage
+    from shared.cost import ledger
     from shared.jobs import finalize
 
     job_id = record["job_id"]
-    bucket, path = _split_gcs(directory)
+    sealed = sealed_outputs.sealed(record)
+    folder = record.get("output_prefix") if sealed else record.get("output_directory")
+    if not folder:
+        return 0
+    bucket, path = _split_gcs(folder)
     prefix = path.rstrip("/") + "/"
     priced = 0
     for blob in clients.storage().list_blobs(bucket, prefix=prefix):
         found = finalize.output_file(blob.name)
-        if found is None or found[1] != prefix:
+        if found is None or (found[1] != prefix and not sealed):
             continue
         generation = int(blob.generation or 0)
         if ledger.has_record(job_id, bucket, blob.name, generation):
@@ -286,25 +283,42 @@ def reconcile_outputs(record: dict) -> int:
             uri=f"gs://{bucket}/{blob.name}",
             generation=generation,
         )
-        try:
-            finalize.price_object(
-                job=record, bucket=bucket, name=blob.name, generation=generation, size=blob.size
-            )
-        except usage.ObjectGone as exc:
-            logs.warning("predictions file gone while reconciling", job_id=job_id, error=str(exc))
-            continue
+        finalize.price_object(
+            job=record, bucket=bucket, name=blob.name, generation=generation, size=blob.size
+        )
         priced += 1
+    if sealed:
+        sealed_outputs.deliver_all(job_id, record)
+        if not record.get("outputs_delivered"):
+            records.mark(job_id, outputs_delivered=True, outputs_delivered_time=datetime.now(UTC))
     return priced
 
 
+def outputs_unknown(record: dict) -> bool:
+    """A job whose output folder the gateway never learnt: Vertex lost it (deleted upstream)
+    before any GET recorded its `outputInfo`. Its books cannot be known, so it is never final
+    (a sealed job's folder is known from its create; a job Vertex reported ended without
+    `outputInfo` wrote nothing)."""
+    return (
+        bool(record.get("upstream_missing"))
+        and not record.get("output_directory")
+        and not sealed_outputs.sealed(record)
+    )
+
+
 def finish_job(job_id: str) -> str:
-    """Terminal job: reconcile outputs, send the terminal alert, then set `cost_final`.
+    """Terminal job: reconcile outputs, the floor, the alerts, then set `cost_final`.
 
     A reconciliation that keeps failing (an output bucket the gateway cannot read, a bug)
     must not hold the job hostage: after `RECONCILE_ATTEMPTS` failed ticks in a row the
     `reconcile` alert goes out, then the terminal alert (its cost marked not final) and the
     budget commitment is released; `cost_final` stays false, so later ticks keep trying and
     the first success finishes the job.
+
+    The floor (shared/cost/floor.py): successful rows Vertex ran that the books lack are
+    booked at the estimate's rate, one `tamper` alert names the gap, and the cost stays not
+    final (each tick checks again: a late file replaces estimated rows with priced ones). A
+    job whose output folder was never learnt (`outputs_unknown`) is never final either.
     """
     record = records.get(job_id)
     if record is None:
@@ -317,15 +331,34 @@ def finish_job(job_id: str) -> str:
     except Exception as exc:
         return _reconcile_failed(record, exc)
     record = {**(records.get(job_id) or record), "job_id": job_id}
+    floored = _apply_floor(record)
+    if floored is not None and floored.rows:
+        record = {**(records.get(job_id) or record), "job_id": job_id}
+        alerts.send_floor_alert(record, floored)
+    unknown = outputs_unknown(record)
+    if unknown:
+        alerts.send_job_alert(record, "reconcile", severity="ERROR", note=UNKNOWN_NOTE)
     _unpriced_backstop(record)
-    outcome = alerts.send_job_alert(record, "terminal")
+    outcome = alerts.send_job_alert(record, "terminal", note=_terminal_note(floored, unknown))
     if outcome == alerts.IN_FLIGHT:
         logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
         return "in_flight"
     openai_batches.finish_for_job(record)
+    cost = record.get("cost") or {}
+    if unknown or (floored is not None and floored.rows):
+        records.mark(job_id, reconcile_failures=0)
+        if not unknown:
+            _release_commitment(job_id)
+        logs.warning(
+            "job ended; its cost is not final",
+            job_id=job_id,
+            outputs_unknown=unknown,
+            estimated_rows=floored.rows if floored else 0,
+            cost_nanos=int(cost.get("cost_nanos") or 0),
+        )
+        return "not_final"
     records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC), reconcile_failures=0)
     _release_commitment(job_id)
-    cost = record.get("cost") or {}
     logs.info(
         "job cost final",
         job_id=job_id,
@@ -336,6 +369,61 @@ def finish_job(job_id: str) -> str:
         alert=outcome,
     )
     return "finished"
+
+
+UNKNOWN_NOTE = (
+    "Vertex no longer knows the job and the gateway never learnt its output folder: its cost "
+    "cannot be read from its files and is not final"
+)
+
+
+def _terminal_note(floored, unknown: bool) -> str:
+    notes = []
+    if floored is not None and floored.rows:
+        notes.append(
+            f"{floored.rows} row(s) Vertex ran are missing from its output files and are "
+            f"booked at the estimate (${nanos_to_usd(floored.nanos)}); its cost is not final"
+        )
+    if unknown:
+        notes.append(UNKNOWN_NOTE)
+    return "; ".join(notes)
+
+
+def _apply_floor(record: dict):
+    """Book the gap between Vertex's `completionStats` and the books (ledger.record_floor);
+    None when Vertex gave no counts."""
+    from shared.cost import floor, ledger
+
+    ran = floor.ran(record.get("completion_stats"))
+    if ran is None:
+        return None
+    rate = floor.per_row_nanos(record.get("estimate"))
+    if rate is None:
+        rate = _one_row_nanos(record)
+    return ledger.record_floor(
+        job_id=record["job_id"],
+        job=record,
+        vertex_succeeded=ran.succeeded,
+        vertex_failed=ran.failed,
+        per_row_nanos=rate,
+    )
+
+
+def _one_row_nanos(record: dict) -> int:
+    """The expected cost of one typical row of the job's model (a job without a usable
+    estimate); 0 when its model has no price (then the `unpriced` alert says so)."""
+    from shared.cost import estimate, pricing
+
+    deployment = records.deployment_of(record)
+    model = (record.get("deployment") or {}).get("model") or record.get("model")
+    try:
+        estimator = estimate.RowEstimator(
+            model, pricing.overrides_for(deployment) if deployment else None
+        )
+    except pricing.UnknownModelError:
+        logs.error("no price for a floor row", job_id=record.get("job_id"), model=model)
+        return 0
+    return int(estimate.from_size(estimate.FALLBACK_ROW_BYTES, estimator).cost_nanos["expected"])
 
 
 def _unpriced_backstop(record: dict) -> None:

@@ -342,6 +342,20 @@ def record_transition(job_id: str, upstream_job: dict) -> dict | None:
     return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))
 
 
+def observe(job_id: str, record: dict, upstream_job: dict) -> dict | None:
+    """Record what Vertex says of a job (state, `outputInfo`, `completionStats`) when it is
+    new, and index the output directory: the one step behind the sync, every passthrough GET
+    and the delete. Returns the transition,
+    if the state moved. Idempotent (see `record_transition`)."""
+    transition = None
+    if needs_transition(record, upstream_job):
+        transition = record_transition(job_id, upstream_job)
+    directory = (upstream_job.get("outputInfo") or {}).get("gcsOutputDirectory")
+    if directory and directory != record.get("output_directory"):
+        index_folder(directory, job_id)
+    return transition
+
+
 # --- listing (the gateway's own jobs view) --------------------------------------------------
 
 

@@ -135,9 +135,16 @@ def test_objects_that_are_no_jobs_predictions_are_ignored(finalize, gcp, name):
 
 
 def test_missing_object_and_other_event_types_are_acknowledged(finalize, gcp):
+    """A generation gone before it was priced is acknowledged and recorded as vanished (a
+    tamper event: tests/jobs/test_books_floor.py)."""
+    from shared.core import clients
+
+    clients.publisher().create_topic(name=clients.topic_path("batch-job-alerts"))
     bucket = gcp["bucket"]
     make_job(bucket, "206")
     assert deliver(finalize, bucket, PREDICTIONS, 12345).status_code == 200
+    [vanished] = [r.to_dict() for r in records_of("206")]
+    assert vanished["tamper"] == {"reason": "vanished before it was priced"}
     response = deliver(
         finalize, bucket, PREDICTIONS, 1, event_type="google.cloud.storage.object.v1.deleted"
     )

@@ -152,9 +152,10 @@ def test_a_job_gone_from_vertex_does_not_block_the_others(world, monkeypatch):
         world.tick()
     closed = records.get(gone)
     assert closed["upstream_missing"] is True
-    assert closed["terminal"] is True and closed["cost_final"] is True
+    # Its output folder was never learnt: closed, alerted, but never final (issue #22).
+    assert closed["terminal"] is True and closed["cost_final"] is False
     kinds = sorted((a["job_id"], a["kind"]) for a, _ in world.alerts())
-    assert kinds == sorted([(gone, "terminal"), (healthy, "terminal")])
+    assert kinds == sorted([(gone, "reconcile"), (gone, "terminal"), (healthy, "terminal")])
 
 
 def test_sync_is_bounded_and_carries_on_at_the_next_tick(world, monkeypatch):
