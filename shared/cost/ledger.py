@@ -41,10 +41,12 @@ written before sharding (no `-{shard}`) are read the same way, and a job's next 
 its total from the paths kept in its set totals to its shard.
 
 Monotonic books: what Vertex produced and billed is never lowered by a later write (a key
-holder may be able to write to their own output folder). Per object, a newer generation
-counts, counter by counter, the larger of what already counts for the object and what it
-holds: Vertex rewriting a file with more rows adds cost; a rewrite with fewer rows or less
-usage removes none (its record carries `tamper`). Once the job's `cost_final` is set, a new
+holder may be able to write to their own output folder). Per object, what counts is,
+counter by counter, the largest any of its generations held, whatever order their events
+arrive in (the books are order-free): Vertex rewriting a file with more rows adds cost; a
+rewrite with fewer rows or less usage removes none (its record carries `tamper`); an older
+generation priced after a newer one adds what it holds more (its record is `superseded` by
+the newer one), or, holding no more, is `stale`. Once the job's `cost_final` is set, a new
 generation (or a new object) changes nothing: its record is written with `counted: false`
 and `tamper` ({previous_generation, counted_nanos, file_nanos, difference_nanos}); the caller
 (jobs/finalize.py) raises the `tamper` alert. The job's `cost_final` is read right before the
@@ -56,8 +58,9 @@ so one job's cost lands in one day whenever its files arrive, and a replaced gen
 subtracted from the rollups it was added to.
 
 Exactly once, without transactions (contended ones are slow, on the emulator very): read the
-record (exists: done), the object doc (this or a newer generation counts: done) and the job's
-set totals, then commit ONE batch that creates the record (precondition: absent), creates or
+record (exists: done), the object doc (this or a newer generation counts and it adds nothing:
+done) and the job's set totals; `plan` (pure) computes what the generation does to each
+document; then commit ONE batch that creates the record (precondition: absent), creates or
 updates the object doc and the set totals (precondition: unchanged since the read), marks
 the old record superseded, and adds (counted set after - counted set before) to the job and
 the rollups with `Increment`. A concurrent writer makes the batch fail whole on a
@@ -75,6 +78,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -86,6 +90,7 @@ OBJECTS = "objects"
 GROUPS = "cost_groups"
 GROUP_DOC = "totals"
 FINAL, INCREMENTAL = "final", "incremental"
+SETS = (FINAL, INCREMENTAL)
 DAILY = "spend_daily"
 LABELS = "spend_labels"
 DAILY_IDENTITY = ("day", "key_id", "model")
@@ -109,8 +114,9 @@ class Recorded:
     """What `record_generation` did with one object generation.
 
     `outcome`: `recorded` (the books changed), `duplicate` (this generation has its record),
-    `stale` (an equal or newer generation counts), `tamper` (recorded, changed nothing: the
-    job's cost was final, or the generation held less than what counts for its object).
+    `stale` (an equal or newer generation counts and it adds nothing), `tamper` (recorded,
+    lowered nothing: the job's cost was final, or the generation held less than what counts
+    for its object).
     """
 
     outcome: str
@@ -276,6 +282,161 @@ def _check_recordable(counters: dict[str, int]) -> None:
         raise Unrecordable(f"counters out of range: {bad}")
 
 
+# --- the plan: what one object generation does to the books (pure) ------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one object generation does to the books, decided from what was read (`plan`) and
+    written in one batch (`_commit`).
+
+    `record`: the fields the generation's record carries beyond its usage (`counted`,
+    `superseded`, `superseded_by`, `tamper`); `object_doc`: the object doc after (the newest
+    generation, what counts for the object); `replaces`: the record id the generation
+    supersedes (None: none, or an older generation arriving late, which its own record
+    says); `totals`: the job's two sets after; `counted`: the set that counts after;
+    `job_delta` and `rollup_deltas`: what the job's totals and each rollup doc change by.
+    """
+
+    outcome: Recorded
+    record: dict
+    object_doc: dict
+    replaces: str | None
+    totals: dict[str, dict[str, int]]
+    counted: str
+    job_delta: dict[str, int]
+    rollup_deltas: dict[str, dict[str, int]]
+
+
+def counters_of(doc: dict | None) -> dict[str, int]:
+    """A stored counter map (an object doc's, a set's) with every counter, 0 when absent."""
+    stored = (doc or {}).get("counters") or {}
+    return {f: int(stored.get(f) or 0) for f in COUNTER_FIELDS}
+
+
+def settle(
+    *, previous: dict | None, job_final: bool, uri: str, generation: int, new: dict[str, int]
+) -> Recorded | None:
+    """Whether a generation stops short of the books, and how; None when it counts.
+
+    `stale`: it adds nothing to what counts for its object and is not newer than the
+    generation that does (a second delivery, or an older generation holding no more);
+    `tamper`: the job's cost is final, so it changes nothing (its record says so).
+    `previous` is the object doc as read (None: the object's first generation)."""
+    held = counters_of(previous)
+    previous_generation = int(previous["generation"]) if previous else None
+    adds = any(new[f] > held[f] for f in COUNTER_FIELDS)
+    if previous_generation is not None and previous_generation >= generation and not adds:
+        return Recorded("stale", uri=uri, previous_generation=previous_generation)
+    if job_final:
+        return Recorded(
+            "tamper",
+            uri=uri,
+            generation=generation,
+            previous_generation=previous_generation,
+            counted_nanos=held["cost_nanos"],
+            file_nanos=new["cost_nanos"],
+            job_final=True,
+        )
+    return None
+
+
+def plan(
+    *,
+    previous: dict | None,
+    stored: dict,
+    uri: str,
+    generation: int,
+    record_id: str,
+    group: str,
+    new: dict[str, int],
+    rollups: Collection[str],
+) -> Plan:
+    """The books after one generation that counts (`settle` returned None), from the object
+    doc and the job's set totals as read.
+
+    What counts for the object becomes, counter by counter, the larger of what counted and
+    what the generation holds, whatever order generations arrive in (an older generation
+    arriving late still adds what it holds more). A newer generation holding less on any
+    counter is `tamper` (it changes nothing it would lower). The object's counters move from
+    its set's totals to `group`'s; the job's totals follow the set that counts
+    (`counted_group`), and each rollup doc gets (the counted set after if the job adds to it
+    now) - (the counted set before if it did so far)."""
+    held = counters_of(previous)
+    previous_generation = int(previous["generation"]) if previous else None
+    newest = previous_generation is None or generation > previous_generation
+    counted = {f: max(held[f], new[f]) for f in COUNTER_FIELDS}
+    lowered = sorted(f for f in COUNTER_FIELDS if new[f] < held[f]) if newest else []
+    found = Recorded(
+        "tamper" if lowered else "recorded",
+        uri=uri,
+        generation=generation,
+        previous_generation=previous_generation,
+        counted_nanos=held["cost_nanos"],
+        file_nanos=new["cost_nanos"],
+    )
+    record: dict = {"counted": True, "superseded": not newest, "superseded_by": None}
+    if not newest:
+        record["superseded_by"] = previous.get("record_id")
+    if lowered:
+        record["tamper"] = _tamper_fields(found, lowered=lowered)
+
+    totals = {g: {f: int((stored.get(g) or {}).get(f) or 0) for f in COUNTER_FIELDS} for g in SETS}
+    before_group = counted_group(totals)
+    before = dict(totals[before_group])
+    if previous is not None:
+        target = totals[previous.get("group") or FINAL]
+        for field in COUNTER_FIELDS:
+            target[field] -= held[field]
+    for field in COUNTER_FIELDS:
+        totals[group][field] += counted[field]
+    after_group = counted_group(totals)
+    after = totals[after_group]
+    old_rollups = set(stored.get("rollups") or [])
+    return Plan(
+        outcome=found,
+        record=record,
+        object_doc={
+            "uri": uri,
+            "generation": generation if newest else previous_generation,
+            "record_id": record_id if newest else previous.get("record_id"),
+            "group": group,
+            "counters": counted,
+            "rollups": sorted(rollups),
+        },
+        replaces=(previous or {}).get("record_id") if newest else None,
+        totals=totals,
+        counted=after_group,
+        job_delta={f: after[f] - before[f] for f in COUNTER_FIELDS},
+        rollup_deltas={
+            path: {
+                f: (after[f] if path in rollups else 0) - (before[f] if path in old_rollups else 0)
+                for f in COUNTER_FIELDS
+            }
+            for path in sorted(old_rollups | set(rollups))
+        },
+    )
+
+
+def _tamper_fields(found: Recorded, lowered: list[str] | None = None) -> dict:
+    """The `tamper` map of a record that changed nothing it would have lowered."""
+    if found.job_final:
+        reason = {"reason": "a new generation after the job's cost was final"}
+    else:
+        reason = {"reason": "the generation holds less than what counts for its object"}
+    return {
+        **reason,
+        "previous_generation": found.previous_generation,
+        **({"lowered": lowered} if lowered else {}),
+        "counted_nanos": found.counted_nanos,
+        "file_nanos": found.file_nanos,
+        "difference_nanos": found.difference_nanos,
+    }
+
+
+# --- the commit: one generation's record and the books, exactly once ----------------------
+
+
 def record_generation(
     *,
     job_id: str,
@@ -290,167 +451,27 @@ def record_generation(
     """Record one object generation's usage, exactly once and monotonically (see the module
     docstring). `group` is FINAL or INCREMENTAL (shared/jobs/finalize.py says which)."""
     from google.api_core import exceptions
-    from google.cloud import firestore
 
     generation = int(generation)
-    client = clients.firestore()
-    job_ref = _job_ref(job_id)
-    rid = record_id(bucket, name, generation)
-    rec_ref = job_ref.collection(OUTPUTS).document(rid)
-    obj_ref = job_ref.collection(OBJECTS).document(object_id(bucket, name))
-    groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
     new = _counters(usage)
     _check_recordable(new)
-    rollups = _rollup_docs(job, rollup_shard(job_id))
-    now = datetime.now(UTC)
-    uri = f"gs://{bucket}/{name}"
-    record = {
-        "bucket": bucket,
-        "name": name,
-        "uri": f"gs://{bucket}/{name}",
-        "generation": generation,
-        "size": int(size) if size not in (None, "") else None,
-        "model": job.get("model"),
-        "group": group,
-        "counters": new,
-        "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
-        "failed_samples": _bounded(usage.failed_samples),
-        "malformed_samples": _bounded(usage.malformed_samples),
-        "unpriced_samples": _bounded(usage.unpriced_samples),
-        "created": now,
-        "superseded": False,
-        "superseded_by": None,
-        "counted": True,
-    }
-
-    def attempt() -> Recorded:
-        """One optimistic try: read the object doc, the job and the job's set totals, then
-        one batch whose preconditions fail if the record exists or a doc changed since."""
-        current, job_now = _read_pair(client, obj_ref, job_ref)
-        old = current.to_dict() if current.exists else None
-        old_counters = {f: int((old or {}).get("counters", {}).get(f) or 0) for f in COUNTER_FIELDS}
-        found = Recorded(
-            "tamper",
-            uri=uri,
-            generation=generation,
-            previous_generation=int(old["generation"]) if old else None,
-            counted_nanos=old_counters["cost_nanos"],
-            file_nanos=new["cost_nanos"],
-            job_final=bool((job_now.to_dict() or {}).get("cost_final")),
-        )
-        if found.previous_generation is not None and found.previous_generation >= generation:
-            return Recorded("stale", uri=uri, previous_generation=found.previous_generation)
-        if found.job_final:
-            rec_ref.create(
-                {
-                    **record,
-                    "counted": False,
-                    "tamper": {
-                        "reason": "a new generation after the job's cost was final",
-                        "previous_generation": found.previous_generation,
-                        "counted_nanos": found.counted_nanos,
-                        "file_nanos": found.file_nanos,
-                        "difference_nanos": found.difference_nanos,
-                    },
-                }
-            )
-            return found
-        counted = {f: max(old_counters[f], new[f]) for f in COUNTER_FIELDS}
-        lowered = sorted(f for f in COUNTER_FIELDS if new[f] < old_counters[f])
-        fields = dict(record)
-        if lowered:
-            fields["tamper"] = {
-                "reason": "the generation holds less than what counts for its object",
-                "previous_generation": found.previous_generation,
-                "lowered": lowered,
-                "counted_nanos": found.counted_nanos,
-                "file_nanos": found.file_nanos,
-                "difference_nanos": found.difference_nanos,
-            }
-        stored, groups_snapshot = _group_totals(job_ref)
-        totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
-        before_group = counted_group(totals)
-        before = dict(totals[before_group])
-        if old:
-            target = totals[old.get("group") or FINAL]
-            for field in COUNTER_FIELDS:
-                target[field] -= old_counters[field]
-        for field in COUNTER_FIELDS:
-            totals[group][field] += counted[field]
-        after_group = counted_group(totals)
-        after = totals[after_group]
-        job_delta = {f: after[f] - before[f] for f in COUNTER_FIELDS}
-        old_rollups = set(stored.get("rollups") or [])
-        deltas: dict[str, dict[str, int]] = {}
-        for path in old_rollups | set(rollups):
-            deltas[path] = {
-                f: (after[f] if path in rollups else 0) - (before[f] if path in old_rollups else 0)
-                for f in COUNTER_FIELDS
-            }
-
-        batch = client.batch()
-        batch.create(rec_ref, fields)
-        object_fields = {
-            "uri": uri,
-            "generation": generation,
-            "record_id": rid,
-            "group": group,
-            "counters": counted,
-            "rollups": sorted(rollups),
-            "updated": now,
-        }
-        if old:
-            batch.update(
-                obj_ref,
-                object_fields,
-                option=client.write_option(last_update_time=current.update_time),
-            )
-            if old.get("record_id"):
-                batch.update(
-                    job_ref.collection(OUTPUTS).document(old["record_id"]),
-                    {"superseded": True, "superseded_by": rid},
-                )
-        else:
-            batch.create(obj_ref, object_fields)
-        group_fields = {
-            **totals,
-            "counted": after_group,
-            "rollups": sorted(rollups),
-            "updated": now,
-        }
-        if groups_snapshot.exists:
-            batch.update(
-                groups_ref,
-                group_fields,
-                option=client.write_option(last_update_time=groups_snapshot.update_time),
-            )
-        else:
-            batch.create(groups_ref, group_fields)
-        job_update = {f"cost.{f}": firestore.Increment(v) for f, v in job_delta.items() if v}
-        batch.update(job_ref, {**job_update, "cost_basis": after_group, "cost_updated": now})
-        for path, delta in deltas.items():
-            increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
-            if increments:
-                fields = {**rollups.get(path, {}), **increments, "updated": now}
-                batch.set(client.document(path), fields, merge=True)
-        batch.commit()
-        if lowered:
-            return found
-        return Recorded(
-            "recorded",
-            uri=uri,
-            generation=generation,
-            previous_generation=found.previous_generation,
-            counted_nanos=found.counted_nanos,
-            file_nanos=found.file_nanos,
-        )
-
+    write = _Write(
+        job_id=job_id,
+        uri=f"gs://{bucket}/{name}",
+        generation=generation,
+        record_id=record_id(bucket, name, generation),
+        object_id=object_id(bucket, name),
+        group=group,
+        new=new,
+        rollups=_rollup_docs(job, rollup_shard(job_id)),
+        record=_record_fields(job, bucket, name, generation, size, usage, group, new),
+    )
     for round_ in range(WRITE_ATTEMPTS):
-        if rec_ref.get().exists:
-            outcome = Recorded("duplicate", uri=uri, generation=generation)
+        if write.record_ref().get().exists:
+            outcome = Recorded("duplicate", uri=write.uri, generation=generation)
             break
         try:
-            outcome = attempt()
+            outcome = write.attempt()
             break
         except (
             exceptions.AlreadyExists,
@@ -463,8 +484,140 @@ def record_generation(
             _count_retry()
             time.sleep(_backoff(round_))
     else:
-        raise RuntimeError(f"cost record {rid}: still contended after {WRITE_ATTEMPTS} tries")
-    where = {"job_id": job_id, "uri": f"{uri}#{generation}", "record_id": rid}
+        raise RuntimeError(
+            f"cost record {write.record_id}: still contended after {WRITE_ATTEMPTS} tries"
+        )
+    _log_outcome(outcome, write)
+    return outcome
+
+
+def _record_fields(job, bucket, name, generation, size, usage, group, new) -> dict:
+    """The cost record of one generation, as its usage gives it (the plan adds the rest)."""
+    return {
+        "bucket": bucket,
+        "name": name,
+        "uri": f"gs://{bucket}/{name}",
+        "generation": generation,
+        "size": int(size) if size not in (None, "") else None,
+        "model": job.get("model"),
+        "group": group,
+        "counters": new,
+        "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
+        "failed_samples": _bounded(usage.failed_samples),
+        "malformed_samples": _bounded(usage.malformed_samples),
+        "unpriced_samples": _bounded(usage.unpriced_samples),
+        "created": datetime.now(UTC),
+        "superseded": False,
+        "superseded_by": None,
+        "counted": True,
+    }
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One generation on its way into the books: what it is, and the documents it touches."""
+
+    job_id: str
+    uri: str
+    generation: int
+    record_id: str
+    object_id: str
+    group: str
+    new: dict[str, int]
+    rollups: dict[str, dict]
+    record: dict
+
+    def job_ref(self):
+        return _job_ref(self.job_id)
+
+    def record_ref(self):
+        return self.job_ref().collection(OUTPUTS).document(self.record_id)
+
+    def attempt(self) -> Recorded:
+        """One optimistic try: read the object doc and the job (then the job's set totals),
+        plan, and write the plan in one batch whose preconditions fail if the record exists
+        or a doc changed since it was read."""
+        client = clients.firestore()
+        job_ref = self.job_ref()
+        obj_ref = job_ref.collection(OBJECTS).document(self.object_id)
+        current, job_now = _read_pair(client, obj_ref, job_ref)
+        previous = current.to_dict() if current.exists else None
+        early = settle(
+            previous=previous,
+            job_final=bool((job_now.to_dict() or {}).get("cost_final")),
+            uri=self.uri,
+            generation=self.generation,
+            new=self.new,
+        )
+        if early is not None:
+            if early.outcome == "tamper":
+                fields = {**self.record, "counted": False, "tamper": _tamper_fields(early)}
+                self.record_ref().create(fields)
+            return early
+        stored, groups_snapshot = _group_totals(job_ref)
+        planned = plan(
+            previous=previous,
+            stored=stored,
+            uri=self.uri,
+            generation=self.generation,
+            record_id=self.record_id,
+            group=self.group,
+            new=self.new,
+            rollups=set(self.rollups),
+        )
+        self.commit(planned, client, current, groups_snapshot)
+        return planned.outcome
+
+    def commit(self, planned: Plan, client, current, groups_snapshot) -> None:
+        """Write the plan: one batch, with a precondition on every doc it was computed from."""
+        from google.cloud import firestore
+
+        now = datetime.now(UTC)
+        job_ref = self.job_ref()
+        obj_ref = job_ref.collection(OBJECTS).document(self.object_id)
+        groups_ref = job_ref.collection(GROUPS).document(GROUP_DOC)
+        batch = client.batch()
+        batch.create(self.record_ref(), {**self.record, **planned.record})
+        object_doc = {**planned.object_doc, "updated": now}
+        if current.exists:
+            unchanged = client.write_option(last_update_time=current.update_time)
+            batch.update(obj_ref, object_doc, option=unchanged)
+        else:
+            batch.create(obj_ref, object_doc)
+        if planned.replaces:
+            batch.update(
+                job_ref.collection(OUTPUTS).document(planned.replaces),
+                {"superseded": True, "superseded_by": self.record_id},
+            )
+        group_doc = {
+            **planned.totals,
+            "counted": planned.counted,
+            "rollups": sorted(self.rollups),
+            "updated": now,
+        }
+        if groups_snapshot.exists:
+            unchanged = client.write_option(last_update_time=groups_snapshot.update_time)
+            batch.update(groups_ref, group_doc, option=unchanged)
+        else:
+            batch.create(groups_ref, group_doc)
+        job_update = {
+            f"cost.{f}": firestore.Increment(v) for f, v in planned.job_delta.items() if v
+        }
+        batch.update(job_ref, {**job_update, "cost_basis": planned.counted, "cost_updated": now})
+        for path, delta in planned.rollup_deltas.items():
+            increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
+            if increments:
+                fields = {**self.rollups.get(path, {}), **increments, "updated": now}
+                batch.set(client.document(path), fields, merge=True)
+        batch.commit()
+
+
+def _log_outcome(outcome: Recorded, write: _Write) -> None:
+    where = {
+        "job_id": write.job_id,
+        "uri": f"{write.uri}#{write.generation}",
+        "record_id": write.record_id,
+    }
     if outcome.outcome == "duplicate":
         logs.info("cost record exists; nothing to do", **where)
     elif outcome.outcome == "stale":
@@ -485,13 +638,12 @@ def record_generation(
     else:
         logs.info(
             "cost recorded",
-            group=group,
+            group=write.group,
             replaced_generation=outcome.previous_generation,
-            cost_nanos=new["cost_nanos"],
-            rows=new["rows"],
+            cost_nanos=write.new["cost_nanos"],
+            rows=write.new["rows"],
             **where,
         )
-    return outcome
 
 
 def _read_pair(client, obj_ref, job_ref):

@@ -307,15 +307,33 @@ def test_an_object_changed_under_a_write_sends_it_round_again(gcp, monkeypatch):
     assert obj["generation"] == 3
 
 
-def test_an_older_generation_after_a_newer_one_is_stale_and_writes_nothing(gcp):
+def test_an_older_generation_holding_no_more_is_stale_and_writes_nothing(gcp):
     job = make_job(gcp["bucket"], "309")
     common = {"job_id": "309", "job": job, "bucket": "b", "name": NAME, "size": 1}
-    ledger.record_generation(**common, generation=20, usage=file_usage(5, 1, 700))
-    older = ledger.record_generation(**common, generation=10, usage=file_usage(50, 9, 9_000))
+    ledger.record_generation(**common, generation=20, usage=file_usage(50, 9, 9_000))
+    older = ledger.record_generation(**common, generation=10, usage=file_usage(5, 1, 700))
     assert (older.outcome, bool(older)) == ("stale", False)
     assert (older.uri, older.previous_generation) == (f"gs://b/{NAME}", 20)
     assert not job_doc("309").collection("outputs").document(sha(f"b/{NAME}#10")).get().exists
-    assert job_doc("309").get().to_dict()["cost"]["cost_nanos"] == 700
+    assert job_doc("309").get().to_dict()["cost"]["cost_nanos"] == 9_000
+
+
+def test_an_older_generation_arriving_late_adds_what_it_holds_more(gcp):
+    """Events arrive in any order: generation 10 priced after 20 still counts, counter by
+    counter, the larger of the two, as if it had come first (the books are order-free)."""
+    job = make_job(gcp["bucket"], "315")
+    common = {"job_id": "315", "job": job, "bucket": "b", "name": NAME, "size": 1}
+    ledger.record_generation(**common, generation=20, usage=file_usage(5, 12, 700))
+    older = ledger.record_generation(**common, generation=10, usage=file_usage(50, 9, 9_000))
+    assert (older.outcome, older.previous_generation) == ("recorded", 20)
+    cost = job_doc("315").get().to_dict()["cost"]
+    assert (cost["cost_nanos"], cost["prompt_tokens"], cost["candidates_tokens"]) == (9_000, 50, 12)
+    obj = job_doc("315").collection("objects").document(sha(f"b/{NAME}")).get().to_dict()
+    assert (obj["generation"], obj["record_id"]) == (20, sha(f"b/{NAME}#20"))
+    records = {r["generation"]: r for r in ledger.job_cost("315")["records"]}
+    assert (records[10]["superseded"], records[10]["superseded_by"]) == (True, sha(f"b/{NAME}#20"))
+    assert records[20]["superseded"] is False
+    assert totals_of("315")["final"]["cost_nanos"] == 9_000
 
 
 def test_the_same_generation_landing_first_elsewhere_is_stale_without_a_retry(gcp, monkeypatch):
