@@ -157,8 +157,8 @@ resource "google_cloudfunctions2_function" "on_output_finalized" {
   ]
 }
 
-# GCS finalize -> on_output_finalized, one trigger per watched bucket, in the bucket's
-# location. Eventarc retries failed deliveries with backoff for 24 hours (the handler is
+# GCS finalize -> on_output_finalized, one trigger per watched bucket (the output buckets
+# and the staging bucket, where sealed outputs land), in the bucket's location. Eventarc retries failed deliveries with backoff for 24 hours (the handler is
 # idempotent per object generation); on_job_event reconciles outputs at the terminal state.
 resource "google_eventarc_trigger" "output_finalized" {
   for_each = local.watched_buckets
@@ -188,6 +188,7 @@ resource "google_eventarc_trigger" "output_finalized" {
 
   depends_on = [
     google_storage_bucket.outputs,
+    google_storage_bucket.staging,
     google_project_iam_member.gcs_agent_publishes,
     google_project_iam_member.trigger,
     google_cloud_run_v2_service_iam_member.trigger_invokes,

@@ -83,18 +83,21 @@ resource "google_pubsub_topic_iam_member" "on_job_event_publishes_alerts" {
   member  = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 
-# Estimates of jobs created without one are made from their sealed inputs.
+# Estimates of jobs created without one are made from their sealed inputs; reconciliation
+# prices and copies sealed outputs from the per-job folders.
 resource "google_storage_bucket_iam_member" "on_job_event_reads_staging" {
   bucket = google_storage_bucket.staging.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 
-resource "google_storage_bucket_iam_member" "on_job_event_reads_outputs" {
-  for_each = local.watched_buckets
+# Reconciliation reads the output folders; for sealed outputs it also writes the copies
+# into the clients' folders (create, and overwrite: objectUser).
+resource "google_storage_bucket_iam_member" "on_job_event_copies_outputs" {
+  for_each = local.output_bucket_locations
 
   bucket = each.key
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.on_job_event.email}"
 
   depends_on = [google_storage_bucket.outputs]
@@ -120,8 +123,9 @@ resource "google_secret_manager_secret_iam_member" "on_output_finalized_reads_we
 
 # --- on_output_finalized: read prediction files, Firestore, publish budget alerts --------
 
+# aiplatform.user: the live budget stop cancels a running job that would cross a budget.
 resource "google_project_iam_member" "on_output_finalized" {
-  for_each = toset(["roles/datastore.user"])
+  for_each = toset(["roles/aiplatform.user", "roles/datastore.user"])
 
   project = var.project_id
   role    = each.value
@@ -135,14 +139,31 @@ resource "google_pubsub_topic_iam_member" "on_output_finalized_publishes_alerts"
   member  = "serviceAccount:${google_service_account.on_output_finalized.email}"
 }
 
-resource "google_storage_bucket_iam_member" "on_output_finalized_reads_outputs" {
-  for_each = local.watched_buckets
+# Prices the files Vertex writes in the output buckets (unsealed deployments) and copies
+# sealed outputs there (create, and overwrite: objectUser).
+resource "google_storage_bucket_iam_member" "on_output_finalized_copies_outputs" {
+  for_each = local.output_bucket_locations
 
   bucket = each.key
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.on_output_finalized.email}"
 
   depends_on = [google_storage_bucket.outputs]
+}
+
+# Sealed outputs are priced, and copied from, the per-job folders of the staging bucket.
+resource "google_storage_bucket_iam_member" "on_output_finalized_reads_staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.on_output_finalized.email}"
+}
+
+# The budget stop's cancel is followed by `job.cancel_requested` (a sync of that job now).
+resource "google_pubsub_topic_iam_member" "on_output_finalized_publishes_events" {
+  project = var.project_id
+  topic   = google_pubsub_topic.events.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.on_output_finalized.email}"
 }
 
 # --- trigger identity: receive Eventarc events, invoke the two event functions ----------

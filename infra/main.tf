@@ -12,11 +12,20 @@ locals {
   }
 
   created_output_bucket = "${var.name_prefix}-outputs-${var.project_id}"
+  staging_bucket        = "${var.name_prefix}-staging-${var.project_id}"
 
-  # Every bucket whose finalize events are priced: the given ones and the created one.
-  watched_buckets = merge(
+  # The clients' output buckets: the given ones and the created one. Unsealed deployments'
+  # Vertex writes here; sealed outputs are copied here by the gateway.
+  output_bucket_locations = merge(
     { for b in var.output_buckets : b.name => lower(b.location) },
     var.create_output_bucket ? { (local.created_output_bucket) = lower(var.region) } : {},
+  )
+
+  # Every bucket whose finalize events are priced: the output buckets and the staging
+  # bucket (sealed outputs: Vertex writes each job's files into a per-job folder there).
+  watched_buckets = merge(
+    local.output_bucket_locations,
+    { (local.staging_bucket) = lower(var.region) },
   )
 
   webhook_secret_enabled = nonsensitive(var.alert_webhook_secret != null && var.alert_webhook_secret != "")
@@ -57,6 +66,9 @@ locals {
   env_on_output_finalized = merge(local.common_env, {
     VBG_ALERTS_TOPIC      = local.topics.alerts
     VBG_ALERT_WEBHOOK_URL = var.alert_webhook_url
+    VBG_EVENTS_TOPIC      = local.topics.events
+    VBG_VERTEX_ENDPOINT   = var.vertex_endpoint
+    VBG_STAGING_BUCKET    = google_storage_bucket.staging.name
   })
 
   # Secret environment per function: variable name => secret id (version "latest").

@@ -100,12 +100,15 @@ resource "google_storage_bucket_iam_member" "vertex_writes_outputs" {
 }
 
 # Gateway-owned: sealed copies of job inputs (what Vertex runs is what was estimated and
-# budgeted) and other files the gateway writes. Only the gateway's functions write here and
-# Vertex's service agent reads; keys' principals get no access at all.
+# budgeted), sealed outputs (Vertex writes each job's files into outputs/<day>/<key>/<intent>/,
+# the gateway prices them there and copies them to the client's folder) and other files the
+# gateway writes. Only the gateway's functions and Vertex's service agent (outputs/ only)
+# write here; keys' principals get no access at all: nothing a key holder does changes what
+# the books read.
 resource "google_storage_bucket" "staging" {
   #checkov:skip=CKV_GCP_62:Access logs of gateway-written copies would cost more than the copies; reads are by Vertex's service agent and the gateway's own service accounts.
   #checkov:skip=CKV_GCP_78:Sealed copies are written once and deleted by the lifecycle rule; versioning would keep and bill them past it.
-  name     = "${var.name_prefix}-staging-${var.project_id}"
+  name     = local.staging_bucket
   project  = var.project_id
   location = var.region
   labels   = var.labels
@@ -130,4 +133,18 @@ resource "google_storage_bucket_iam_member" "vertex_reads_staging" {
   bucket = google_storage_bucket.staging.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
+}
+
+# Sealed outputs: Vertex writes batch outputs as its service agent, and only below outputs/
+# (sealed inputs and the gateway's other files stay read-only to it).
+resource "google_storage_bucket_iam_member" "vertex_writes_staging_outputs" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
+
+  condition {
+    title       = "sealed-outputs-only"
+    description = "Vertex AI writes batch outputs under outputs/ of the staging bucket."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.staging_bucket}/objects/outputs/\")"
+  }
 }

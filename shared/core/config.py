@@ -42,12 +42,16 @@ ENV_BY_FUNCTION = {
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
     ),
-    # Budget alerts are sent when a cost lands, so from here too.
+    # Budget alerts are sent when a cost lands, so from here too; the live budget stop
+    # cancels a job (Vertex, then `job.cancel_requested`); staging objects are sealed outputs.
     "on_output_finalized": (
         *COMMON_ENV,
         "VBG_ALERTS_TOPIC",
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
+        "VBG_EVENTS_TOPIC",
+        "VBG_VERTEX_ENDPOINT",
+        "VBG_STAGING_BUCKET",
     ),
 }
 

@@ -113,6 +113,7 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
         "stuck": f"stuck in {short_state(state)}",
         "unpriced": "has rows the gateway could not price (booked at $0)",
         "tamper": "had an output file rewritten that the books did not take",
+        "budget_stop": "was cancelled: it would cross a budget",
         "reconcile": "cannot have its outputs priced",
     }.get(kind, kind)
     text = f"Batch job {job_id} ({job.get('display_name') or '-'}, {job.get('model')}) of {who} "
@@ -545,3 +546,29 @@ def _note_sent(job_id: str, kind: str, outcome: str) -> None:
         from shared.jobs import records
 
         records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})
+
+
+# --- the live budget stop ----------------------------------------------------------------------
+
+
+def send_budget_stop_alert(job: dict, figures: dict) -> str:
+    """The job's one `budget_stop` alert: it was cancelled while running because its cost so
+    far plus its scope's other commitments would cross a budget (shared/jobs/budget_stop.py).
+    `figures`: scope, subject, name, period, limit, spent, committed, the job's cost so far."""
+    note = (
+        f"{figures['scope'].capitalize()} {figures['name']} has a ${figures['limit_usd']} "
+        f"budget ({figures['period']}); spent ${figures['spent_usd']} (this job's "
+        f"${figures['job_cost_usd']} so far included) and ${figures['committed_usd']} committed "
+        "to other open jobs would pass it, so the job was cancelled. Rows it finished are "
+        "billed and booked; raise the budget and retry the failed rows to finish it"
+    )
+    outcome = send(
+        alert_id=f"{job['job_id']}:budget_stop",
+        kind="budget_stop",
+        state=job.get("state") or "JOB_STATE_UNSPECIFIED",
+        severity="ERROR",
+        job_id=job["job_id"],
+        body={**job_alert_body(job, "budget_stop", note=note), "budget_stop": figures},
+    )
+    _note_sent(job["job_id"], "budget_stop", outcome)
+    return outcome

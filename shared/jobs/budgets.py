@@ -118,24 +118,45 @@ def team_record(team: str) -> dict | None:
 def budgets_for(caller) -> list[Budget]:
     if caller is None or caller.is_master:
         return []
+    return _budgets(
+        caller.key_id, caller.alias, caller.budget_usd, caller.budget_period, caller.team
+    )
+
+
+def budgets_of_owner(key_id: str | None, team: str | None) -> list[Budget]:
+    """The budgets a job's cost counts against, read from its owner's key record now (an
+    admin may have changed them since the create); none for the master key's jobs."""
+    from shared.core import keys
+
+    record = keys.get_record(key_id) if key_id else None
+    if record is None:
+        return []
+    return _budgets(
+        key_id,
+        record.get("alias") or key_id,
+        record.get("budget_usd"),
+        record.get("budget_period"),
+        team or record.get("team"),
+    )
+
+
+def _budgets(key_id, alias, budget_usd, budget_period, team) -> list[Budget]:
     found = []
-    if caller.budget_usd is not None:
-        found.append(
-            Budget("key", caller.key_id, caller.alias, caller.budget_usd, caller.budget_period)
-        )
-    if caller.team:
-        record = team_record(caller.team) or {}
+    if budget_usd not in (None, ""):
+        found.append(Budget("key", key_id, alias, budget_usd, budget_period))
+    if team:
+        record = team_record(team) or {}
         if record.get("budget_usd") not in (None, ""):
             found.append(
-                Budget(
-                    "team",
-                    caller.team,
-                    caller.team,
-                    record["budget_usd"],
-                    record.get("budget_period"),
-                )
+                Budget("team", team, team, record["budget_usd"], record.get("budget_period"))
             )
     return found
+
+
+def commitments(budget: Budget, at: datetime) -> dict:
+    """The live reservations of a budget's period (reservation id -> entry)."""
+    snapshot = budget.ref(at).get()
+    return _live_entries(snapshot.to_dict() if snapshot.exists else {}, at)
 
 
 def _live_entries(doc: dict, at: datetime) -> dict:

@@ -297,9 +297,10 @@ def _check_budgets(job: dict) -> None:
 def handle_object(*, bucket: str | None, name: str | None, generation, size) -> bool:
     """The finalize event of one object generation; True when a cost was recorded.
 
-    A sealed job's object (in its per-job staging folder) is priced, then copied to the
-    client's folder; the copy's own event
-    (when the client's bucket is watched) finds the job and changes nothing."""
+    A sealed job's object (in its per-job staging folder) is priced, checked against the
+    job's budgets while it runs (incremental files), then copied to the client's folder; the
+    copy's own event (when the client's bucket is watched) finds the job and changes
+    nothing."""
     uri = f"gs://{bucket}/{name}"
     if not bucket or not name or not generation:
         logs.warning(
@@ -330,11 +331,21 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
         changed = price_object(
             job=job, bucket=bucket, name=name, generation=int(generation), size=size
         )
+    if output_file(name) is not None and output_file(name)[0] == INCREMENTAL:
+        _check_budget_stop(job_id)
     if sealed_outputs.sealed(job):
         sealed_outputs.deliver(
             job_id=job_id, record=job, bucket=bucket, name=name, generation=int(generation)
         )
     return changed
+
+
+def _check_budget_stop(job_id: str) -> None:
+    """The live budget stop (shared/jobs/budget_stop.py) after each incremental file; run on
+    redeliveries too, so a crash between the cost and the check loses no stop."""
+    from shared.jobs import budget_stop
+
+    budget_stop.check(job_id)
 
 
 def ignore_event(*, event_type: str, event_id: str) -> None:

@@ -35,14 +35,17 @@ EXPECTED_ROLES = {
         ("project", "roles/aiplatform.user"),
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
-        ("bucket:watched", "roles/storage.objectViewer"),
+        ("bucket:outputs", "roles/storage.objectUser"),
         ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
     },
     "on_output_finalized": {
+        ("project", "roles/aiplatform.user"),
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
-        ("bucket:watched", "roles/storage.objectViewer"),
+        ("topic:events", "roles/pubsub.publisher"),
+        ("bucket:outputs", "roles/storage.objectUser"),
+        ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
     },
     "trigger": {
@@ -60,6 +63,7 @@ EXPECTED_ROLES = {
     "aiplatform_agent": {
         ("bucket:created_outputs", "roles/storage.objectAdmin"),
         ("bucket:staging", "roles/storage.objectViewer"),
+        ("bucket:staging", "roles/storage.objectAdmin"),  # outputs/ only: see below
     },
 }
 
@@ -210,9 +214,11 @@ def test_on_output_finalized_gets_a_trigger_per_watched_bucket_in_its_location(t
     run = block(block(trigger, "destination"), "cloud_run_service")
     assert expr(run["service"]) == "google_cloudfunctions2_function.on_output_finalized.name"
     assert expr(trigger["service_account"]) == "google_service_account.trigger.email"
+    outputs = tf["locals"]["output_bucket_locations"]
+    assert "var.output_buckets" in outputs and "local.created_output_bucket" in outputs
+    assert "lower(b.location)" in outputs
     watched = tf["locals"]["watched_buckets"]
-    assert "var.output_buckets" in watched and "local.created_output_bucket" in watched
-    assert "lower(b.location)" in watched
+    assert "local.output_bucket_locations" in watched and "local.staging_bucket" in watched
 
 
 def test_scheduler_publishes_sync_every_minute(tf):
@@ -299,6 +305,8 @@ def targets(rtype: str, body: dict) -> list[str]:
     if kind == "storage_bucket":
         if "local.watched_buckets" in text:
             return ["bucket:watched"]
+        if "local.output_bucket_locations" in text:
+            return ["bucket:outputs"]
         if "var.input_buckets" in text:
             return ["bucket:inputs"]
         if "google_storage_bucket.outputs" in text:
@@ -767,3 +775,24 @@ def test_staging_bucket_expires_sealed_copies_and_is_the_gateways(tf):
     assert unq(staging["public_access_prevention"]) == "enforced"
     env = tf["locals"]["env_passthrough"]
     assert "google_storage_bucket.staging.name" in str(env)
+
+
+def test_sealed_outputs_keys_cannot_write_the_staging_bucket(tf):
+    """Issue #22 item 1: the books read sealed outputs from the staging bucket. No principal
+    but the gateway's own functions and Vertex's service agent holds a role there, and the
+    agent writes only below outputs/ (an IAM condition), where the finalize trigger watches."""
+    staging = tf["resource"]["google_storage_bucket"]["staging"]
+    assert expr(staging["name"]) == "local.staging_bucket"
+    holders = set()
+    for body in tf["resource"]["google_storage_bucket_iam_member"].values():
+        if "google_storage_bucket.staging" in str(body.get("bucket")):
+            holders.add(principal(body["member"]))
+    assert holders == {"passthrough", "on_job_event", "on_output_finalized", "aiplatform_agent"}
+    writes = tf["resource"]["google_storage_bucket_iam_member"]["vertex_writes_staging_outputs"]
+    condition = block(writes, "condition")
+    assert (
+        "resource.name.startsWith" in condition["expression"]
+        and "${local.staging_bucket}/objects/outputs/" in condition["expression"]
+    )
+    reads = tf["resource"]["google_storage_bucket_iam_member"]["on_output_finalized_reads_staging"]
+    assert unq(reads["role"]) == "roles/storage.objectViewer"
