@@ -15,7 +15,7 @@ So an alert is never lost, and is duplicated only when a process dies in the few
 milliseconds between a publish and its marker update.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from shared.core import clients, docids, logs, times
@@ -25,7 +25,6 @@ from shared.jobs import events
 
 MARKERS = "alerts_sent"
 LEASE = timedelta(minutes=5)
-NANOS_PER_USD = 10**9
 BUDGET_THRESHOLDS = (80, 100)
 TERMINAL_SEVERITY = {
     "JOB_STATE_SUCCEEDED": "INFO",
@@ -193,18 +192,6 @@ def stuck_reason(job: dict, *, now: datetime, queued_hours, running_hours) -> st
         f"It has been {short_state(state)} for {_duration(waited.total_seconds())}, "
         f"longer than the {limit} h limit"
     )
-
-
-def budget_period(period: str, today: date) -> tuple[date, date, str]:
-    """(first day, last day, label) of the budget period containing `today`, as
-    shared/budgets.py counts them (`none` is all time)."""
-    if period == "day":
-        return today, today, today.isoformat()
-    if period == "month":
-        first = today.replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-        return first, following - timedelta(days=1), first.strftime("%Y-%m")
-    return date(1970, 1, 1), date(9999, 12, 31), "all-time"
 
 
 def crossed_thresholds(spent_nanos: int, budget_nanos: int) -> list[int]:
@@ -390,64 +377,24 @@ def send_unpriced_alert(job: dict, *, note: str) -> str | None:
     return send_job_alert(job, "unpriced", severity="WARNING", note=note)
 
 
-def _budget_scopes(key_id: str | None, team: str | None) -> list[dict]:
-    """The budgets a cost counts against: the key's, and its team's (`teams/{team}`)."""
-    from shared.core import keys
-
-    scopes = []
-    record = keys.get_record(key_id) if key_id else None
-    if record and record.get("budget_usd") not in (None, ""):
-        scopes.append(
-            {
-                "scope": "key",
-                "subject": key_id,
-                "name": record.get("alias") or key_id,
-                "budget_usd": record["budget_usd"],
-                "period": record.get("budget_period") or "month",
-            }
-        )
-    team = team or (record or {}).get("team") or None
-    if team:
-        try:
-            from shared.jobs import budgets
-
-            team_record = getattr(budgets, "team_record", lambda _: None)(team) or {}
-        except ImportError:
-            team_record = {}
-        if team_record.get("budget_usd") not in (None, ""):
-            scopes.append(
-                {
-                    "scope": "team",
-                    "subject": team,
-                    "name": team,
-                    "budget_usd": team_record["budget_usd"],
-                    "period": team_record.get("budget_period") or "month",
-                }
-            )
-    return scopes
-
-
 def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | None = None):
     """After a cost lands: alert once per threshold (80%, 100%) per budget (the key's, the
-    team's) per period. Returns the (scope, threshold) pairs alerted now. Called by the
-    ledger side (finalize.price_object) after each recorded cost."""
-    from shared.cost import ledger
+    team's: `budgets.budgets_of_owner`) per period. Returns the (scope, threshold) pairs
+    alerted now. Called by finalize.price_object after each recorded cost."""
+    from shared.jobs import budgets
 
-    today = today or datetime.now(UTC).date()
+    at = datetime.combine(today, time(12), UTC) if today else budgets.now()
     sent = []
-    for budget in _budget_scopes(key_id, team):
-        first, last, label = budget_period(budget["period"], today)
-        budget_nanos = int(Decimal(str(budget["budget_usd"])) * NANOS_PER_USD)
-        scope, subject = budget["scope"], budget["subject"]
-        if scope == "key":
-            spent = int(ledger.spend_nanos(start=first, end=last, key_id=subject))
-        else:
-            spent = int(ledger.spend_nanos(start=first, end=last, team=subject))
-        for pct in crossed_thresholds(spent, budget_nanos):
+    for budget in budgets.budgets_of_owner(key_id, team):
+        first, last = budget.bounds(at)
+        label = budget.period_name(at)
+        scope, subject, limit = budget.scope, budget.subject, budget.limit_nanos
+        spent = budget.actual_nanos(at)
+        for pct in crossed_thresholds(spent, limit):
             body = {
                 "text": (
-                    f"{scope.capitalize()} {budget['name']} ({subject}) has spent "
-                    f"${nanos_to_usd(spent)} of its ${nanos_to_usd(budget_nanos)} budget "
+                    f"{scope.capitalize()} {budget.label} ({subject}) has spent "
+                    f"${nanos_to_usd(spent)} of its ${nanos_to_usd(limit)} budget "
                     f"for {label} "
                     f"({pct}% threshold crossed). "
                     + (
@@ -458,17 +405,17 @@ def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | N
                 ),
                 "scope": scope,
                 "key_id": key_id if scope == "key" else None,
-                "alias": budget["name"] if scope == "key" else None,
+                "alias": budget.label if scope == "key" else None,
                 "team": subject if scope == "team" else team,
-                "period": budget["period"],
+                "period": budget.period,
                 "period_label": label,
                 "period_start": first.isoformat(),
                 "period_end": last.isoformat(),
                 "threshold_percent": pct,
-                "budget_usd": nanos_to_usd(budget_nanos),
+                "budget_usd": nanos_to_usd(limit),
                 "spent_usd": nanos_to_usd(spent),
                 "spent_nanos": spent,
-                "remaining_usd": nanos_to_usd(max(budget_nanos - spent, 0)),
+                "remaining_usd": nanos_to_usd(max(limit - spent, 0)),
             }
             outcome = send(
                 alert_id=f"budget:{scope}:{subject}:{label}:{pct}",

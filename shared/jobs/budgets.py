@@ -25,6 +25,9 @@ Design
   does), so a new period starts with zero actual and zero committed. A reservation never
   bound to a job (the gateway died between admit and the job record) stops counting after
   `UNBOUND_TTL`.
+- One rule for every reader: admission (`budgets_for`), the budget routes and the alerts on
+  spend (`alerts.check_budget_alerts`, through `budgets_of_owner`) all read a `Budget`: its
+  period (an unknown stored one is a month), bounds, limit and actual spend.
 - Keys without any budget are never refused and never touch the commitment docs; their
   jobs still carry the estimate. An estimate that fails (unreadable input) blocks only a
   budgeted create, with the reason.
@@ -33,12 +36,13 @@ Design
 import random
 import secrets
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from shared.core import clients, docids, logs
+from shared.core import clients, docids, keys, logs
 from shared.core.errors import ApiError
-from shared.core.keys import BUDGET_PERIODS
+from shared.core.keys import BUDGET_PERIODS, Caller
 from shared.cost import estimate
 from shared.cost.pricing import NANOS_PER_USD, nanos_to_usd
 from shared.jobs import records
@@ -84,6 +88,13 @@ class Budget:
     def bounds(self, at: datetime) -> tuple[date, date]:
         return period_bounds(self.period, at.date())
 
+    def period_name(self, at: datetime) -> str:
+        """The period containing `at` as alerts name it: its day, its month, or all-time."""
+        start = self.bounds(at)[0]
+        return {"day": start.isoformat(), "month": start.strftime("%Y-%m")}.get(
+            self.period, "all-time"
+        )
+
     def doc_id(self, at: datetime) -> str:
         start = self.bounds(at)[0]
         suffix = "all" if self.period == "none" else start.isoformat()
@@ -115,7 +126,8 @@ def team_record(team: str) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def budgets_for(caller) -> list[Budget]:
+def budgets_for(caller: Caller | None) -> list[Budget]:
+    """The budgets a caller's jobs count against: the key's (from its record), the team's."""
     if caller is None or caller.is_master:
         return []
     return _budgets(
@@ -125,19 +137,14 @@ def budgets_for(caller) -> list[Budget]:
 
 def budgets_of_owner(key_id: str | None, team: str | None) -> list[Budget]:
     """The budgets a job's cost counts against, read from its owner's key record now (an
-    admin may have changed them since the create); none for the master key's jobs."""
-    from shared.core import keys
-
+    admin may have changed them since the create); none for the master key's jobs. The key
+    is read as admission reads its caller (`keys.caller_from_record`, `budgets_for`), the
+    job's team first."""
     record = keys.get_record(key_id) if key_id else None
     if record is None:
         return []
-    return _budgets(
-        key_id,
-        record.get("alias") or key_id,
-        record.get("budget_usd"),
-        record.get("budget_period"),
-        team or record.get("team"),
-    )
+    owner = keys.caller_from_record(record)
+    return budgets_for(replace(owner, team=team or owner.team))
 
 
 def _budgets(key_id, alias, budget_usd, budget_period, team) -> list[Budget]:

@@ -133,3 +133,33 @@ def test_a_budget_counts_the_spend_of_its_own_key_or_team_only(gcp):
     assert Budget("key", "a" * 16, "alice", "1", "month").actual_nanos(AT) == spend["a" * 16]
     assert Budget("team", "red", "red", "1", "month").actual_nanos(AT) == spend["b" * 16]
     assert Budget("key", "b" * 16, "bob", "1", "day").actual_nanos(AT) == 0  # 4 March is past
+
+
+def test_alerts_count_a_budget_as_admission_does(gcp):
+    """One rule for both (#24.1): a stored period the gateway does not know is a month when a
+    create is admitted and when a cost is alerted on (alerts took it for all time), and the
+    alert counts the budget's own spend over that month."""
+    from shared.core import clients, keys
+    from shared.cost import ledger
+    from shared.jobs import alerts
+    from tests.cost.cost_helpers import make_job, prediction_bytes, usage_of
+
+    clients.publisher().create_topic(name=clients.topic_path("batch-job-alerts"))
+    budgets.team_ref("blue").set({"budget_usd": "0.000000001", "budget_period": "fortnight"})
+    _, key = keys.create_key({"alias": "ann", "team": "blue"})
+    [team] = budgets.budgets_for(keys.caller_from_record(key))
+    assert (team.period, team.limit_nanos) == ("month", 1)
+    [owners] = budgets.budgets_of_owner(key["id"], None)
+    assert (owners.scope, owners.subject, owners.period) == ("team", "blue", "month")
+    job = make_job(gcp["bucket"], "131", key_id=key["id"], team="blue")  # created 4 March 2025
+    name = "out/prediction-model-2025-03-04T10:00:00.000000Z/predictions.jsonl"
+    usage = usage_of(prediction_bytes(["x"]))
+    assert ledger.record_generation(
+        job_id="131", job=job, bucket="b", name=name, generation=1, size=1, usage=usage
+    )
+    # April is another month: March's spend does not count there.
+    assert alerts.check_budget_alerts(key_id=key["id"], team="blue", today=date(2025, 4, 2)) == []
+    sent = alerts.check_budget_alerts(key_id=key["id"], team="blue", today=date(2025, 3, 20))
+    assert sent == [("team", 80), ("team", 100)]
+    marker = alerts._marker("budget:team:blue:2025-03:100").get().to_dict()
+    assert (marker["kind"], marker["status"]) == ("budget", "sent")

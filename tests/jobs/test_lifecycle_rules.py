@@ -12,7 +12,7 @@ from google.api_core import exceptions
 
 from shared.core.errors import ApiError
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, lifecycle, webhooks
+from shared.jobs import alerts, budgets, lifecycle, webhooks
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -147,17 +147,22 @@ def test_stuck_rules_queued_from_create_running_from_start():
 
 
 def test_budget_periods_and_thresholds():
-    assert alerts.budget_period("day", date(2025, 2, 28)) == (
+    def named(period: str, today: date) -> tuple:
+        budget = budgets.Budget("key", "k", "alice", "1", period)
+        at = datetime.combine(today, datetime.min.time(), UTC)
+        return (*budget.bounds(at), budget.period_name(at))
+
+    assert named("day", date(2025, 2, 28)) == (
         date(2025, 2, 28),
         date(2025, 2, 28),
         "2025-02-28",
     )
-    assert alerts.budget_period("month", date(2024, 2, 10)) == (
+    assert named("month", date(2024, 2, 10)) == (
         date(2024, 2, 1),
         date(2024, 2, 29),
         "2024-02",
     )
-    assert alerts.budget_period("none", date(2025, 1, 1))[2] == "all-time"
+    assert named("none", date(2025, 1, 1))[2] == "all-time"
     assert alerts.crossed_thresholds(0, 0) == []
     assert alerts.crossed_thresholds(79, 100) == []
     assert alerts.crossed_thresholds(80, 100) == [80]
