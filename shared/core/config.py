@@ -75,6 +75,9 @@ def _positive_number(name: str, default: str) -> Decimal:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     raw = _env(name, default) or default
     if raw not in allowed:
@@ -102,6 +105,8 @@ class Settings:
     alert_webhook_secret: str = field(repr=False, default="")
     # `bundled` (the package data only) or `firestore` (bundled + the operator's catalog).
     price_catalog: str = "bundled"
+    # The least severe log entry written (`logs`): Terraform's `log_level`, INFO by default.
+    log_level: str = "INFO"
 
 
 @functools.cache
@@ -129,6 +134,7 @@ def settings() -> Settings:
         # The gateway-owned bucket keys cannot write: sealed inputs, uploaded files.
         staging_bucket=_env("VBG_STAGING_BUCKET").removeprefix("gs://").strip("/"),
         price_catalog=_choice("VBG_PRICE_CATALOG", "bundled", ("bundled", "firestore")),
+        log_level=_choice("VBG_LOG_LEVEL", "INFO", LOG_LEVELS),
     )
 
 

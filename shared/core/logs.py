@@ -1,7 +1,8 @@
 """Structured JSON logs, one object per line, as Cloud Logging parses them from stdout.
 
 `severity` and `message` are the fields Cloud Logging lifts; every other keyword becomes a
-field of `jsonPayload`, so entries can be filtered by job id, key id or outcome.
+field of `jsonPayload`, so entries can be filtered by job id, key id or outcome. Entries less
+severe than `VBG_LOG_LEVEL` (`config.settings().log_level`, INFO by default) are not written.
 """
 
 import json
@@ -9,6 +10,10 @@ import sys
 import time
 from datetime import date, datetime
 from decimal import Decimal
+
+from shared.core import config
+
+RANKS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
 def _default(value):
@@ -21,7 +26,18 @@ def _default(value):
     return repr(value)
 
 
+def _threshold() -> int:
+    """The rank below which entries are dropped; none are while the settings cannot be read,
+    so that the entry saying why is written."""
+    try:
+        return RANKS[config.settings().log_level]
+    except config.ConfigError:
+        return 0
+
+
 def log(severity: str, message: str, **fields) -> None:
+    if RANKS.get(severity, RANKS["CRITICAL"]) < _threshold():
+        return
     entry = {"severity": severity, "message": message, "time": time.time(), **fields}
     sys.stdout.write(json.dumps(entry, default=_default, separators=(",", ":")) + "\n")
     sys.stdout.flush()
