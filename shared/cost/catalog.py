@@ -2,7 +2,7 @@
 
 Why: Google changes prices and ships models between releases of the gateway. An operator
 adds or replaces models at run time (imported from LiteLLM's map or the Cloud Billing
-Catalog, `shared/cost/importers.py`, applied after a diff) without a release.
+Catalog, applied after a diff) without a release.
 
 Where (Firestore, `VBG_PRICE_CATALOG=firestore`; with `bundled`, the default, only the
 package data is used and nothing is read):

@@ -608,7 +608,7 @@ def nanos_to_usd(nanos: int) -> str:
 
 
 def overrides_for(deployment) -> dict[str, Decimal]:
-    """The price overrides of a shared.config.Deployment as a mapping."""
+    """The price overrides of a shared.core.config.Deployment as a mapping."""
     return dict(getattr(deployment, "price_overrides", ()) or ())
 
 

@@ -18,9 +18,9 @@ view and the terminal reconciliation does not retry it forever. Monotonic books
 generation after the job's cost is final, changes nothing and raises one `tamper` alert
 naming the object, both generations and the difference.
 
-Finding the job: the output index (`output_index`, see shared/jobs.py) is read for every
-parent folder of the object at once, and the deepest folder that names any job wins. Among
-its jobs (several jobs may share an output prefix):
+Finding the job: the output index (`output_index`, see shared/jobs/records.py) is read for
+every parent folder of the object at once, and the deepest folder that names any job wins.
+Among its jobs (several jobs may share an output prefix):
 1. a job whose recorded `output_directory` is the object's output directory owns it;
 2. otherwise jobs whose directory is still unknown are candidates, if the object's output
    directory is a `prediction-*` folder right under their output prefix; a job created after
@@ -28,7 +28,7 @@ its jobs (several jobs may share an output prefix):
 3. one candidate left: it owns the object. None: the object is no job's, ignored. Several:
    `DirectoryPending` is raised, a transient error, so the event is retried after the sync
    has recorded each job's output directory (and the terminal reconciliation in
-   shared/lifecycle.py prices any file whose retries ran out).
+   shared/jobs/lifecycle.py prices any file whose retries ran out).
 
 Errors: transient ones (Firestore, GCS, DirectoryPending) raise, so the event is retried;
 permanent ones (object gone, not a prediction file, no job) log and return.

@@ -41,7 +41,7 @@ Trade-off: each output is stored twice until the staging lifecycle rule deletes 
 copy, and results reach the client's folder after the copy (same location and storage class:
 GCS copies by metadata, in one call; otherwise the bytes move, in several; see
 docs/benchmarks.md). `model_info: {seal_outputs: false}` keeps direct writes (no copy, no
-second storage; the books then rest on the floor of shared/jobs/floor.py alone).
+second storage; the books then rest on the floor of shared/cost/floor.py alone).
 """
 
 import hashlib

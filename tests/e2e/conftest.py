@@ -4,7 +4,7 @@
   `local_stack.finalize_bridge.pause()` / `.resume()`, sync now with
   `local_stack.sync_ticker.tick()`).
 - `stack`: its stack.json dict (gateway_url, vertex_url, master_key, bucket, ...).
-- `stack_env`: per test, points `shared.clients` of the test process at the stack's emulators
+- `stack_env`: per test, points `shared.core.clients` of the test process at the stack's emulators
   and project, so a test can read Firestore or write GCS objects the functions will see.
 
 The simulator runs fast (0.1 s per job state) and the sync tick fires every second, so a job
