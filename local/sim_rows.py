@@ -5,21 +5,31 @@ simulator will write with `expected_usage(model, request)`.
 
 The usage rule (deterministic; `h` = sha256 of the canonical JSON of the request):
 
+The model set is the bundled price catalog's (shared/cost/prices.json): every Gemini and
+embedding model Vertex serves, under any name the catalog resolves (versions, previews,
+aliases); each family's usage is shaped by the catalog's facts.
+
 Gemini (`request` = the `request` object of an input line):
 - text tokens = ceil(characters of every `text` part in `contents` and `systemInstruction` / 4),
   at least 1. Each non-text part (`inlineData` / `fileData`) is 258 tokens of the modality
   of its mimeType (image/* IMAGE, audio/* AUDIO, video/* VIDEO, else DOCUMENT).
 - `cachedContent` named in the request: the row fails with INVALID_ARGUMENT (explicit caching
   is not supported in batch prediction; `CACHED_CONTENT_ERROR`).
-- implicit caching (2.5 models only): the prompt's prefix is everything but the last part of
-  the last content (system instruction and earlier turns included); when its text is 2048
-  tokens or more (ceil(chars / 4)) and the same prefix was already sent earlier in the same
-  job (`JobCache`), the prefix's tokens rounded down to a multiple of 256 are cached. The
-  first occurrence is full price, and `expected_usage` without a cache sees no hit.
-- candidatesTokenCount = 10 + h % 90, capped by generationConfig.maxOutputTokens.
-- thoughtsTokenCount (2.5 models only) = 50 + (h >> 8) % 200, capped by
-  generationConfig.thinkingConfig.thinkingBudget when >= 0; a budget of 0 turns it off.
-  gemini-2.5-flash-lite thinks only when given a positive budget (as the real model).
+- implicit caching (models with `batch_implicit_cache`: 2.5 and 3.x): the prompt's prefix is
+  everything but the last part of the last content (system instruction and earlier turns
+  included); when its text reaches the model's minimum (2,048 tokens for 2.5, 4,096 for the
+  later models: https://ai.google.dev/gemini-api/docs/caching) and the same prefix was already
+  sent earlier in the same job (`JobCache`), the prefix's tokens rounded down to a multiple of
+  256 are cached. The first occurrence is full price; `expected_usage` without a cache sees
+  no hit.
+- candidatesTokenCount = 10 + h % 90 text tokens, capped by generationConfig.maxOutputTokens;
+  image-output models add one image of `IMAGE_TOKENS` tokens (1,290 for the Flash Image
+  models, 1,120 for a 1K image of the others: the figures of Google's price notes, as
+  restated at https://github.com/pydantic/genai-prices), reported in
+  candidatesTokensDetails as IMAGE and answered as an inlineData part.
+- thoughtsTokenCount (models that think by default, catalog `thinks_by_default`) = 50 +
+  (h >> 8) % 200, capped by generationConfig.thinkingConfig.thinkingBudget when >= 0; a
+  budget of 0 turns it off. The others think only when given a positive budget.
 - totalTokenCount = prompt + candidates + thoughts.
 
 text-embedding-00x / text-multilingual-embedding-002 (`request` = the input line, which
@@ -28,6 +38,9 @@ and `truncated` is true.
 
 gemini-embedding-001 (`request` = the `request` object: `{"content": {"parts": [...]}}`):
 promptTokenCount = ceil(characters of the text parts / 4), at least 1.
+gemini-embedding-2 (multimodal): the text parts as above plus 258 tokens per inlineData /
+fileData part, with promptTokensDetails by modality (TEXT, IMAGE, AUDIO, VIDEO, DOCUMENT) as
+Gemini usage writes them (the row shape is inferred: Google's page shows the input only).
 
 Output rows (one per non-blank input line, shuffled per job as Vertex returns them in any
 order, see `shuffled`; other top-level keys of an input line such as `key` or `id` are kept,
@@ -56,23 +69,33 @@ import struct
 from datetime import UTC, datetime
 from http import HTTPStatus
 
-GEMINI_MODELS = (
-    "gemini-2.5-pro",
-    "gemini-2.5-flash",
-    "gemini-2.5-flash-lite",
-    "gemini-2.0-flash",
-    "gemini-2.0-flash-lite",
+from shared.cost import pricing
+
+_CATALOG = pricing.bundled()["models"]
+GEMINI_MODELS = tuple(name for name, entry in _CATALOG.items() if entry["kind"] == "gemini")
+TEXT_EMBEDDING_MODELS = tuple(
+    name for name, entry in _CATALOG.items() if entry.get("family") == "text-embedding"
 )
-TEXT_EMBEDDING_MODELS = (
-    "text-embedding-005",
-    "text-embedding-004",
-    "text-multilingual-embedding-002",
+GEMINI_EMBEDDING_MODELS = tuple(
+    name for name, entry in _CATALOG.items() if entry.get("family") == "gemini-embedding"
 )
-GEMINI_EMBEDDING_MODELS = ("gemini-embedding-001",)
+IMAGE_MODELS = tuple(
+    name
+    for name, entry in _CATALOG.items()
+    if any("image_output" in t["online"] for p in entry["prices"] for t in p["tiers"])
+)
+IMAGE_TOKENS = {"gemini-2.5-flash-image": 1290, "gemini-3.1-flash-lite-image": 1290}
+DEFAULT_IMAGE_TOKENS = 1120
+# A 1x1 PNG: the answer's image part (its bytes are not what is billed; the tokens are).
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+    "AAAABJRU5ErkJggg=="
+)
 
 _VERSIONED = re.compile(r"^(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?$")
 NON_TEXT_PART_TOKENS = 256 + 2
 IMPLICIT_CACHE_MIN_PREFIX = 2048
+IMPLICIT_CACHE_MIN_PREFIX_3 = 4096
 # The row's status reads `Bad Request: {"error": {"code": 400, "message": <this>, ...}}`.
 CACHED_CONTENT_ERROR = (
     "Request contains cachedContent: the model does not support cached content with batch "
@@ -93,32 +116,35 @@ class RowError(ValueError):
     """An input line the model cannot answer: it becomes a failed row, never a failed job."""
 
 
-def model_family(model: str) -> str | None:
-    """`gemini`, `text-embedding`, `gemini-embedding` or None for a model the simulator lacks.
+def catalog_name(model: str) -> str | None:
+    """The catalog's name of a model as a create names it (versions, previews, aliases)."""
+    return pricing.try_resolve(model)
 
-    Gemini models may carry a `-001`-style version; embedding ids are exact.
-    """
-    if model in TEXT_EMBEDDING_MODELS:
+
+def model_family(model: str) -> str | None:
+    """`gemini`, `text-embedding`, `gemini-embedding` or None for a model the simulator lacks."""
+    name = catalog_name(model)
+    if name in TEXT_EMBEDDING_MODELS:
         return "text-embedding"
-    if model in GEMINI_EMBEDDING_MODELS:
+    if name in GEMINI_EMBEDDING_MODELS:
         return "gemini-embedding"
-    match = _VERSIONED.match(model)
-    if match and match["base"] in GEMINI_MODELS:
+    if name in GEMINI_MODELS:
         return "gemini"
     return None
 
 
 def _base(model: str) -> str:
-    match = _VERSIONED.match(model)
-    return match["base"] if match else model
+    return catalog_name(model) or model
 
 
 def model_version(model: str) -> str:
-    """The `modelVersion` a response names: 2.0 models answer as `-001`, 2.5 as themselves."""
-    base = _base(model)
-    if base != model:
+    """The `modelVersion` a response names: a versioned name as asked, 2.0 models as `-001`,
+    the others by their catalog name (an alias or a dated preview answers as the model)."""
+    match = _VERSIONED.match(model)
+    if match and match["version"]:
         return model
-    return f"{model}-001" if model.startswith("gemini-2.0") else model
+    base = _base(model)
+    return f"{base}-001" if base.startswith("gemini-2.0") else base
 
 
 def request_hash(request) -> int:
@@ -181,13 +207,19 @@ def _prefix(request: dict) -> tuple[str, int]:
 
 def _gemini_usage(model: str, request: dict, cache: JobCache | None = None) -> dict:
     base = _base(model)
+    facts = pricing.facts(base)
     h = request_hash(request)
     modalities = _prompt_modalities(request)
     prompt = sum(modalities.values())
     cached = 0
-    if base.startswith("gemini-2.5"):
+    if _CATALOG[base]["facts"].get("batch_implicit_cache"):
+        minimum = (
+            IMPLICIT_CACHE_MIN_PREFIX
+            if base.startswith("gemini-2.5")
+            else IMPLICIT_CACHE_MIN_PREFIX_3
+        )
         key, prefix_tokens = _prefix(request)
-        if prefix_tokens >= IMPLICIT_CACHE_MIN_PREFIX and cache is not None:
+        if prefix_tokens >= minimum and cache is not None:
             if key in cache.seen:
                 cached = min(prefix_tokens, prompt) // 256 * 256
             cache.seen.add(key)
@@ -199,16 +231,21 @@ def _gemini_usage(model: str, request: dict, cache: JobCache | None = None) -> d
         candidates = min(candidates, max_output)
 
     thoughts = 0
-    if base.startswith("gemini-2.5"):
-        budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+    budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+    if facts.thinks_by_default:
         thinks = budget is None or budget != 0
-        if base == "gemini-2.5-flash-lite":
-            thinks = isinstance(budget, int) and budget > 0
-        if thinks:
-            thoughts = 50 + (h >> 8) % 200
-            if isinstance(budget, int) and budget > 0:
-                thoughts = min(thoughts, budget)
+    else:
+        thinks = isinstance(budget, int) and not isinstance(budget, bool) and budget > 0
+    if thinks:
+        thoughts = 50 + (h >> 8) % 200
+        if isinstance(budget, int) and budget > 0:
+            thoughts = min(thoughts, budget)
 
+    output_details = [{"modality": "TEXT", "tokenCount": candidates}]
+    if base in IMAGE_MODELS:
+        image = IMAGE_TOKENS.get(base, DEFAULT_IMAGE_TOKENS)
+        output_details.append({"modality": "IMAGE", "tokenCount": image})
+        candidates += image
     usage = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
@@ -216,7 +253,7 @@ def _gemini_usage(model: str, request: dict, cache: JobCache | None = None) -> d
         "promptTokensDetails": [
             {"modality": name, "tokenCount": count} for name, count in modalities.items()
         ],
-        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": candidates}],
+        "candidatesTokensDetails": output_details,
     }
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
@@ -252,7 +289,18 @@ def expected_usage(model: str, request: dict, cache: JobCache | None = None) -> 
         }
     if family == "gemini-embedding":
         tokens = max(1, math.ceil(_text_chars(request.get("content")) / 4))
-        return {"promptTokenCount": tokens, "totalTokenCount": tokens}
+        if _base(model) == "gemini-embedding-001":
+            return {"promptTokenCount": tokens, "totalTokenCount": tokens}
+        modalities = {"TEXT": tokens}
+        for part in _parts(request.get("content")):
+            if isinstance(part, dict) and not isinstance(part.get("text"), str):
+                blob = part.get("inlineData") or part.get("fileData") or {}
+                mime = blob.get("mimeType", "") if isinstance(blob, dict) else ""
+                modality = _modality(mime)
+                modalities[modality] = modalities.get(modality, 0) + NON_TEXT_PART_TOKENS
+        total = sum(modalities.values())
+        details = [{"modality": name, "tokenCount": count} for name, count in modalities.items()]
+        return {"promptTokenCount": total, "totalTokenCount": total, "promptTokensDetails": details}
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -294,10 +342,13 @@ def _gemini_row(
     usage = _gemini_usage(model, request, cache)
     h = request_hash(request)
     text = f"Simulated answer {h:016x} from {_base(model)}."
+    parts: list[dict] = [{"text": text}]
+    if _base(model) in IMAGE_MODELS:
+        parts.append({"inlineData": {"mimeType": "image/png", "data": PNG}})
     response = {
         "candidates": [
             {
-                "content": {"role": "model", "parts": [{"text": text}]},
+                "content": {"role": "model", "parts": parts},
                 "finishReason": "STOP",
                 "avgLogprobs": -0.1,
             }
@@ -312,7 +363,10 @@ def _gemini_row(
 
 def _gemini_embedding_row(model: str, line: dict, fail: str | None, now: datetime) -> dict:
     request = line.get("request")
-    if not isinstance(request, dict) or not _text_chars(request.get("content")):
+    if not isinstance(request, dict) or not (
+        _text_chars(request.get("content"))
+        or (_base(model) != "gemini-embedding-001" and _parts(request.get("content")))
+    ):
         raise RowError("Invalid request: `request.content.parts[].text` is required.")
     if fail:
         raise RowError(fail)

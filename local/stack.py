@@ -57,6 +57,7 @@ from local.processes import (
     pubsub_emulator,
     storage_emulator,
 )
+from shared.cost import pricing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT / "functions" / "main.py"
@@ -75,30 +76,30 @@ FUNCTIONS = {
     "on_job_event": "cloudevent",
     "on_output_finalized": "cloudevent",
 }
-LOCAL_MODELS = (
-    "gemini-2.5-flash",
-    "gemini-2.5-pro",
-    "gemini-2.5-flash-lite",
-    "gemini-2.0-flash",
-    "text-embedding-005",
-    "gemini-embedding-001",
+# Every model of the bundled price catalog that Google has not retired: what the simulator
+# serves (shared/cost/prices.json is the one list).
+LOCAL_MODELS = tuple(
+    name for name in pricing.bundled()["models"] if not pricing.facts(name).retired(pricing.today())
 )
 PORT_NAMES = ("gateway", "vertex", "storage", "firestore", "pubsub")
 
 
-def default_config(project: str, location: str = "us-central1") -> str:
+def default_config(project: str, location: str = "global") -> str:
     """A LiteLLM model list naming every model the simulator serves, all in one project."""
     lines = [
         "# Written by local/stack.py for the local stack; pass --config to use your own.",
         "model_list:",
     ]
     for model in LOCAL_MODELS:
+        # A model whose batch runs only in some locations (gemini-embedding-2) gets the first.
+        allowed = pricing.facts(model).batch_locations
+        where = location if not allowed or location in allowed else allowed[0]
         lines += [
             f"  - model_name: {model}",
             "    litellm_params:",
             f"      model: vertex_ai/{model}",
             f"      vertex_project: {project}",
-            f"      vertex_location: {location}",
+            f"      vertex_location: {where}",
         ]
     return "\n".join(lines) + "\n"
 

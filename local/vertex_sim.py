@@ -85,6 +85,7 @@ from google.protobuf import json_format
 from local import sim_rows
 from shared.core import jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
+from shared.cost import pricing
 from shared.jobs import input_rules
 
 DEFAULT_SPEED = 1.0
@@ -303,10 +304,25 @@ class Simulator:
 
     @staticmethod
     def _resolve_model(project: str, location: str, model: str) -> str:
+        """The model a create names, if Vertex serves it here today.
+
+        A retired model is answered as Google documents ("API requests referencing a retired
+        model ID typically return a 404 error", https://docs.cloud.google.com/vertex-ai/
+        generative-ai/docs/learn/model-versions); the message is the unknown model's (its
+        exact wording for a retired one is inferred). A model whose batch runs only in some
+        locations (gemini-embedding-2: global, us, eu) is a 400 elsewhere (inferred wording).
+        """
         match = _MODEL.match(model)
         known = match and match["publisher"] in (None, "google")
         if known and sim_rows.model_family(match["model"]):
-            return match["model"]
+            facts = pricing.facts(match["model"])
+            if not facts.retired(_now().date()):
+                if facts.batch_locations and location not in facts.batch_locations:
+                    raise invalid_argument(
+                        f"Batch prediction for {match['model']} is not supported in "
+                        f"{location}; use one of {', '.join(facts.batch_locations)}."
+                    )
+                return match["model"]
         model_id = match["model"] if match else model
         raise not_found(
             f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"

@@ -18,19 +18,19 @@ MASTER_KEY = "vbg-master-test-key"
 
 DEFAULT_MODEL_LIST = """
 model_list:
-  - model_name: gemini-2.5-flash
+  - model_name: gemini-3.5-flash-lite
     litellm_params:
-      model: vertex_ai/gemini-2.5-flash
+      model: vertex_ai/gemini-3.5-flash-lite
       vertex_project: proj-a
       vertex_location: us-central1
-  - model_name: gemini-2.5-flash
+  - model_name: gemini-3.5-flash-lite
     litellm_params:
-      model: vertex_ai/gemini-2.5-flash
+      model: vertex_ai/gemini-3.5-flash-lite
       vertex_project: proj-a
       vertex_location: europe-west4
-  - model_name: gemini-2.5-pro
+  - model_name: gemini-3.1-pro-preview
     litellm_params:
-      model: vertex_ai/gemini-2.5-pro
+      model: vertex_ai/gemini-3.1-pro-preview
       vertex_project: proj-a
       vertex_location: us-central1
   - model_name: text-embedding-005
@@ -106,7 +106,7 @@ def gemini_request(text: str, max_output_tokens: int | None = None) -> dict:
     return {"request": request}
 
 
-def job_body(bucket: str, *, model="gemini-2.5-flash", input_uri=None, labels=None) -> dict:
+def job_body(bucket: str, *, model="gemini-3.5-flash-lite", input_uri=None, labels=None) -> dict:
     body = {
         "displayName": "test-job",
         "model": model,

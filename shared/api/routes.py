@@ -21,6 +21,7 @@ from shared.api import (
     openai_routes,
     openapi,
     passthrough,
+    price_routes,
     spend_routes,
 )
 from shared.api import schemas as s
@@ -43,6 +44,8 @@ FILES = r"v1/files"
 FILE = FILES + r"/(?P<file_id>[^/:]+)"
 BATCHES = r"v1/batches"
 BATCH = BATCHES + r"/(?P<batch_id>[^/:]+)"
+PRICES = r"v1/gateway/prices"
+PRICE = PRICES + r"/(?P<model>[A-Za-z0-9][A-Za-z0-9.\-@]{0,127})"
 
 
 def openapi_document(request) -> Reply:
@@ -199,6 +202,35 @@ ROUTES = [
         name="keys.revoke",
         body=s.EMPTY,
         reply=s.ref("Key"),
+    ),
+    # The price catalog (master key): in force, one model, imports applied after a diff.
+    route(
+        "GET",
+        PRICES,
+        price_routes.list_prices,
+        auth="master",
+        name="prices.list",
+        reply=s.OPEN_OBJECT,
+        query={"at": s.STRING},
+    ),
+    route(
+        "POST",
+        PRICES + r":import",
+        price_routes.import_prices,
+        auth="master",
+        name="prices.import",
+        body=s.PRICE_IMPORT,
+        reply=s.OPEN_OBJECT,
+        max_body=price_routes.import_limit,
+    ),
+    route(
+        "GET",
+        PRICE,
+        price_routes.get_price,
+        auth="master",
+        name="prices.get",
+        reply=s.OPEN_OBJECT,
+        query={"at": s.STRING, "location": s.STRING},
     ),
     route("GET", r"v1/gateway/health", health.health, auth="none", name="health", reply=s.HEALTH),
     route(

@@ -182,6 +182,18 @@ HEALTH = {
 }
 OPENAPI = {"type": "object", "properties": {"openapi": STRING}, "additionalProperties": True}
 EMPTY = {"type": "object"}
+PRICE_IMPORT = {
+    "type": "object",
+    "properties": {
+        "source": {"type": "string", "enum": ["litellm", "billing"]},
+        "document": {"type": ["object", "array"]},
+        "models": {"type": "array", "items": STRING, "maxItems": 200},
+        "apply": BOOLEAN,
+        "note": {"type": "string", "maxLength": 500},
+    },
+    "required": ["source", "document"],
+    "additionalProperties": False,
+}
 
 OPENAI_ERROR = {
     "type": "object",

@@ -128,9 +128,10 @@ class Tally:
 class RowEstimator:
     """Estimates rows of one model, priced with that model's (deployment's) batch rates."""
 
-    def __init__(self, model: str, overrides=None):
+    def __init__(self, model: str, overrides=None, location: str | None = None):
         self.model = model
-        self.pricing = pricing.pricing(model, overrides, batch=True)
+        # The job's location: the regional uplift, as its rows will be billed.
+        self.pricing = pricing.pricing(model, overrides, batch=True, location=location)
         self.embedding = self.pricing.kind == "embedding"
         self.text_embedding = model.startswith(("text-embedding", "text-multilingual"))
         self.thinks, self.output_limit = model_output(pricing.resolve_model(model))
@@ -408,7 +409,9 @@ def estimate_request(
 
     started = time.monotonic()
     try:
-        estimator = RowEstimator(deployment.model, pricing.overrides_for(deployment))
+        estimator = RowEstimator(
+            deployment.model, pricing.overrides_for(deployment), deployment.location
+        )
     except pricing.UnknownModelError as exc:
         raise ApiError(
             500, f"gateway misconfigured: no price for {deployment.model!r} ({exc})"

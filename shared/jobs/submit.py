@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from shared.core import gcs_paths, logs, routing, vertex
-from shared.core.config import Deployment, model_list_or_error, settings
+from shared.core.config import Deployment, settings
 from shared.core.errors import ApiError, invalid_argument
 from shared.core.keys import Caller
 from shared.core.labels import (
@@ -26,7 +26,7 @@ from shared.core.labels import (
     label_value,
     validate_labels,
 )
-from shared.cost import estimate
+from shared.cost import estimate, readiness, retirement
 from shared.jobs import budgets, events, input_rules, records, sealing
 from shared.jobs.create_request import CreateRequest
 
@@ -175,7 +175,12 @@ def stamped_labels(caller: Caller, request: CreateRequest) -> dict:
 def plan(caller: Caller, request: CreateRequest) -> Planned:
     """What the key may do with this request: the model's deployments, its prefixes, the
     labels the job will carry. Reads no input."""
-    deployments = routing.resolve(request.model, model_list_or_error(), caller.models)
+    deployments = routing.resolve(
+        request.model,
+        readiness.model_list_or_error(),
+        caller.models,
+        refuse=retirement.refuser(),
+    )
     check_buckets(caller, request)
     labels = stamped_labels(caller, request)
     return Planned(caller, request, tuple(deployments), MappingProxyType(labels))

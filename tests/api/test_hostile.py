@@ -233,7 +233,7 @@ def test_page_size_zero_means_the_default(gateway, gcp, alice):
 
 
 def test_only_google_models_are_served(gateway, gcp, alice):
-    body = {**job_body(gcp["bucket"]), "model": "publishers/anthropic/models/gemini-2.5-flash"}
+    body = {**job_body(gcp["bucket"]), "model": "publishers/anthropic/models/gemini-3.5-flash-lite"}
     response = create(gateway, alice, body)
     assert response.status_code == 400
     assert "anthropic" in error_of(response)["message"]

@@ -83,6 +83,6 @@ def test_daily_series_has_every_day_and_adds_up(world):  # noqa: F811
     assert body["totalUsd"] == usd(*costs.values())
     own = get(world, f"/v1/gateway/spend/daily?{MARCH}&groupBy=model", world["carol"])[1]
     assert [(s["name"], s["totalUsd"]) for s in own["series"]] == [
-        ("gemini-2.5-flash", usd(costs["303"]))
+        ("gemini-3.5-flash-lite", usd(costs["303"]))
     ]
     assert get(world, "/v1/gateway/spend/daily?groupBy=nope")[0] == 400

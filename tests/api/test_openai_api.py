@@ -32,7 +32,7 @@ def gateway(gcp, sim, monkeypatch, tmp_path):
 
 @pytest.fixture
 def alice(gateway):
-    return create_key(gateway, alias="alice", models=["gemini-2.5-flash"])
+    return create_key(gateway, alias="alice", models=["gemini-3.5-flash-lite"])
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def bob(gateway):
     return create_key(gateway, alias="bob")
 
 
-def chat_line(custom_id: str, text: str, model: str = "gemini-2.5-flash") -> dict:
+def chat_line(custom_id: str, text: str, model: str = "gemini-3.5-flash-lite") -> dict:
     return {
         "custom_id": custom_id,
         "method": "POST",
@@ -198,9 +198,9 @@ def test_batch_create_refuses_bad_fields(gateway, alice, fields, param):
 def test_batch_create_refuses_unknown_files_and_models_the_key_may_not_use(gateway, alice):
     error = openai_error(create_batch(gateway, alice, "file-nope"), 404)
     assert error["param"] == "file_id"
-    pro = upload(gateway, alice, jsonl([chat_line("a", "hi", model="gemini-2.5-pro")]))
+    pro = upload(gateway, alice, jsonl([chat_line("a", "hi", model="gemini-3.1-pro-preview")]))
     error = openai_error(create_batch(gateway, alice, pro.get_json()["id"]), 403)
-    assert error["type"] == "permission_error" and "gemini-2.5-pro" in error["message"]
+    assert error["type"] == "permission_error" and "gemini-3.1-pro-preview" in error["message"]
     nope = upload(gateway, alice, jsonl([chat_line("a", "hi", model="gpt-4o")]))
     error = openai_error(create_batch(gateway, alice, nope.get_json()["id"]), 400)
     assert "gpt-4o" in error["message"]

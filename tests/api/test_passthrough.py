@@ -53,7 +53,7 @@ def test_create_records_owner_labels_index_and_publishes_event(gateway, gcp, ali
 
     body = job_body(gcp["bucket"], labels={"cost-center": "cc-42"})
     body["model"] = (
-        "projects/whatever/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+        "projects/whatever/locations/us-central1/publishers/google/models/gemini-3.5-flash-lite"
     )
     response = create(gateway, alice, body)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -67,7 +67,7 @@ def test_create_records_owner_labels_index_and_publishes_event(gateway, gcp, ali
     assert record["owner_alias"] == "alice"
     assert record["owner_key_id"] == job["labels"]["vbg-key"]
     assert record["team"] == "Data Science"
-    assert record["model"] == "gemini-2.5-flash"
+    assert record["model"] == "gemini-3.5-flash-lite"
     assert record["deployment"]["location"] == "us-central1"
     assert record["input_uris"] == [f"gs://{gcp['bucket']}/in/input.jsonl"]
     assert records.jobs_for_folder(f"gs://{gcp['bucket']}/out/") == [jid]
@@ -77,11 +77,13 @@ def test_create_records_owner_labels_index_and_publishes_event(gateway, gcp, ali
     assert {"type": "job.created", "job_id": jid} in events
 
 
-@pytest.mark.parametrize("model", ["gemini-2.5-flash", "publishers/google/models/gemini-2.5-flash"])
+@pytest.mark.parametrize(
+    "model", ["gemini-3.5-flash-lite", "publishers/google/models/gemini-3.5-flash-lite"]
+)
 def test_model_name_forms_resolve(gateway, gcp, alice, model):
     response = create(gateway, alice, {**job_body(gcp["bucket"]), "model": model})
     assert response.status_code == 200
-    assert response.get_json()["model"].endswith("/models/gemini-2.5-flash")
+    assert response.get_json()["model"].endswith("/models/gemini-3.5-flash-lite")
 
 
 def test_get_cancel_delete_and_v1beta1(gateway, gcp, alice):
@@ -229,12 +231,14 @@ def test_revoked_key_is_401_and_update_applies(gateway, gcp, alice):
     assert "key" not in keys[0] and "hash" not in keys[0]
     key_id = next(k["id"] for k in keys if k["alias"] == "alice")
     updated = gateway.patch(
-        f"/v1/gateway/keys/{key_id}", json={"models": ["gemini-2.5-pro"]}, headers=auth(MASTER_KEY)
+        f"/v1/gateway/keys/{key_id}",
+        json={"models": ["gemini-3.1-pro-preview"]},
+        headers=auth(MASTER_KEY),
     )
-    assert updated.get_json()["models"] == ["gemini-2.5-pro"]
+    assert updated.get_json()["models"] == ["gemini-3.1-pro-preview"]
     denied = create(gateway, alice, job_body(gcp["bucket"]))
     assert denied.status_code == 403
-    assert "gemini-2.5-pro" in error_of(denied)["message"]
+    assert "gemini-3.1-pro-preview" in error_of(denied)["message"]
 
     revoked = gateway.post(f"/v1/gateway/keys/{key_id}:revoke", headers=auth(MASTER_KEY))
     assert revoked.get_json()["revokeTime"]
@@ -249,8 +253,16 @@ def test_x_goog_api_key_wins_over_a_google_token(gateway, gcp, alice):
 @pytest.mark.parametrize(
     ("mutate", "code", "text"),
     [
-        (lambda b: b.update(model="gemini-9"), 400, "Known models: gemini-2.5-flash"),
-        (lambda b: b.update(model="text-embedding-005"), 403, "Allowed models: gemini-2.5-flash"),
+        (
+            lambda b: b.update(model="gemini-9"),
+            400,
+            "Known models: gemini-3.1-pro-preview, gemini-3.5-flash-lite",
+        ),
+        (
+            lambda b: b.update(model="text-embedding-005"),
+            403,
+            "Allowed models: gemini-3.5-flash-lite",
+        ),
         (
             lambda b: b["inputConfig"]["gcsSource"].update(uris=["gs://elsewhere/x.jsonl"]),
             403,
@@ -270,7 +282,7 @@ def test_create_refusals_name_the_fix(gateway, gcp, mutate, code, text):
     key = create_key(
         gateway,
         alias="limited",
-        models=["gemini-2.5-flash"],
+        models=["gemini-3.5-flash-lite"],
         inputPrefixes=[f"gs://{gcp['bucket']}/in/"],
         outputPrefixes=[f"gs://{gcp['bucket']}/out/"],
     )
@@ -335,8 +347,8 @@ def test_audit_log_names_who_and_what_but_never_the_key(gateway, gcp, alice, cap
         ("jobs.create", 200, jid),
         ("jobs.cancel", 200, jid),
     ]
-    assert audits[0]["key_alias"] == "alice" and audits[0]["model"] == "gemini-2.5-flash"
-    assert audits[0]["deployment"] == "proj-a/us-central1/gemini-2.5-flash"
+    assert audits[0]["key_alias"] == "alice" and audits[0]["model"] == "gemini-3.5-flash-lite"
+    assert audits[0]["deployment"] == "proj-a/us-central1/gemini-3.5-flash-lite"
     assert alice not in out
 
 
@@ -351,7 +363,11 @@ def test_health_lists_deployments_to_the_master_key_only(gateway):
     public = gateway.get("/v1/gateway/health").get_json()
     assert public["status"] == "ok" and public["deploymentCount"] == 4
     assert "deployments" not in public
-    assert public["models"] == ["gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-005"]
+    assert public["models"] == [
+        "gemini-3.1-pro-preview",
+        "gemini-3.5-flash-lite",
+        "text-embedding-005",
+    ]
 
 
 def test_a_failing_record_write_is_retried_and_never_loses_the_job(

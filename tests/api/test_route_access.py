@@ -42,6 +42,9 @@ ACCESS = {
     "keys.revoke": "master",
     "health": "none",
     "openapi": "none",
+    "prices.list": "master",
+    "prices.get": "master",
+    "prices.import": "master",
     "openai.files.create": "key",
     "openai.files.list": "key",
     "openai.files.get": "key",
@@ -73,6 +76,7 @@ SAMPLE_VALUES = {
     "file_id": "file-matrix0000000000000000",
     "batch_id": "batch_matrix000000000000000",
     "file": "app.css",
+    "model": "gemini-9-matrix",
 }
 # Paths for patterns SAMPLE_VALUES cannot fill in (regex outside a group).
 SAMPLE_PATHS: dict[str, str] = {}

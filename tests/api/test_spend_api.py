@@ -126,7 +126,7 @@ def test_master_spend_grouped_each_way(world):
     _, body = get(world, f"/v1/gateway/spend?{MARCH}&groupBy=team")
     assert groups(body, "team") == {"red": usd(c["301"], c["302"]), "blue": usd(c["303"])}
     _, body = get(world, f"/v1/gateway/spend?{MARCH}&groupBy=model")
-    assert groups(body, "model") == {"gemini-2.5-flash": usd(*c.values())}
+    assert groups(body, "model") == {"gemini-3.5-flash-lite": usd(*c.values())}
     _, body = get(world, f"/v1/gateway/spend?{MARCH}&groupBy=day")
     assert [g["day"] for g in body["groups"]] == ["2025-03-04", "2025-03-05"]
     assert groups(body, "day") == {

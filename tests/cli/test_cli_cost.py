@@ -26,7 +26,9 @@ FIELDS = {
 }
 
 
-def row(model_version="gemini-2.5-flash-001", prompt=10000, cached=4096, out=200, thoughts=300):
+def row(
+    model_version="gemini-3.5-flash-lite-001", prompt=10000, cached=4096, out=200, thoughts=300
+):
     usage = {
         "promptTokenCount": prompt,
         "cachedContentTokenCount": cached,
@@ -56,12 +58,14 @@ def run(capsys, *argv):
 
 
 def test_json_has_exactly_the_documented_fields(capsys, predictions):
-    code, out, err = run(capsys, "cost", str(predictions), "--model", "gemini-2.5-flash", "--json")
+    code, out, err = run(
+        capsys, "cost", str(predictions), "--model", "gemini-3.5-flash-lite", "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert set(report) == FIELDS
     assert report == {
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "rows": 3,
         "succeeded": 1,
         "failed": 1,
@@ -90,14 +94,14 @@ def test_model_from_rows_and_by_model_when_mixed(capsys, tmp_path):
     assert set(report) == FIELDS | {"by_model"}
     assert report["model"] is None
     assert report["by_model"]["gemini-2.0-flash"]["cost_usd"] == "0.000010500"
-    assert report["by_model"]["gemini-2.5-flash"]["cost_usd"] == "0.001633480"
+    assert report["by_model"]["gemini-3.5-flash-lite"]["cost_usd"] == "0.001633480"
     assert report["cost_usd"] == "0.001643980"
 
 
 def test_single_model_from_rows(capsys, predictions):
     code, out, _ = run(capsys, "cost", str(predictions), "--json")
     assert code == 0
-    assert json.loads(out)["model"] == "gemini-2.5-flash"
+    assert json.loads(out)["model"] == "gemini-3.5-flash-lite"
 
 
 def test_online_rates(capsys, predictions):
@@ -117,7 +121,7 @@ def test_readable_table(capsys, predictions):
 def test_unknown_model_is_an_error_naming_the_known_ones(capsys, predictions):
     code, out, err = run(capsys, "cost", str(predictions), "--model", "gpt-5")
     assert code == 2 and out == ""
-    assert "unknown model 'gpt-5'" in err and "gemini-2.5-pro" in err
+    assert "unknown model 'gpt-5'" in err and "gemini-3.1-pro-preview" in err
     assert "Traceback" not in err
 
 
@@ -128,7 +132,7 @@ def test_rows_of_an_unknown_model_are_counted_and_warned_strict_fails(capsys, tm
     assert code == 0
     report = json.loads(out)
     assert (report["unpriced_rows"], report["no_usage_rows"]) == (1, 1)
-    assert report["cost_usd"] == "0.001633480"  # only the gemini-2.5-flash row is priced
+    assert report["cost_usd"] == "0.001633480"  # only the gemini-3.5-flash-lite row is priced
     assert "warning" in err and "mystery-1" in err and "1 row(s) carry no usage" in err
     code, out, err = run(capsys, "cost", str(path), "--json", "--strict")
     assert code == 2 and json.loads(out)["unpriced_rows"] == 1

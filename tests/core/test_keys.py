@@ -74,12 +74,12 @@ def test_who_may_see_a_job():
 
 def test_which_models_a_key_may_use():
     assert Caller(key_id="k", alias="a").may_use_model("anything")
-    limited = Caller(key_id="k", alias="a", models=("gemini-2.5-flash",))
-    assert limited.may_use_model("gemini-2.5-flash")
-    assert not limited.may_use_model("gemini-2.5-pro")
+    limited = Caller(key_id="k", alias="a", models=("gemini-3.5-flash-lite",))
+    assert limited.may_use_model("gemini-3.5-flash-lite")
+    assert not limited.may_use_model("gemini-3.1-pro-preview")
     master = master_caller()
     assert master.is_master and master.key_id == "master" and master.models == ()
-    assert master.may_use_model("gemini-2.5-pro")
+    assert master.may_use_model("gemini-3.1-pro-preview")
 
 
 @pytest.mark.parametrize("presented", [None, ""])

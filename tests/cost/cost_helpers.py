@@ -13,10 +13,10 @@ from tests.cost.reference import Expected, expected_cost
 from tests.support import gemini_request
 
 FLASH = Deployment(
-    model_name="gemini-2.5-flash",
-    model="gemini-2.5-flash",
+    model_name="gemini-3.5-flash-lite",
+    model="gemini-3.5-flash-lite",
     project="proj-a",
-    location="us-central1",
+    location="global",  # no regional uplift: the reference is called without a location
 )
 
 
@@ -59,7 +59,7 @@ def make_job(
 
 
 def prediction_bytes(
-    texts: list[str], *, model: str = "gemini-2.5-flash", fail: set[int] = frozenset()
+    texts: list[str], *, model: str = "gemini-3.5-flash-lite", fail: set[int] = frozenset()
 ) -> bytes:
     """Rows as the simulator writes them; rows at the indexes in `fail` fail."""
     now = datetime(2025, 3, 4, 10, 5, tzinfo=UTC)
@@ -80,11 +80,14 @@ def upload(bucket: str, name: str, data: bytes) -> int:
     return int(blob.generation)
 
 
-def expected(data: bytes, model: str = "gemini-2.5-flash", overrides=None) -> Expected:
-    """What the bytes should cost by the independent reference (never the parser under test)."""
-    return expected_cost(data, model, overrides)
+def expected(
+    data: bytes, model: str = "gemini-3.5-flash-lite", overrides=None, location=None
+) -> Expected:
+    """What the bytes should cost by the independent reference (never the parser under test);
+    `location`: the job's (the regional uplift)."""
+    return expected_cost(data, model, overrides, location=location)
 
 
-def usage_of(data: bytes, model: str = "gemini-2.5-flash") -> usage.FileUsage:
+def usage_of(data: bytes, model: str = "gemini-3.5-flash-lite") -> usage.FileUsage:
     """The parser's reading of the bytes: the input the ledger gets, never an expected figure."""
     return usage.parse_predictions([data], model=model)

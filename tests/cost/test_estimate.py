@@ -229,9 +229,9 @@ def test_the_fallback_text_fraction_is_what_typical_rows_measure():
     assert abs(measured - estimate.FALLBACK_TEXT_FRACTION) < 0.12, measured
 
 
-def simulator_cost(model: str, rows: list[dict]) -> int:
+def simulator_cost(model: str, rows: list[dict], location: str | None = None) -> int:
     """What the simulator will bill for these rows: its own usage rule, priced as the ledger."""
-    priced = pricing.pricing(model)
+    priced = pricing.pricing(model, location=location)
     total = 0
     for row in rows:
         usage = sim_rows.expected_usage(model, row["request"])

@@ -69,7 +69,7 @@ def test_record_sets_totals_record_and_rollups_once(gcp):
     [daily] = rollups(ledger.DAILY)
     assert daily["day"] == "2025-03-04"
     assert (daily["key_id"], daily["alias"], daily["team"]) == ("a" * 16, "alice", "Data Science")
-    assert daily["model"] == "gemini-2.5-flash"
+    assert daily["model"] == "gemini-3.5-flash-lite"
     assert daily["cost_nanos"] == usage.cost_nanos
     labels = {(r["label"], r["value"]): r["cost_nanos"] for r in rollups(ledger.LABELS)}
     assert labels == {("cost-center", "cc-1"): usage.cost_nanos, ("env", "prod"): usage.cost_nanos}

@@ -35,7 +35,7 @@ def file_usage(prompt: int, candidates: int, cost_nanos: int, **samples) -> File
         prompt_tokens=prompt,
         candidates_tokens=candidates,
         cost_nanos=cost_nanos,
-        by_model={"gemini-2.5-flash": part},
+        by_model={"gemini-3.5-flash-lite": part},
         **samples,
     )
 
@@ -73,16 +73,16 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     rec = jobs.collection("outputs").document(rid).get().to_dict()
     assert rec["bucket"] == "b" and rec["name"] == NAME and rec["uri"] == f"gs://b/{NAME}"
     assert (rec["generation"], rec["size"], rec["group"]) == (1, 77, "final")
-    assert rec["model"] == "gemini-2.5-flash"
+    assert rec["model"] == "gemini-3.5-flash-lite"
     assert (rec["counted"], rec["superseded"], rec["superseded_by"]) == (True, False, None)
     assert rec["counters"]["prompt_tokens"] == 100 and rec["counters"]["cost_nanos"] == 2_000
-    assert rec["by_model"]["gemini-2.5-flash"]["candidates_tokens"] == 10
+    assert rec["by_model"]["gemini-3.5-flash-lite"]["candidates_tokens"] == 10
     assert rec["failed_samples"] == failed and rec["unpriced_samples"] == unpriced
     assert rec["malformed_samples"] == []
     assert before <= rec["created"] <= datetime.now(UTC)
 
     shard = int(sha("301")[:8], 16) % 16
-    daily_path = f"spend_daily/{sha('2025-03-04|' + 'a' * 16 + '|gemini-2.5-flash')}-{shard}"
+    daily_path = f"spend_daily/{sha('2025-03-04|' + 'a' * 16 + '|gemini-3.5-flash-lite')}-{shard}"
     label_path = f"spend_labels/{sha('2025-03-04|' + 'a' * 16 + '|env|prod')}-{shard}"
     obj = jobs.collection("objects").document(sha(f"b/{NAME}")).get().to_dict()
     assert obj["uri"] == f"gs://b/{NAME}" and obj["generation"] == 1
@@ -101,7 +101,7 @@ def test_one_generation_writes_these_documents(gcp, far_from_utc):
     assert before <= daily["updated"] <= datetime.now(UTC)
     assert (daily["day"], daily["model"], daily["alias"]) == (
         "2025-03-04",
-        "gemini-2.5-flash",
+        "gemini-3.5-flash-lite",
         "alice",
     )
     label = clients.firestore().document(label_path).get().to_dict()
@@ -212,7 +212,7 @@ def test_a_file_that_costs_nothing_adds_nothing_to_spend(gcp):
     # All rows failed: the rollup document gets rows and failures but no cost field at all.
     job = make_job(gcp["bucket"], "304", key_id="z" * 16)
     nothing = FileUsage(
-        rows=3, failed=3, by_model={"gemini-2.5-flash": ModelUsage(rows=3, failed=3)}
+        rows=3, failed=3, by_model={"gemini-3.5-flash-lite": ModelUsage(rows=3, failed=3)}
     )
     ledger.record_generation(
         job_id="304", job=job, bucket="b", name=NAME, generation=1, size=1, usage=nothing

@@ -64,12 +64,12 @@ def test_lines_spanning_chunks_price_like_the_whole_file(storage_only):
     bucket = storage_only["bucket"]
     data = prediction_bytes([f"question number {i} " * (i % 5 + 1) for i in range(40)], fail={3})
     generation = upload(bucket, "out/predictions.jsonl", data)
-    whole = usage.parse_predictions([data], model="gemini-2.5-flash")
+    whole = usage.parse_predictions([data], model="gemini-3.5-flash-lite")
     # 333 bytes: no line fits in one chunk and every line boundary falls mid-chunk.
     chunks = ranged_reads.read_gcs_chunks(
         bucket, "out/predictions.jsonl", generation, chunk_size=333, streams=4
     )
-    ranged = usage.parse_predictions(chunks, model="gemini-2.5-flash")
+    ranged = usage.parse_predictions(chunks, model="gemini-3.5-flash-lite")
     assert ranged.counters() == whole.counters()
     assert ranged.rows == 40
     assert ranged.failed == 1

@@ -18,7 +18,7 @@ def test_shards_and_a_pre_shard_document_sum_into_one_row(gcp):
             "key_id": "a" * 16,
             "alias": "alice",
             "team": "Data Science",
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "cost_nanos": 1_000,
             "rows": 2,
             "updated": datetime(2025, 3, 4, tzinfo=UTC),

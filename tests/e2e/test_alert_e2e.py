@@ -76,7 +76,7 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
         gateway + JOBS_PATH,
         json={
             "displayName": f"alert-e2e-{run}",
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "inputConfig": {
                 "instancesFormat": "jsonl",
                 "gcsSource": {"uris": [f"gs://{bucket}/alert-e2e/{run}/in.jsonl"]},
@@ -114,7 +114,7 @@ def test_terminal_alert_cost_equals_cost_record_and_vbg_cost(stack_env):
     predictions = record["output_directory"].rstrip("/") + "/predictions.jsonl"
     predictions_bucket, _, predictions_name = predictions.removeprefix("gs://").partition("/")
     data = clients.storage().bucket(predictions_bucket).blob(predictions_name).download_as_bytes()
-    want = expected_cost(data, "gemini-2.5-flash")
+    want = expected_cost(data, "gemini-3.5-flash-lite")
     assert body["cost"]["cost_nanos"] == record["cost"]["cost_nanos"] == want.cost_nanos > 0
     assert body["cost"]["usd"] == usd(want.cost_nanos)
     result = vbg("cost", "--json", predictions, stack=stack)

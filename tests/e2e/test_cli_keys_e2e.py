@@ -24,7 +24,7 @@ def test_create_list_revoke(stack):
         "--team",
         "cli",
         "--model",
-        "gemini-2.5-flash",
+        "gemini-3.5-flash-lite",
         "--input-prefix",
         f"gs://{stack['bucket']}/cli/",
         "--label",
@@ -32,7 +32,7 @@ def test_create_list_revoke(stack):
     )
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
-    assert key["key"].startswith("vbg-") and key["models"] == ["gemini-2.5-flash"]
+    assert key["key"].startswith("vbg-") and key["models"] == ["gemini-3.5-flash-lite"]
     assert key["labels"] == {"owner": "cli"}
 
     jobs = f"{stack['gateway_url']}/v1/projects/p/locations/l/batchPredictionJobs"

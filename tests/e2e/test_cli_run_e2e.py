@@ -32,7 +32,7 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
         "run",
         str(source),
         "--model",
-        "gemini-2.5-flash",
+        "gemini-3.5-flash-lite",
         "--yes",
         "--out",
         str(out),
@@ -56,7 +56,7 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
     assert cost["costFinal"] and summary["costFinal"]
     assert summary["costUsd"] == cost["costUsd"]
     # An independent price: `vbg cost` over the answers file it wrote.
-    offline = vbg("cost", str(out), "--model", "gemini-2.5-flash", "--json", check=True)
+    offline = vbg("cost", str(out), "--model", "gemini-3.5-flash-lite", "--json", check=True)
     assert json.loads(offline.stdout)["cost_usd"] == cost["costUsd"]
     assert Decimal(cost["costUsd"]) > 0
 
@@ -67,7 +67,7 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
 
     spend = json.loads(user(stack, key, "spend", "--group-by", "model", "--json").stdout)
     assert spend["totals"]["costUsd"] == cost["costUsd"]
-    assert [g["model"] for g in spend["groups"]] == ["gemini-2.5-flash"]
+    assert [g["model"] for g in spend["groups"]] == ["gemini-3.5-flash-lite"]
     [budget] = json.loads(user(stack, key, "budget", "--json").stdout)
     assert budget["limitUsd"] == "10.000000000"
     assert budget["spentUsd"] == cost["costUsd"]
@@ -81,7 +81,7 @@ def test_run_without_yes_on_a_closed_stdin_creates_nothing(stack, tmp_path):
     key = make_key(stack, "asker", folder=folder)
     source = tmp_path / "one.jsonl"
     source.write_text('{"request": {"contents": [{"parts": [{"text": "hi"}]}]}}\n')
-    result = user(stack, key, "run", str(source), "--model", "gemini-2.5-flash")
+    result = user(stack, key, "run", str(source), "--model", "gemini-3.5-flash-lite")
     assert result.returncode == 1
     assert "estimated cost" in result.stderr and "not created" in result.stderr
     assert json.loads(user(stack, key, "jobs", "list", "--json").stdout) == []

@@ -48,7 +48,7 @@ def test_job_service_client_create_get_list_cancel(stack_env):
         parent=parent,
         batch_prediction_job=BatchPredictionJob(
             display_name="from-aiplatform",
-            model="publishers/google/models/gemini-2.5-flash",
+            model="publishers/google/models/gemini-3.5-flash-lite",
             input_config={"instances_format": "jsonl", "gcs_source": {"uris": [uri]}},
             output_config={
                 "predictions_format": "jsonl",
@@ -96,7 +96,7 @@ def test_google_genai_create_get_list_cancel(stack_env):
         ),
     )
     job = client.batches.create(
-        model="gemini-2.5-flash",
+        model="gemini-3.5-flash-lite",
         src=uri,
         config=types.CreateBatchJobConfig(
             display_name="from-genai",
@@ -130,7 +130,7 @@ def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
         parent=parent,
         batch_prediction_job={
             "display_name": "output",
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": [uri]}},
             "output_config": {
                 "predictions_format": "jsonl",
@@ -151,7 +151,7 @@ def test_the_job_reaches_succeeded_with_its_predictions_file(stack_env):
     blob = clients.storage().bucket(bucket).blob(f"{prefix}/predictions.jsonl")
     rows = [json.loads(line) for line in blob.download_as_text().splitlines()]
     assert len(rows) == 2
-    wanted = expected_usage("gemini-2.5-flash", rows[0]["request"])
+    wanted = expected_usage("gemini-3.5-flash-lite", rows[0]["request"])
     assert rows[0]["response"]["usageMetadata"] == wanted
 
 
@@ -169,7 +169,7 @@ def test_job_service_client_deletes_a_job_and_waits_on_the_operation(stack_env):
         parent=parent,
         batch_prediction_job={
             "display_name": "to-delete",
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "input_config": {
                 "instances_format": "jsonl",
                 "gcs_source": {"uris": [_input(stack_env, "deleter", rows=1)]},

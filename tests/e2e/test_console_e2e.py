@@ -119,7 +119,7 @@ def create_job(stack, key: str, folder: str, labels: dict, rows: int = 3) -> str
     )
     body = {
         "displayName": f"console-{labels.get('sim-fault', 'ok')}",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "inputConfig": {
             "instancesFormat": "jsonl",
             "gcsSource": {"uris": [f"gs://{stack['bucket']}/{name}"]},
@@ -196,7 +196,7 @@ def test_a_user_signs_in_sees_a_job_run_its_cost_spend_and_cancels(stack_env, br
         "return window.vbgChart.data.datasets"
         ".map(s => [s.label, s.data.reduce((a, b) => a + b, 0)])"
     )
-    assert plotted[0][0] == "gemini-2.5-flash" and plotted[0][1] > 0
+    assert plotted[0][0] == "gemini-3.5-flash-lite" and plotted[0][1] > 0
     inked = driver.execute_script(
         """const c = document.getElementById('spend-chart');
         const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -37,7 +37,7 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     )
     body = {
         "displayName": "costed",
-        "model": "gemini-2.5-pro",
+        "model": "gemini-3.1-pro-preview",
         "inputConfig": {
             "instancesFormat": "jsonl",
             "gcsSource": {"uris": [f"gs://{base}/in/input.jsonl"]},
@@ -80,7 +80,7 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     assert cost["totals"]["thoughtsTokens"] == want.thoughts_tokens
 
     offline = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
-    assert offline["model"] == "gemini-2.5-pro"
+    assert offline["model"] == "gemini-3.1-pro-preview"
     assert cost["costUsd"] == offline["cost_usd"]
     assert cost["costUsd"] != "0.000000000"
     totals = cost["totals"]
@@ -135,7 +135,7 @@ def test_a_slow_job_cancelled_mid_run_is_billed_for_the_rows_it_finished(stack_e
     )
     body = {
         "displayName": "cancelled",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "inputConfig": {
             "instancesFormat": "jsonl",
             "gcsSource": {"uris": [f"gs://{base}/in/input.jsonl"]},

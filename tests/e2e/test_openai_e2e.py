@@ -42,7 +42,7 @@ def chat_line(custom_id: str, text: str, **extra) -> dict:
         "method": "POST",
         "url": "/v1/chat/completions",
         "body": {
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "messages": [{"role": "user", "content": text}],
             **extra,
         },
@@ -75,7 +75,7 @@ def test_chat_batch_round_trips_every_custom_id_with_usage(stack):
         {
             **chat_line(ids[1], "ignored"),
             "body": {
-                "model": "gemini-2.5-flash",
+                "model": "gemini-3.5-flash-lite",
                 "messages": [
                     {"role": "system", "content": "Answer in JSON."},
                     {"role": "user", "content": "Give a city."},
@@ -156,12 +156,12 @@ def test_chat_batch_round_trips_every_custom_id_with_usage(stack):
         assert row["id"].startswith("batch_req_") and row["error"] is None
         assert row["response"]["status_code"] == 200
         body = row["response"]["body"]
-        assert body["object"] == "chat.completion" and body["model"] == "gemini-2.5-flash"
+        assert body["object"] == "chat.completion" and body["model"] == "gemini-3.5-flash-lite"
         choice = body["choices"][0]
         assert choice["message"]["role"] == "assistant"
         assert choice["message"]["content"].startswith("Simulated answer")
         assert choice["finish_reason"] == "stop"
-        usage = sim_rows.expected_usage("gemini-2.5-flash", request)
+        usage = sim_rows.expected_usage("gemini-3.5-flash-lite", request)
         thoughts = usage.get("thoughtsTokenCount", 0)
         assert body["usage"]["prompt_tokens"] == usage["promptTokenCount"], custom_id
         assert body["usage"]["completion_tokens"] == usage["candidatesTokenCount"] + thoughts
@@ -287,7 +287,10 @@ def test_bad_lines_fail_the_batch_with_their_line_numbers(stack):
         chat_line("ok", "fine"),
         chat_line("ok", "duplicate id"),
         chat_line("logit", "x", logit_bias={"1": 2}),
-        {**chat_line("other-model", "x"), "body": {"model": "gemini-2.5-pro", "messages": []}},
+        {
+            **chat_line("other-model", "x"),
+            "body": {"model": "gemini-3.1-pro-preview", "messages": []},
+        },
     ]
     uploaded = client.files.create(file=jsonl(lines), purpose="batch")
     batch = client.batches.create(

@@ -69,7 +69,7 @@ def test_readme_walkthrough_runs_as_written(stack, tmp_path):
     assert cost["costUsd"] != "0" and not cost["costUsd"].startswith("0E")
     spend = next(o for o in objects if o.get("groupBy") == "model")
     # The session's stack is shared with other e2e tests: other models may have spend too.
-    flash = next(g for g in spend["groups"] if g["model"] == "gemini-2.5-flash")
+    flash = next(g for g in spend["groups"] if g["model"] == "gemini-3.5-flash-lite")
     assert flash["costUsd"] != "0" and not flash["costUsd"].startswith("0E")
     assert not [o for o in objects if "error" in o]
 
@@ -106,4 +106,4 @@ def test_readme_first_screen_runs_as_written(stack, tmp_path):
     job = requests.get(
         f"{stack['gateway_url']}/v1/{name}", headers={"x-goog-api-key": key}, timeout=30
     ).json()
-    assert job["displayName"] and job["model"].endswith("gemini-2.5-flash")
+    assert job["displayName"] and job["model"].endswith("gemini-3.5-flash-lite")

@@ -41,7 +41,7 @@ def create(caller, base, lines, labels):
     )
     body = {
         "displayName": "retry-me",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "inputConfig": {
             "instancesFormat": "jsonl",
             "gcsSource": {"uris": [f"gs://{bucket}/{name}"]},
@@ -100,7 +100,7 @@ def test_retry_of_a_partial_job_is_exactly_its_failed_rows(stack_env):
     assert read_input(child["inputUri"]) == expected
 
     record = caller.get(f"/v1/gateway/jobs/{child['jobId']}").json()
-    assert record["model"] == "gemini-2.5-flash" and record["retryOf"] == parent
+    assert record["model"] == "gemini-3.5-flash-lite" and record["retryOf"] == parent
     assert record["labels"]["vbg-retry-of"] == parent
     assert record["labels"]["project"] == "x"
     # The estimate applies as for any create (for a key without a budget, just after it).
@@ -154,7 +154,7 @@ def test_nothing_to_retry_and_other_keys(stack_env):
     forged = caller.post(
         JOBS,
         {
-            "model": "gemini-2.5-flash",
+            "model": "gemini-3.5-flash-lite",
             "inputConfig": {
                 "instancesFormat": "jsonl",
                 "gcsSource": {"uris": [f"gs://{stack['bucket']}/{folder}/x"]},

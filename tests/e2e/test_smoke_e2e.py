@@ -53,7 +53,7 @@ def test_smoke_passes_against_the_local_stack(local_stack, stack, tmp_path):
 
     # The cheapest Gemini model of the stack's list (shared/prices.json: $0.10 / $0.40 per 1M
     # input / output tokens online, half in batch; it does not think by default).
-    assert report["model"] == "gemini-2.5-flash-lite"
+    assert report["model"] == "gemini-3.1-flash-lite"
     # The cost figure against the test's own pricing of what the job wrote.
     out_prefix = report["folder"].removeprefix(f"gs://{stack['bucket']}/") + "out/"
     client = emulator_storage(stack["storage_url"], stack["project"])

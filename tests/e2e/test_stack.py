@@ -442,7 +442,7 @@ def test_session_stack_is_up_and_stack_json_says_where(stack, local_stack):
     bucket = requests.get(f"{stack['storage_url']}/storage/v1/b/{stack['bucket']}", timeout=5)
     assert bucket.status_code == 200
     config = Path(stack["config"]).read_text()
-    assert "gemini-2.5-flash" in config and "text-embedding-005" in config
+    assert "gemini-3.5-flash-lite" in config and "text-embedding-005" in config
 
 
 def _log_entries(path) -> list[dict]:

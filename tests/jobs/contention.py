@@ -2,7 +2,7 @@
 model finalized at once, each event delivered more than once.
 
 Every row's usage is chosen here and its cost computed here from the price table's batch
-rates for gemini-2.5-flash ($0.15 input, $1.25 output per 1M tokens, i.e. 150 and 1250
+rates for gemini-3.5-flash-lite ($0.15 input, $1.25 output per 1M tokens, i.e. 150 and 1250
 nano-dollars a token), independently of the parser and the pricing code.
 """
 
@@ -49,7 +49,7 @@ def row_json(prompt: int, candidates: int) -> str:
                     "candidatesTokenCount": candidates,
                     "totalTokenCount": prompt + candidates,
                 },
-                "modelVersion": "gemini-2.5-flash",
+                "modelVersion": "gemini-3.5-flash-lite",
             },
         }
     )

@@ -100,7 +100,7 @@ def test_failed_cancelled_expired_each_one_terminal_alert_with_the_error(
     assert "Internal error" in body["text"]
     assert body["labels"]["cost-center"] == "cc-7"
     assert body["owner_alias"] == "alice" and body["team"] == "Data Science"
-    assert body["model"] == "gemini-2.5-flash"
+    assert body["model"] == "gemini-3.5-flash-lite"
     assert body["display_name"] == "test-job"
     assert body["cost"]["usd"] == "0.000000000"
     assert body["console_url"] == (

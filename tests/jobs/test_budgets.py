@@ -27,7 +27,9 @@ from tests.support import (
 )
 
 JOBS = "/v1/projects/my-project/locations/us-central1/batchPredictionJobs"
-MODEL = "gemini-2.5-flash"
+# Where the test model list puts MODEL: 3.5 Flash-Lite carries the 10% regional uplift there.
+LOCATION = "us-central1"
+MODEL = "gemini-3.5-flash-lite"
 
 
 def standard_rows(n: int) -> list[dict]:
@@ -214,7 +216,7 @@ def wait_terminal(world, job_id: str, timeout: float = 30) -> None:
 
 def test_the_committed_estimate_is_replaced_by_the_actual_cost_when_the_job_is_costed(world):
     one = expected_nanos(estimate_of(world, MASTER_KEY))
-    actual = simulator_cost(MODEL, standard_rows(20))
+    actual = simulator_cost(MODEL, standard_rows(20), location=LOCATION)
     assert actual < one, "the standard rows must be estimated above their simulated cost"
     limit = actual + one + (one - actual) // 2
     alice = key(world, "alice", budgetUsd=usd(limit), budgetPeriod="month")

@@ -31,7 +31,10 @@ def staging() -> str:
 def test_the_create_never_writes_into_the_callers_body(world):
     bucket = world.gcp["bucket"]
     uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
-    body = {**job_body(bucket, input_uri=uri, labels={"project": "x"}), "model": "gemini-2.5-flash"}
+    body = {
+        **job_body(bucket, input_uri=uri, labels={"project": "x"}),
+        "model": "gemini-3.5-flash-lite",
+    }
     before = copy.deepcopy(body)
     submitted = submit.create_job(caller=keys.master_caller(), request=create_request.parse(body))
     assert submitted.record is not None

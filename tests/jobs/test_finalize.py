@@ -196,6 +196,7 @@ def test_deployment_price_overrides_apply(finalize, gcp):
     data = prediction_bytes(["priced by the override"])
     generation = upload(bucket, PREDICTIONS, data)
     assert deliver(finalize, bucket, PREDICTIONS, generation).status_code == 200
-    overridden = expected(data, overrides=OVERRIDES)
-    assert overridden.cost_nanos != expected(data).cost_nanos
+    # The overrides are global rates: the europe deployment adds 3.5 Flash-Lite's 10% uplift.
+    overridden = expected(data, overrides=OVERRIDES, location="europe-west4")
+    assert overridden.cost_nanos != expected(data, location="europe-west4").cost_nanos
     assert cost_of("212")["cost_nanos"] == overridden.cost_nanos

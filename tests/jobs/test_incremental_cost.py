@@ -1,5 +1,5 @@
 """Incremental and final output files: a job is billed for its rows exactly once, through
-`on_output_finalized` on the Firestore and GCS emulators. Figures by hand: gemini-2.5-flash
+`on_output_finalized` on the Firestore and GCS emulators. Figures by hand: gemini-3.5-flash-lite
 batch is 150 nano-dollars per input token and 1,250 per output token."""
 
 import json
@@ -21,7 +21,7 @@ def rows(*prompts: int) -> bytes:
                 "status": "",
                 "response": {
                     "usageMetadata": {"promptTokenCount": p, "candidatesTokenCount": 10},
-                    "modelVersion": "gemini-2.5-flash",
+                    "modelVersion": "gemini-3.5-flash-lite",
                 },
             }
         ).encode()

@@ -93,7 +93,7 @@ def job(**fields) -> dict:
         "job_id": "42",
         "name": "projects/proj-a/locations/europe-west4/batchPredictionJobs/42",
         "display_name": "nightly",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "owner_alias": "alice",
         "team": "search",
         "labels": {"env": "prod"},
@@ -126,7 +126,7 @@ def test_terminal_body_has_what_a_person_needs():
     assert body["tokens"]["prompt_tokens"] == 100
     assert body["error"] == {"code": 13, "message": "boom"}
     text = body["text"]
-    assert "42 (nightly, gemini-2.5-flash) of alice (search) ended FAILED after 30m 0s" in text
+    assert "42 (nightly, gemini-3.5-flash-lite) of alice (search) ended FAILED after 30m 0s" in text
     assert "$0.001500000" in text and "error 13: boom" in text
 
 

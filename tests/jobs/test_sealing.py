@@ -26,7 +26,7 @@ def world(gcp, monkeypatch, tmp_path):
 def body_for(bucket: str, uris: list[str]) -> dict:
     return {
         "displayName": "sealed",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": uris}},
         "outputConfig": {
             "predictionsFormat": "jsonl",
@@ -101,11 +101,11 @@ def test_a_refused_create_leaves_no_sealed_copy(world):
 
 def test_a_deployment_may_turn_sealing_off(gcp, monkeypatch, tmp_path):
     unsealed = DEFAULT_MODEL_LIST.replace(
-        "  - model_name: gemini-2.5-pro\n",
-        "  - model_name: gemini-2.5-pro\n    model_info: {seal_inputs: false}\n",
+        "  - model_name: gemini-3.1-pro-preview\n",
+        "  - model_name: gemini-3.1-pro-preview\n    model_info: {seal_inputs: false}\n",
     )
-    assert not parse_model_list(unsealed).deployments_for("gemini-2.5-pro")[0].seal_inputs
-    assert parse_model_list(unsealed).deployments_for("gemini-2.5-flash")[0].seal_inputs
+    assert not parse_model_list(unsealed).deployments_for("gemini-3.1-pro-preview")[0].seal_inputs
+    assert parse_model_list(unsealed).deployments_for("gemini-3.5-flash-lite")[0].seal_inputs
     with pytest.raises(ConfigError, match="seal_inputs"):
         parse_model_list(unsealed.replace("seal_inputs: false", "seal_inputs: nope"))
 
@@ -122,7 +122,7 @@ def test_a_deployment_may_turn_sealing_off(gcp, monkeypatch, tmp_path):
             outputPrefixes=[f"gs://{bucket}/out/"],
         )
         uri = upload_jsonl(bucket, "in/open.jsonl", [gemini_request("hello")])
-        body = {**body_for(bucket, [uri]), "model": "gemini-2.5-pro"}
+        body = {**body_for(bucket, [uri]), "model": "gemini-3.1-pro-preview"}
         created = gateway.post(JOBS_PATH, json=body, headers=auth(key))
         assert created.status_code == 200, created.get_data(as_text=True)
         assert created.get_json()["inputConfig"]["gcsSource"]["uris"] == [uri]
@@ -140,7 +140,7 @@ def test_discard_deletes_the_copies_of_a_refused_create(world):
     uris = [
         upload_jsonl(bucket, f"in/part-{i}.jsonl", [gemini_request(f"row {i}")]) for i in range(2)
     ]
-    deployment = model_list().deployments_for("gemini-2.5-flash")[0]
+    deployment = model_list().deployments_for("gemini-3.5-flash-lite")[0]
     sealed = sealing.seal_inputs(
         estimate.list_inputs(uris), client_uris=uris, deployment=deployment, key_id="k" * 16
     )

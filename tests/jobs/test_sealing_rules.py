@@ -23,7 +23,7 @@ from shared.cost.estimate import InputObject
 from shared.jobs import sealing
 from tests.support import reset_process
 
-FLASH = Deployment("gemini-2.5-flash", "gemini-2.5-flash", "proj-a", "us-central1")
+FLASH = Deployment("gemini-3.5-flash-lite", "gemini-3.5-flash-lite", "proj-a", "us-central1")
 FORBIDDEN = "forbidden-bucket"
 
 

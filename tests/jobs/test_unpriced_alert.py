@@ -73,7 +73,7 @@ def test_a_priced_job_raises_no_unpriced_alert(finalize, gcp):  # noqa: F811
     subscriber, subscription = watch_alerts(gcp["project"])
     make_job(bucket, "902")
     name = f"{DIRECTORY}/predictions.jsonl"
-    data = (row(100, "gemini-2.5-flash") + "\n").encode()
+    data = (row(100, "gemini-3.5-flash-lite") + "\n").encode()
     assert deliver(finalize, bucket, name, upload(bucket, name, data)).status_code == 200
     assert records.get("902")["cost"]["cost_nanos"] == 100 * 150 + 5 * 1250
     assert not [m for m in pull_all(subscriber, subscription, 1.0) if m.attributes["kind"]]

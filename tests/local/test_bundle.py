@@ -26,9 +26,9 @@ pytestmark = pytest.mark.emulators
 CACHE = Path(os.environ.get("VBG_BUNDLE_VENV_CACHE", Path.home() / ".cache" / "vbg-bundle-venv"))
 CONFIG = """\
 model_list:
-  - model_name: gemini-2.5-flash
+  - model_name: gemini-3.5-flash-lite
     litellm_params:
-      model: vertex_ai/gemini-2.5-flash
+      model: vertex_ai/gemini-3.5-flash-lite
       vertex_project: bundle-test
       vertex_location: us-central1
 """
@@ -203,7 +203,7 @@ def test_served_bundle_answers_health(built, gcp, tmp_path):
         server.stop()
     assert status == 200, body
     assert body["status"] == "ok"
-    assert body["models"] == ["gemini-2.5-flash"]
+    assert body["models"] == ["gemini-3.5-flash-lite"]
     assert body["config"]["path"] == "config.yaml"
     console_file = bundle.ROOT / "shared" / "api" / "ui" / "vendor" / "chart.umd.min.js"
     assert chart == (200, "text/javascript; charset=utf-8", console_file.read_bytes())

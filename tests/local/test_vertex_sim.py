@@ -25,7 +25,7 @@ TERMINAL = {
 }
 
 
-def job_body(bucket, model="gemini-2.5-flash", uris=("gs://x/in.jsonl",), labels=None, name="job"):
+def job_body(bucket, model="gemini-3.5-flash", uris=("gs://x/in.jsonl",), labels=None, name="job"):
     body = {
         "displayName": name,
         "model": model,
@@ -103,7 +103,7 @@ def test_create_echoes_the_request_and_get_returns_the_same_job(sim):
     assert job["name"].startswith(prefix) and job["name"][len(prefix) :].isdigit()
     assert job["state"] == "JOB_STATE_PENDING"
     assert job["displayName"] == "echo"
-    assert job["model"] == "publishers/google/models/gemini-2.5-flash"
+    assert job["model"] == "publishers/google/models/gemini-3.5-flash"
     assert job["labels"] == {"team": "a"}
     assert job["inputConfig"]["gcsSource"]["uris"] == ["gs://x/in.jsonl"]
     assert job["outputConfig"]["gcsDestination"]["outputUriPrefix"].endswith("/out/echo")
@@ -117,13 +117,13 @@ def test_create_echoes_the_request_and_get_returns_the_same_job(sim):
 @pytest.mark.parametrize(
     "model",
     [
-        "publishers/google/models/gemini-2.0-flash-001",
-        f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/gemini-2.0-flash-001",
-        "gemini-2.0-flash-001",
+        "publishers/google/models/gemini-3.5-flash-001",
+        f"projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/gemini-3.5-flash-001",
+        "gemini-3.5-flash-001",
     ],
 )
 def test_every_model_form_is_normalised_to_the_publisher_path(sim, model):
-    assert sim.create(model=model)["model"] == "publishers/google/models/gemini-2.0-flash-001"
+    assert sim.create(model=model)["model"] == "publishers/google/models/gemini-3.5-flash-001"
 
 
 def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
@@ -159,9 +159,9 @@ def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
         response = row["response"]
         assert response["candidates"][0]["content"]["parts"][0]["text"]
         assert response["candidates"][0]["finishReason"] == "STOP"
-        assert response["modelVersion"] == "gemini-2.5-flash"
+        assert response["modelVersion"] == "gemini-3.5-flash"
         assert response["usageMetadata"] == sim_rows.expected_usage(
-            "gemini-2.5-flash", line["request"]
+            "gemini-3.5-flash", line["request"]
         )
         assert response["usageMetadata"]["thoughtsTokenCount"] > 0
     assert good[1]["response"]["usageMetadata"]["candidatesTokenCount"] <= 5
@@ -176,14 +176,60 @@ def test_gemini_job_runs_the_states_and_writes_rows_with_usage(sim):
     assert all("response" not in row for row in bad)
 
 
-def test_gemini_2_0_rows_have_no_thoughts_and_a_versioned_model(sim):
+def test_flash_lite_rows_have_no_thoughts_and_a_versioned_model_answers_as_asked(sim):
     line = gemini_line("Hi")
     job, _ = sim.wait(
-        sim.create(model="gemini-2.0-flash", uris=[sim.upload("in/g20.jsonl", [line])])["name"]
+        sim.create(model="gemini-3.5-flash-lite-001", uris=[sim.upload("in/l.jsonl", [line])])[
+            "name"
+        ]
     )
     (row,) = sim.output(job)
-    assert row["response"]["modelVersion"] == "gemini-2.0-flash-001"
+    assert row["response"]["modelVersion"] == "gemini-3.5-flash-lite-001"
     assert "thoughtsTokenCount" not in row["response"]["usageMetadata"]
+
+
+@pytest.mark.parametrize("model", ["gemini-2.0-flash", "gemini-2.5-pro", "gemini-3-pro-preview"])
+def test_retired_models_are_not_found_as_vertex_answers(sim, model):
+    response = sim.http.post(sim.jobs_url(LOCATION), json=sim.body(model=model))
+    assert response.status_code == 404
+    assert f"models/{model}` not found" in response.json()["error"]["message"]
+
+
+def test_thinking_image_output_and_embedding_2_rows(sim):
+    line = gemini_line("Draw a cat")
+    job, _ = sim.wait(
+        sim.create(model="gemini-3-pro-image", uris=[sim.upload("in/img.jsonl", [line])])["name"]
+    )
+    (row,) = sim.output(job)
+    usage = row["response"]["usageMetadata"]
+    image = [d for d in usage["candidatesTokensDetails"] if d["modality"] == "IMAGE"]
+    assert image == [{"modality": "IMAGE", "tokenCount": 1120}]
+    assert usage["thoughtsTokenCount"] > 0  # 3 Pro Image thinks by default
+    parts = row["response"]["candidates"][0]["content"]["parts"]
+    assert parts[1]["inlineData"]["mimeType"] == "image/png"
+    embed = {
+        "key": "k",
+        "request": {
+            "content": {
+                "parts": [
+                    {"text": "a cat"},
+                    {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+                ]
+            }
+        },
+    }
+    uri = sim.upload("in/e2.jsonl", [embed])
+    refused = sim.http.post(
+        sim.jobs_url("us-central1"), json=sim.body(model="gemini-embedding-2", uris=[uri])
+    )
+    assert refused.status_code == 400 and "global, us, eu" in refused.json()["error"]["message"]
+    job, _ = sim.wait(sim.create(model="gemini-embedding-2", uris=[uri], location="us")["name"])
+    (row,) = sim.output(job)
+    assert row["response"]["usageMetadata"]["promptTokensDetails"] == [
+        {"modality": "TEXT", "tokenCount": 2},
+        {"modality": "IMAGE", "tokenCount": 258},
+    ]
+    assert row["response"]["usageMetadata"]["promptTokenCount"] == 260
 
 
 def test_text_embedding_rows(sim):
@@ -269,7 +315,7 @@ def test_rows_come_back_shuffled_the_same_way_for_the_same_job(sim):
 
 def test_jobs_carry_a_model_version_id_and_list_filters_by_model_display_name(sim):
     flash = sim.create(name="flash")
-    pro = sim.create(name="pro", model="gemini-2.5-pro")
+    pro = sim.create(name="pro", model="gemini-3.1-pro-preview")
     assert flash["modelVersionId"] == "1" and sim.get(pro["name"])["modelVersionId"] == "1"
 
     def names(filter_text):
@@ -277,9 +323,13 @@ def test_jobs_carry_a_model_version_id_and_list_filters_by_model_display_name(si
         assert response.status_code == 200, response.text
         return [job["displayName"] for job in response.json().get("batchPredictionJobs", [])]
 
-    assert names('model_display_name="gemini-2.5-pro"') == ["pro"]
-    assert names("model_display_name!=gemini-2.5-pro") == ["flash"]
-    for rejected in ("model=gemini-2.5-pro", 'update_time>"2020-01-01T00:00:00Z"', "state<3"):
+    assert names('model_display_name="gemini-3.1-pro-preview"') == ["pro"]
+    assert names("model_display_name!=gemini-3.1-pro-preview") == ["flash"]
+    for rejected in (
+        "model=gemini-3.1-pro-preview",
+        'update_time>"2020-01-01T00:00:00Z"',
+        "state<3",
+    ):
         response = sim.http.get(sim.jobs_url(), params={"filter": rejected})
         assert response.status_code == 400, rejected
         assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
@@ -595,7 +645,7 @@ def test_official_job_service_client_over_rest(sim):
     uri = sim.upload("in/client.jsonl", [gemini_line("hello")])
     request = BatchPredictionJob(
         display_name="from-client",
-        model="publishers/google/models/gemini-2.5-flash",
+        model="publishers/google/models/gemini-3.5-flash",
         input_config={"instances_format": "jsonl", "gcs_source": {"uris": [uri]}},
         output_config={
             "predictions_format": "jsonl",
@@ -605,7 +655,7 @@ def test_official_job_service_client_over_rest(sim):
     )
     created = client.create_batch_prediction_job(parent=parent, batch_prediction_job=request)
     assert created.state == JobState.JOB_STATE_PENDING
-    assert created.model == "publishers/google/models/gemini-2.5-flash"
+    assert created.model == "publishers/google/models/gemini-3.5-flash"
     sim.wait(created.name)
     fetched = client.get_batch_prediction_job(name=created.name)
     assert fetched.state == JobState.JOB_STATE_SUCCEEDED
