@@ -288,7 +288,7 @@ def test_deleting_the_final_file_after_the_incremental_ones_counted_leaves_no_ga
     for name, (generation, _) in files.items():
         assert deliver(finalized, bucket, name, generation).status_code == 200
     record = world.drive(job_id)
-    want = expected_cost(files[final][1], "gemini-2.5-flash")
+    want = expected_cost(files[final][1], "gemini-3.5-flash-lite", location="us-central1")
     assert record["cost"]["cost_nanos"] == want.cost_nanos
     assert int(record["cost"].get("estimated_rows") or 0) == 0
     kinds = sorted((a["kind"], (b.get("tamper") or {}).get("reason")) for a, b in world.alerts())
@@ -297,8 +297,9 @@ def test_deleting_the_final_file_after_the_incremental_ones_counted_leaves_no_ga
 
 def test_a_job_without_an_estimate_books_one_row_of_its_model(world, monkeypatch):
     """No usable estimate: a missing row costs the estimate of one typical row of the model
-    (2 KiB of text at 4 characters a token, 64 answer and 160 thinking tokens on
-    gemini-2.5-flash at $0.15 and $1.25 per 1M batch tokens; worked out below)."""
+    (2 KiB of text at 4 characters a token, 64 answer tokens and no thinking: the catalog
+    says gemini-3.5-flash-lite does not think unless asked; $0.15 and $1.25 per 1M batch
+    tokens; worked out below)."""
     bucket = world.gcp["bucket"]
     job_id = world.create(rows=2)
     records.mark(job_id, estimate={"error": "unreadable"})
@@ -309,10 +310,10 @@ def test_a_job_without_an_estimate_books_one_row_of_its_model(world, monkeypatch
         world.tick()
     record = records.get(job_id)
     # The typical row holds int(2048 * 0.85) = 1,740 characters of text: ceil(1740 / 4) = 435
-    # input tokens; output 64 + 160 = 224 tokens. At $0.15 and $1.25 per 1M tokens, i.e. 150
-    # and 1,250 nanos a token: 435 * 150 + 224 * 1,250 = 65,250 + 280,000 = 345,250 nanos.
+    # input tokens; output 64 tokens. At $0.15 and $1.25 per 1M tokens, i.e. 150 and 1,250
+    # nanos a token: 435 * 150 + 64 * 1,250 = 65,250 + 80,000 = 145,250 nanos.
     assert record["cost"]["estimated_rows"] == 2
-    assert record["cost"]["cost_nanos"] == 2 * 345_250
+    assert record["cost"]["cost_nanos"] == 2 * 145_250
     assert record["cost_final"] is False
 
 

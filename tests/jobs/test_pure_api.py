@@ -53,7 +53,7 @@ def test_jobs_deleted_the_moment_they_succeed_are_still_costed_exactly(world):
     for job_id, rows in ((first, 3), (second, 5)):
         record = world.drive(job_id)
         directory = record["output_directory"].removeprefix(f"gs://{bucket}/")
-        want = expected_cost(files[directory], "gemini-2.5-flash")
+        want = expected_cost(files[directory], "gemini-3.5-flash-lite", location="us-central1")
         assert want.succeeded == rows and want.cost_nanos > 0
         assert record["cost"]["cost_nanos"] == want.cost_nanos
         assert record["cost"]["succeeded"] == rows

@@ -139,7 +139,9 @@ def test_sealed_outputs_are_priced_in_staging_copied_once_and_shown_on_the_clien
         assert read(bucket, f"out/{name.removeprefix(split(folder)[1])}") == read(
             staging_bucket, name
         )
-    want = expected_cost(read(staging_bucket, final_name), "gemini-2.5-flash")
+    want = expected_cost(
+        read(staging_bucket, final_name), "gemini-3.5-flash-lite", location="us-central1"
+    )
     assert records.get(job_id)["cost"]["cost_nanos"] == want.cost_nanos
     assert want.succeeded == 4
 
@@ -171,7 +173,9 @@ def test_lost_events_are_delivered_at_the_end(world):
         f"out/{name.removeprefix(staging_path)}" for name in objects(folder)
     )
     [final_name] = [n for n in objects(folder) if n.endswith("/predictions.jsonl")]
-    want = expected_cost(read(staging_bucket, final_name), "gemini-2.5-flash")
+    want = expected_cost(
+        read(staging_bucket, final_name), "gemini-3.5-flash-lite", location="us-central1"
+    )
     assert record["cost"]["cost_nanos"] == want.cost_nanos
     assert record["outputs_delivered"] is True
 
