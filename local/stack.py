@@ -84,6 +84,17 @@ LOCAL_MODELS = tuple(
 PORT_NAMES = ("gateway", "vertex", "storage", "firestore", "pubsub")
 
 
+# Extra public names for the same model in a region and a multi-region (the regional uplift
+# and the us / eu hosts can be tried and tested on the local stack).
+LOCAL_LOCATION_VARIANTS = (
+    ("gemini-3.8-flash-us", "gemini-3.8-flash", "us"),
+    ("gemini-3.8-flash-europe-west4", "gemini-3.8-flash", "europe-west4"),
+    ("gemini-embedding-2-eu", "gemini-embedding-2", "eu"),
+    # A retired model: a create is refused naming its successor, as in production.
+    ("gemini-2.5-flash", "gemini-2.5-flash", "global"),
+)
+
+
 def default_config(project: str, location: str = "global") -> str:
     """A LiteLLM model list naming every model the simulator serves, all in one project."""
     lines = [
@@ -96,6 +107,14 @@ def default_config(project: str, location: str = "global") -> str:
         where = location if not allowed or location in allowed else allowed[0]
         lines += [
             f"  - model_name: {model}",
+            "    litellm_params:",
+            f"      model: vertex_ai/{model}",
+            f"      vertex_project: {project}",
+            f"      vertex_location: {where}",
+        ]
+    for name, model, where in LOCAL_LOCATION_VARIANTS:
+        lines += [
+            f"  - model_name: {name}",
             "    litellm_params:",
             f"      model: vertex_ai/{model}",
             f"      vertex_project: {project}",

@@ -103,7 +103,8 @@ def litellm_entry(name: str, entry: dict, *, as_of: str) -> dict | None:
         "facts": {
             "thinks_by_default": True if entry.get("output_cost_per_reasoning_token") else None,
             "max_output_tokens": entry.get("max_output_tokens")
-            if isinstance(entry.get("max_output_tokens"), int)
+            if type(entry.get("max_output_tokens")) is int
+            and 0 < entry["max_output_tokens"] <= 10**7
             else None,
             "retires": _iso_day(entry.get("deprecation_date")),
         },
@@ -191,19 +192,38 @@ _SKU_WORDS = frozenset(
 )
 
 
+def _decimal(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
 def _sku_price(sku: dict) -> Decimal | None:
-    """USD of one base unit (a token or a character), from the first paid tier."""
-    for info in sku.get("pricingInfo") or []:
-        expression = (info or {}).get("pricingExpression") or {}
-        factor = Decimal(str(expression.get("baseUnitConversionFactor") or 1))
-        for rate in expression.get("tieredRates") or []:
-            price = (rate or {}).get("unitPrice") or {}
-            if price.get("currencyCode", "USD") != "USD":
+    """USD of one base unit (a token or a character), from the first paid tier; None for a
+    SKU priced otherwise or written in a shape the published schema does not have."""
+    infos = sku.get("pricingInfo")
+    for info in infos if isinstance(infos, list) else ():
+        expression = info.get("pricingExpression") if isinstance(info, dict) else None
+        if not isinstance(expression, dict):
+            continue
+        factor = _decimal(expression.get("baseUnitConversionFactor", 1))
+        rates = expression.get("tieredRates")
+        if factor is None or factor <= 0 or not isinstance(rates, list):
+            continue
+        for rate in rates:
+            price = rate.get("unitPrice") if isinstance(rate, dict) else None
+            if not isinstance(price, dict) or price.get("currencyCode", "USD") != "USD":
                 return None
-            amount = Decimal(str(price.get("units") or 0)) + Decimal(price.get("nanos") or 0) / (
-                10**9
-            )
-            if amount > 0 and factor > 0:
+            units = _decimal(price.get("units") or 0)
+            nanos = _decimal(price.get("nanos") or 0)
+            if units is None or nanos is None:
+                return None
+            amount = units + nanos / (10**9)
+            if amount > 0:
                 return amount / factor
     return None
 
@@ -243,11 +263,13 @@ def from_billing_catalog(pages, *, as_of: str) -> tuple[dict, list[str]]:
     rates: dict[str, dict] = {}
     skipped: list[str] = []
     for page in pages:
-        for sku in (page or {}).get("skus") or []:
+        skus = page.get("skus") if isinstance(page, dict) else None
+        for sku in skus if isinstance(skus, list) else ():
             if not isinstance(sku, dict):
                 continue
             description = str(sku.get("description", ""))[:200]
-            regions = sku.get("serviceRegions") or []
+            regions = sku.get("serviceRegions")
+            regions = regions if isinstance(regions, list) else []
             target = _sku_target(description)
             price = _sku_price(sku)
             if target is None or price is None or "global" not in regions:

@@ -502,6 +502,8 @@ def _record_fields(job, bucket, name, generation, size, usage, group, new) -> di
         "model": job.get("model"),
         "group": group,
         "counters": new,
+        # What priced it: a later catalog never re-prices this record (a reprice is explicit).
+        "catalog_version": usage.catalog_version,
         "by_model": {m: u.counters() for m, u in sorted(usage.by_model.items())},
         "failed_samples": _bounded(usage.failed_samples),
         "malformed_samples": _bounded(usage.malformed_samples),

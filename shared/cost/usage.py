@@ -170,6 +170,8 @@ class FileUsage(ModelUsage):
     failed_samples: list[dict] = field(default_factory=list)
     malformed_samples: list[dict] = field(default_factory=list)
     unpriced_samples: list[dict] = field(default_factory=list)
+    # The price catalog version the file was priced with (named on its cost record).
+    catalog_version: str = ""
 
     @property
     def cost_usd(self) -> str:
@@ -643,6 +645,7 @@ class _Parser:
         self.overrides = overrides
         self.batch = batch
         self.location = location
+        self.catalog_version = pricing.version()
         # The day a row without processed_time is priced at (the job's time; else today).
         self.default_day = (pricing.as_date(at) or pricing.today()).isoformat()
         self.job_model = pricing.try_resolve(model) if model else None
@@ -965,6 +968,7 @@ class _Parser:
             failed_samples=self.failed_samples,
             malformed_samples=self.malformed_samples,
             unpriced_samples=self.unpriced_samples,
+            catalog_version=self.catalog_version,
         )
         for label, counts in self.counts.items():
             if not counts[_ROWS]:
