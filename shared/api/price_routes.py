@@ -5,8 +5,9 @@ asked. `vbg prices` calls these routes.
 
 from shared.api.http import Reply, Request
 from shared.core import logs
-from shared.core.errors import ApiError, invalid_argument
-from shared.cost import catalog, importers, price_views, pricing
+from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.cost import catalog, importers, price_views, pricing, reprice
+from shared.jobs import records
 
 
 def list_prices(request: Request) -> Reply:
@@ -98,3 +99,28 @@ def import_prices(request: Request) -> Reply:
             "applied": applied,
         },
     )
+
+
+def reprice_job(request: Request, job_id: str) -> Reply:
+    """Reprice a job's counted files with the catalog in force; the difference is booked as
+    one recorded adjustment (shared/cost/reprice.py). Master key only: it changes books."""
+    body = request.json_body()
+    unknown = set(body) - {"note"}
+    if unknown:
+        raise invalid_argument(
+            f"Unknown field(s) {', '.join(sorted(unknown))}; a reprice has note."
+        )
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise invalid_argument(f"`note` is text of at most {MAX_NOTE} characters.", field="note")
+    job = records.get(job_id)
+    if job is None:
+        raise not_found(f"Job {job_id} not found.")
+    try:
+        result = reprice.reprice(job_id, job, author=request.caller.alias, note=note)
+    except reprice.RepriceError as exc:
+        raise ApiError(400, str(exc), status="FAILED_PRECONDITION") from None
+    logs.info(
+        "audit", audit=True, route=request.route, job_id=job_id, reprice=result["changeNanos"]
+    )
+    return Reply(200, result)

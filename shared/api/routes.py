@@ -224,6 +224,15 @@ ROUTES = [
         max_body=price_routes.import_limit,
     ),
     route(
+        "POST",
+        GATEWAY_JOB + r":reprice",
+        price_routes.reprice_job,
+        auth="master",
+        name="jobs.reprice",
+        body=s.REPRICE,
+        reply=s.OPEN_OBJECT,
+    ),
+    route(
         "GET",
         PRICE,
         price_routes.get_price,

@@ -182,6 +182,11 @@ HEALTH = {
 }
 OPENAPI = {"type": "object", "properties": {"openapi": STRING}, "additionalProperties": True}
 EMPTY = {"type": "object"}
+REPRICE = {
+    "type": "object",
+    "properties": {"note": {"type": "string", "maxLength": 500}},
+    "additionalProperties": False,
+}
 PRICE_IMPORT = {
     "type": "object",
     "properties": {

@@ -3,6 +3,8 @@
 - `list` / `show MODEL`: every model (or one) with the rates in force on a day (`--at`), at a
   location (`--location`, show), and where each price comes from. From the gateway
   (`GET /v1/gateway/prices`, master key), or `--offline` from the catalog bundled with vbg.
+- `reprice JOB_ID`: the job's counted files priced again with the catalog in force, the
+  difference booked as one recorded adjustment (`POST /v1/gateway/jobs/{id}:reprice`).
 - `diff` / `import`: read LiteLLM's price map (`--litellm FILE_OR_URL`) or Google's Cloud
   Billing Catalog (`--billing FILE` of saved `services.skus.list` responses, or
   `--billing-api-key KEY` to read them live), send the Vertex entries to
@@ -216,6 +218,24 @@ def run_import(args) -> int:
     return EXIT_OK
 
 
+def run_reprice(args) -> int:
+    body = {"note": args.note} if args.note else {}
+    report = Gateway.from_args(args).call("POST", f"/v1/gateway/jobs/{args.job_id}:reprice", body)
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    for item in report["files"]:
+        print(
+            f"{item['uri']}: {output.usd(item['recordedUsd'])} "
+            f"({item['recordedCatalogVersion'] or 'unknown'}) -> {output.usd(item['repricedUsd'])}"
+        )
+    print(
+        f"job {report['jobId']} repriced with {report['catalogVersion']}: adjustment "
+        f"{report['adjustmentNanos']} nano-dollars ({report['changeNanos']} booked now)"
+    )
+    return EXIT_OK
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "prices",
@@ -261,3 +281,12 @@ def register(subparsers) -> None:
         if name == "import":
             sub.add_argument("--apply", action="store_true", help="make it the catalog in force")
         sub.set_defaults(func=run_import)
+
+    again = commands.add_parser(
+        "reprice",
+        parents=[common],
+        help="reprice a job's books with the catalog in force (recorded)",
+    )
+    again.add_argument("job_id")
+    again.add_argument("--note", help="why (kept in the job's reprice history)")
+    again.set_defaults(func=run_reprice)

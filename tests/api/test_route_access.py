@@ -45,6 +45,7 @@ ACCESS = {
     "prices.list": "master",
     "prices.get": "master",
     "prices.import": "master",
+    "jobs.reprice": "master",
     "openai.files.create": "key",
     "openai.files.list": "key",
     "openai.files.get": "key",
