@@ -225,3 +225,96 @@ def test_an_imported_model_prices_rows_once_applied_over_the_bundled_catalog():
     merged = catalog.overlay(catalog.bundled(), found, "op-test")
     assert merged.table["models"]["gemini-3.9-flash"]["regional_uplift"] == "1.1"
     assert "gemini-3.9-flash" not in pricing.known_models()  # nothing applied by a diff
+
+
+def _priced(pricing_info) -> object:
+    return importers._sku_price({"pricingInfo": pricing_info})
+
+
+def _expr(rates, **extra) -> list:
+    return [{"pricingExpression": {"tieredRates": rates, **extra}}]
+
+
+def _rate(units=None, nanos=None, currency=None) -> dict:
+    price = {}
+    if units is not None:
+        price["units"] = units
+    if nanos is not None:
+        price["nanos"] = nanos
+    if currency is not None:
+        price["currencyCode"] = currency
+    return {"startUsageAmount": 0, "unitPrice": price}
+
+
+@pytest.mark.parametrize(
+    ("pricing_info", "price"),
+    [
+        # no conversion factor: the unit price is per base unit; no currency: USD
+        (_expr([_rate(units="2")]), "2"),
+        (_expr([_rate(units="3", nanos=500_000_000)], baseUnitConversionFactor=2), "1.75"),
+        (_expr([_rate(nanos=250_000_000)]), "0.25"),
+        (_expr([_rate(units="0"), _rate(units="1", nanos=0)]), "1"),  # the first paid tier
+        (_expr([_rate(units="0")]), None),
+        (_expr([_rate(units="1", currency="EUR")]), None),
+        (_expr([_rate(units="x")]), None),
+        (_expr([_rate(units="1", nanos="x")]), None),
+        (_expr([_rate(units=True)]), None),
+        (_expr([_rate(units="1")], baseUnitConversionFactor=0), None),
+        (_expr([_rate(units="1")], baseUnitConversionFactor="-1"), None),
+        (_expr("not a list"), None),
+        (_expr(["not a rate"]), None),
+        ("not a list", None),
+        # a malformed first entry is skipped, the next one read
+        (["junk", {"pricingExpression": "junk"}, *_expr([_rate(units="4")])], "4"),
+        ([{"pricingExpression": {"baseUnitConversionFactor": "nan", "tieredRates": []}}], None),
+    ],
+)
+def test_a_sku_price_is_read_only_from_the_published_shape(pricing_info, price):
+    found = _priced(pricing_info)
+    assert (None if found is None else format(found.normalize(), "f")) == price
+
+
+@pytest.mark.parametrize(
+    ("description", "target"),
+    [
+        ("Gemini 3.9 Flash Input Text Tokens", ("gemini-3.9-flash", "online", "base", "input")),
+        ("Gemini 3.9 Flash Batch Output Text", ("gemini-3.9-flash", "batch", "base", "output")),
+        (
+            "Gemini 3.9 Flash Image Output Tokens",
+            ("gemini-3.9-flash", "online", "base", "image_output"),
+        ),
+        ("Gemini 3.9 Flash Audio Input", ("gemini-3.9-flash", "online", "base", "audio_input")),
+        (
+            "Gemini 3.9 Flash Cached Audio Input",
+            ("gemini-3.9-flash", "online", "base", "cached_audio_input"),
+        ),
+        (
+            "Gemini 3.9 Flash Batch Cached Input",
+            ("gemini-3.9-flash", "online", "base", "cached_input"),
+        ),
+        ("Gemini 3.9 Flash Cache Input", ("gemini-3.9-flash", "online", "base", "cached_input")),
+        ("Gemini 3.9 Pro Long Input Text", ("gemini-3.9-pro", "online", "long", "input")),
+        ("Gemini 3.9 Pro Input Text >200K", ("gemini-3.9-pro", "online", "long", "input")),
+        ("Gemini 3.9 Flash-Lite Input", ("gemini-3.9-flash-lite", "online", "base", "input")),
+        ("GEMINI 3.9 FLASH (Batch) Input", ("gemini-3.9-flash", "batch", "base", "input")),
+        ("Gemini 4 Argon Output Images", ("gemini-4-argon", "online", "base", "image_output")),
+        ("Gemini x Flash Input", None),
+        ("Gemini 3.9 Input", None),
+        ("Gemini 3.9 Flash Tokens", None),
+        ("Imagen 5 Image Output", None),
+        ("Gemini 3.9", None),
+    ],
+)
+def test_a_sku_description_names_model_mode_tier_and_rate(description, target):
+    assert importers._sku_target(description) == target
+
+
+def test_per_million_is_exact_and_refuses_what_is_not_a_price():
+    assert importers._per_million("1.25e-07", "w") == "0.125"
+    assert importers._per_million(0, "w") == "0"
+    with pytest.raises(importers.ImportError_, match="w: 'x' is not a number"):
+        importers._per_million("x", "w")
+    with pytest.raises(importers.ImportError_, match="not a non-negative price"):
+        importers._per_million(-1, "w")
+    with pytest.raises(importers.ImportError_, match="not a non-negative price"):
+        importers._per_million("inf", "w")
