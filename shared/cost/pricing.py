@@ -421,14 +421,11 @@ def _period_index(periods: list, on: date) -> int:
 
 
 def _synthetic(model: str, overrides: Mapping[str, Decimal]) -> dict:
-    """A catalog entry for a model the catalog lacks, priced by its overrides alone."""
+    """A catalog entry for a model the catalog lacks, priced by its overrides alone: one
+    period, one tier, no rates of its own."""
     characters = "input_cost_per_character" in overrides
     embedding = characters or "embedding" in model
-    entry = {
-        "kind": "embedding" if embedding else "gemini",
-        "family": "override",
-        "prices": [{"from": None, "tiers": [{"max_prompt_tokens": None, "online": {}}]}],
-    }
+    entry: dict = {"kind": "embedding" if embedding else "gemini", "prices": [{"tiers": [{}]}]}
     if characters:
         entry["billing"] = CHARACTERS
     return entry

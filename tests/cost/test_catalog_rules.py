@@ -250,3 +250,19 @@ def test_pricing_names_its_catalog_version_uplift_and_period():
     assert pricing.pricing("gemini-3.7-flash", at=LAST_DAY).period_from is None
     assert pricing.as_date("not a time") is None
     assert pricing.as_date(None) is None
+
+
+def test_an_embedding_row_without_tokens_costs_nothing():
+    assert row_cost_nanos("gemini-embedding-2", RowTokens()) == 0
+    assert row_cost_nanos("gemini-embedding-2", RowTokens(prompt=-5)) == 0
+
+
+def test_a_per_character_figure_never_prices_a_token_billed_row():
+    per_character = {"input_cost_per_character": Decimal("0.001")}
+    tokens = RowTokens(prompt=100, candidates=10, embedding=100, characters=50)
+    assert row_cost_nanos("gemini-embedding-2", tokens, per_character) == row_cost_nanos(
+        "gemini-embedding-2", tokens
+    )
+    assert row_cost_nanos("gemini-3.5-flash", tokens, per_character) == row_cost_nanos(
+        "gemini-3.5-flash", tokens
+    )
