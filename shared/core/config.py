@@ -157,7 +157,11 @@ PRICE_OVERRIDE_FIELDS = (
 )
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
 # Gateway options in an entry's `model_info` (LiteLLM's free-form metadata: other keys ignored).
-MODEL_INFO_OPTIONS = ("seal_inputs",)
+MODEL_INFO_OPTIONS = ("seal_inputs", "seal_outputs")
+# Sealed outputs (Vertex writes into the staging bucket; the gateway copies to the client's
+# folder) are off by default until the copy to the client's folder is on main (issue #22
+# item 1, the outputs side): the create side names and records the folders either way.
+SEAL_OUTPUTS_DEFAULT = False
 ENTRY_KEYS = ("model_name", "litellm_params", "model_info")
 # Sections of a LiteLLM proxy config that mean nothing to the gateway: accepted, not used,
 # so that users can bring the file they already run.
@@ -184,6 +188,8 @@ class Deployment:
     index: int = 0
     # Copy inputs to the staging bucket at create (shared/jobs/sealing.py); model_info option.
     seal_inputs: bool = True
+    # Vertex writes into a per-job folder of the staging bucket (shared/jobs/sealing.py).
+    seal_outputs: bool = SEAL_OUTPUTS_DEFAULT
 
     @property
     def model_resource(self) -> str:
@@ -313,16 +319,18 @@ def _deployment(node, index: int) -> Deployment:
             f"{where}.litellm_params.vertex_credentials",
             allow_null=True,
         )
-    seal = True
+    options = {"seal_inputs": True, "seal_outputs": SEAL_OUTPUTS_DEFAULT}
     if "model_info" in entry:
         info = _mapping(entry["model_info"][1], f"{where}.model_info")
-        if "seal_inputs" in info:
-            node = info["seal_inputs"][1]
+        for option in MODEL_INFO_OPTIONS:
+            if option not in info:
+                continue
+            node = info[option][1]
             if not (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool")):
                 raise ConfigError(
-                    f"{where}.model_info.seal_inputs (line {_line(node)}) must be true or false"
+                    f"{where}.model_info.{option} (line {_line(node)}) must be true or false"
                 )
-            seal = node.value.lower() in ("true", "yes", "on")
+            options[option] = node.value.lower() in ("true", "yes", "on")
     return Deployment(
         model_name=model_name,
         model=model,
@@ -331,7 +339,8 @@ def _deployment(node, index: int) -> Deployment:
         credentials=credentials,
         price_overrides=tuple(overrides),
         index=index,
-        seal_inputs=seal,
+        seal_inputs=options["seal_inputs"],
+        seal_outputs=options["seal_outputs"],
     )
 
 

@@ -9,6 +9,7 @@ KEY_PATTERN = re.compile(r"^[\w-]{1,63}$")
 RESERVED_PREFIX = "vbg-"
 OWNER_LABEL = "vbg-key"
 TEAM_LABEL = "vbg-team"
+INTENT_LABEL = "vbg-intent"  # the gateway's id of the create (intents/{id}), set before Vertex
 RETRY_LABEL = "vbg-retry-of"  # on a retry job: the id of the job whose rows it retries
 
 

@@ -88,9 +88,12 @@ def new_record(
     api_version: str,
     estimate: dict | None = None,
     inputs: dict | None = None,
+    outputs: dict | None = None,
 ) -> dict:
     """`inputs`: the client's URIs and the sealed copies (sealing.Sealed.record_fields); by
-    default the body's URIs, unsealed."""
+    default the body's URIs, unsealed. `outputs`: `intent_id`, `output_prefix` (where Vertex
+    writes), `client_output_prefix`, `outputs_sealed` (sealing.Outputs.record_fields); by
+    default the body's prefix, unsealed, no intent."""
     name = upstream_job["name"]
     state = state_name(upstream_job.get("state"))
     now = datetime.now(UTC)
@@ -128,7 +131,11 @@ def new_record(
                 "sealed_inputs": None,
             }
         ),
+        "intent_id": None,
         "output_prefix": output_prefix,
+        "client_output_prefix": output_prefix,
+        "outputs_sealed": False,
+        **(outputs or {}),
         "output_directory": None,
         "completion_stats": None,
         "error": None,

@@ -21,6 +21,14 @@ creates are then faster for large inputs and use no staging storage, but the est
 the budget hold only until the input is overwritten. With `VBG_STAGING_BUCKET` unset sealing
 is off everywhere (logged at each create).
 
+Sealed outputs (the create side): with `outputs_enabled`, Vertex is given a per-job folder of
+the staging bucket, `gs://<staging>/outputs/<YYYY-MM-DD>/<key id>/<intent id>/` (named from
+the create's intent id and recorded in `intents/{intent id}` before Vertex is called, so a
+job Vertex accepted always has a known folder), and the client's folder is kept as the
+job's `client_output_prefix`. A deployment keeps direct writes with `model_info:
+{seal_outputs: false}`; the OpenAI door's folder is in the staging bucket already and is not
+sealed again. What happens to the files after the create is the outputs side's.
+
 The create path reads the sealed copies (`Sealed.input_objects`) for its checks and the
 estimate; a refusal after sealing deletes the copies (`discard`).
 """
@@ -36,6 +44,7 @@ from shared.cost import estimate
 
 MAX_INPUT_OBJECTS = 1000
 SEALED_PREFIX = "sealed"
+OUTPUTS_PREFIX = "outputs"
 MAX_BASENAME = 200
 
 
@@ -98,6 +107,45 @@ class Sealed:
 
 def enabled(deployment) -> bool:
     return bool(settings().staging_bucket) and deployment.seal_inputs
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where Vertex writes (`prefix`) and the folder the client asked for."""
+
+    prefix: str
+    client_prefix: str
+
+    @property
+    def sealed(self) -> bool:
+        return self.prefix != self.client_prefix
+
+    def record_fields(self) -> dict:
+        return {
+            "output_prefix": self.prefix,
+            "client_output_prefix": self.client_prefix,
+            "outputs_sealed": self.sealed,
+        }
+
+
+def outputs_enabled(deployment) -> bool:
+    return bool(settings().staging_bucket) and deployment.seal_outputs
+
+
+def output_folder(*, key_id: str, intent_id: str, at: datetime) -> str:
+    """The per-job folder Vertex writes into: one per create, never shared."""
+    day = at.astimezone(UTC).date().isoformat()
+    return f"gs://{settings().staging_bucket}/{OUTPUTS_PREFIX}/{day}/{key_id}/{intent_id}/"
+
+
+def seal_outputs(
+    client_prefix: str, *, deployment, key_id: str, intent_id: str, gateway_owned: bool
+) -> Outputs:
+    """The output folders of a create (see the module docstring)."""
+    if gateway_owned or not outputs_enabled(deployment):
+        return Outputs(client_prefix, client_prefix)
+    folder = output_folder(key_id=key_id, intent_id=intent_id, at=datetime.now(UTC))
+    return Outputs(folder, client_prefix)
 
 
 def seal_inputs(

@@ -13,6 +13,7 @@ upstream error comes back as the upstream's own reply.
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from shared.core import gcs_paths, logs, routing, vertex
@@ -20,6 +21,7 @@ from shared.core.config import Deployment, settings
 from shared.core.errors import ApiError, invalid_argument
 from shared.core.keys import Caller
 from shared.core.labels import (
+    INTENT_LABEL,
     MAX_LABELS,
     OWNER_LABEL,
     TEAM_LABEL,
@@ -27,7 +29,7 @@ from shared.core.labels import (
     validate_labels,
 )
 from shared.cost import estimate, readiness, retirement
-from shared.jobs import budgets, events, input_rules, records, sealing
+from shared.jobs import budgets, events, input_rules, intents, records, sealing
 from shared.jobs.create_request import CreateRequest
 
 
@@ -46,6 +48,7 @@ class Planned:
     request: CreateRequest
     deployments: tuple[Deployment, ...]
     labels: Mapping[str, str]
+    intent_id: str
 
     @property
     def deployment(self) -> Deployment:
@@ -59,6 +62,14 @@ class Admitted:
     planned: Planned
     inputs: sealing.Sealed
     estimate: dict | None
+
+
+@dataclass(frozen=True)
+class Intended:
+    """An admitted create whose output folders are named and whose intent is recorded."""
+
+    admitted: Admitted
+    outputs: sealing.Outputs
 
 
 def check_buckets(caller: Caller, request: CreateRequest) -> tuple[list[str], str]:
@@ -131,9 +142,10 @@ def check_inputs(inputs: sealing.Sealed, model: str) -> None:
         )
 
 
-def stamped_labels(caller: Caller, request: CreateRequest) -> dict:
+def stamped_labels(caller: Caller, request: CreateRequest, intent_id: str | None = None) -> dict:
     """The client's labels, the key's (authoritative: a different value is a 403) and the
-    gateway's stamps; Vertex's limit of 64 counts them all."""
+    gateway's stamps (the create's `vbg-intent` among them); Vertex's limit of 64 counts
+    them all."""
     labels = dict(request.labels)
     for name, value in sorted(caller.labels.items()):
         if name in labels and labels[name] != value:
@@ -156,6 +168,8 @@ def stamped_labels(caller: Caller, request: CreateRequest) -> dict:
         **request.gateway_labels,
         OWNER_LABEL: caller.key_id,
     }
+    if intent_id:
+        stamped[INTENT_LABEL] = intent_id
     if caller.team:
         stamped[TEAM_LABEL] = label_value(caller.team)
     if len(stamped) > MAX_LABELS:
@@ -182,8 +196,9 @@ def plan(caller: Caller, request: CreateRequest) -> Planned:
         refuse=retirement.refuser(),
     )
     check_buckets(caller, request)
-    labels = stamped_labels(caller, request)
-    return Planned(caller, request, tuple(deployments), MappingProxyType(labels))
+    intent_id = intents.new_id()
+    labels = stamped_labels(caller, request, intent_id)
+    return Planned(caller, request, tuple(deployments), MappingProxyType(labels), intent_id)
 
 
 def fix_inputs(planned: Planned) -> sealing.Sealed:
@@ -210,10 +225,52 @@ def admit(planned: Planned, inputs: sealing.Sealed) -> Admitted:
     return Admitted(planned, inputs, made)
 
 
+def intend(admitted: Admitted, *, api_version: str) -> Intended:
+    """Name the output folders and write the intent (shared/jobs/intents.py): from here on,
+    a job Vertex accepts can be adopted even if this process dies before recording it."""
+    planned = admitted.planned
+    outputs = sealing.seal_outputs(
+        planned.request.output_prefix,
+        deployment=planned.deployment,
+        key_id=planned.caller.key_id,
+        intent_id=planned.intent_id,
+        gateway_owned=planned.request.door.gateway_output,
+    )
+    try:
+        intents.write(
+            {
+                "intent_id": planned.intent_id,
+                "state": intents.PENDING,
+                "created": datetime.now(UTC),
+                "owner_key_id": planned.caller.key_id,
+                "owner_alias": planned.caller.alias,
+                "team": planned.caller.team,
+                "model": planned.deployment.model_name,
+                "deployment": planned.deployment.describe(),
+                "deployments": [d.describe() for d in planned.deployments],
+                "api_version": api_version,
+                "display_name": planned.request.body.get("displayName"),
+                "labels": dict(planned.labels),
+                **admitted.inputs.record_fields(),
+                **outputs.record_fields(),
+                "estimate": admitted.estimate,
+                "idempotency_key": planned.request.idempotency_key,
+                "job_name": None,
+                "job_id": None,
+            }
+        )
+    except BaseException:
+        budgets.release(caller=planned.caller, estimate=admitted.estimate)
+        sealing.discard(admitted.inputs)
+        raise
+    return Intended(admitted, outputs)
+
+
 def call_vertex(
-    admitted: Admitted, *, api_version: str, params: dict
+    intended: Intended, *, api_version: str, params: dict
 ) -> tuple[vertex.Upstream, Deployment, dict]:
     """Create the job on the first deployment that is not exhausted (429: the next)."""
+    admitted = intended.admitted
     planned = admitted.planned
     upstream = None
     deployment = planned.deployment
@@ -222,7 +279,7 @@ def call_vertex(
         body = planned.request.vertex_body(
             model=f"publishers/google/models/{deployment.model}",
             input_uris=admitted.inputs.uris,
-            output_prefix=planned.request.output_prefix,
+            output_prefix=intended.outputs.prefix,
             labels=dict(planned.labels),
         )
         upstream = vertex.create_job(
@@ -240,16 +297,19 @@ def call_vertex(
 
 
 def record(
-    admitted: Admitted,
+    intended: Intended,
     upstream: vertex.Upstream,
     deployment: Deployment,
     body: dict,
     *,
     api_version: str,
 ) -> Submitted:
-    """Vertex has the job (record it, then announce it) or refused it (undo the admission)."""
+    """Vertex has the job (record it, complete the intent, then announce it) or refused it
+    (undo the admission)."""
+    admitted = intended.admitted
     planned = admitted.planned
     if not upstream.ok:
+        intents.refused(planned.intent_id, upstream_status=upstream.status)
         budgets.release(caller=planned.caller, estimate=admitted.estimate)
         sealing.discard(admitted.inputs)
         return Submitted(upstream, deployment, None)
@@ -262,8 +322,11 @@ def record(
         api_version=api_version,
         estimate=admitted.estimate,
         inputs=admitted.inputs.record_fields(),
+        outputs={**intended.outputs.record_fields(), "intent_id": planned.intent_id},
     )
-    if records.record_created(made):
+    recorded = records.record_created(made)
+    intents.created(planned.intent_id, made)
+    if recorded:
         # After the commit: the event's handler must find the record (it estimates the job).
         events.publish_job_event("job.created", made["job_id"])
     budgets.committed(caller=planned.caller, job_id=made["job_id"], estimate=admitted.estimate)
@@ -280,9 +343,9 @@ def create_job(
     """Check, seal, admit and create one job; record it once Vertex has it. Every door
     (the Vertex routes, the OpenAI door, retries) builds a `CreateRequest` and calls this."""
     planned = plan(caller, request)
-    admitted = admit(planned, fix_inputs(planned))
-    upstream, deployment, body = call_vertex(admitted, api_version=api_version, params=params or {})
-    return record(admitted, upstream, deployment, body, api_version=api_version)
+    intended = intend(admit(planned, fix_inputs(planned)), api_version=api_version)
+    upstream, deployment, body = call_vertex(intended, api_version=api_version, params=params or {})
+    return record(intended, upstream, deployment, body, api_version=api_version)
 
 
 def cancel_job(record: dict, *, api_version: str = "v1", params: dict | None = None):

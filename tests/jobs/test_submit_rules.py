@@ -260,6 +260,22 @@ def test_vertexs_input_uri_limits_hold_at_their_boundary():
         assert error.message.startswith(f"`inputConfig.gcsSource.uris` holds {count} URIs; ")
 
 
+def test_the_intent_label_counts_toward_vertexs_64():
+    """Every create carries `vbg-intent`: with it, a key with a team and one label of its own
+    leaves 60 to the job."""
+    who = caller(team="t", labels={"env": "dev"})
+    fits = {f"l{i}": "v" for i in range(60)}
+    request = parse({**body(["gs://bkt/team/x"]), "labels": fits})
+    stamped = submit.stamped_labels(who, request, "0123456789abcdef")
+    assert len(stamped) == 64 and stamped["vbg-intent"] == "0123456789abcdef"
+    over = parse({**body(["gs://bkt/team/x"]), "labels": {**fits, "one-more": "v"}})
+    error = refusal(lambda: submit.stamped_labels(who, over, "0123456789abcdef"))
+    assert error.message == (
+        "Too many labels: the job would carry 65, Vertex allows 64. The gateway adds 4 "
+        "(env, vbg-intent, vbg-key, vbg-team), so a job of this key may set at most 60."
+    )
+
+
 def test_a_keys_refusal_names_what_it_may_use():
     two = caller(inputs=("gs://bkt/a", "gs://bkt/b"), outputs=("gs://bkt/a", "gs://bkt/b"))
     error = refusal(lambda: check_buckets(two, body(["gs://bkt/c/x"], "gs://bkt/a/out")))

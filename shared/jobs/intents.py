@@ -1,0 +1,65 @@
+"""Intent records: what a create is about to ask Vertex, written before Vertex is asked.
+
+A process can die after Vertex accepted a job and before the job record is written (issue
+#22 item 8: 5 of 195 jobs in a kill test). So each create first writes
+`intents/{intent_id}`, holding everything the job record needs (owner key id, alias and team,
+the deployments in failover order, the public model, the API version, the client's and the
+sealed inputs, both output folders, the estimate and its budget reservation, the stamped
+labels, the idempotency key), and gives Vertex the label `vbg-intent: <intent_id>`. Once
+Vertex answers, the intent is completed with the job's name (`created`) or the refusal
+(`refused`). The sync adopts, from its intent, a Vertex job that carries the gateway's
+labels but has no job record.
+
+States: `pending` (written, Vertex not yet answered: the process may have died), `created`
+(`job_id`, `job_name`, `deployment` are the ones Vertex used), `refused` (`upstream_status`).
+"""
+
+import secrets
+from datetime import UTC, datetime
+
+from shared.core import clients, docids, logs
+
+COLLECTION = "intents"
+PENDING, CREATED, REFUSED = "pending", "created", "refused"
+
+
+def new_id() -> str:
+    """Random hex: also a Vertex label value and a folder name."""
+    return secrets.token_hex(8)
+
+
+def ref(intent_id: str):
+    return clients.firestore().collection(COLLECTION).document(docids.doc_id(intent_id))
+
+
+def get(intent_id: str) -> dict | None:
+    snapshot = ref(intent_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def write(intent: dict) -> None:
+    """Create the intent; an id is never reused (a collision fails loudly)."""
+    ref(intent["intent_id"]).create(intent)
+
+
+def created(intent_id: str, record: dict) -> None:
+    """Best effort: the job record, written first, is the truth once it exists (an intent
+    left `pending` beside a record is only noise to the sync)."""
+    try:
+        ref(intent_id).update(
+            {
+                "state": CREATED,
+                "job_name": record["name"],
+                "job_id": record["job_id"],
+                "deployment": record["deployment"],
+                "completed": datetime.now(UTC),
+            }
+        )
+    except Exception as exc:
+        logs.warning("intent not completed", intent_id=intent_id, error=repr(exc))
+
+
+def refused(intent_id: str, *, upstream_status: int) -> None:
+    ref(intent_id).update(
+        {"state": REFUSED, "upstream_status": upstream_status, "completed": datetime.now(UTC)}
+    )
