@@ -15,12 +15,15 @@ States: `pending` (written, Vertex not yet answered: the process may have died),
 """
 
 import secrets
+import time
 from datetime import UTC, datetime
 
 from shared.core import clients, docids, logs
+from shared.core.errors import ApiError
 
 COLLECTION = "intents"
 PENDING, CREATED, REFUSED = "pending", "created", "refused"
+WRITE_ATTEMPTS = 3
 
 
 def new_id() -> str:
@@ -38,8 +41,22 @@ def get(intent_id: str) -> dict | None:
 
 
 def write(intent: dict) -> None:
-    """Create the intent; an id is never reused (a collision fails loudly)."""
-    ref(intent["intent_id"]).create(intent)
+    """Create the intent, retried; Firestore down is a 503 (nothing was asked of Vertex, so
+    the client's retry is safe)."""
+    from google.api_core import exceptions
+
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            ref(intent["intent_id"]).create(intent)
+            return
+        except exceptions.AlreadyExists:
+            if attempt > 1:
+                return  # an earlier attempt's commit landed
+            raise
+        except exceptions.GoogleAPICallError as exc:
+            logs.warning("intent write failed", attempt=attempt, error=repr(exc))
+            time.sleep(0.1 * attempt)
+    raise ApiError(503, "The gateway could not record the create (Firestore); retry.")
 
 
 def created(intent_id: str, record: dict) -> None:

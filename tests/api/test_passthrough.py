@@ -386,7 +386,8 @@ def test_a_failing_record_write_is_retried_and_never_loses_the_job(
         commit = batch.commit
 
         def failing_commit(*args, **kwargs):
-            if failures["left"] > 0:
+            names = [w.update.name for w in batch._write_pbs]
+            if failures["left"] > 0 and not any("/intents/" in name for name in names):
                 failures["left"] -= 1
                 raise exceptions.ServiceUnavailable("firestore hiccup")
             return commit(*args, **kwargs)
