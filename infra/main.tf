@@ -46,11 +46,10 @@ locals {
   # (tests/infra/test_infra_contract.py holds this file to it). Secrets are in
   # local.secret_env_* below.
   env_passthrough = merge(local.common_env, {
-    VBG_EVENTS_TOPIC              = local.topics.events
-    VBG_VERTEX_ENDPOINT           = var.vertex_endpoint
-    VBG_MAX_BODY_BYTES            = tostring(var.max_body_bytes)
-    VBG_ESTIMATE_READ_LIMIT_BYTES = tostring(var.estimate_read_limit_bytes)
-    VBG_STAGING_BUCKET            = google_storage_bucket.staging.name
+    VBG_EVENTS_TOPIC    = local.topics.events
+    VBG_VERTEX_ENDPOINT = var.vertex_endpoint
+    VBG_MAX_BODY_BYTES  = tostring(var.max_body_bytes)
+    VBG_STAGING_BUCKET  = google_storage_bucket.staging.name
   })
 
   env_on_job_event = merge(local.common_env, {

@@ -195,12 +195,6 @@ variable "max_body_bytes" {
   default     = 1048576
 }
 
-variable "estimate_read_limit_bytes" {
-  description = "Most input bytes read for a pre-flight estimate of one job."
-  type        = number
-  default     = 67108864
-}
-
 variable "labels" {
   description = "Labels put on every resource that takes them."
   type        = map(string)

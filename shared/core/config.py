@@ -28,7 +28,6 @@ ENV_BY_FUNCTION = {
         "VBG_EVENTS_TOPIC",
         "VBG_VERTEX_ENDPOINT",
         "VBG_MAX_BODY_BYTES",
-        "VBG_ESTIMATE_READ_LIMIT_BYTES",
         "VBG_STAGING_BUCKET",
     ),
     "on_job_event": (
@@ -95,7 +94,6 @@ class Settings:
     alerts_topic: str
     vertex_endpoint: str
     max_body_bytes: int
-    estimate_read_limit_bytes: int
     stuck_queued_hours: Decimal
     stuck_running_hours: Decimal
     sync_max_jobs: int
@@ -122,9 +120,6 @@ def settings() -> Settings:
         alerts_topic=_env("VBG_ALERTS_TOPIC", "batch-job-alerts"),
         vertex_endpoint=_env("VBG_VERTEX_ENDPOINT").rstrip("/"),
         max_body_bytes=int(_positive_number("VBG_MAX_BODY_BYTES", "1048576")),
-        estimate_read_limit_bytes=int(
-            _positive_number("VBG_ESTIMATE_READ_LIMIT_BYTES", str(64 * 1024 * 1024))
-        ),
         stuck_queued_hours=_positive_number("VBG_STUCK_QUEUED_HOURS", "6"),
         stuck_running_hours=_positive_number("VBG_STUCK_RUNNING_HOURS", "24"),
         sync_max_jobs=int(_positive_number("VBG_SYNC_MAX_JOBS", "500")),

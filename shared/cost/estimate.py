@@ -4,15 +4,17 @@ Method
 ------
 1. The input objects are listed (a `*` in `gcsSource.uris` is expanded by listing the prefix
    before the wildcard and matching with fnmatch, as Vertex does) and their sizes summed.
-2. `read` (total size up to `VBG_ESTIMATE_READ_LIMIT_BYTES`, default 64 MiB): every line is
-   read (ranged downloads of 8 MiB, lines split here, memory flat) and each row priced on
-   its own, so long-context tiers apply per row as they will on the bill:
+2. Every line is read (ranged downloads of 8 MiB, lines split here, memory flat; at create
+   this is the one pass of `shared/jobs/input_pass.py`, over the sealed copies) and each
+   row priced on its own, so long-context tiers apply per row as they will on the bill. No
+   sample is scaled to the size: the key holder writes the input.
    - input tokens = ceil(characters of every text part of `contents` and
-     `systemInstruction` / 4), plus 258 per non-text part (Google's figure for an image of
-     up to 384 px; larger images, audio and video cost more). Google documents "a token is
-     about 4 characters; 100 tokens are about 60-80 English words" for Gemini models. The
-     low and high bounds use 5 and 2 characters per token (dense English / code and most
-     other languages; CJK text, ~1 char/token, can exceed the high bound).
+     `systemInstruction` / 4), plus each media part's tokens by kind and size
+     (`shared/cost/media_tokens.py`: images by their dimensions, video and audio by their
+     duration, PDFs by their pages). Google documents "a token is about 4 characters; 100
+     tokens are about 60-80 English words" for Gemini models. The low and high bounds use
+     5 and 2 characters per token (dense English / code and most other languages; CJK
+     text, ~1 char/token, can exceed the high bound) and the media rules' own bounds.
    - output tokens per row: expected = min(maxOutputTokens, 64) answer tokens plus, for
      models that think by default (2.5 Pro / Flash, or any model given a positive
      `thinkingBudget`), min(thinkingBudget, 160) thinking tokens; low = min(maxOutputTokens,
@@ -21,29 +23,25 @@ Method
    - embeddings: input only (text-embedding-00x: billed per character, so the exact billable
      characters of `content` and `title` at every level, the tokens, cut at 2048, as a
      statistic; gemini-embedding: `request.content.parts[].text`).
-3. `size` (larger inputs): the first 1 MiB of the first object is read and estimated as
-   above; its per-byte figures are scaled to the total size. If the sample holds no whole
-   row, fixed ratios measured on typical rows are used (text is 85% of a row's bytes, rows
-   of 2 KiB), see `FALLBACK_*`.
 
 Error
 -----
-- Input tokens: on the simulator (whose rule is chars/4 per row) the `read` method is exact.
-  On real Vertex, English prose lands within about +-15% of chars/4; code, JSON and most
+- Input tokens: on the simulator (whose rule is chars/4 per row) the estimate is exact. On
+  real Vertex, English prose lands within about +-15% of chars/4; code, JSON and most
   non-English text take more tokens per character (up to 2x, the high bound); implicit or
-  explicit cache hits make the bill lower than the estimate (never assumed).
+  explicit cache hits make the bill lower than the estimate (never assumed). Media whose
+  size or header cannot be read fall back to the bounds in `media_tokens`.
 - Output tokens dominate the cost of short prompts on models priced 8x higher for output,
   and no estimator can know them before the model answers: the defaults (64 answer + 160
   thinking tokens) fit short structured answers; long-form generation can be several times
   more. The low/high range brackets the truth whenever maxOutputTokens is set (high is then
   a real ceiling); without it high uses the model's 65k (8k for 2.0) limit and is loose.
-- `size`: as above, plus the sample's representativeness (a file sorted by length can be
-  off by the ratio between its head and its average row).
 
 Money is integer nano-dollars; the public view shows decimal strings of USD.
 """
 
 import fnmatch
+import functools
 import json
 import math
 import re
@@ -51,22 +49,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from shared.core import clients, logs
-from shared.core.config import settings
 from shared.core.errors import ApiError, invalid_argument
-from shared.cost import pricing
+from shared.cost import media_tokens, pricing
 
 CHARS_PER_TOKEN = 4
 CHARS_PER_TOKEN_LOW = 5
 CHARS_PER_TOKEN_HIGH = 2
-NON_TEXT_PART_TOKENS = 258
 EXPECTED_ANSWER_TOKENS = 64
 EXPECTED_THINKING_TOKENS = 160
 LOW_ANSWER_TOKENS = 10
 EMBEDDING_MAX_TOKENS = 2048
 READ_CHUNK_BYTES = 8 * 1024 * 1024
-SAMPLE_BYTES = 1024 * 1024
-FALLBACK_TEXT_FRACTION = 0.85
-FALLBACK_ROW_BYTES = 2048
 # A model the catalog does not describe: assume it thinks and writes up to 65,536 tokens
 # (the high bound stays a bound).
 DEFAULT_MODEL_OUTPUT = (True, 65536)
@@ -94,17 +87,22 @@ def _parts(content) -> list:
     return parts if isinstance(parts, list) else []
 
 
-def _text_and_media(contents) -> tuple[int, int]:
-    chars = media = 0
+def _text_and_media(contents, media) -> tuple[int, int, list[int]]:
+    """(text characters, media parts, media tokens at each level)."""
+    chars = parts = 0
+    tokens = [0, 0, 0]
     for content in contents:
         for part in _parts(content):
             if not isinstance(part, dict):
                 continue
             if isinstance(part.get("text"), str):
                 chars += len(part["text"])
-            elif "inlineData" in part or "fileData" in part:
-                media += 1
-    return chars, media
+                continue
+            found = media(part)
+            if found is not None:
+                parts += 1
+                tokens = [total + add for total, add in zip(tokens, found, strict=True)]
+    return chars, parts, tokens
 
 
 def _tokens(chars: int, per_token: int) -> int:
@@ -126,10 +124,13 @@ class Tally:
 
 
 class RowEstimator:
-    """Estimates rows of one model, priced with that model's (deployment's) batch rates."""
+    """Estimates rows of one model, priced with that model's (deployment's) batch rates.
 
-    def __init__(self, model: str, overrides=None, location: str | None = None):
+    `lookup(uri)`: a referenced object's (size, first bytes), or None (media_tokens)."""
+
+    def __init__(self, model: str, overrides=None, location: str | None = None, lookup=None):
         self.model = model
+        self.media = functools.partial(media_tokens.part_tokens, lookup=lookup)
         # The job's location: the regional uplift, as its rows will be billed.
         self.pricing = pricing.pricing(model, overrides, batch=True, location=location)
         self.embedding = self.pricing.kind == "embedding"
@@ -138,14 +139,18 @@ class RowEstimator:
 
     def add_line(self, tally: Tally, line: bytes) -> None:
         """One line without its newline (counted as one byte)."""
-        tally.line_bytes += len(line) + 1
         if not line.strip():
+            tally.line_bytes += len(line) + 1
             return
         try:
             row = json.loads(line)
         except ValueError:
-            tally.malformed += 1
-            return
+            row = None
+        self.add_row(tally, row, len(line))
+
+    def add_row(self, tally: Tally, row, size: int) -> None:
+        """One parsed line of `size` bytes (not a JSON object: malformed)."""
+        tally.line_bytes += size + 1
         if not isinstance(row, dict):
             tally.malformed += 1
             return
@@ -170,7 +175,7 @@ class RowEstimator:
                     billable += pricing.billable_characters(part)
         else:
             request = row.get("request") if isinstance(row.get("request"), dict) else row
-            chars, _ = _text_and_media([request.get("content")])
+            chars, _, _ = _text_and_media([request.get("content")], self.media)
         tally.text_chars += chars
         for level, per_token in zip(
             LEVELS, (CHARS_PER_TOKEN_LOW, CHARS_PER_TOKEN, CHARS_PER_TOKEN_HIGH), strict=True
@@ -187,9 +192,11 @@ class RowEstimator:
             contents = [contents]
         if not isinstance(contents, list):
             contents = []
-        chars, media = _text_and_media([*contents, request.get("systemInstruction")])
+        chars, parts, media = _text_and_media(
+            [*contents, request.get("systemInstruction")], self.media
+        )
         tally.text_chars += chars
-        tally.media_parts += media
+        tally.media_parts += parts
         config = request.get("generationConfig")
         config = config if isinstance(config, dict) else {}
         cap = config.get("maxOutputTokens")
@@ -216,8 +223,8 @@ class RowEstimator:
             "expected": CHARS_PER_TOKEN,
             "high": CHARS_PER_TOKEN_HIGH,
         }
-        for level in LEVELS:
-            prompt = _tokens(chars, per_token[level]) + media * NON_TEXT_PART_TOKENS
+        for level, media_level in zip(LEVELS, media, strict=True):
+            prompt = _tokens(chars, per_token[level]) + media_level
             candidates, thought_tokens = outputs[level]
             self._add(
                 tally,
@@ -246,45 +253,6 @@ def scan(chunks: Iterable[bytes], estimator: RowEstimator, tally: Tally | None =
     for line in iter_lines(chunks):
         estimator.add_line(tally, line)
     return tally
-
-
-def scan_sample(head: bytes, estimator: RowEstimator) -> Tally:
-    """Only the whole lines of the head of a file (the last, cut line is dropped)."""
-    cut = head.rfind(b"\n")
-    return scan([head[: cut + 1]] if cut >= 0 else [], estimator)
-
-
-def scale(sample: Tally, total_bytes: int) -> Tally:
-    """A sample's per-byte figures applied to the whole input."""
-    if sample.rows and sample.line_bytes:
-
-        def grow(value: int) -> int:
-            return (value * total_bytes + sample.line_bytes // 2) // sample.line_bytes
-
-        return Tally(
-            rows=grow(sample.rows),
-            malformed=grow(sample.malformed),
-            text_chars=grow(sample.text_chars),
-            media_parts=grow(sample.media_parts),
-            line_bytes=total_bytes,
-            input_tokens={k: grow(v) for k, v in sample.input_tokens.items()},
-            output_tokens={k: grow(v) for k, v in sample.output_tokens.items()},
-            cost_nanos={k: grow(v) for k, v in sample.cost_nanos.items()},
-        )
-    return Tally(line_bytes=total_bytes)
-
-
-def from_size(total_bytes: int, estimator: RowEstimator) -> Tally:
-    """No whole row to sample: typical-row ratios, rows of FALLBACK_ROW_BYTES."""
-    rows = max(1, round(total_bytes / FALLBACK_ROW_BYTES)) if total_bytes else 0
-    chars_per_row = int(FALLBACK_ROW_BYTES * FALLBACK_TEXT_FRACTION)
-    row = {"request": {"contents": [{"role": "user", "parts": [{"text": "x" * chars_per_row}]}]}}
-    if estimator.text_embedding:
-        row = {"content": "x" * chars_per_row}
-    elif estimator.embedding:
-        row = {"request": {"content": {"parts": [{"text": "x" * chars_per_row}]}}}
-    one = scan([json.dumps(row).encode()], estimator)
-    return scale(one, one.line_bytes * rows) if rows else Tally()
 
 
 # --- GCS ----------------------------------------------------------------------------------
@@ -382,53 +350,42 @@ def read_chunks(obj: InputObject, limit: int | None = None) -> Iterator[bytes]:
 # --- the estimate of a create body ----------------------------------------------------------
 
 
-def estimate_inputs(
-    objects: list[InputObject], estimator: RowEstimator, read_limit: int
-) -> tuple[str, Tally, int]:
-    """(method, totals, bytes read)."""
-    total = sum(o.size for o in objects)
-    if total <= read_limit:
-        tally = Tally()
-        for obj in objects:
-            scan(read_chunks(obj), estimator, tally)
-        return "read", tally, total
-    head = b"".join(read_chunks(objects[0], SAMPLE_BYTES)) if objects else b""
-    sample = scan_sample(head, estimator)
-    if sample.rows:
-        return "size", scale(sample, total), len(head)
-    return "size", from_size(total, estimator), len(head)
+def estimator_for(deployment, lookup=None) -> RowEstimator:
+    """The deployment's estimator; `pricing.UnknownModelError` when its model has no price."""
+    return RowEstimator(
+        deployment.model, pricing.overrides_for(deployment), deployment.location, lookup
+    )
 
 
-def estimate_request(
-    deployment, *, uris: list[str] | None = None, objects: list[InputObject] | None = None
-) -> dict:
-    """The estimate record of a create's inputs for one deployment (stored on the job).
+def unpriced_error(deployment, exc: Exception) -> ApiError:
+    """A budgeted create on a model without a price: the budget cannot be held, so it is
+    refused (400 FAILED_PRECONDITION) with what to do."""
+    return ApiError(
+        400,
+        f"Model {deployment.model_name!r} ({deployment.model}) has no price, so this key's "
+        "budget cannot be checked and the create is refused. Ask an admin to add its price "
+        "(a price override such as `input_cost_per_token_batches` and "
+        "`output_cost_per_token_batches` on its model list entry), or use a priced model. "
+        f"({exc})",
+        status="FAILED_PRECONDITION",
+    )
 
-    `objects` (sealed inputs, already listed) are priced as given, without listing again."""
+
+def record_of(deployment, estimator: RowEstimator, objects, tally: Tally, started: float) -> dict:
+    """The estimate record stored on the job (every byte read: `method` is `read`)."""
     import time
 
-    started = time.monotonic()
-    try:
-        estimator = RowEstimator(
-            deployment.model, pricing.overrides_for(deployment), deployment.location
-        )
-    except pricing.UnknownModelError as exc:
-        raise ApiError(
-            500, f"gateway misconfigured: no price for {deployment.model!r} ({exc})"
-        ) from None
-    if objects is None:
-        objects = list_inputs(uris or [])
-    method, tally, read = estimate_inputs(objects, estimator, settings().estimate_read_limit_bytes)
     record = {
         "model": deployment.model_name,
         "priced_as": estimator.pricing.model,
-        "method": method,
+        "method": "read",
         "input_files": len(objects),
         "input_bytes": sum(o.size for o in objects),
-        "bytes_read": read,
+        "bytes_read": sum(o.size for o in objects),
         "rows": tally.rows,
         "malformed_rows": tally.malformed,
         "text_chars": tally.text_chars,
+        "media_parts": tally.media_parts,
         "input_tokens": dict(tally.input_tokens),
         "output_tokens": dict(tally.output_tokens),
         "cost_nanos": dict(tally.cost_nanos),
@@ -436,7 +393,6 @@ def estimate_request(
     logs.info(
         "estimate",
         model=deployment.model_name,
-        method=method,
         input_files=len(objects),
         input_bytes=record["input_bytes"],
         rows=tally.rows,
@@ -444,6 +400,28 @@ def estimate_request(
         latency_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return record
+
+
+def estimate_request(
+    deployment, *, uris: list[str] | None = None, objects: list[InputObject] | None = None
+) -> dict:
+    """The estimate of a create's inputs for one deployment, reading every line (the
+    estimate route and the backfill of old jobs; a create estimates in its one pass).
+
+    `objects` (already listed) are priced as given, without listing again."""
+    import time
+
+    started = time.monotonic()
+    try:
+        estimator = estimator_for(deployment)
+    except pricing.UnknownModelError as exc:
+        raise unpriced_error(deployment, exc) from None
+    if objects is None:
+        objects = list_inputs(uris or [])
+    tally = Tally()
+    for obj in objects:
+        scan(read_chunks(obj), estimator, tally)
+    return record_of(deployment, estimator, objects, tally, started)
 
 
 def public_view(record: dict | None) -> dict | None:

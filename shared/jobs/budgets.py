@@ -353,32 +353,20 @@ def _drop(doc_ids: list[str], rid: str, *, bind_job: str | None = None) -> None:
 # --- the three calls of passthrough.create, and the lifecycle's -----------------------------
 
 
-def admit(*, caller, deployment, objects) -> dict | None:
-    """The job's estimate, with a reservation when a budget applies; 429 when it does not fit.
+def admit(*, caller, estimate: dict) -> dict:
+    """Reserve the job's estimate when a budget applies; 429 when it does not fit.
 
-    `objects`: what Vertex will read (the sealed copies, estimate.InputObject), so that
-    exactly those bytes are priced."""
+    `estimate`: the create's estimate record, made over exactly the sealed bytes (or, for a
+    model without a price, `{"error": ..., "unpriced": True}`: a budgeted create is then
+    refused, 400, since its budget cannot be held)."""
     at = now()
+    record = {**estimate, "created": at}
     budgets = budgets_for(caller)
     if not budgets:
-        # Nothing to enforce: the estimate is only informative, so on_job_event makes it
-        # after the create (estimate.backfill) instead of the caller waiting on GCS reads.
-        return None
-    try:
-        record = estimate.estimate_request(deployment, objects=objects)
-    except Exception as exc:
-        if budgets:
-            if isinstance(exc, ApiError):
-                raise
-            raise ApiError(503, f"The job's cost could not be estimated: {exc!r}") from exc
-        logs.warning(
-            "estimate failed; the key has no budget, so the create goes on", error=repr(exc)
-        )
-        message = exc.message if isinstance(exc, ApiError) else repr(exc)
-        return {"error": message}
-    record["created"] = at
-    if budgets:
-        record["reservation"] = reserve(budgets, record["cost_nanos"]["expected"], at)
+        return record
+    if record.get("error"):
+        raise ApiError(400, record["error"], status="FAILED_PRECONDITION")
+    record["reservation"] = reserve(budgets, record["cost_nanos"]["expected"], at)
     return record
 
 

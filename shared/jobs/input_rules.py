@@ -40,6 +40,8 @@ import json
 import re
 from dataclasses import dataclass
 
+import msgspec
+
 MAX_NESTING = 15
 MAX_PROBLEMS = 5
 MAX_TRACKED_FIELDS = 10_000
@@ -95,6 +97,27 @@ _NESTED = frozenset({"an object", "an array"})
 _BAD_NAME = re.compile(r"[$\s]")
 
 
+class InvalidJson:
+    """A line that is not JSON, with json's reason."""
+
+    def __init__(self, error: str):
+        self.error = error
+
+
+UNPARSED = object()
+
+
+def decode(raw: bytes):
+    """One line's JSON value (msgspec, the fast path), or `InvalidJson` with json's reason."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            return InvalidJson(str(exc))
+
+
 class InputCheck:
     """Vertex's import rules over the lines of a job's input files, streamed."""
 
@@ -131,22 +154,35 @@ class InputCheck:
         self.complete = self.complete and complete
         self._rest = b""
 
-    def line(self, raw: bytes) -> None:
+    @property
+    def lineno(self) -> int:
+        """The number of the last line fed (1-based, blank lines counted)."""
+        return self._lineno
+
+    def line(self, raw: bytes, parsed=UNPARSED) -> None:
+        """One line; `parsed`: its value when the caller already decoded it (`decode`)."""
         self._lineno += 1
         if not raw.strip():
             return
         self.rows += 1
         if self.full:
             return
-        reason = self._line_problem(raw)
+        reason = self._line_problem(raw, parsed)
         if reason:
             self.problems.append(Problem(self._file, self._lineno, reason))
 
-    def _line_problem(self, raw: bytes) -> str | None:
-        try:
-            row = json.loads(raw)
-        except ValueError as exc:
-            return f"not valid JSON ({exc})"
+    def too_long(self, size: int, limit: int) -> None:
+        """A line over Vertex's per-request size, which the reader did not hold."""
+        self._lineno += 1
+        self.rows += 1
+        if not self.full:
+            reason = f"the line is {size:,} bytes; Vertex takes at most {limit:,} per request"
+            self.problems.append(Problem(self._file, self._lineno, reason))
+
+    def _line_problem(self, raw: bytes, parsed=UNPARSED) -> str | None:
+        row = decode(raw) if parsed is UNPARSED else parsed
+        if isinstance(row, InvalidJson):
+            return f"not valid JSON ({row.error})"
         if not isinstance(row, dict):
             return "not a JSON object"
         if not row:

@@ -11,6 +11,7 @@ upstream error comes back as the upstream's own reply.
 """
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +29,8 @@ from shared.core.labels import (
     label_value,
     validate_labels,
 )
-from shared.cost import estimate, readiness, retirement
-from shared.jobs import budgets, events, input_rules, intents, records, sealing
+from shared.cost import estimate, pricing, readiness, retirement
+from shared.jobs import budgets, events, input_pass, intents, records, sealing
 from shared.jobs.create_request import CreateRequest
 
 
@@ -98,48 +99,6 @@ def check_buckets(caller: Caller, request: CreateRequest) -> tuple[list[str], st
             f"output prefixes. Allowed: {allowed}.",
         )
     return uris, prefix
-
-
-def check_inputs(inputs: sealing.Sealed, model: str) -> None:
-    """Refuse (400) an input Vertex would fail whole at import, or one over its job limits.
-
-    Vertex fails such a job only after it waited in the queue (hours); here the caller hears
-    at once, with the first lines and reasons (rules: shared/jobs/input_rules.py). The first
-    `VBG_ESTIMATE_READ_LIMIT_BYTES` of the input (64 MiB by default, all files together) are
-    checked line by line; beyond that only the byte limit is judged, and the row limit is
-    left to Vertex. An input the gateway cannot read is left to the estimate and to Vertex
-    (logged): this check refuses only what it has read.
-    """
-    check = input_rules.InputCheck()
-    budget = settings().estimate_read_limit_bytes
-    objects = inputs.input_objects()
-    try:
-        for name, obj in inputs.named_objects():
-            take = min(obj.size, budget)
-            check.start_file(name)
-            for chunk in estimate.read_chunks(obj, take):
-                check.feed(chunk)
-            check.end_file(complete=take >= obj.size)
-            budget -= take
-    except ApiError as exc:
-        logs.warning("input check skipped: inputs not readable", error=exc.message)
-        return
-    problems = check.problems + check.limit_problems(model, sum(o.size for o in objects))
-    if problems:
-        raise ApiError(
-            400,
-            'Vertex would fail this job whole ("Failed to import data") after it waited in '
-            f"the queue: {input_rules.describe(problems)}. Fix the input and submit again.",
-            details=[
-                {
-                    "@type": "type.googleapis.com/google.rpc.BadRequest",
-                    "fieldViolations": [
-                        {"field": "inputConfig.gcsSource.uris", "description": str(problem)}
-                        for problem in problems
-                    ],
-                }
-            ],
-        )
 
 
 def stamped_labels(caller: Caller, request: CreateRequest, intent_id: str | None = None) -> dict:
@@ -213,16 +172,33 @@ def fix_inputs(planned: Planned) -> sealing.Sealed:
 
 
 def admit(planned: Planned, inputs: sealing.Sealed) -> Admitted:
-    """Check what Vertex will read and reserve its estimate; a refusal drops the copies."""
+    """Read what Vertex will read, once (shared/jobs/input_pass.py): refuse what Vertex
+    would fail or what the key may not name, estimate every row, and reserve the estimate
+    in the key's and team's budgets. A refusal drops the sealed copies."""
     try:
-        check_inputs(inputs, planned.deployment.model)
-        made = budgets.admit(
-            caller=planned.caller, deployment=planned.deployment, objects=inputs.input_objects()
-        )
+        made = budgets.admit(caller=planned.caller, estimate=read_inputs(planned, inputs))
     except BaseException:
         sealing.discard(inputs)
         raise
     return Admitted(planned, inputs, made)
+
+
+def read_inputs(planned: Planned, inputs: sealing.Sealed) -> dict:
+    """The one pass; the estimate record (or, for a model without a price, its error)."""
+    started = time.monotonic()
+    deployment = planned.deployment
+    rule = input_pass.UriRule(planned.caller, settings().staging_bucket)
+    try:
+        estimator = estimate.estimator_for(deployment, input_pass.MediaLookup(rule))
+        unpriced = None
+    except pricing.UnknownModelError as exc:
+        estimator, unpriced = None, estimate.unpriced_error(deployment, exc)
+    objects = inputs.input_objects()
+    report = input_pass.read(inputs.named_objects(), rule=rule, estimator=estimator)
+    input_pass.refuse(report, deployment.model, sum(o.size for o in objects))
+    if estimator is None or report.tally is None:
+        return {"error": unpriced.message if unpriced else "no estimate", "unpriced": True}
+    return estimate.record_of(deployment, estimator, objects, report.tally, started)
 
 
 def intend(admitted: Admitted, *, api_version: str) -> Intended:

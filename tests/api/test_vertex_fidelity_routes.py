@@ -61,14 +61,18 @@ def test_create_refuses_inputs_over_the_byte_limit(gateway, gcp, sim, alice, mon
     assert "takes at most 100 bytes" in error_of(response)["message"]
 
 
-def test_the_check_reads_only_up_to_the_read_limit(gateway, gcp, sim, alice, monkeypatch):
+def test_the_check_reads_every_line(gateway, gcp, sim, alice, monkeypatch):
+    """Issue #22 item 4: the check once read only the first 64 MiB (a setting,
+    `VBG_ESTIMATE_READ_LIMIT_BYTES`, which no longer exists): a bad line past it reached
+    Vertex. Every line is read now, whatever that old setting says."""
     good = json.dumps(gemini_request("fine"))
     uri = upload_jsonl(gcp["bucket"], "in/late-bad.jsonl", [good] * 4 + ["not json"])
     body = job_body(gcp["bucket"], input_uri=uri)
-    assert create(gateway, alice, body).status_code == 400
     monkeypatch.setenv("VBG_ESTIMATE_READ_LIMIT_BYTES", str(len(good) * 3))
     reset_process()
-    assert create(gateway, alice, body).status_code == 200  # the bad line is past the limit
+    response = create(gateway, alice, body)
+    assert response.status_code == 400
+    assert f"{uri} line 5: not valid JSON" in error_of(response)["message"]
 
 
 def test_a_missing_input_is_refused_at_create(gateway, gcp, sim, alice):

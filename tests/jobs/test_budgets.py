@@ -281,20 +281,23 @@ def test_a_refused_vertex_create_releases_its_reservation(world):
     assert create(world, alice).status_code == 200
 
 
-def test_a_key_without_budget_gets_its_estimate_after_the_create(world):
-    """No budget, nothing to enforce: the create does not wait on GCS reads; on_job_event
-    makes the estimate on job.created, once."""
+def test_a_key_without_budget_gets_its_estimate_at_create_without_a_reservation(world):
+    """The one pass over the sealed input (issue #22 item 4) estimates every job at create;
+    a key without a budget reserves nothing. A record without an estimate (a job created
+    before) is still estimated by on_job_event on job.created, once."""
     bob = key(world, "bob")
     response = create(world, bob)
     assert response.status_code == 200
     job_id = response.get_json()["name"].rsplit("/", 1)[-1]
-    assert records.get(job_id)["estimate"] is None
-
-    attributes = {"type": "job.created", "job_id": job_id}
-    lifecycle.handle_message(message_id="m1", data=None, attributes=attributes)
     made = records.get(job_id)["estimate"]
     assert made["cost_nanos"]["expected"] == expected_nanos(estimate_of(world, bob))
-    assert made["rows"] > 0
+    assert made["rows"] > 0 and "reservation" not in made
+    assert list(clients.firestore().collection(budgets.COMMITMENTS).stream()) == []
 
+    records.mark(job_id, estimate=None)
+    attributes = {"type": "job.created", "job_id": job_id}
+    lifecycle.handle_message(message_id="m1", data=None, attributes=attributes)
+    backfilled = records.get(job_id)["estimate"]
+    assert backfilled["cost_nanos"] == made["cost_nanos"]
     lifecycle.handle_message(message_id="m2", data=None, attributes=attributes)
-    assert records.get(job_id)["estimate"] == made
+    assert records.get(job_id)["estimate"] == backfilled
