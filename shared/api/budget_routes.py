@@ -2,9 +2,8 @@
 
 from shared.api.http import Reply, Request
 from shared.core import keys, logs, routing, times
-from shared.core.config import model_list_or_error
 from shared.core.errors import invalid_argument, not_found
-from shared.cost import estimate
+from shared.cost import estimate, readiness
 from shared.jobs import create_request, submit
 from shared.jobs.budgets import Budget, budgets_for, now, status, team_record, team_ref
 
@@ -13,7 +12,7 @@ def estimate_route(request: Request) -> Reply:
     """The create body's estimate and how it stands against the caller's budgets."""
     caller = request.caller
     parsed = create_request.parse(request.json_body())
-    deployments = routing.resolve(parsed.model, model_list_or_error(), caller.models)
+    deployments = routing.resolve(parsed.model, readiness.model_list_or_error(), caller.models)
     uris, _ = submit.check_buckets(caller, parsed)
     record = estimate.estimate_request(deployments[0], uris=uris)
     at = now()

@@ -360,13 +360,13 @@ def estimator_for(deployment, lookup=None) -> RowEstimator:
 def unpriced_error(deployment, exc: Exception) -> ApiError:
     """A budgeted create on a model without a price: the budget cannot be held, so it is
     refused (400 FAILED_PRECONDITION) with what to do."""
+    from shared.cost import readiness
+
     return ApiError(
         400,
-        f"Model {deployment.model_name!r} ({deployment.model}) has no price, so this key's "
-        "budget cannot be checked and the create is refused. Ask an admin to add its price "
-        "(a price override such as `input_cost_per_token_batches` and "
-        "`output_cost_per_token_batches` on its model list entry), or use a priced model. "
-        f"({exc})",
+        f"This key has a budget, and {readiness.unpriced_message(deployment.model)} Until "
+        f"then its budget cannot be held: use a priced model ({deployment.model_name!r} runs "
+        f"{deployment.model}). ({exc})",
         status="FAILED_PRECONDITION",
     )
 

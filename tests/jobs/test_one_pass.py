@@ -266,3 +266,45 @@ def test_an_input_line_over_vertexs_request_size_is_refused(world):
     message = response.get_json()["error"]["message"]
     assert f"{uri} line 2: the line is {len(over):,} bytes; Vertex takes at most " in message
     assert f"{uri} line 1" not in message
+
+
+UNPRICED = """
+unpriced_models: allow
+model_list:
+  - model_name: mystery
+    litellm_params:
+      model: vertex_ai/gemini-99-mystery
+      vertex_project: proj-a
+      vertex_location: us-central1
+"""
+
+
+def test_a_budgeted_create_on_a_model_without_a_price_is_a_400_saying_how_to_fix_it(
+    gcp, monkeypatch, tmp_path
+):
+    from local.vertex_sim import SimulatorThread
+    from tests.support import gateway_env, passthrough_client
+
+    with SimulatorThread(speed=0.2) as sim:
+        gateway_env(monkeypatch, tmp_path, vertex_url=sim.url, model_list=UNPRICED)
+        gateway = passthrough_client()
+        bucket = gcp["bucket"]
+        prefixes = {
+            "inputPrefixes": [f"gs://{bucket}/in/"],
+            "outputPrefixes": [f"gs://{bucket}/out/"],
+        }
+        budgeted = create_key(gateway, alias="b", budgetUsd="10", budgetPeriod="day", **prefixes)
+        free = create_key(gateway, alias="f", **prefixes)
+        uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
+        body = {**job_body(bucket, input_uri=uri), "model": "mystery"}
+        refused = gateway.post(JOBS_PATH, json=body, headers=auth(budgeted))
+        assert refused.status_code == 400, refused.get_data(as_text=True)
+        error = refused.get_json()["error"]
+        assert error["status"] == "FAILED_PRECONDITION"
+        assert "model 'gemini-99-mystery' has no price in the catalog" in error["message"]
+        assert "vbg prices import" in error["message"]
+        assert sim.sim.jobs == {}
+        # Without a budget the gateway lets it through: here the simulator knows no such model.
+        passed = gateway.post(JOBS_PATH, json=body, headers=auth(free))
+        assert passed.status_code == 404
+        assert passed.get_json()["error"]["message"].startswith("Publisher Model")
