@@ -406,9 +406,7 @@ def backfill_estimate(job_id: str) -> dict | None:
     if deployment is None:
         return None
     try:
-        sealed = [o["uri"] for o in record.get("sealed_inputs") or []]
-        uris = sealed or list(record.get("input_uris") or [])
-        made = estimate.estimate_request(deployment, uris=uris)
+        made = estimate.estimate_request(deployment, uris=records.run_inputs(record))
     except Exception as exc:
         message = exc.message if isinstance(exc, ApiError) else repr(exc)
         logs.warning("estimate backfill failed", job_id=job_id, error=message)

@@ -153,6 +153,18 @@ def new_record(
     }
 
 
+def run_inputs(record: dict) -> list[str]:
+    """The input URIs Vertex read: the sealed copies (the client's objects may have changed
+    or gone since), else (sealing off) the client's own."""
+    sealed = [o["uri"] for o in record.get("sealed_inputs") or [] if o.get("uri")]
+    return sealed or list(record.get("input_uris") or [])
+
+
+def client_output_prefix(record: dict) -> str | None:
+    """The folder the client asked for (records before sealed outputs: `output_prefix`)."""
+    return record.get("client_output_prefix") or record.get("output_prefix")
+
+
 def record_created(record: dict) -> bool:
     """Write a new job's record and index; retried, because Vertex has already accepted the
     job and a job without a record is invisible to its owner and never costed."""

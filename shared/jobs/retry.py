@@ -5,7 +5,7 @@ Vertex does not keep the order); every line without a succeeded row goes, as wri
 new input file in the gateway's staging bucket (`gs://{VBG_STAGING_BUCKET}/retries/{parent
 id}/{random}.jsonl`: keys cannot write there, so the file is what the gateway chose). The new
 job goes through `submit.create_job` like any create (routing, estimate, budgets, record,
-event) for the parent's owner, with the parent's model, output prefix and labels plus
+event) for the parent's owner, with the parent's model, the client's output folder and labels plus
 `vbg-retry-of: <parent id>`. The child record's `retry_of` names the parent (only the gateway
 can set `vbg-` labels); the parent's `retries` lists its children.
 """
@@ -105,7 +105,7 @@ def _retry_body(record: dict, input_uri: str) -> dict:
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [input_uri]}},
         "outputConfig": {
             "predictionsFormat": "jsonl",
-            "gcsDestination": {"outputUriPrefix": record["output_prefix"]},
+            "gcsDestination": {"outputUriPrefix": records.client_output_prefix(record)},
         },
         "labels": labels,
     }
@@ -124,7 +124,7 @@ def retry_failed(record: dict) -> Retried:
         raise ApiError(
             503, "Retries need the gateway's staging bucket: set VBG_STAGING_BUCKET.", "UNAVAILABLE"
         )
-    uris = record.get("sealed_input_uris") or record.get("input_uris") or []
+    uris = records.run_inputs(record)
     try:
         lines = input_lines(uris)
     except Exception as exc:  # NotFound, Forbidden: the input is gone
