@@ -16,7 +16,7 @@ from shared.core import times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
-from shared.jobs import create_request, events, records, sealed_outputs, submit
+from shared.jobs import create_request, events, idempotency, records, sealed_outputs, submit
 
 JOB_ID = re.compile(r"^[0-9]{1,20}$")
 OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
@@ -52,7 +52,9 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
     started = time.monotonic()
     submitted = submit.create_job(
         caller=request.caller,
-        request=create_request.parse(request.json_body()),
+        request=create_request.parse(
+            request.json_body(), idempotency_key=_idempotency_key(request)
+        ),
         api_version=version,
         params=_alt_params(request),
     )
@@ -65,6 +67,13 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
         deployment=submitted.deployment.label,
     )
     return _upstream_reply(submitted.upstream)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """`Idempotency-Key`, else the `requestId` query parameter (shared/jobs/idempotency.py)."""
+    if "idempotency-key" in request.headers:
+        return idempotency.check_key(request.headers["idempotency-key"], "Idempotency-Key")
+    return idempotency.check_key(request.args.get("requestId"), "requestId")
 
 
 # --- get / cancel / delete -----------------------------------------------------------------

@@ -63,7 +63,7 @@ ROUTES = [
         summary="Create a batch prediction job (inputs sealed, budget checked)",
         body=s.BATCH_JOB_CREATE,
         reply=s.ref("BatchPredictionJob"),
-        query=s.ALT_QUERY,
+        query=s.CREATE_QUERY,
     ),
     route(
         "GET",

@@ -227,6 +227,8 @@ LIST_QUERY = {
     "readMask": STRING,
 }
 ALT_QUERY = {"$alt": STRING}
+# A create's idempotency key, as a query parameter (or the Idempotency-Key header).
+CREATE_QUERY = {**ALT_QUERY, "requestId": {"type": "string", "minLength": 1, "maxLength": 255}}
 SPEND_QUERY = {
     "start": {"type": "string", "format": "date"},
     "end": {"type": "string", "format": "date"},

@@ -30,7 +30,7 @@ from shared.core.labels import (
     validate_labels,
 )
 from shared.cost import estimate, pricing, readiness, retirement
-from shared.jobs import budgets, events, input_pass, intents, records, sealing
+from shared.jobs import budgets, events, idempotency, input_pass, intents, records, sealing
 from shared.jobs.create_request import CreateRequest
 
 
@@ -158,6 +158,37 @@ def plan(caller: Caller, request: CreateRequest) -> Planned:
     intent_id = intents.new_id()
     labels = stamped_labels(caller, request, intent_id)
     return Planned(caller, request, tuple(deployments), MappingProxyType(labels), intent_id)
+
+
+def replay(planned: Planned, *, api_version: str, params: dict) -> Submitted | None:
+    """A create retried with the same idempotency key (shared/jobs/idempotency.py): the
+    first create's job, as Vertex shows it now; None when this create is the first."""
+    key = planned.request.idempotency_key
+    if not key:
+        return None
+    body = dict(planned.request.body)
+    first = idempotency.claim(planned.caller.key_id, key, body, planned.intent_id)
+    if first is None:
+        return None
+    intent = intents.get(first) or {}
+    if intent.get("state") == intents.REFUSED:
+        idempotency.reclaim(planned.caller.key_id, key, first, planned.intent_id)
+        return None
+    if intent.get("state") != intents.CREATED:
+        raise ApiError(
+            409,
+            "A create with this idempotency key is still in progress; retry in a few seconds.",
+            status="ABORTED",
+        )
+    upstream = vertex.call(
+        "GET",
+        intent["deployment"]["location"],
+        vertex.job_path(api_version, intent["job_name"]),
+        params=params or None,
+    )
+    deployment = readiness.model_list().find(intent["deployment"]) or planned.deployment
+    logs.info("idempotent create replayed", intent_id=first, job_id=intent["job_id"])
+    return Submitted(upstream, deployment, records.get(intent["job_id"]))
 
 
 def fix_inputs(planned: Planned) -> sealing.Sealed:
@@ -319,6 +350,9 @@ def create_job(
     """Check, seal, admit and create one job; record it once Vertex has it. Every door
     (the Vertex routes, the OpenAI door, retries) builds a `CreateRequest` and calls this."""
     planned = plan(caller, request)
+    replayed = replay(planned, api_version=api_version, params=params or {})
+    if replayed is not None:
+        return replayed
     intended = intend(admit(planned, fix_inputs(planned)), api_version=api_version)
     upstream, deployment, body = call_vertex(intended, api_version=api_version, params=params or {})
     return record(intended, upstream, deployment, body, api_version=api_version)
