@@ -423,7 +423,7 @@ def _one_row_nanos(record: dict) -> int:
     except pricing.UnknownModelError:
         logs.error("no price for a floor row", job_id=record.get("job_id"), model=model)
         return 0
-    return int(estimate.from_size(estimate.FALLBACK_ROW_BYTES, estimator).cost_nanos["expected"])
+    return int(estimate.typical_row(estimator).cost_nanos["expected"])
 
 
 def _unpriced_backstop(record: dict) -> None:

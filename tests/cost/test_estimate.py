@@ -255,3 +255,11 @@ def test_error_pct_and_cost_view():
 def test_token_rule_is_four_characters_per_token():
     assert estimate._tokens(0, 4) == 1
     assert estimate._tokens(9, 4) == math.ceil(9 / 4)
+
+
+def test_a_typical_row_is_1740_characters_and_224_output_tokens():
+    """The floor's row for a job without an estimate. By hand on gemini-2.5-flash: ceil(1740
+    / 4) = 435 input tokens at 150 nanos + (64 + 160) output tokens at 1,250 = 345,250."""
+    tally = estimate.typical_row(estimate.RowEstimator("gemini-2.5-flash"))
+    assert (tally.rows, tally.text_chars) == (1, 1740)
+    assert tally.cost_nanos["expected"] == 345_250
