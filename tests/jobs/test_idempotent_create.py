@@ -6,7 +6,6 @@ On the emulators and the simulator, through the HTTP layer.
 
 import pytest
 
-from shared.jobs import idempotency, intents
 from tests.jobs.lifecycle_support import JOBS_PATH, make_world
 from tests.support import auth, create_key, gemini_request, job_body, upload_jsonl
 
@@ -69,6 +68,7 @@ def test_the_key_belongs_to_the_calling_key_and_to_one_body(world):
 
 def test_a_create_still_in_flight_is_a_409_and_a_refused_one_is_tried_again(world):
     from shared.core.keys import hash_key, key_id_of
+    from shared.jobs import idempotency, intents
 
     body = body_of(world)
     key_id = key_id_of(hash_key(world.key))
