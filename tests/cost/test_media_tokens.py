@@ -60,3 +60,106 @@ def test_a_referenced_object_is_sized_by_the_lookup():
     part = {"fileData": {"mimeType": "audio/mpeg", "fileUri": "gs://b/a.mp3"}}
     assert m.part_tokens(part, lambda uri: (160_000, b"")) == (160, 320, 1280)
     assert m.part_tokens(part, lambda uri: None) == (258, 1032, 4128)
+
+
+def test_webp_lossy_lossless_and_extended_headers():
+    """RIFF/WEBP chunks as libwebp writes them; sizes chosen by hand."""
+    lossy = b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 10 + struct.pack("<HH", 0xC000 | 640, 480)
+    assert m.image_dimensions(lossy) == (640, 480)  # the top two bits are the scale, dropped
+    bits = (1023 - 1) | ((767 - 1) << 14)
+    lossless = b"RIFF\0\0\0\0WEBPVP8L" + b"\0" * 5 + struct.pack("<I", bits)
+    assert m.image_dimensions(lossless) == (1023, 767)
+    assert m.image_dimensions(lossless[:24]) is None  # cut before the size
+    assert m.image_dimensions(lossy[:29]) is None
+    assert m.image_dimensions(b"RIFF\0\0\0\0WEBPVP8X" + b"\0" * 13) is None
+    assert m.image_dimensions(b"RIFF\0\0\0\0WEBPXXXX" + b"\0" * 20) is None
+
+
+def test_jpeg_markers_are_walked_to_the_first_frame():
+    app = b"\xff\xe1" + struct.pack(">H", 10) + b"Exif\0\0\0\0"
+    sof2 = b"\xff\xc2" + struct.pack(">HBHH", 17, 8, 300, 200) + b"\0" * 12
+    jpeg = b"\xff\xd8" + b"\xff\x01" + b"\xff\xd0" + app + sof2
+    assert m.image_dimensions(jpeg) == (200, 300)
+    dht = b"\xff\xc4" + struct.pack(">H", 4) + b"\0\0"  # a table, not a frame
+    assert m.image_dimensions(b"\xff\xd8" + dht + sof2) == (200, 300)
+    assert m.image_dimensions(b"\xff\xd8" + b"\x00\x00" + sof2) is None  # not a marker
+    assert m.image_dimensions(b"\xff\xd8" + sof2[:8]) is None  # cut inside the frame
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 15
+    assert m.image_dimensions(png) is None  # too short for the size
+    assert m.image_dimensions(b"GIF87a" + struct.pack("<HH", 2, 3)) == (2, 3)
+    assert m.image_dimensions(b"GIF87a\x02\x00\x03") is None
+
+
+def test_image_edges():
+    assert m.image_tokens((0, 10)) == (258, 1032, 4128)  # a zero side: unreadable
+    assert m.image_tokens((768, 768)) == (258,) * 3
+    assert m.image_tokens((769, 384)) == (516,) * 3  # 2 x 1 tiles
+    assert m.image_tokens((3072, 3072)) == (4128,) * 3  # 16 tiles, the most
+    assert m.image_tokens((12288, 12288)) == (4128,) * 3  # scaled to 3072 first
+    assert m.image_tokens((100_000, 1)) == (1032,) * 3  # 3072 x 1 after scaling: 4 x 1 tiles
+
+
+def test_clips_and_kinds():
+    assert m.clip_seconds({"endOffset": "3s"}) == 3.0  # the start defaults to 0
+    assert m.clip_seconds({"startOffset": "4s", "endOffset": "3s"}) is None
+    assert m.clip_seconds({"startOffset": "1s"}) is None
+    assert m.clip_seconds({"endOffset": "3"}) is None  # a Duration ends in "s"
+    assert m.clip_seconds({"endOffset": "xs"}) is None
+    assert m.clip_seconds({"endOffset": "-1s"}) is None
+    assert m.clip_seconds({"endOffset": "infs"}) is None
+    assert m.clip_seconds("3s") is None
+    assert m.clip_seconds({"startOffset": "0.5s", "endOffset": "2s"}) == 1.5
+    assert [m.kind_of(k) for k in ("IMAGE/PNG", "video/mp4", "audio/wav", "application/pdf")] == [
+        "image",
+        "video",
+        "audio",
+        "pdf",
+    ]
+    assert [m.kind_of(k) for k in ("text/csv", "application/json", "application/zip", 7)] == [
+        "text",
+        "text",
+        "other",
+        "other",
+    ]
+    assert m.tokens("application/zip", 10**9) == (258, 1032, 4128)
+    assert m.tokens("audio/mpeg", None) == (258, 1032, 4128)  # size unknown
+
+
+def test_wav_headers():
+    head = b"RIFF\0\0\0\0WAVEfmt " + b"\0" * 12 + struct.pack("<I", 16_000)
+    assert m.wav_seconds(head, 48_000) == 3.0
+    assert m.wav_seconds(head[:31], 48_000) is None
+    assert m.wav_seconds(b"RIFF\0\0\0\0WAVX" + head[12:], 48_000) is None
+    assert m.wav_seconds(head[:28] + b"\0\0\0\0", 48_000) is None  # no byte rate
+    # 48,000 bytes at 16,000 a second = 3 s, 96 tokens; a non-WAV guess would differ
+    assert m.tokens("audio/wav", 48_000, head) == (96, 96, 96)
+
+
+def test_inline_parts():
+    gif = b"GIF89a" + struct.pack("<HH", 1000, 2000) + b"\0" * 4
+    part = {"inlineData": {"mimeType": "image/gif", "data": base64.b64encode(gif).decode()}}
+    assert m.part_tokens(part) == (1548,) * 3  # 2 x 3 tiles
+    unpadded = base64.b64encode(gif).decode().rstrip("=")
+    part = {"inlineData": {"mimeType": "image/gif", "data": unpadded}}
+    assert m.part_tokens(part) == (1548,) * 3
+    broken = {"inlineData": {"mimeType": "image/gif", "data": "!!!!"}}
+    assert m.part_tokens(broken) == (258, 1032, 4128)
+    missing = {"inlineData": {"mimeType": "audio/mpeg"}}
+    assert m.part_tokens(missing) == (0, 0, 0)  # no bytes: no seconds
+    # 213,336 base64 characters count 3/4: 160,002 bytes; at 32,000, 16,000 and 4,000 bytes
+    # a second x 32 tokens: ceil(160.002), ceil(320.004), ceil(1280.016)
+    mp3 = {"inlineData": {"mimeType": "audio/mpeg", "data": "A" * 213_336}}
+    assert m.part_tokens(mp3) == (161, 321, 1281)
+    clip = {
+        "fileData": {"mimeType": "video/mp4", "fileUri": "gs://b/v.mp4"},
+        "videoMetadata": {"startOffset": "0s", "endOffset": "2s"},
+    }
+    assert m.part_tokens(clip) == (526, 526, 526)
+    assert m.part_tokens({"fileData": "gs://b/x"}) is None
+    assert m.part_tokens(
+        {"fileData": {"mimeType": "image/png", "fileUri": 7}}, lambda u: 1 / 0
+    ) == (
+        258,
+        1032,
+        4128,
+    )

@@ -56,3 +56,63 @@ def test_the_rule():
     [refusal] = rule.refusals(row, "f", 7)
     assert (refusal.field, refusal.line, refusal.uri) == ("a[1].imageUrl", 7, "gs://c/no")
     assert input_pass.MAX_REQUEST_BYTES == 20 * 1024 * 1024
+
+
+def test_line_bounds_hold_at_the_limit_and_for_a_last_line_without_newline():
+    assert list(bounded_lines([b"abcd\nabcde\n"], 4)) == [(b"abcd", 4), (None, 5)]
+    assert list(bounded_lines([b"ab", b"cde"], 4)) == [(None, 5)]  # the last line, unended
+    assert list(bounded_lines([b"ab", b"cd"], 4)) == [(b"abcd", 4)]
+    assert list(bounded_lines([b"x\n", b""], 4)) == [(b"x", 1)]
+    assert list(bounded_lines([], 4)) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "checked"),
+    [
+        ("fileUri", True),
+        ("gcsUri", True),
+        ("image_url", True),
+        ("URIS", True),
+        ("urls", True),
+        ("uri", True),
+        ("text", False),
+        ("uriPrefix", False),
+        ("curious", False),
+    ],
+)
+def test_which_fields_name_objects(name, checked):
+    rule = UriRule(Caller(key_id="k", alias="k", input_prefixes=("gs://b/in/",)), "")
+    found = rule.refusals({"x": {name: ["gs://c/no"]}}, "f", 1)
+    assert bool(found) is checked
+    if checked:
+        assert found[0].field == f"x.{name}[0]"
+        assert str(found[0]) == (
+            f"f line 1: `x.{name}[0]` names gs://c/no: outside this key's input prefixes "
+            "(allowed: gs://b/in/)"
+        )
+
+
+def test_a_key_without_prefixes_and_long_values():
+    rule = UriRule(Caller(key_id="k", alias="k"), "")
+    assert rule.reason("gs://b/x") == (
+        "outside this key's input prefixes (allowed: none (ask an admin to add some))"
+    )
+    [refusal] = rule.refusals({"fileUri": "gs://b/" + "y" * 500}, "f", 2)
+    assert len(refusal.uri) == 200
+    assert rule.refusals({"fileUri": 7, "n": None}, "f", 2) == []
+    assert rule.refusals({"uris": [["gs://b/x"]]}, "f", 3)[0].field == "uris[0][0]"
+    assert object_uri("https://storage.googleapis.comevil/b/o") is None
+    assert object_uri("https://other.example/storage.googleapis.com/b/o") is None
+
+
+def test_idempotency_keys():
+    from shared.core.errors import ApiError
+    from shared.jobs import idempotency
+
+    assert idempotency.check_key(None, "f") is None
+    assert idempotency.check_key("a" * 255, "f") == "a" * 255
+    assert idempotency.check_key("!~", "f") == "!~"
+    for bad in ("", "a" * 256, "a b", "é", "a\n"):
+        with pytest.raises(ApiError) as refused:
+            idempotency.check_key(bad, "Idempotency-Key")
+        assert refused.value.code == 400 and refused.value.param == "Idempotency-Key"
