@@ -107,14 +107,14 @@ def test_a_refusal_after_sealing_deletes_every_copy(world):
 
 
 SEALED_OUTPUTS = DEFAULT_MODEL_LIST.replace(
-    "  - model_name: gemini-2.5-pro\n",
-    "  - model_name: gemini-2.5-pro\n    model_info: {seal_outputs: true}\n",
+    "  - model_name: gemini-3.1-pro-preview\n",
+    "  - model_name: gemini-3.1-pro-preview\n    model_info: {seal_outputs: true}\n",
 )
 
 
 @pytest.fixture
 def sealed_world(gcp, monkeypatch, tmp_path):
-    """The gateway on the simulator with gemini-2.5-pro's outputs sealed."""
+    """The gateway on the simulator with gemini-3.1-pro-preview's outputs sealed."""
     with SimulatorThread(speed=0.2) as sim:
         gateway_env(monkeypatch, tmp_path, vertex_url=sim.url, model_list=SEALED_OUTPUTS)
         yield gcp["bucket"], sim
@@ -127,7 +127,7 @@ def test_sealed_outputs_go_to_a_per_job_staging_folder_named_and_recorded_before
     gs://<staging>/outputs/<day>/<key id>/<intent id>/, known before Vertex is called."""
     bucket, _ = sealed_world
     uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
-    body = {**job_body(bucket, input_uri=uri), "model": "gemini-2.5-pro"}
+    body = {**job_body(bucket, input_uri=uri), "model": "gemini-3.1-pro-preview"}
     seen_at_vertex = []
     real = vertex.create_job
 
@@ -169,7 +169,7 @@ def test_the_intent_holds_what_an_adoption_needs(sealed_world):
         output_prefixes=(f"gs://{bucket}/out/",),
     )
     uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
-    body = {**job_body(bucket, input_uri=uri, labels={"p": "q"}), "model": "gemini-2.5-pro"}
+    body = {**job_body(bucket, input_uri=uri, labels={"p": "q"}), "model": "gemini-3.1-pro-preview"}
     request = create_request.parse(body, idempotency_key="retry-me-1")
     made = submit.create_job(caller=key, request=request, api_version="v1beta1").record
     intent = intents.get(made["intent_id"])
@@ -204,7 +204,7 @@ def test_a_refused_create_completes_its_intent_as_refused(sealed_world):
     uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
     body = {
         **job_body(bucket, input_uri=uri, labels={"sim-fault": "create-429"}),
-        "model": "gemini-2.5-pro",
+        "model": "gemini-3.1-pro-preview",
     }
     submitted = submit.create_job(caller=keys.master_caller(), request=create_request.parse(body))
     assert submitted.record is None and submitted.upstream.status == 429
@@ -233,7 +233,7 @@ def test_the_openai_doors_folder_is_not_sealed_again(sealed_world):
     )
     body = {
         **job_body(bucket, input_uri=f"gs://{staging()}/openai/k/in.jsonl"),
-        "model": "gemini-2.5-pro",
+        "model": "gemini-3.1-pro-preview",
     }
     body["outputConfig"]["gcsDestination"]["outputUriPrefix"] = folder
     request = create_request.parse(body, door=create_request.Door.GATEWAY)
@@ -246,8 +246,8 @@ def test_seal_outputs_is_a_boolean_model_info_option():
     from shared.core.config import ConfigError, parse_model_list
 
     listed = parse_model_list(SEALED_OUTPUTS)
-    assert listed.deployments_for("gemini-2.5-pro")[0].seal_outputs
-    assert not listed.deployments_for("gemini-2.5-flash")[0].seal_outputs
+    assert listed.deployments_for("gemini-3.1-pro-preview")[0].seal_outputs
+    assert not listed.deployments_for("gemini-3.5-flash-lite")[0].seal_outputs
     must = r"model_info\.seal_outputs \(line \d+\) must be true or false"
     with pytest.raises(ConfigError, match=must):
         parse_model_list(SEALED_OUTPUTS.replace("seal_outputs: true", "seal_outputs: 1"))

@@ -1,9 +1,8 @@
 """Issue #22 items 3, 4 and 5 (create side): one streaming pass over the sealed input.
 
 Through the gateway's HTTP layer, on the GCS, Firestore and Pub/Sub emulators and the Vertex
-simulator. Money figures are worked out by hand from the published batch rates of
-gemini-2.5-flash (prices.json, https://cloud.google.com/vertex-ai/generative-ai/pricing):
-input $0.15 and output $1.25 per 1M tokens, i.e. 150 and 1,250 nano-dollars a token.
+simulator. Money figures are worked out by hand from the published batch rates of the test's
+model (prices.json, with its sources).
 """
 
 import base64
@@ -130,7 +129,7 @@ def test_the_openai_door_checks_an_image_url_too(gcp, monkeypatch, tmp_path):
             "method": "POST",
             "url": "/v1/chat/completions",
             "body": {
-                "model": "gemini-2.5-flash",
+                "model": "gemini-3.5-flash-lite",
                 "messages": [{"role": "user", "content": content}],
             },
         }
@@ -162,12 +161,13 @@ def test_the_openai_door_checks_an_image_url_too(gcp, monkeypatch, tmp_path):
 
 def test_a_budget_holds_past_the_first_mebibyte(world, monkeypatch):
     """The estimate once read the first 1 MiB of an input above VBG_ESTIMATE_READ_LIMIT_BYTES
-    and scaled it: cheap rows first, costly rows after, and a $1 budget ran a $5.64 job.
+    and scaled it: cheap rows first, costly rows after, and a $1 budget ran a $1.81 job.
 
-    By hand: 1,000 rows of 1,000 characters capped at 1 output token: 250 input tokens
-    (37,500 nanos) + 1 output token (1,250) = 38,750 nanos each; 20,000 rows "hi": 1 input
-    token (150) + 64 answer + 160 thinking tokens (224 x 1,250 = 280,000) = 280,150 each.
-    Total 38,750,000 + 5,603,000,000 = 5,641,750,000 nanos."""
+    By hand, gemini-3.5-flash-lite at us-central1 (batch $0.15 and $1.25 per 1M tokens, times
+    the 1.1 regional uplift: 165 and 1,375 nanos a token; it does not think by default):
+    1,000 rows of 1,000 characters capped at 1 output token: 250 x 165 + 1 x 1,375 = 42,625
+    nanos each; 20,000 rows "hi": 1 x 165 + 64 x 1,375 = 88,165 each. Total 42,625,000 +
+    1,763,300,000 = 1,805,925,000 nanos."""
     monkeypatch.setenv("VBG_ESTIMATE_READ_LIMIT_BYTES", str(1024 * 1024))
     from tests.support import reset_process
 
@@ -187,7 +187,7 @@ def test_a_budget_holds_past_the_first_mebibyte(world, monkeypatch):
     response = post(world, key, job_body(bucket, input_uri=uri))
     assert response.status_code == 429, response.get_data(as_text=True)
     metadata = response.get_json()["error"]["details"][1]["metadata"]
-    assert metadata["estimateUsd"] == "5.641750000"
+    assert metadata["estimateUsd"] == "1.805925000"
     assert world.sim.sim.jobs == {}
 
 

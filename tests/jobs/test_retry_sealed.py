@@ -61,7 +61,7 @@ def test_a_retry_writes_to_the_clients_folder_not_the_sealed_one():
 
     parent = {
         "job_id": "1",
-        "model": "gemini-2.5-flash",
+        "model": "gemini-3.5-flash-lite",
         "labels": {"p": "q", "vbg-intent": "abc"},
         "output_prefix": "gs://staging/outputs/2026-12-07/k/abc/",
         "client_output_prefix": "gs://b/out/",
