@@ -288,14 +288,15 @@ def _check_recordable(counters: dict[str, int]) -> None:
 @dataclass(frozen=True)
 class Plan:
     """What one object generation does to the books, decided from what was read (`plan`) and
-    written in one batch (`_commit`).
+    written in one batch (`_Write.commit`).
 
-    `record`: the fields the generation's record carries beyond its usage (`counted`,
-    `superseded`, `superseded_by`, `tamper`); `object_doc`: the object doc after (the newest
-    generation, what counts for the object); `replaces`: the record id the generation
-    supersedes (None: none, or an older generation arriving late, which its own record
-    says); `totals`: the job's two sets after; `counted`: the set that counts after;
-    `job_delta` and `rollup_deltas`: what the job's totals and each rollup doc change by.
+    `record`: what the generation's record carries beyond its usage and the defaults
+    (`superseded` and `superseded_by` for a generation not newer than the one that counts,
+    `tamper`); `object_doc`: the object doc after (the newest generation, what counts for
+    the object); `replaces`: the record id the generation supersedes (None: none, or it is
+    not the newest, which its own record says); `totals`: the job's two sets after;
+    `counted`: the set that counts after; `job_delta` and `rollup_deltas`: what the job's
+    totals and each rollup doc change by.
     """
 
     outcome: Recorded
@@ -375,9 +376,9 @@ def plan(
         counted_nanos=held["cost_nanos"],
         file_nanos=new["cost_nanos"],
     )
-    record: dict = {"counted": True, "superseded": not newest, "superseded_by": None}
+    record: dict = {}
     if not newest:
-        record["superseded_by"] = previous.get("record_id")
+        record = {"superseded": True, "superseded_by": previous.get("record_id")}
     if lowered:
         record["tamper"] = _tamper_fields(found, lowered=lowered)
 
@@ -543,7 +544,7 @@ class _Write:
         job_ref = self.job_ref()
         obj_ref = job_ref.collection(OBJECTS).document(self.object_id)
         current, job_now = _read_pair(client, obj_ref, job_ref)
-        previous = current.to_dict() if current.exists else None
+        previous = current.to_dict()  # None when the object has no generation yet
         early = settle(
             previous=previous,
             job_final=bool((job_now.to_dict() or {}).get("cost_final")),

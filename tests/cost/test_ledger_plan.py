@@ -292,3 +292,19 @@ def test_settle_stops_what_adds_nothing_and_is_not_newer(generation, expected):
         file_nanos=9,
         job_final=True,
     )
+
+
+def test_a_generation_never_supersedes_itself_and_an_older_one_is_superseded():
+    previous = {"generation": 3, "record_id": "r3", "group": "final", "counters": counters(rows=1)}
+    common = {"previous": previous, "stored": {}, "uri": "u", "group": "final", "rollups": set()}
+    # The same generation holding more (a re-priced delivery whose record write lost a race:
+    # its create fails and it finds the record): it is not newer than itself.
+    same = ledger.plan(**common, generation=3, record_id="r3", new=counters(rows=2))
+    assert (same.replaces, same.object_doc["generation"]) == (None, 3)
+    assert same.record == {"superseded": True, "superseded_by": "r3"}
+    older = ledger.plan(**common, generation=2, record_id="r2", new=counters(rows=2))
+    assert older.record == {"superseded": True, "superseded_by": "r3"}
+    assert (older.object_doc["record_id"], older.replaces) == ("r3", None)
+    newer = ledger.plan(**common, generation=4, record_id="r4", new=counters(rows=2))
+    assert newer.record == {} and newer.replaces == "r3"
+    assert (newer.object_doc["generation"], newer.object_doc["record_id"]) == (4, "r4")
