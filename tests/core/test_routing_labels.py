@@ -115,3 +115,11 @@ def test_vertex_hosts_by_location(monkeypatch):
     assert vertex.endpoint("us") == "http://127.0.0.1:9"
     monkeypatch.delenv("VBG_VERTEX_ENDPOINT")
     reset_process()
+
+
+@pytest.mark.parametrize("model", [None, "", "   ", 7])
+def test_a_missing_model_is_400_saying_it_is_required(model):
+    with pytest.raises(ApiError) as info:
+        resolve(model, MODELS, allowed=None)
+    assert info.value.code == 400
+    assert info.value.message == "`model` is required, e.g. gemini-2.5-flash."

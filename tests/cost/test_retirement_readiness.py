@@ -158,3 +158,15 @@ def test_overlay_adds_and_replaces_models_and_names_both_versions():
     assert merged.table["models"]["gemini-3.8-flash"] == _entry()
     assert "gemini-9" in merged.table["models"] and "gemini-3.5-flash" in merged.table["models"]
     assert "gemini-9" not in base["models"]
+
+
+def test_every_alternative_is_named(monkeypatch):
+    base = catalog.bundled()
+    entry = dict(base["models"]["gemini-2.5-pro"])
+    entry["facts"] = {**entry["facts"], "alternatives": ["gemini-3.5-flash", "gemini-3.6-flash"]}
+    merged = catalog.overlay(base, {"gemini-2.5-pro": entry}, "op-alt")
+    monkeypatch.setattr(catalog, "current", lambda: merged)
+    assert retirement.refusal("gemini-2.5-pro", date(2026, 12, 7)) == (
+        "Model 'gemini-2.5-pro' was retired on 2026-10-20; use 'gemini-3.8-flash' instead "
+        "(or 'gemini-3.5-flash', 'gemini-3.6-flash')."
+    )
