@@ -5,7 +5,10 @@
 generation, the way Eventarc does: objects that exist when it starts are not announced,
 a failed delivery (non-2xx or no answer) is retried with exponential backoff under the
 same `ce-id`, and deliveries are not ordered. It watches every bucket of the emulator unless
-given a list, so buckets that tests create on the fly are covered too.
+given a list, so buckets that tests create on the fly are covered too, and so is the staging
+bucket, as Terraform's trigger on it does in production: sealed outputs land there, in each
+job's `outputs/` folder, and are priced and copied from there (shared/jobs/sealed_outputs.py).
+Given a list, name the staging bucket in it too.
 
 `SyncTicker` publishes `{"type": "sync"}` (attribute `type=sync`) to the events topic every
 interval, like the Cloud Scheduler job of the Terraform.

@@ -14,7 +14,13 @@ on downloads. This proxy adds what the ranged-read bench and tests need:
   `done: false` with a `rewriteToken`, and a continuation must repeat the first call's
   parameters, else `400`);
 - `403` for any request naming a bucket in `forbidden_buckets` (a service account that
-  lacks a role on it).
+  lacks a role on it);
+- optionally, the time bytes take to move: `upload_bytes_per_second` per upload request
+  (a function writing an object), and `rewrite_bytes_per_second` for a rewrite whose bytes
+  move (GCS copies across locations or storage classes; within one it copies metadata and
+  answers at once: leave it None), in calls of at most `rewrite_bytes_per_call` bytes, each
+  but the last answering `done: false` with a token. These rates are a model, not GCS's
+  figures (GCS documents that a rewrite may take several calls, not how fast bytes move).
 Everything else (metadata, uploads, listing) is passed through unchanged.
 
     with GcsProxy(emulator_url, latency=0.03, stream_bytes_per_second=100e6) as proxy:
@@ -50,6 +56,9 @@ class GcsProxy:
         keep_versions: int = 4,
         rewrite_calls: int = 1,
         forbidden_buckets: tuple[str, ...] = (),
+        upload_bytes_per_second: float | None = None,
+        rewrite_bytes_per_second: float | None = None,
+        rewrite_bytes_per_call: int = 256 * 1024 * 1024,
     ):
         self.upstream = upstream.rstrip("/")
         self.latency = latency
@@ -57,6 +66,9 @@ class GcsProxy:
         self.keep_versions = keep_versions
         self.rewrite_calls = rewrite_calls
         self.forbidden_buckets = set(forbidden_buckets)
+        self.upload_rate = upload_bytes_per_second
+        self.rewrite_rate = rewrite_bytes_per_second
+        self.rewrite_per_call = rewrite_bytes_per_call
         self.requests = 0
         self.rewrites = 0  # rewrite calls answered (continuations included)
         # rewriteToken -> (the first call's parameters, object size, calls left)
@@ -185,6 +197,7 @@ class GcsProxy:
                         return
                     _, size, left = pending
                     left -= 1
+                    self._move(int(size), left)
                 else:
                     live = proxy._metadata(*source) or {}
                     wanted = (params.get("sourceGeneration") or [live.get("generation")])[0]
@@ -195,7 +208,12 @@ class GcsProxy:
                     if params.get("ifGenerationMatch") == ["0"] and exists:
                         self._error(412, "At least one of the pre-conditions did not hold.")
                         return
-                    size, left = str(live.get("size", "0")), proxy.rewrite_calls - 1
+                    size = str(live.get("size", "0"))
+                    calls = proxy.rewrite_calls
+                    if proxy.rewrite_rate:
+                        calls = max(calls, -(-int(size) // proxy.rewrite_per_call))
+                    left = calls - 1
+                    self._move(int(size), left)
                 if left > 0:
                     token = uuid.uuid4().hex
                     with proxy._lock:
@@ -208,8 +226,17 @@ class GcsProxy:
                 self.path = urlsplit(self.path).path + "?" + urlencode(params, doseq=True)
                 self._forward(body=body)
 
+            def _move(self, size: int, left: int) -> None:
+                """The time one rewrite call takes to move its share of the bytes."""
+                if proxy.rewrite_rate and size:
+                    per_call = proxy.rewrite_per_call
+                    share = per_call if left > 0 else (size % per_call or per_call)
+                    time.sleep(min(share, size) / proxy.rewrite_rate)
+
             def _forward(self, body: bytes | None = None) -> None:
                 body = self._body() if body is None else body
+                if proxy.upload_rate and body and self.path.startswith("/upload/"):
+                    time.sleep(len(body) / proxy.upload_rate)
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}
                 }

@@ -79,16 +79,18 @@ def _idempotency_key(request: Request) -> str | None:
 # --- get / cancel / delete -----------------------------------------------------------------
 
 
-def _observe(job_id: str, record: dict, job: dict) -> None:
+def _observe(job_id: str, record: dict, job: dict):
     """What a GET learnt of the job is recorded when it is new (state, `outputInfo`,
     `completionStats`): a job deleted right after it ended still has its output folder and
-    counts on record. A state that just became terminal sends `job.ended`, so that the job
-    is finished (priced, delivered, alerted) now rather than at the next sync tick."""
+    counts on record. A state that just became terminal starts publishing `job.ended`, so
+    that the job is finished (priced, delivered, alerted) now rather than at the next sync
+    tick; the caller settles the publish (`events.settle`) once its own work is done."""
     if "state" not in job:
-        return  # a readMask left the state out: nothing to compare
+        return None  # a readMask left the state out: nothing to compare
     transition = records.observe(job_id, record, job)
     if transition and transition["to"] in vertex.TERMINAL_STATES:
-        events.publish_job_event("job.ended", job_id)
+        return events.start_job_event("job.ended", job_id)
+    return None
 
 
 def _read(version: str, record: dict, params: dict | None) -> vertex.Upstream:
@@ -106,7 +108,7 @@ def get(request: Request, version: str, project: str, location: str, job_id: str
     if not upstream.ok:
         return _upstream_reply(upstream)
     job = upstream.json()
-    _observe(job_id, record, job)
+    events.settle(_observe(job_id, record, job))
     read_mask = request.args.get("readMask", "")
     if not read_mask and not sealed_outputs.sealed(record):
         return _upstream_reply(upstream)
@@ -130,7 +132,7 @@ def delete(request: Request, version: str, project: str, location: str, job_id: 
     record = _visible_job(request, job_id)
     read = _read(version, record, None)
     if read.ok:
-        _observe(job_id, record, read.json())
+        events.settle(_observe(job_id, record, read.json()))
     elif read.status != 404:
         return _upstream_reply(read)
     upstream = vertex.call(
@@ -323,13 +325,15 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
         next_pages[location_key] = token if left else (following or None)
 
     found = records.get_many([records.job_id_of(c[2]["name"]) for c in taken])
-    visible = []
+    visible, publishing = [], []
     for *_, job in taken:
         job_id = records.job_id_of(job["name"])
         record = found.get(job_id)
         if record and not record.get("deleted") and caller.may_see(record):
-            _observe(job_id, record, job)
+            publishing.append(_observe(job_id, record, job))
             visible.append(_masked(sealed_outputs.present(job, record), read_mask))
+    for pending in publishing:  # in flight together: the page waits for one publish at most
+        events.settle(pending)
     reply: dict = {"batchPredictionJobs": visible} if visible else {}
     if taken and any(v is not None for v in next_pages.values()):
         last = taken[-1]

@@ -181,6 +181,18 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
+def estimated_note(cost: dict) -> str | None:
+    """The rows the floor booked at the estimate, and why, for `vbg jobs get`."""
+    floor = cost.get("floor") or {}
+    if not cost.get("estimatedRows"):
+        return None
+    return (
+        f"{cost['estimatedRows']:,} rows {output.usd(cost['estimatedUsd'])} (in the cost): "
+        f"Vertex ran {floor.get('vertexSucceeded', 0):,} ok rows, its files hold "
+        f"{floor.get('bookedSucceeded', 0):,}; booked at the estimate, not final"
+    )
+
+
 def run_get(args) -> int:
     gateway = Gateway.from_args(args)
     job = job_summary(gateway, args.job_id)
@@ -207,6 +219,8 @@ def run_get(args) -> int:
                 "cost",
                 output.usd(cost["costUsd"]) + (" (final)" if cost["costFinal"] else " so far"),
             ),
+            ("estimated", estimated_note(cost)),
+            ("tampered files", cost.get("tamperedFiles") or None),
             ("retry of", job["retryOf"]),
             ("retries", ", ".join(job["retries"])),
             (

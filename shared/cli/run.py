@@ -10,6 +10,12 @@
    one row per input line, in input order, to `--out` (default `<input>.results.jsonl`). A
    line with no row gets `{"request": ..., "status": "not processed: ..."}`.
 5. Print the final cost, as the gateway's books have it.
+
+Access: the user's principal needs write access to the input prefix (the upload) and only
+read access to the output prefix: nothing here writes outputs (the gateway copies sealed
+outputs into the client's folder; docs/accounting.md "Books that hold"). Read-only is what
+keys' principals should get there: whoever can write to an output folder can replace the
+answers people read.
 """
 
 import json
@@ -211,6 +217,9 @@ def register(subparsers) -> None:
     parser.add_argument("--name", help="the job's display name (default: the file's name)")
     parser.add_argument("--yes", "-y", action="store_true", help="create without asking")
     parser.add_argument("--input-prefix", help="gs:// prefix to upload under (default: the key's)")
-    parser.add_argument("--output-prefix", help="gs:// prefix for the outputs (default: the key's)")
+    parser.add_argument(
+        "--output-prefix",
+        help="gs:// prefix for the outputs (default: the key's); read access is enough",
+    )
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
     parser.set_defaults(func=run)

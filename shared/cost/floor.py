@@ -23,6 +23,7 @@ from dataclasses import dataclass
 # Counts above this are not believed (no job holds a billion rows: Vertex's row limits are
 # far below); they are read as unknown rather than booked.
 MAX_ROWS = 10**9
+MAX_DIGITS = 10  # of MAX_ROWS: a longer string is never read as a number
 
 
 def count(value) -> int | None:
@@ -30,7 +31,7 @@ def count(value) -> int | None:
     when it is absent, negative (-1: unknown) or not a count."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdecimal() and len(value) <= 12:
+    if isinstance(value, str) and value.isdecimal() and len(value) <= MAX_DIGITS:
         value = int(value)
     if isinstance(value, int) and 0 <= value <= MAX_ROWS:
         return value

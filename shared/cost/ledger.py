@@ -72,7 +72,6 @@ Queries (composite indexes production needs, declared in Terraform):
 - `spend_labels`: (`label` ASC, `day` ASC), (`key_id` ASC, `day` ASC), (`team` ASC, `day` ASC).
 """
 
-import dataclasses
 import hashlib
 import json
 import random
@@ -853,23 +852,94 @@ def get_floor(job_id: str) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
+@dataclass(frozen=True)
+class FloorPlan:
+    """What the floor does to the books (`plan_floor`, pure): the figures, the floor doc to
+    write (None: nothing changes) and what the job's `cost` and each rollup doc change by."""
+
+    floored: Floored
+    doc: dict | None
+    job_delta: dict[str, int]
+    rollup_deltas: dict[str, dict[str, int]]
+
+
+def plan_floor(
+    *,
+    previous: dict | None,
+    stored: dict,
+    job_final: bool,
+    vertex_succeeded: int,
+    vertex_failed: int,
+    per_row_nanos: int,
+    rollups: Collection[str],
+) -> FloorPlan:
+    """The floor after a check, from the floor doc and the job's set totals as read: the gap
+    (shared/cost/floor.py) against the `succeeded` rows of the set the job counts, at
+    `per_row_nanos` a row; the job's `cost` and the rollups move by (gap now - gap booked
+    before), so a check repeated with the same figures moves nothing and one after a late
+    file shrinks the estimate by the rows it brought. Closed books (`job_final`) stay."""
+    from shared.cost import floor
+
+    if job_final:
+        return FloorPlan(Floored("final"), None, {}, {})
+    totals = {g: {f: int((stored.get(g) or {}).get(f) or 0) for f in COUNTER_FIELDS} for g in SETS}
+    booked = totals[counted_group(totals)]["succeeded"]
+    rows = floor.gap_rows(vertex_succeeded, booked)
+    nanos = rows * per_row_nanos
+    _check_recordable({"estimated_rows": rows, "estimated_nanos": nanos})
+    old = previous or {}
+    old_rows, old_nanos = int(old.get("rows") or 0), int(old.get("nanos") or 0)
+    old_paths = set(old.get("rollups") or [])
+    moved = old_paths != set(rollups) and bool(old_nanos or old_rows)
+    changed = (rows, nanos) != (old_rows, old_nanos) or moved
+    figures = Floored(
+        "booked" if changed else "unchanged",
+        rows=rows,
+        nanos=nanos,
+        per_row_nanos=per_row_nanos,
+        booked_succeeded=booked,
+        vertex_succeeded=vertex_succeeded,
+        vertex_failed=vertex_failed,
+    )
+    if not changed:
+        return FloorPlan(figures, None, {}, {})
+    after = {"cost_nanos": nanos, "estimated_nanos": nanos, "estimated_rows": rows}
+    before = {"cost_nanos": old_nanos, "estimated_nanos": old_nanos, "estimated_rows": old_rows}
+    return FloorPlan(
+        floored=figures,
+        doc={
+            "rows": rows,
+            "nanos": nanos,
+            "per_row_nanos": per_row_nanos,
+            "booked_succeeded": booked,
+            "vertex_succeeded": vertex_succeeded,
+            "vertex_failed": vertex_failed,
+            "rollups": sorted(rollups),
+        },
+        job_delta={f: after[f] - before[f] for f in after},
+        rollup_deltas={
+            path: {
+                f: (after[f] if path in rollups else 0) - (before[f] if path in old_paths else 0)
+                for f in after
+            }
+            for path in sorted(old_paths | set(rollups))
+        },
+    )
+
+
 def record_floor(
     *, job_id: str, job: dict, vertex_succeeded: int, vertex_failed: int, per_row_nanos: int
 ) -> Floored:
     """Book (or re-book) the successful rows Vertex ran that the job's counted file set lacks,
     at `per_row_nanos` each, as the job's one estimated record: `jobs/{id}/cost_groups/floor`.
 
-    Exactly once, as `record_generation`: read the floor doc, the job and its set totals, then
-    ONE batch that writes the floor doc and touches the set totals (both under a precondition:
-    unchanged since the read, so a file landing meanwhile sends this round again) and adds the
-    change (gap now - gap booked before) to the job's `cost` (`cost_nanos`, `estimated_rows`,
-    `estimated_nanos`) and the rollups by `Increment`. Run again with the same figures, it
-    changes nothing; a file that lands later and holds the missing rows shrinks the estimate
-    by what it adds. A job whose cost is final is left alone."""
+    Exactly once, as `record_generation`: read the floor doc, the job and its set totals,
+    plan (`plan_floor`), then ONE batch that writes the floor doc and touches the set totals
+    (both under a precondition: unchanged since the read, so a file landing meanwhile sends
+    this round again) and adds the plan's deltas to the job's `cost` (`cost_nanos`,
+    `estimated_rows`, `estimated_nanos`) and the rollups by `Increment`."""
     from google.api_core import exceptions
     from google.cloud import firestore
-
-    from shared.cost import floor
 
     client = clients.firestore()
     job_ref = _job_ref(job_id)
@@ -880,74 +950,41 @@ def record_floor(
     def attempt() -> Floored:
         found = {s.reference.path: s for s in client.get_all([floor_ref, job_ref])}
         floor_snapshot, job_snapshot = found[floor_ref.path], found[job_ref.path]
-        if (job_snapshot.to_dict() or {}).get("cost_final"):
-            return Floored("final")
         stored, groups_snapshot = _group_totals(job_ref)
-        totals = {g: {**_zero(), **(stored.get(g) or {})} for g in (FINAL, INCREMENTAL)}
-        booked = int(totals[counted_group(totals)]["succeeded"])
-        rows = floor.gap_rows(vertex_succeeded, booked)
-        nanos = rows * per_row_nanos
-        _check_recordable({"estimated_rows": rows, "estimated_nanos": nanos})
-        old = floor_snapshot.to_dict() if floor_snapshot.exists else {}
-        old_rows, old_nanos = int(old.get("rows") or 0), int(old.get("nanos") or 0)
-        figures = Floored(
-            "booked",
-            rows=rows,
-            nanos=nanos,
-            per_row_nanos=per_row_nanos,
-            booked_succeeded=booked,
+        planned = plan_floor(
+            previous=floor_snapshot.to_dict() if floor_snapshot.exists else None,
+            stored=stored,
+            job_final=bool((job_snapshot.to_dict() or {}).get("cost_final")),
             vertex_succeeded=vertex_succeeded,
             vertex_failed=vertex_failed,
+            per_row_nanos=per_row_nanos,
+            rollups=set(rollups),
         )
-        old_paths = set(old.get("rollups") or [])
-        if (rows, nanos) == (old_rows, old_nanos) and (old_paths == set(rollups) or not nanos):
-            return dataclasses.replace(figures, outcome="unchanged")
+        if planned.doc is None:
+            return planned.floored
         now = datetime.now(UTC)
         batch = client.batch()
-        fields = {
-            "rows": rows,
-            "nanos": nanos,
-            "per_row_nanos": per_row_nanos,
-            "booked_succeeded": booked,
-            "vertex_succeeded": vertex_succeeded,
-            "vertex_failed": vertex_failed,
-            "rollups": sorted(rollups),
-            "updated": now,
-        }
         if floor_snapshot.exists:
             option = client.write_option(last_update_time=floor_snapshot.update_time)
-            batch.update(floor_ref, fields, option=option)
+            batch.update(floor_ref, {**planned.doc, "updated": now}, option=option)
         else:
-            batch.create(floor_ref, {**fields, "created": now})
+            batch.create(floor_ref, {**planned.doc, "created": now, "updated": now})
         if groups_snapshot.exists:
             option = client.write_option(last_update_time=groups_snapshot.update_time)
             batch.update(groups_ref, {"floor_checked": now}, option=option)
         else:
-            counted = counted_group(totals)
-            batch.create(groups_ref, {**totals, "counted": counted, "rollups": [], "updated": now})
-        delta_rows, delta_nanos = rows - old_rows, nanos - old_nanos
-        job_fields = {
-            "cost.cost_nanos": firestore.Increment(delta_nanos),
-            "cost.estimated_rows": firestore.Increment(delta_rows),
-            "cost.estimated_nanos": firestore.Increment(delta_nanos),
-        }
-        batch.update(job_ref, {**job_fields, "cost_updated": now})
-        for path in old_paths | set(rollups):
-            added = (nanos if path in rollups else 0) - (old_nanos if path in old_paths else 0)
-            added_rows = (rows if path in rollups else 0) - (old_rows if path in old_paths else 0)
-            if added or added_rows:
-                change = {
-                    "cost_nanos": firestore.Increment(added),
-                    "estimated_nanos": firestore.Increment(added),
-                    "estimated_rows": firestore.Increment(added_rows),
-                }
-                batch.set(
-                    client.document(path),
-                    {**rollups.get(path, {}), **change, "updated": now},
-                    merge=True,
-                )
+            totals = {g: {**_zero(), **(stored.get(g) or {})} for g in SETS}
+            fields = {**totals, "counted": counted_group(totals), "rollups": [], "updated": now}
+            batch.create(groups_ref, fields)
+        job_update = {f"cost.{f}": firestore.Increment(v) for f, v in planned.job_delta.items()}
+        batch.update(job_ref, {**job_update, "cost_updated": now})
+        for path, delta in planned.rollup_deltas.items():
+            increments = {f: firestore.Increment(v) for f, v in delta.items() if v}
+            if increments:
+                fields = {**rollups.get(path, {}), **increments, "updated": now}
+                batch.set(client.document(path), fields, merge=True)
         batch.commit()
-        return figures
+        return planned.floored
 
     for round_ in range(WRITE_ATTEMPTS):
         try:

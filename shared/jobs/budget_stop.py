@@ -67,7 +67,7 @@ def committed_remaining(entries: dict, booked: dict[str, int], job_id: str) -> i
         owner = entry.get("job_id")
         if owner == job_id:
             continue
-        total += max(0, int(entry.get("nanos") or 0) - (booked.get(owner, 0) if owner else 0))
+        total += max(0, int(entry.get("nanos") or 0) - booked.get(owner, 0))
     return total
 
 

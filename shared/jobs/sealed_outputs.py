@@ -225,15 +225,11 @@ def deliver(*, job_id: str, record: dict, bucket: str, name: str, generation: in
             uri=f"{planned.source_uri}#{generation}",
         )
         return "not_live"
-    target_bucket = storage.bucket(planned.destination_bucket)
     outcome = "done"
-    if not _same_bytes(source, target_bucket.get_blob(planned.destination_name)):
-        pinned = storage.bucket(bucket).blob(name, generation=planned.generation)
-        target = target_bucket.blob(planned.destination_name)
+    target = storage.bucket(planned.destination_bucket).get_blob(planned.destination_name)
+    if not _same_bytes(source, target):
         try:
-            token, _, _ = target.rewrite(pinned)
-            while token is not None:
-                token, _, _ = target.rewrite(pinned, token=token)
+            copy_generation(planned)
         except exceptions.NotFound:
             return "not_live"
         outcome = "copied"
@@ -254,6 +250,18 @@ def deliver(*, job_id: str, record: dict, bucket: str, name: str, generation: in
         outcome=outcome,
     )
     return outcome
+
+
+def copy_generation(planned: Copy) -> None:
+    """The server-side copy (a GCS rewrite of exactly that generation; a large or
+    cross-location one takes several calls, each resuming with the token). NotFound: the
+    generation is gone."""
+    storage = clients.storage()
+    pinned = storage.bucket(planned.bucket).blob(planned.name, generation=planned.generation)
+    target = storage.bucket(planned.destination_bucket).blob(planned.destination_name)
+    token, _, _ = target.rewrite(pinned)
+    while token is not None:
+        token, _, _ = target.rewrite(pinned, token=token)
 
 
 def deliver_all(job_id: str, record: dict) -> int:

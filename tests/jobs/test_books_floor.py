@@ -41,8 +41,11 @@ from tests.support import auth, cloudevent_client
         ("1e3", None),
         (None, None),
         (10**9, 10**9),
+        ("1000000000", 10**9),
+        ("01000000000", None),  # 11 digits: not read, whatever their value
         (10**9 + 1, None),
         ("9" * 13, None),
+        ("9" * 5000, None),  # never handed to int(): Python refuses 4,300+ digits
     ],
 )
 def test_a_completion_count_is_read_or_refused(value, read):
@@ -81,6 +84,123 @@ def test_the_gap_is_the_successful_rows_the_books_lack(vertex, booked, gap):
 )
 def test_a_missing_row_is_booked_at_the_estimates_expected_rate(estimate, rate):
     assert floor.per_row_nanos(estimate) == rate
+
+
+# --- the ledger's plan of the floor (pure) ---------------------------------------------------
+
+PATHS = {"spend_daily/a-1", "spend_labels/b-1"}
+
+
+def _sets(final_succeeded=0, incremental_succeeded=0, final_cost=0, incremental_cost=0):
+    return {
+        "final": {"succeeded": final_succeeded, "rows": final_succeeded, "cost_nanos": final_cost},
+        "incremental": {
+            "succeeded": incremental_succeeded,
+            "rows": incremental_succeeded,
+            "cost_nanos": incremental_cost,
+        },
+    }
+
+
+def _plan(previous=None, stored=None, *, vertex=5, rate=100, final=False, paths=PATHS):
+    return ledger.plan_floor(
+        previous=previous,
+        stored=stored if stored is not None else _sets(final_succeeded=2, final_cost=900),
+        job_final=final,
+        vertex_succeeded=vertex,
+        vertex_failed=1,
+        per_row_nanos=rate,
+        rollups=paths,
+    )
+
+
+def test_the_plan_books_the_gap_on_the_job_and_every_rollup():
+    planned = _plan()
+    assert planned.floored == ledger.Floored(
+        "booked",
+        rows=3,
+        nanos=300,
+        per_row_nanos=100,
+        booked_succeeded=2,
+        vertex_succeeded=5,
+        vertex_failed=1,
+    )
+    assert planned.doc == {
+        "rows": 3,
+        "nanos": 300,
+        "per_row_nanos": 100,
+        "booked_succeeded": 2,
+        "vertex_succeeded": 5,
+        "vertex_failed": 1,
+        "rollups": sorted(PATHS),
+    }
+    change = {"cost_nanos": 300, "estimated_nanos": 300, "estimated_rows": 3}
+    assert planned.job_delta == change
+    assert planned.rollup_deltas == dict.fromkeys(sorted(PATHS), change)
+
+
+def test_the_plan_reads_the_set_the_job_counts():
+    # The incremental set bills more: it counts (4 succeeded), so the gap is 1 row.
+    stored = _sets(final_succeeded=2, final_cost=900, incremental_succeeded=4, incremental_cost=950)
+    assert _plan(stored=stored).floored.rows == 1
+    # Once the final set bills more, it counts (its 2 succeeded): a gap of 3.
+    stored = _sets(final_succeeded=2, final_cost=951, incremental_succeeded=4, incremental_cost=950)
+    assert _plan(stored=stored).floored.rows == 3
+
+
+def test_the_plan_moves_only_the_difference_and_nothing_when_it_is_the_same():
+    booked = {"rows": 3, "nanos": 300, "rollups": sorted(PATHS)}
+    same = _plan(previous=booked)
+    assert same.floored.outcome == "unchanged" and same.doc is None
+    assert (same.job_delta, same.rollup_deltas) == ({}, {})
+    shrunk = _plan(previous=booked, stored=_sets(final_succeeded=4, final_cost=1800))
+    assert (shrunk.floored.rows, shrunk.floored.nanos) == (1, 100)
+    assert shrunk.job_delta == {"cost_nanos": -200, "estimated_nanos": -200, "estimated_rows": -2}
+    gone = _plan(previous=booked, stored=_sets(final_succeeded=5, final_cost=2000))
+    assert gone.floored.rows == 0
+    assert gone.job_delta == {"cost_nanos": -300, "estimated_nanos": -300, "estimated_rows": -3}
+    nothing = _plan(stored=_sets(final_succeeded=5, final_cost=2000))
+    assert nothing.floored.outcome == "unchanged" and nothing.doc is None
+
+
+def test_a_relabelled_job_moves_its_estimate_between_rollups():
+    booked = {"rows": 3, "nanos": 300, "rollups": ["spend_daily/a-1", "spend_labels/old-1"]}
+    moved = _plan(previous=booked)
+    assert moved.floored.outcome == "booked" and moved.job_delta == {
+        "cost_nanos": 0,
+        "estimated_nanos": 0,
+        "estimated_rows": 0,
+    }
+    change = {"cost_nanos": 300, "estimated_nanos": 300, "estimated_rows": 3}
+    assert moved.rollup_deltas == {
+        "spend_daily/a-1": dict.fromkeys(change, 0),
+        "spend_labels/b-1": change,
+        "spend_labels/old-1": {k: -v for k, v in change.items()},
+    }
+    empty = _plan(previous={"rollups": ["spend_labels/old-1"]}, vertex=2)
+    assert empty.floored.outcome == "unchanged"
+
+
+def test_closed_books_are_not_planned():
+    planned = _plan(final=True)
+    assert planned.floored.outcome == "final" and planned.doc is None
+    assert (planned.job_delta, planned.rollup_deltas) == ({}, {})
+
+
+def test_a_gap_beyond_what_firestore_holds_is_refused():
+    with pytest.raises(ledger.Unrecordable, match="'estimated_nanos'"):
+        _plan(vertex=10**9, rate=2**62, stored=_sets())
+    with pytest.raises(ledger.Unrecordable, match="'estimated_rows'"):
+        _plan(vertex=2**63, rate=0, stored=_sets())
+
+
+def test_rows_booked_at_no_cost_move_between_rollups_too():
+    """A model without a price books the gap at $0 a row: the rows still move."""
+    booked = {"rows": 3, "nanos": 0, "rollups": ["spend_labels/old-1"]}
+    moved = _plan(previous=booked, rate=0)
+    assert moved.floored.outcome == "booked"
+    assert moved.rollup_deltas["spend_labels/old-1"]["estimated_rows"] == -3
+    assert moved.rollup_deltas["spend_daily/a-1"]["estimated_rows"] == 3
 
 
 # --- the ledger's floor record (exactly once, beside the job's files) ------------------------

@@ -49,6 +49,8 @@ def test_committed_is_what_other_open_jobs_may_still_cost():
     assert budget_stop.committed_remaining(entries, booked, "me") == 400 + 0 + 250
     assert budget_stop.committed_remaining(entries, {}, "me") == 700 + 500 + 250
     assert budget_stop.committed_remaining({}, booked, "me") == 0
+    # An entry without a figure counts nothing (not a nano-dollar).
+    assert budget_stop.committed_remaining({"r": {"job_id": "other"}}, {}, "me") == 0
 
 
 # --- on the simulator ------------------------------------------------------------------------
@@ -56,7 +58,9 @@ def test_committed_is_what_other_open_jobs_may_still_cost():
 
 @pytest.fixture
 def world(gcp, monkeypatch, tmp_path):
-    made = make_world(gcp, monkeypatch, tmp_path, speed=1.0)
+    # Two seconds between incremental files: the events of a file are priced well before the
+    # next one lands, even on a busy machine (Vertex's files are minutes apart).
+    made = make_world(gcp, monkeypatch, tmp_path, speed=2.0)
     yield made
     made.sim.stop()
 

@@ -7,6 +7,7 @@ Money is compared with tests/cost/reference.py, from the bytes the simulator wro
 
 import pytest
 
+from shared.core import clients
 from shared.jobs import records, sealed_outputs
 from tests.cost.reference import expected_cost
 from tests.jobs.lifecycle_support import JOBS_PATH, make_world
@@ -224,3 +225,29 @@ def test_staging_objects_that_are_no_outputs_are_ignored(world):
     generation = objects(f"gs://{staging_bucket}/sealed/")[name].generation
     assert deliver(finalized, staging_bucket, name, generation).status_code == 200
     assert records.get(job_id).get("cost") in ({}, None)
+
+
+def test_what_the_key_holder_does_to_its_own_folder_does_not_move_the_books(world):
+    """Issue #22's attack on a sealed job: the key holder deletes each copy as it appears and
+    writes a zero-usage predictions file into its folder. The books are read in staging."""
+    finalized = cloudevent_client("on_output_finalized")
+    bucket = world.gcp["bucket"]
+    job_id, folder, client = sealed_create(world, rows=3)
+    world.wait_sim(job_id, "JOB_STATE_SUCCEEDED")
+    assert set(deliver_folder(finalized, folder)) == {200}
+    for name in objects(client):
+        clients.storage().bucket(bucket).blob(name).delete()
+    [final_name] = [n for n in objects(folder) if n.endswith("/predictions.jsonl")]
+    leaf = final_name.rsplit("/", 2)[-2]
+    forged = f"out/{leaf}/predictions.jsonl"
+    upload_jsonl(bucket, forged, ['{"response": {"usageMetadata": {}}, "status": ""}'])
+    assert set(deliver_folder(finalized, client)) == {200}
+    record = world.drive(job_id)
+    want = expected_cost(
+        read(split(folder)[0], final_name), "gemini-3.5-flash-lite", location="us-central1"
+    )
+    assert record["cost"]["cost_nanos"] == want.cost_nanos
+    assert int(record["cost"].get("estimated_rows") or 0) == 0
+    # Each generation is copied once: what the owner then does to its own copy stays its own.
+    assert read(bucket, forged) == b'{"response": {"usageMetadata": {}}, "status": ""}\n'
+    assert int(record["cost"]["succeeded"]) == 3

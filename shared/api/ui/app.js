@@ -199,10 +199,20 @@ async function jobPage(jobId) {
       ["Input", job.inputUris.join(", ")], ["Output", job.outputDirectory || job.outputPrefix],
       ["Error", job.error ? job.error.message : "-"],
     ]);
+    const floor = cost.floor || {};
     facts($("#job-money", main), [
       ["Estimate", usd(job.estimateUsd)],
       ["Cost", el("strong", { id: "job-cost", "data-final": cost.costFinal ? "true" : "false",
-        text: usd(cost.costUsd) + (cost.costFinal ? " (final)" : " so far") })],
+        text: usd(cost.costUsd) + (cost.costFinal ? " (final)"
+          : cost.estimatedRows ? " (not final: estimated rows included)" : " so far") })],
+      ["Estimated rows", cost.estimatedRows
+        ? el("span", { id: "job-estimated", class: "warn",
+          text: `${cost.estimatedRows} rows, ${usd(cost.estimatedUsd)}: Vertex ran ` +
+            `${floor.vertexSucceeded} ok rows, the files hold ${floor.bookedSucceeded} ` +
+            `(booked at ${usd(floor.perRowUsd)} a row)` })
+        : "-"],
+      ["Tampered files", cost.tamperedFiles
+        ? el("span", { class: "warn", text: String(cost.tamperedFiles) }) : "-"],
       ["Estimate error", cost.estimateErrorPct === null ? "-" : `${cost.estimateErrorPct}%`],
       ["Prompt / output tokens", `${cost.totals.promptTokens} / ${cost.totals.candidatesTokens + cost.totals.thoughtsTokens}`],
       ["Unpriced rows", cost.totals.unpricedRows],
@@ -218,7 +228,8 @@ async function jobPage(jobId) {
       el("td", { text: file.uri.split("/").slice(-2).join("/"), title: file.uri }),
       el("td", { class: "num", text: file.rows }), el("td", { class: "num", text: file.succeeded }),
       el("td", { class: "num", text: file.failed }), el("td", { class: "num", text: usd(file.costUsd) }),
-      el("td", { text: file.superseded ? "superseded" : "counts" }))));
+      el("td", file.tamper ? { class: "warn", text: `tamper: ${file.tamper.reason}` }
+        : { text: file.superseded ? "superseded" : "counts" }))));
     const failed = cost.failedSamples.slice(0, 5);
     $("#job-failed", main).replaceChildren(...(failed.length
       ? failed.map((sample) => el("pre", { text: JSON.stringify(sample, null, 1) }))
