@@ -163,3 +163,19 @@ def test_inline_parts():
         1032,
         4128,
     )
+
+
+def test_header_boundaries():
+    """Sizes at the edges of each header (the shortest readable, unsigned fields)."""
+    sig = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR"
+    assert m.image_dimensions(sig + struct.pack(">II", 2**31, 1)) == (2**31, 1)  # 24 bytes
+    assert m.image_tokens((2**31, 1)) == (1032,) * 3  # unsigned: scaled to 3072 x 1
+    assert m.image_dimensions(b"GIF89a" + struct.pack("<HH", 0xFFFF, 2)) == (0xFFFF, 2)
+    assert m.image_dimensions(b"RIFF\0\0\0\0WEBQVP8X" + b"\0" * 18) is None
+    assert m.image_dimensions(b"RIFX\0\0\0\0WEBPVP8X" + b"\0" * 18) is None
+    sof = b"\xff\xcf" + struct.pack(">HBHH", 17, 8, 10, 20)  # SOF15, exactly 9 bytes read
+    assert m.image_dimensions(b"\xff\xd8" + sof) == (20, 10)
+    for standalone in (0xD7, 0xD8):  # RST7 and SOI carry no length
+        assert m.image_dimensions(b"\xff\xd8" + bytes([0xFF, standalone]) + sof) == (20, 10)
+    big = b"\xff\xe2" + struct.pack(">H", 0x8002) + b"\0" * 0x8000  # a length past 32767
+    assert m.image_dimensions(b"\xff\xd8" + big + sof) == (20, 10)
