@@ -10,6 +10,11 @@ creates the demo bucket, writes `<state>/stack.json` once every part answers HTT
 stops every process it started (whole process groups, so the emulators' Java too) on
 Ctrl-C or SIGTERM, removing stack.json.
 
+A function process that dies (a crash, SIGKILL) is started again on its port, as Cloud
+Functions starts a new instance (local/supervisor.py: stderr, `logs/bridges.log` and the
+function's own log say so; stack.json names the new PID); the emulators and the simulator
+hold the stack's state in memory, so the death of one of them stops the stack.
+
 The tests start the stack with the same code: `with Stack(state_dir=tmp, speed=0.1,
 sync_interval=1) as info: ...` (info = the stack.json dict); `stack.finalize_bridge.pause()`
 / `.resume()` switch the GCS bridge off and on, `stack.sync_ticker.tick()` syncs now.
@@ -54,9 +59,11 @@ from local.processes import (
     firestore_emulator,
     free_port,
     gcloud_emulators_missing,
+    group_alive,
     pubsub_emulator,
     storage_emulator,
 )
+from local.supervisor import Restart, Supervisor
 from shared.cost import pricing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,28 +128,6 @@ def default_config(project: str, location: str = "global") -> str:
             f"      vertex_location: {where}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs; zombies (dead, waiting for a reaper that
-    may never come to orphans) do not count."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        for stat in proc.glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop_group(server: Server, timeout: float = 10.0) -> None:
@@ -277,6 +262,8 @@ class Stack:
         functions_source: str | Path = DEFAULT_SOURCE,
         extra_env: dict[str, str] | None = None,
         ready_timeout: float = 90.0,
+        supervise: bool = True,
+        announce=None,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.log_dir = self.state_dir / "logs"
@@ -296,6 +283,9 @@ class Stack:
         self.functions_source = Path(functions_source).resolve()
         self.extra_env = extra_env or {}
         self.ready_timeout = ready_timeout
+        self.supervise = supervise
+        self.announce = announce or _to_stderr
+        self.supervisor: Supervisor | None = None
         self.servers: dict[str, Server] = {}
         self.finalize_bridge: FinalizeBridge | None = None
         self.sync_ticker: SyncTicker | None = None
@@ -305,6 +295,7 @@ class Stack:
         self._lock_file = None
         self._bridge_log = None
         self._stopped = threading.Event()
+        self._stack_file_lock = threading.Lock()
 
     # -- lifecycle
 
@@ -341,7 +332,7 @@ class Stack:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for part in (self.sync_ticker, self.finalize_bridge):
+        for part in (self.supervisor, self.sync_ticker, self.finalize_bridge):
             if part:
                 part.stop()
         threads = [threading.Thread(target=stop_group, args=(s,)) for s in self.servers.values()]
@@ -359,6 +350,19 @@ class Stack:
 
     def dead_servers(self) -> list[Server]:
         return [s for s in self.servers.values() if s.process and s.process.poll() is not None]
+
+    def dead_parts(self) -> list[Server]:
+        """Dead servers the supervisor does not restart (the emulators, the simulator; the
+        functions too when the stack runs unsupervised): their state is gone, so the stack
+        cannot go on."""
+        supervised = set(self.supervisor.servers) if self.supervisor else set()
+        return [s for s in self.dead_servers() if s.name not in supervised]
+
+    def _restarted(self, restart: Restart) -> None:
+        """A function has a new process: stack.json names it (for `reap_leftovers`)."""
+        self.info["pids"][restart.name] = restart.new_pid
+        if not self._stopped.is_set():
+            self._write_stack_file()
 
     # -- parts
 
@@ -518,6 +522,13 @@ class Stack:
             "log_dir": str(self.log_dir),
             "state_dir": str(self.state_dir),
         }
+        if self.supervise:
+            self.supervisor = Supervisor(
+                {name: functions[name] for name in FUNCTIONS},
+                log=JsonLog(self._bridge_log, "supervisor"),
+                announce=self.announce,
+                on_restart=self._restarted,
+            ).start()
 
     def _create_bucket(self, storage_url: str, bucket: str) -> None:
         response = requests.post(
@@ -530,9 +541,14 @@ class Stack:
             raise StackError(f"cannot create the bucket {bucket}: {response.text[:300]}")
 
     def _write_stack_file(self) -> None:
-        tmp = self.stack_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.info, indent=2) + "\n")
-        tmp.replace(self.stack_file)
+        with self._stack_file_lock:
+            tmp = self.stack_file.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.info, indent=2) + "\n")
+            tmp.replace(self.stack_file)
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -654,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         info = stack.start()
         print(banner(info), flush=True)
         while True:
-            dead = stack.dead_servers()
+            dead = stack.dead_parts()
             if dead:
                 for server in dead:
                     print(
