@@ -40,6 +40,16 @@ model_list:
       vertex_location: us-central1
 """
 
+# The same deployments keeping direct writes (no sealed outputs): Vertex writes into the
+# client's folder, as before issue #22; for the tests of what the books do then.
+DIRECT_MODEL_LIST = DEFAULT_MODEL_LIST.replace(
+    "      vertex_location: us-central1\n",
+    "      vertex_location: us-central1\n    model_info: {seal_outputs: false}\n",
+).replace(
+    "      vertex_location: europe-west4\n",
+    "      vertex_location: europe-west4\n    model_info: {seal_outputs: false}\n",
+)
+
 
 def reset_process() -> None:
     """Forget clients, settings and cached key records, after a test changes the environment."""

@@ -66,6 +66,9 @@ def create(request: Request, version: str, project: str, location: str) -> Reply
         model=submitted.deployment.model_name,
         deployment=submitted.deployment.label,
     )
+    if submitted.record and sealed_outputs.sealed(submitted.record) and submitted.upstream.ok:
+        # The client sees the folder it asked for, as get and list show it.
+        return Reply(200, sealed_outputs.present(submitted.upstream.json(), submitted.record))
     return _upstream_reply(submitted.upstream)
 
 
@@ -112,7 +115,7 @@ def get(request: Request, version: str, project: str, location: str, job_id: str
     read_mask = request.args.get("readMask", "")
     if not read_mask and not sealed_outputs.sealed(record):
         return _upstream_reply(upstream)
-    return Reply(200, _masked(sealed_outputs.present(job, record), read_mask))
+    return Reply(200, _masked(sealed_outputs.shown(job, record), read_mask))
 
 
 def cancel(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
@@ -331,7 +334,7 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
         record = found.get(job_id)
         if record and not record.get("deleted") and caller.may_see(record):
             publishing.append(_observe(job_id, record, job))
-            visible.append(_masked(sealed_outputs.present(job, record), read_mask))
+            visible.append(_masked(sealed_outputs.shown(job, record), read_mask))
     for pending in publishing:  # in flight together: the page waits for one publish at most
         events.settle(pending)
     reply: dict = {"batchPredictionJobs": visible} if visible else {}

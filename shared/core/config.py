@@ -153,10 +153,10 @@ PRICE_OVERRIDE_FIELDS = (
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
 # Gateway options in an entry's `model_info` (LiteLLM's free-form metadata: other keys ignored).
 MODEL_INFO_OPTIONS = ("seal_inputs", "seal_outputs")
-# Sealed outputs (Vertex writes into the staging bucket; the gateway copies to the client's
-# folder) are off by default until the copy to the client's folder is on main (issue #22
-# item 1, the outputs side): the create side names and records the folders either way.
-SEAL_OUTPUTS_DEFAULT = False
+# Sealed outputs (Vertex writes into the staging bucket; the gateway prices there and copies
+# to the client's folder, shared/jobs/sealed_outputs.py): on unless a deployment says
+# `model_info: {seal_outputs: false}` (issue #22 item 1).
+SEAL_OUTPUTS_DEFAULT = True
 ENTRY_KEYS = ("model_name", "litellm_params", "model_info")
 # Sections of a LiteLLM proxy config that mean nothing to the gateway: accepted, not used,
 # so that users can bring the file they already run.

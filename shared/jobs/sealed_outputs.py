@@ -33,7 +33,8 @@ What clients see (`present`, used by get and list): `outputInfo.gcsOutputDirecto
 `outputConfig.gcsDestination.outputUriPrefix` point at the client's folder, so
 `JobServiceClient`, `google-genai` and `vbg` find results where they expect them; and a job
 Vertex reports ended is shown `JOB_STATE_RUNNING` (`JOB_STATE_CANCELLING` when it was
-cancelled), without `endTime`, until its outputs are delivered: a client that sees a terminal
+cancelled), without `endTime`, until its outputs are delivered (a job whose folder holds
+nothing is not held: there is nothing to wait for): a client that sees a terminal
 state finds its files in place. Once deliveries have failed long enough for the `reconcile`
 alert (shared/jobs/lifecycle.py), the true state is shown; the alert says why.
 
@@ -50,8 +51,8 @@ from datetime import UTC, datetime
 
 from shared.core import clients, logs
 from shared.core.vertex import JOB_STATES, TERMINAL_STATES, state_name
+from shared.jobs import records, sealing
 
-OUTPUTS_PREFIX = "outputs"
 COPIES = "copies"
 HELD_STATE = "JOB_STATE_RUNNING"
 HELD_CANCELLED_STATE = "JOB_STATE_CANCELLING"
@@ -91,11 +92,6 @@ def sealed(record: dict) -> bool:
     return bool(record.get("outputs_sealed")) and bool(record.get("output_prefix"))
 
 
-def client_prefix(record: dict) -> str | None:
-    """The folder the client asked for (the record's `output_prefix` when not sealed)."""
-    return record.get("client_output_prefix") or record.get("output_prefix")
-
-
 def relative(record: dict, uri: str) -> str | None:
     """The path of `uri` below the job's per-job folder, or None when it is not below it."""
     folder = _folder(record.get("output_prefix"))
@@ -108,10 +104,11 @@ def to_client(record: dict, uri: str | None) -> str | None:
     """A staging URI of a sealed job as the client's side names it (others unchanged)."""
     if not uri or not sealed(record):
         return uri
+    client = records.client_output_prefix(record) or ""
     if _folder(uri) == _folder(record["output_prefix"]):
-        return client_prefix(record) if uri.endswith("/") else client_prefix(record).rstrip("/")
+        return client if uri.endswith("/") else client.rstrip("/")
     rest = relative(record, uri)
-    return uri if rest is None else _folder(client_prefix(record)) + rest
+    return uri if rest is None else _folder(client) + rest
 
 
 def client_directory(record: dict, uri: str) -> str | None:
@@ -120,7 +117,7 @@ def client_directory(record: dict, uri: str) -> str | None:
     rest = relative(record, _folder(uri) if uri.endswith("/") else uri)
     if rest is None or "/" not in rest:
         return None
-    return _folder(client_prefix(record)) + rest.split("/", 1)[0] + "/"
+    return _folder(records.client_output_prefix(record)) + rest.split("/", 1)[0] + "/"
 
 
 def plan(record: dict, bucket: str, name: str, generation: int) -> Copy | None:
@@ -128,7 +125,7 @@ def plan(record: dict, bucket: str, name: str, generation: int) -> Copy | None:
     rest = relative(record, f"gs://{bucket}/{name}")
     if rest is None:
         return None
-    target_bucket, target_path = _split(_folder(client_prefix(record)) + rest)
+    target_bucket, target_path = _split(_folder(records.client_output_prefix(record)) + rest)
     return Copy(bucket, name, int(generation), target_bucket, target_path)
 
 
@@ -139,18 +136,30 @@ def copy_id(bucket: str, name: str, generation: int) -> str:
 # --- what get and list show ------------------------------------------------------------------
 
 
-def held(record: dict, upstream_state: str) -> bool:
+def held(record: dict, upstream_state: str, *, has_outputs: bool = True) -> bool:
     """Whether a sealed job Vertex reports ended still waits for its copies (until they are
-    delivered, or the `reconcile` alert said they cannot be)."""
+    delivered, or the `reconcile` alert said they cannot be). A job that wrote nothing (one
+    cancelled while queued, say) has nothing to wait for."""
     return (
         sealed(record)
+        and has_outputs
         and upstream_state in TERMINAL_STATES
         and not record.get("outputs_delivered")
         and not (record.get("alerts") or {}).get("reconcile")
     )
 
 
-def present(job: dict, record: dict) -> dict:
+def shown(job: dict, record: dict) -> dict:
+    """`present`, after one listing of the per-job folder when the job would be held: does
+    it hold anything to copy? (Only for a sealed job that ended and is not delivered yet.)"""
+    if not held(record, state_name(job.get("state"))):
+        return present(job, record)
+    bucket, path = _split(_folder(record["output_prefix"]))
+    found = list(clients.storage().list_blobs(bucket, prefix=path, max_results=1))
+    return present(job, record, has_outputs=bool(found))
+
+
+def present(job: dict, record: dict, *, has_outputs: bool = True) -> dict:
     """Vertex's job as the client sees it (a new dict; see the module docstring)."""
     if not sealed(record):
         return job
@@ -166,7 +175,7 @@ def present(job: dict, record: dict) -> dict:
         destination = {**destination, "outputUriPrefix": prefix}
         shown["outputConfig"] = {**config, "gcsDestination": destination}
     state = state_name(job.get("state"))
-    if held(record, state):
+    if held(record, state, has_outputs=has_outputs):
         wanted = HELD_CANCELLED_STATE if state == "JOB_STATE_CANCELLED" else HELD_STATE
         numeric = isinstance(job.get("state"), int)
         shown["state"] = STATE_NUMBERS[wanted] if numeric else wanted
@@ -178,8 +187,6 @@ def present(job: dict, record: dict) -> dict:
 
 
 def _copies(job_id: str):
-    from shared.jobs import records
-
     return records.job_ref(job_id).collection(COPIES)
 
 
@@ -187,8 +194,6 @@ def ensure_client_directory(job_id: str, record: dict, directory: str | None) ->
     """Record and index the client's output directory once, before a copy can land there."""
     if not directory or _folder(record.get("client_output_directory")) == directory:
         return
-    from shared.jobs import records
-
     records.index_folder(directory, job_id)
     if not record.get("client_output_directory"):
         records.mark(job_id, client_output_directory=directory)
@@ -290,4 +295,4 @@ def staging_output(bucket: str, name: str) -> bool:
     inputs and the gateway's own files, are never outputs)."""
     from shared.core.config import settings
 
-    return bucket == settings().staging_bucket and name.startswith(OUTPUTS_PREFIX + "/")
+    return bucket == settings().staging_bucket and name.startswith(sealing.OUTPUTS_PREFIX + "/")

@@ -70,7 +70,9 @@ def test_create_records_owner_labels_index_and_publishes_event(gateway, gcp, ali
     assert record["model"] == "gemini-3.5-flash-lite"
     assert record["deployment"]["location"] == "us-central1"
     assert record["input_uris"] == [f"gs://{gcp['bucket']}/in/input.jsonl"]
-    assert records.jobs_for_folder(f"gs://{gcp['bucket']}/out/") == [jid]
+    # Sealed outputs: the index names the per-job folder Vertex writes into.
+    assert record["client_output_prefix"] == f"gs://{gcp['bucket']}/out/"
+    assert records.jobs_for_folder(record["output_prefix"]) == [jid]
 
     pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
     events = [json.loads(m.message.data) for m in pulled.received_messages]

@@ -66,13 +66,17 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     [record] = [f for f in cost["files"] if f["counted"]]
     assert {f["kind"] for f in cost["files"]} == {"final", "incremental"}
     assert cost["costBasis"] == "final" and cost["provisional"] is False
-    assert record["uri"].startswith(f"gs://{base}/out/prediction-model-")
+    # Sealed outputs: priced where Vertex wrote them, the job's staging folder; the client's
+    # folder holds the same bytes.
+    assert record["uri"].startswith(f"gs://{stack['staging_bucket']}/outputs/")
     assert record["uri"].endswith("/predictions.jsonl")
 
     bucket, _, name = record["uri"].removeprefix("gs://").partition("/")
-    want = expected_cost(
-        clients.storage().bucket(bucket).blob(name).download_as_bytes(), body["model"]
-    )
+    data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
+    leaf = name.split("/")[-2]
+    copy = clients.storage().bucket(bucket_name).blob(f"{folder}/out/{leaf}/predictions.jsonl")
+    assert copy.download_as_bytes() == data
+    want = expected_cost(data, body["model"])
     assert cost["costUsd"] == usd(want.cost_nanos) != "0.000000000"
     assert (cost["totals"]["rows"], cost["totals"]["failed"]) == (9, 1)
     assert cost["totals"]["promptTokens"] == want.prompt_tokens
@@ -180,9 +184,9 @@ def test_a_slow_job_cancelled_mid_run_is_billed_for_the_rows_it_finished(stack_e
         report = json.loads(vbg("cost", record["uri"], "--json", stack=stack, check=True).stdout)
         offline += Decimal(report["cost_usd"])
         rows += report["rows"]
-        _, _, name = record["uri"].removeprefix("gs://").partition("/")
+        where, _, name = record["uri"].removeprefix("gs://").partition("/")
         reference_nanos += expected_cost(
-            bucket.blob(name).download_as_bytes(), body["model"]
+            clients.storage().bucket(where).blob(name).download_as_bytes(), body["model"]
         ).cost_nanos
     assert cost["costUsd"] == usd(reference_nanos) != "0.000000000"
     assert Decimal(cost["costUsd"]) == offline > 0

@@ -16,6 +16,7 @@ from local.vertex_sim import SimulatorThread
 from shared.core import clients
 from shared.jobs import records
 from tests.support import (
+    DEFAULT_MODEL_LIST,
     auth,
     cloudevent_client,
     create_key,
@@ -129,11 +130,20 @@ class World:
         return found
 
 
-def make_world(gcp, monkeypatch, tmp_path, *, speed: float = 0.1, env: dict | None = None):
+def make_world(
+    gcp,
+    monkeypatch,
+    tmp_path,
+    *,
+    speed: float = 0.1,
+    env: dict | None = None,
+    model_list: str = DEFAULT_MODEL_LIST,
+):
+    """`model_list=DIRECT_MODEL_LIST` for deployments that keep direct writes."""
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
     sim = SimulatorThread(speed=speed).start()
-    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url)
+    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url, model_list=model_list)
     publisher = clients.publisher()
     for topic in ("batch-job-events", "batch-job-alerts"):
         publisher.create_topic(name=clients.topic_path(topic))

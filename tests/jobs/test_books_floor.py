@@ -22,7 +22,7 @@ from tests.cost.cost_helpers import expected, make_job, prediction_bytes, upload
 from tests.cost.reference import expected_cost
 from tests.jobs.lifecycle_support import make_world
 from tests.jobs.test_finalize import deliver
-from tests.support import auth, cloudevent_client
+from tests.support import DIRECT_MODEL_LIST, auth, cloudevent_client
 
 # --- the pure rules ------------------------------------------------------------------------
 
@@ -310,7 +310,7 @@ def test_a_job_without_any_file_books_the_whole_floor(books):
 
 @pytest.fixture
 def world(gcp, monkeypatch, tmp_path):
-    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1, model_list=DIRECT_MODEL_LIST)
     yield made
     made.sim.stop()
 

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from shared.core import clients
+from shared.core.config import settings
 from shared.jobs import budget_stop, records
 from tests.cost.reference import expected_cost, usd
 from tests.jobs.lifecycle_support import make_world
@@ -117,7 +118,8 @@ def test_a_job_crossing_its_budget_is_cancelled_within_one_incremental_file(worl
     # $0.0016: about 60% of the 40 rows on gemini-3.5-flash-lite (no thinking, ~$0.0028 in
     # all at us-central1's rates), so the stop lands before the last quarter.
     limit = 1_600_000
-    with Eventarc(bucket, "out/") as eventarc:
+    staging = settings().staging_bucket  # sealed outputs: Vertex writes there
+    with Eventarc(staging, "outputs/") as eventarc:
         job_id = world.create(key=key, rows=40)
         world.wait_sim(job_id, "JOB_STATE_RUNNING", timeout=30)
         lowered = world.gateway.patch(
@@ -132,13 +134,13 @@ def test_a_job_crossing_its_budget_is_cancelled_within_one_incremental_file(worl
 
     files = {
         b.name: b.download_as_bytes()
-        for b in clients.storage().list_blobs(bucket, prefix="out/")
+        for b in clients.storage().list_blobs(staging, prefix="outputs/")
         if "incremental_predictions" in b.name
     }
     assert 1 <= len(files) < 4, sorted(files)  # stopped before the last quarter
     assert not [
         b
-        for b in clients.storage().list_blobs(bucket, prefix="out/")
+        for b in clients.storage().list_blobs(staging, prefix="outputs/")
         if b.name.endswith("/predictions.jsonl")
     ]
     per_file = {
@@ -180,14 +182,13 @@ def test_a_job_crossing_its_budget_is_cancelled_within_one_incremental_file(worl
 
 
 def test_a_team_budget_stops_a_job_too(world):
-    bucket = world.gcp["bucket"]
     put = world.gateway.put(
         "/v1/gateway/teams/Data%20Science",
         json={"budgetUsd": "1", "budgetPeriod": "month"},
         headers=auth(MASTER_KEY),
     )
     assert put.status_code == 200, put.get_data(as_text=True)
-    with Eventarc(bucket, "out/"):
+    with Eventarc(settings().staging_bucket, "outputs/"):
         job_id = world.create(rows=40)
         world.wait_sim(job_id, "JOB_STATE_RUNNING", timeout=30)
         world.gateway.put(
@@ -216,7 +217,7 @@ def test_a_job_within_its_budget_runs_to_the_end(world):
         budgetUsd="1",
         budgetPeriod="day",
     )
-    with Eventarc(bucket, "out/"):
+    with Eventarc(settings().staging_bucket, "outputs/"):
         job_id = world.create(key=key, rows=8)
         world.wait_sim(job_id, "JOB_STATE_SUCCEEDED", timeout=60)
         time.sleep(0.5)

@@ -16,7 +16,14 @@ from shared.core.errors import ApiError
 from shared.cost import estimate
 from shared.jobs import create_request, intents, records, submit
 from tests.jobs.lifecycle_support import make_world
-from tests.support import DEFAULT_MODEL_LIST, gateway_env, gemini_request, job_body, upload_jsonl
+from tests.support import (
+    DEFAULT_MODEL_LIST,
+    DIRECT_MODEL_LIST,
+    gateway_env,
+    gemini_request,
+    job_body,
+    upload_jsonl,
+)
 
 
 @pytest.fixture
@@ -213,9 +220,17 @@ def test_a_refused_create_completes_its_intent_as_refused(sealed_world):
     assert intent["outputs_sealed"] is True
 
 
-def test_without_seal_outputs_vertex_writes_to_the_clients_folder(world):
-    """The default deployment (no `seal_outputs: true`) and the OpenAI door keep direct
-    writes: both prefixes are the client's."""
+@pytest.fixture
+def direct_world(gcp, monkeypatch, tmp_path):
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.2, model_list=DIRECT_MODEL_LIST)
+    yield made
+    made.sim.stop()
+
+
+def test_without_seal_outputs_vertex_writes_to_the_clients_folder(direct_world):
+    """A deployment with `seal_outputs: false` (and the OpenAI door) keeps direct writes:
+    both prefixes are the client's."""
+    world = direct_world
     bucket = world.gcp["bucket"]
     uri = upload_jsonl(bucket, "in/a.jsonl", [gemini_request("hello")])
     made = submit.create_job(
@@ -247,7 +262,9 @@ def test_seal_outputs_is_a_boolean_model_info_option():
 
     listed = parse_model_list(SEALED_OUTPUTS)
     assert listed.deployments_for("gemini-3.1-pro-preview")[0].seal_outputs
-    assert not listed.deployments_for("gemini-3.5-flash-lite")[0].seal_outputs
+    assert listed.deployments_for("gemini-3.5-flash-lite")[0].seal_outputs  # the default
+    direct = parse_model_list(DIRECT_MODEL_LIST)
+    assert not direct.deployments_for("gemini-3.5-flash-lite")[0].seal_outputs
     must = r"model_info\.seal_outputs \(line \d+\) must be true or false"
     with pytest.raises(ConfigError, match=must):
         parse_model_list(SEALED_OUTPUTS.replace("seal_outputs: true", "seal_outputs: 1"))

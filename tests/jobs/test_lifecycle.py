@@ -46,8 +46,11 @@ def test_pending_running_succeeded_through_ticks_each_recorded_once(world):
     assert all(entry["update_time"] for entry in history[1:])
     assert record["terminal"] is True
     assert record["completion_stats"]["successfulCount"] == "3"
-    assert record["output_directory"].startswith(f"gs://{world.gcp['bucket']}/out/prediction-")
+    # Vertex's folder: the per-job staging folder (sealed outputs); the client's copy of it.
+    assert record["output_directory"].startswith(record["output_prefix"] + "prediction-")
     assert records.jobs_for_folder(record["output_directory"]) == [job_id]
+    leaf = record["output_directory"].rsplit("/", 1)[1]
+    assert record["client_output_directory"] == f"gs://{world.gcp['bucket']}/out/{leaf}/"
 
     for _ in range(3):
         world.tick()
@@ -152,10 +155,12 @@ def test_a_job_gone_from_vertex_does_not_block_the_others(world, monkeypatch):
         world.tick()
     closed = records.get(gone)
     assert closed["upstream_missing"] is True
-    # Its output folder was never learnt: closed, alerted, but never final (issue #22).
-    assert closed["terminal"] is True and closed["cost_final"] is False
+    # Its outputs are sealed, so its output folder is known from its create (and empty):
+    # closed and final. (A job of direct writes whose folder was never learnt is never final:
+    # tests/jobs/test_pure_api.py.)
+    assert closed["terminal"] is True and closed["cost_final"] is True
     kinds = sorted((a["job_id"], a["kind"]) for a, _ in world.alerts())
-    assert kinds == sorted([(gone, "reconcile"), (gone, "terminal"), (healthy, "terminal")])
+    assert kinds == sorted([(gone, "terminal"), (healthy, "terminal")])
 
 
 def test_sync_is_bounded_and_carries_on_at_the_next_tick(world, monkeypatch):

@@ -16,12 +16,12 @@ from shared.jobs import records
 from tests.cost.reference import expected_cost
 from tests.jobs.lifecycle_support import JOBS_PATH, make_world
 from tests.jobs.test_finalize import deliver
-from tests.support import auth, cloudevent_client
+from tests.support import DIRECT_MODEL_LIST, auth, cloudevent_client
 
 
 @pytest.fixture
 def world(gcp, monkeypatch, tmp_path):
-    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1, model_list=DIRECT_MODEL_LIST)
     yield made
     made.sim.stop()
 
@@ -111,3 +111,34 @@ def test_a_job_whose_output_folder_was_never_learnt_is_never_final(world):
     assert record["cost_final"] is False
     kinds = sorted(a["kind"] for a, _ in world.alerts())
     assert kinds == ["reconcile", "terminal"]
+
+
+@pytest.fixture
+def sealed_world(gcp, monkeypatch, tmp_path):
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    yield made
+    made.sim.stop()
+
+
+def test_sealed_jobs_deleted_the_moment_they_succeed_are_costed_from_their_own_folders(
+    sealed_world,
+):
+    """The same finding with sealed outputs (the default): each job's folder is known from
+    its create, so even with no event at all each job is costed exactly, and its files are
+    in the client's shared folder."""
+    world = sealed_world
+    first, second = world.create(rows=3), world.create(rows=5)
+    for job_id in (first, second):
+        world.wait_sim(job_id, "JOB_STATE_SUCCEEDED")
+        deleted = world.gateway.delete(f"{JOBS_PATH}/{job_id}", headers=auth(world.key))
+        assert deleted.status_code == 200, deleted.get_data(as_text=True)
+    for job_id, rows in ((first, 3), (second, 5)):
+        record = world.drive(job_id)
+        staging, _, path = record["output_directory"].removeprefix("gs://").partition("/")
+        data = clients.storage().bucket(staging).blob(f"{path}/predictions.jsonl")
+        want = expected_cost(
+            data.download_as_bytes(), "gemini-3.5-flash-lite", location="us-central1"
+        )
+        assert want.succeeded == rows and record["cost"]["cost_nanos"] == want.cost_nanos
+        assert record["outputs_delivered"] is True
+    assert len(_predictions(world.gcp["bucket"])) == 2

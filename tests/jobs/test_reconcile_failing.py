@@ -12,12 +12,12 @@ import pytest
 from shared.jobs import finalize, records
 from tests.cost.cost_helpers import make_job, upload
 from tests.jobs.lifecycle_support import make_world
-from tests.support import auth, create_key
+from tests.support import DIRECT_MODEL_LIST, auth, create_key
 
 
 @pytest.fixture
 def world(gcp, monkeypatch, tmp_path):
-    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1, model_list=DIRECT_MODEL_LIST)
     yield made
     made.sim.stop()
 

@@ -95,6 +95,13 @@ def test_an_ended_sealed_job_is_held_until_its_outputs_are_delivered(state, show
     assert sealed_outputs.present(_vertex_job(state), given_up)["state"] == state
 
 
+def test_a_sealed_job_that_wrote_nothing_is_not_held():
+    """Cancelled while queued, or failed before writing: nothing to copy, nothing to wait for."""
+    shown = sealed_outputs.present(_vertex_job("JOB_STATE_CANCELLED"), SEALED, has_outputs=False)
+    assert shown["state"] == "JOB_STATE_CANCELLED" and shown["endTime"]
+    assert shown["outputConfig"]["gcsDestination"]["outputUriPrefix"] == "gs://cb/ana/out/"
+
+
 def test_a_running_sealed_job_shows_its_state():
     shown = sealed_outputs.present(_vertex_job("JOB_STATE_RUNNING"), SEALED)
     assert shown["state"] == "JOB_STATE_RUNNING" and shown["endTime"]

@@ -14,7 +14,7 @@ from shared.jobs import records
 from tests.cost.cost_helpers import upload
 from tests.jobs.lifecycle_support import make_world
 from tests.jobs.test_finalize import deliver
-from tests.support import auth, cloudevent_client, create_key
+from tests.support import DIRECT_MODEL_LIST, auth, cloudevent_client, create_key
 
 ZERO_ROW = {
     "request": {"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
@@ -28,7 +28,7 @@ ZERO_ROW = {
 
 @pytest.fixture
 def world(gcp, monkeypatch, tmp_path):
-    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1)
+    made = make_world(gcp, monkeypatch, tmp_path, speed=0.1, model_list=DIRECT_MODEL_LIST)
     yield made
     made.sim.stop()
 
