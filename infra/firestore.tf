@@ -122,7 +122,7 @@ locals {
         { field_path = "day", order = "ASCENDING" },
       ]
     }
-    # shared/jobs/openai_batches.py _page(): a key's files and batches by creation time,
+    # shared/openai/batches.py _page(): a key's files and batches by creation time,
     # newest first by default (files take `order` and `purpose` too).
     openai_batches_by_owner_newest = {
       collection  = "openai_batches"

@@ -2,7 +2,7 @@
 
 The gateway key is the OpenAI `api_key` (Bearer). Objects, pagination and errors are
 OpenAI's (the route table gives these routes the OpenAI error shape); the work is in
-`shared/jobs/openai_batches.py`.
+`shared/openai/batches.py`.
 """
 
 import time
@@ -10,7 +10,7 @@ import time
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
 from shared.core.errors import invalid_argument
-from shared.jobs import openai_batches
+from shared.openai import batches
 
 FILES_MAX_LIMIT = 10_000
 BATCHES_MAX_LIMIT = 100
@@ -19,7 +19,7 @@ BATCHES_DEFAULT_LIMIT = 20
 
 def upload_limit() -> int:
     """The body limit of a file upload: OpenAI's file limit plus room for the multipart."""
-    return openai_batches.MAX_FILE_BYTES + 64 * 1024
+    return batches.MAX_FILE_BYTES + 64 * 1024
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:
@@ -42,17 +42,17 @@ def create_file(request: Request) -> Reply:
     purpose = fields.get("purpose")
     if not purpose:
         raise invalid_argument("`purpose` is required (batch).", field="purpose")
-    doc = openai_batches.create_file(
+    doc = batches.create_file(
         request.caller, filename=upload.filename or "", purpose=purpose, data=upload.read()
     )
-    return Reply(200, openai_batches.file_object(doc))
+    return Reply(200, batches.file_object(doc))
 
 
 def list_files(request: Request) -> Reply:
     order = request.args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid_argument("`order` must be asc or desc.", field="order")
-    page = openai_batches.list_files(
+    page = batches.list_files(
         request.caller,
         limit=_limit(request, FILES_MAX_LIMIT, FILES_MAX_LIMIT),
         after=request.args.get("after") or None,
@@ -63,16 +63,16 @@ def list_files(request: Request) -> Reply:
 
 
 def get_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, openai_batches.file_object(openai_batches.get_file(request.caller, file_id)))
+    return Reply(200, batches.file_object(batches.get_file(request.caller, file_id)))
 
 
 def file_content(request: Request, file_id: str) -> Reply:
-    doc = openai_batches.get_file(request.caller, file_id)
-    return Reply(200, openai_batches.file_bytes(doc), {"Content-Type": "application/octet-stream"})
+    doc = batches.get_file(request.caller, file_id)
+    return Reply(200, batches.file_bytes(doc), {"Content-Type": "application/octet-stream"})
 
 
 def delete_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, openai_batches.delete_file(request.caller, file_id))
+    return Reply(200, batches.delete_file(request.caller, file_id))
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def delete_file(request: Request, file_id: str) -> Reply:
 def create_batch(request: Request) -> Reply:
     started = time.monotonic()
     body = request.json_body()
-    batch = openai_batches.create_batch(
+    batch = batches.create_batch(
         request.caller,
         input_file_id=body.get("input_file_id"),
         endpoint=body.get("endpoint"),
@@ -99,13 +99,13 @@ def create_batch(request: Request) -> Reply:
 
 
 def get_batch(request: Request, batch_id: str) -> Reply:
-    return Reply(200, openai_batches.get_batch(request.caller, batch_id))
+    return Reply(200, batches.get_batch(request.caller, batch_id))
 
 
 def cancel_batch(request: Request, batch_id: str) -> Reply:
     started = time.monotonic()
     request.json_body(allow_empty=True)
-    batch = openai_batches.cancel_batch(request.caller, batch_id)
+    batch = batches.cancel_batch(request.caller, batch_id)
     audit(
         request,
         outcome=200,
@@ -117,7 +117,7 @@ def cancel_batch(request: Request, batch_id: str) -> Reply:
 
 
 def list_batches(request: Request) -> Reply:
-    page = openai_batches.list_batches(
+    page = batches.list_batches(
         request.caller,
         limit=_limit(request, BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT),
         after=request.args.get("after") or None,

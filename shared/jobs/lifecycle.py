@@ -10,9 +10,9 @@ reconciliation has not finished, so a crash between the transition and the final
 picked up by the next tick. On a terminal state the job's output directory is listed and
 every predictions file without a cost record is priced through `finalize.price_object` (the
 same idempotent code as `on_output_finalized`), then the terminal alert goes out, then the
-outputs of an OpenAI Batch API batch are translated into its files
-(`openai_batches.finish_for_job`, once), then `cost_final` is set: in that order, so neither
-the money, the alert nor the batch's files can be lost.
+doors above `jobs` finish their part (`job_end.run`: the OpenAI door writes a batch's files,
+once), then `cost_final` is set: in that order, so neither the money, the alert nor the
+batch's files can be lost.
 
 Errors: a message Pub/Sub should retry (Firestore, Pub/Sub or Vertex unavailable) raises;
 anything a retry cannot fix (malformed message, unknown type, a bug on one record) is logged
@@ -34,7 +34,7 @@ from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, openai_batches, records, sealed_outputs
+from shared.jobs import alerts, job_end, records, sealed_outputs
 
 JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
 JOB_ID = re.compile(r"^[0-9]{1,40}$")
@@ -343,7 +343,7 @@ def finish_job(job_id: str) -> str:
     if outcome == alerts.IN_FLIGHT:
         logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
         return "in_flight"
-    openai_batches.finish_for_job(record)
+    job_end.run(record)
     cost = record.get("cost") or {}
     if unknown or (floored is not None and floored.rows):
         records.mark(job_id, reconcile_failures=0)

@@ -9,7 +9,8 @@ import pytest
 
 from local.vertex_sim import SimulatorThread
 from shared.core import clients
-from shared.jobs import lifecycle, openai_batches, records
+from shared.jobs import lifecycle, records
+from shared.openai import batches as openai_batches
 from tests.support import MASTER_KEY, auth, create_key, gateway_env, passthrough_client
 
 JOBS = "/v1/projects/p/locations/us-central1/batchPredictionJobs"

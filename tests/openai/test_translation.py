@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.jobs.openai_requests import (
+from shared.openai.translation import (
     LineError,
     chat_request,
     embedding_instances,

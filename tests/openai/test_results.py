@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.jobs.openai_results import (
+from shared.openai.results import (
     Translator,
     chat_completion,
     embedding_list,

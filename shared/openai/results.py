@@ -7,7 +7,7 @@ its own: a row that cannot be read or matched is logged by the caller and its re
 an error line, never a half-written file.
 
 Matching a row to its request: the `custom_id` (and, for embeddings, `input_index`) sibling
-keys Vertex echoes from the input line (`openai_requests`); the rows of an embeddings
+keys Vertex echoes from the input line (`translation`); the rows of an embeddings
 request with several texts are held until all are in, then become one line; for a row
 without them (a failed row of a Vertex that echoes only
 `request`), the fingerprint of the echoed request among the input's requests not yet seen.
@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from shared.core import times
-from shared.jobs.openai_requests import CUSTOM_ID, ENCODING, INPUT_INDEX
+from shared.openai.translation import CUSTOM_ID, ENCODING, INPUT_INDEX
 
 FINISH_REASONS = {
     "STOP": "stop",

@@ -2,16 +2,16 @@
 
 Files (`openai_files/{file_id}`) are objects in the gateway-owned staging bucket under
 `openai/{key_id}/files/`; a key sees only its own (another key's id is a 404). A batch
-(`openai_batches/{batch_id}`) translates its input file line by line (`openai_requests`),
+(`openai_batches/{batch_id}`) translates its input file line by line (`translation`),
 writes the Vertex input under `openai/{key_id}/batches/{batch_id}/` and creates the job
 through `submit.create_job`, like any door: routing and failover, sealing, budgets, the
 ledger, lifecycle and alerts. The job carries the label `vbg-openai-batch: <batch_id>`.
 
-When the job ends, `lifecycle.finish_job` calls `finish_for_job` (event-driven, before the
-job's cost is marked final, so a failure is retried by the next tick): every row of the
-job's prediction files is translated (`openai_results`) into an output file and an error
-file, written once (deterministic ids and contents, then `translated` on the batch doc;
-a redelivery finds it set and does nothing).
+When the job ends, `lifecycle.finish_job` calls `finish_for_job` (registered with
+`job_end`; event-driven, before the job's cost is marked final, so a failure is retried by
+the next tick): every row of the job's prediction files is translated (`results`) into an
+output file and an error file, written once (deterministic ids and contents, then
+`translated` on the batch doc; a redelivery finds it set and does nothing).
 
 The batch's status is computed from the job record (kept in step with Vertex by the sync):
 `validating` (Vertex pending/queued), `in_progress` (running), `finalizing` (Vertex ended,
@@ -33,7 +33,8 @@ from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
-from shared.jobs import create_request, openai_requests, openai_results, records, submit
+from shared.jobs import create_request, job_end, records, submit
+from shared.openai import results, translation
 
 FILES = "openai_files"
 BATCHES = "openai_batches"
@@ -292,9 +293,9 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
     model = deployed = None
     for number, raw in jsonl.numbered(data.decode("utf-8")):
         try:
-            line = openai_requests.parse_line(raw, endpoint)
+            line = translation.parse_line(raw, endpoint)
             if line.custom_id in seen:
-                raise openai_requests.LineError(
+                raise translation.LineError(
                     f"`custom_id` {line.custom_id!r} is used by an earlier line.",
                     param="custom_id",
                     code="duplicate_custom_id",
@@ -303,22 +304,22 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
             if model is None:
                 model, deployed = line.model, model_of(line.model)
             elif line.model != model:
-                raise openai_requests.LineError(
+                raise translation.LineError(
                     f"`body.model` {line.model!r} differs from the batch's model {model!r}: "
                     "one batch, one model.",
                     param="body.model",
                     code="mismatched_model",
                 )
-            translated = openai_requests.vertex_lines(line, endpoint, deployed)
+            translated = translation.vertex_lines(line, endpoint, deployed)
             if len(vertex_lines) + len(translated) > MAX_REQUESTS:
-                raise openai_requests.LineError(
+                raise translation.LineError(
                     f"The batch holds more than {MAX_REQUESTS} requests (embedding inputs "
                     "count one each).",
                     param="body.input",
                     code="too_many_requests",
                 )
             vertex_lines.extend(translated)
-        except openai_requests.LineError as exc:
+        except translation.LineError as exc:
             errors.append(
                 {"code": exc.code, "line": number, "message": exc.message, "param": exc.param}
             )
@@ -329,9 +330,7 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
 
 def seen_ids(lines) -> set[str]:
     """The requests (custom ids) of Vertex lines or of `requests.jsonl` entries."""
-    return {
-        line[openai_requests.CUSTOM_ID] if isinstance(line, dict) else line[0] for line in lines
-    }
+    return {line[translation.CUSTOM_ID] if isinstance(line, dict) else line[0] for line in lines}
 
 
 def _upload_lines(bucket: str, name: str, rows) -> str:
@@ -350,10 +349,9 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
     from shared.core import routing
     from shared.core.config import model_list_or_error
 
-    if endpoint not in openai_requests.ENDPOINTS:
+    if endpoint not in translation.ENDPOINTS:
         raise invalid_argument(
-            f"`endpoint` {endpoint!r} is not supported; use "
-            f"{' or '.join(openai_requests.ENDPOINTS)}.",
+            f"`endpoint` {endpoint!r} is not supported; use {' or '.join(translation.ENDPOINTS)}.",
             field="endpoint",
         )
     if completion_window != COMPLETION_WINDOW:
@@ -404,10 +402,7 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
     requests_uri = _upload_lines(
         bucket,
         f"{folder}/requests.jsonl",
-        (
-            [v[openai_requests.CUSTOM_ID], openai_results.request_fingerprint(v)]
-            for v in vertex_lines
-        ),
+        ([v[translation.CUSTOM_ID], results.request_fingerprint(v)] for v in vertex_lines),
     )
     labels = labels_from_metadata(metadata)
     doc.update(
@@ -603,6 +598,7 @@ def batch_id_of(record: dict) -> str | None:
     return (record.get("labels") or {}).get(BATCH_LABEL)
 
 
+@job_end.register
 def finish_for_job(record: dict) -> str:
     """Translate a terminal job's outputs into the batch's files, once. Raises on I/O errors
     (the caller retries at the next tick); a bad row never stops the others."""
@@ -622,7 +618,7 @@ def finish_for_job(record: dict) -> str:
     bucket = doc["bucket"]
     folder = f"{FOLDER}/{doc['owner_key_id']}/files"
     spools = {"output": _Spool(), "error": _Spool()}
-    translator = openai_results.Translator(
+    translator = results.Translator(
         batch_id=batch_id,
         model=doc.get("model") or "",
         endpoint=doc["endpoint"],
@@ -652,7 +648,7 @@ def finish_for_job(record: dict) -> str:
             "completed": totals.completed,
             "failed": totals.failed,
         },
-        "usage": totals.usage() if doc["endpoint"] == openai_requests.CHAT else None,
+        "usage": totals.usage() if doc["endpoint"] == translation.CHAT else None,
         "output_file_id": None,
         "error_file_id": None,
     }
