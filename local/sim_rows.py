@@ -322,19 +322,72 @@ def rfc3339(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _check_gemini(request) -> None:
+def _check_gemini(request, model: str) -> None:
     if not isinstance(request, dict):
         raise RowError("Invalid request: `request` must be a JSON object (GenerateContentRequest).")
     contents = request.get("contents")
     if not contents or not isinstance(contents, (list, dict)):
         raise RowError("Invalid request: `contents` is required and must not be empty.")
+    if isinstance(contents, list):
+        _check_function_turns(contents, gemini_3=_base(model).startswith("gemini-3"))
+
+
+def _listed_parts(content) -> list:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return parts if isinstance(parts, list) else []
+
+
+def _parts_with(content, key: str) -> list[dict]:
+    return [p for p in _listed_parts(content) if isinstance(p, dict) and key in p]
+
+
+def _check_function_turns(contents: list, *, gemini_3: bool) -> None:
+    """Two rules of Gemini's function calling a transcript must keep (a row fails with 400):
+    - the turn after a model turn with function calls answers every call at once: "Please
+      ensure that the number of function response parts is equal to the number of function
+      call parts of the function call turn." (Gemini's 400, as reported in
+      https://github.com/google-gemini/gemini-cli/issues/4217);
+    - Gemini 3: in the current turn (after the last user content that is not only function
+      responses) the first function call of each model step carries a `thoughtSignature`
+      (https://docs.cloud.google.com/vertex-ai/generative-ai/docs/thought-signatures; the
+      message's wording is as reported by users, not from Google's pages).
+    """
+    for index, content in enumerate(contents[:-1]):
+        calls = _parts_with(content, "functionCall")
+        following = contents[index + 1]
+        answers = _parts_with(following, "functionResponse")
+        if calls and answers and len(answers) != len(calls):
+            raise RowError(
+                "Please ensure that the number of function response parts is equal to the "
+                "number of function call parts of the function call turn."
+            )
+    if not gemini_3:
+        return
+    start = 0
+    for index, content in enumerate(contents):
+        answers = _parts_with(content, "functionResponse")
+        if (
+            isinstance(content, dict)
+            and content.get("role") == "user"
+            and len(answers) < len(_listed_parts(content))
+        ):
+            start = index
+    for index, content in enumerate(contents[start:], start=start):
+        calls = _parts_with(content, "functionCall")
+        if calls and not calls[0].get("thoughtSignature"):
+            call = calls[0]["functionCall"]
+            name = call.get("name") if isinstance(call, dict) else None
+            raise RowError(
+                f"Unable to submit request because function call `{name}` in the "
+                f"{index + 1}. content block is missing a `thought_signature`."
+            )
 
 
 def _gemini_row(
     model: str, line: dict, fail: str | None, now: datetime, cache: JobCache | None
 ) -> dict:
     request = line.get("request")
-    _check_gemini(request)
+    _check_gemini(request, model)
     if request.get("cachedContent"):
         raise RowError(CACHED_CONTENT_ERROR)
     if fail:

@@ -10,7 +10,11 @@ batch is refused with the line number before any money is spent, as OpenAI valid
 Chat (`/v1/chat/completions`) -> a Gemini `GenerateContentRequest`:
 - `system`/`developer` messages -> `systemInstruction`; `user` -> role `user`;
   `assistant` -> role `model` (text, and `tool_calls` as `functionCall` parts); `tool` ->
-  a `functionResponse` part (the function named by the matching assistant tool call).
+  a `functionResponse` part (the function named by the matching assistant tool call);
+  consecutive `tool` messages are one turn, since Gemini wants every call of a step answered
+  in the next turn. Transcripts Vertex takes as OpenAI does (`_function_call`): a call without
+  arguments has no `args`, an open schema `{}` is `OPEN_SCHEMA`, empty `properties` and
+  parameters are left out, the first call of a step carries `SKIPPED_SIGNATURE`.
 - parts: `text`; `image_url` with a `data:` URL -> `inlineData`, a `gs://` URL ->
   `fileData` (mime type from the extension); `input_audio` -> `inlineData`.
 - `max_completion_tokens` / `max_tokens` -> `maxOutputTokens`; `temperature`; `top_p` ->
@@ -115,6 +119,19 @@ SCHEMA_KEYWORDS = {
 SCHEMA_DROPPED = frozenset({"$schema", "$id", "$comment", "additionalProperties", "strict"})
 SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MAX_SCHEMA_DEPTH = 32
+# An open JSON Schema (`{}`: any value) as a Vertex `Schema`: `type` is optional there
+# (https://cloud.google.com/php/docs/reference/cloud-ai-platform/0.31.0/V1.Schema) and
+# google-genai's own `Schema.from_json_schema(api_option="VERTEX_AI")` (2.34.0) turns `{}` into
+# an untyped Schema; `nullable` keeps null allowed, as `{}` does, and keeps the object
+# non-empty, which Vertex's batch import requires (`input_rules`). That Vertex reads an
+# untyped, nullable Schema as "any value" is inferred from those two.
+OPEN_SCHEMA = {"nullable": True}
+# Gemini 3 refuses (400) a current turn whose first function call of a step lacks a thought
+# signature (https://docs.cloud.google.com/vertex-ai/generative-ai/docs/thought-signatures);
+# an OpenAI transcript has none. Google's thought-signature pages give this value for history
+# the model did not produce (recalled from those pages: the stored copy searched for this
+# work was cut before that section, so an inference to re-check).
+SKIPPED_SIGNATURE = "skip_thought_signature_validator"
 
 
 class LineError(ValueError):
@@ -348,7 +365,11 @@ def _messages(messages) -> tuple[list[dict], list[dict]]:
             parts = _assistant_parts(message, where, tool_names)
             contents.append({"role": "model", "parts": parts})
         elif role == "tool":
-            contents.append({"role": "user", "parts": [_tool_result(message, where, tool_names)]})
+            part = _tool_result(message, where, tool_names)
+            if index and messages[index - 1].get("role") == "tool":
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
         else:
             raise LineError(
                 f"`{where}.role` {role!r} is not supported: use system, developer, user, "
@@ -461,10 +482,39 @@ def _assistant_parts(message: dict, where: str, tool_names: dict[str, str]) -> l
             raise LineError(f"`{at}.function.arguments` must encode a JSON object.", param=at)
         if isinstance(call.get("id"), str):
             tool_names[call["id"]] = name
-        parts.append({"functionCall": {"name": name, "args": args}})
+        parts.append(_function_call(name, args, first=index == 0))
     if not parts:
         raise LineError(f"`{where}` has neither content nor tool_calls.", param=where)
     return parts
+
+
+def _function_call(name: str, args: dict, *, first: bool) -> dict:
+    """A `functionCall` part Vertex's batch import and Gemini 3 both take.
+
+    A call without arguments (`""`, `"{}"`) leaves `args` out (`FunctionCall.args` is optional:
+    https://docs.cloud.google.com/ruby/docs/reference/google-cloud-ai_platform-v1/1.5.0/
+    Google-Cloud-AIPlatform-V1-FunctionCall), and an empty object inside the arguments is
+    dropped (a list item becomes null), since an empty object anywhere fails the whole job at
+    import (`input_rules`). The first call of a model turn carries the signature Google
+    documents for history the model did not produce (`SKIPPED_SIGNATURE`).
+    """
+    call: dict = {"name": name}
+    args = _without_empty_objects(args)
+    if args:
+        call["args"] = args
+    part: dict = {"functionCall": call}
+    if first:
+        part["thoughtSignature"] = SKIPPED_SIGNATURE
+    return part
+
+
+def _without_empty_objects(value):
+    if isinstance(value, dict):
+        kept = {k: _without_empty_objects(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v != {}}
+    if isinstance(value, list):
+        return [None if (item := _without_empty_objects(v)) == {} else item for v in value]
+    return value
 
 
 def _tool_result(message: dict, where: str, tool_names: dict[str, str]) -> dict:
@@ -508,10 +558,9 @@ def _tools(tools) -> list[dict]:
         if parameters is not None:
             if not isinstance(parameters, dict):
                 raise LineError(f"`{at}.function.parameters` must be an object.", param=at)
-            if parameters.get("properties") or parameters.get("type") != "object":
-                declaration["parameters"] = gemini_schema(
-                    parameters, param=f"{at}.function.parameters"
-                )
+            translated = gemini_schema(parameters, param=f"{at}.function.parameters")
+            if translated.get("properties") or translated.get("type") not in ("OBJECT", None):
+                declaration["parameters"] = translated
         declarations.append(declaration)
     return [{"functionDeclarations": declarations}] if declarations else []
 
@@ -588,10 +637,11 @@ def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dic
         elif key == "properties":
             if not isinstance(value, dict):
                 raise LineError(f"`{param}.properties` must be an object.", param=param)
-            out["properties"] = {
-                name: _schema(sub, definitions, f"{param}.properties.{name}", refs, depth + 1)
-                for name, sub in value.items()
-            }
+            if value:
+                out["properties"] = {
+                    name: _schema(sub, definitions, f"{param}.properties.{name}", refs, depth + 1)
+                    for name, sub in value.items()
+                }
         elif key == "items":
             out["items"] = _schema(value, definitions, f"{param}.items", refs, depth + 1)
         elif key in ("anyOf", "oneOf"):
@@ -610,7 +660,7 @@ def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dic
                 out["anyOf"] = real
         else:
             out[target] = value
-    return out
+    return out or dict(OPEN_SCHEMA)
 
 
 def _schema_type(value, param: str) -> dict:

@@ -262,3 +262,51 @@ def test_list_filter_model_display_name():
     assert compile_filter('model_display_name="gemini-2.5-flash"')(pb)
     assert not compile_filter("model_display_name=gemini-2.5-pro")(pb)
     assert compile_filter("modelDisplayName!=gemini-2.5-pro")(pb)
+
+
+CALL = {"functionCall": {"name": "now"}}
+SIGNED_CALL = {**CALL, "thoughtSignature": "skip_thought_signature_validator"}
+ANSWER = {"functionResponse": {"name": "now", "response": {"content": "noon"}}}
+
+
+def transcript(*model_parts, answers=1) -> dict:
+    return {
+        "contents": [
+            {"role": "user", "parts": [{"text": "time?"}]},
+            {"role": "model", "parts": list(model_parts)},
+            {"role": "user", "parts": [ANSWER] * answers},
+        ]
+    }
+
+
+def row_error(model: str, req: dict) -> str | None:
+    row, ok = output_row(model, json.dumps({"request": req}), NOW)
+    return (
+        None if ok else json.loads(row["status"].removeprefix("Bad Request: "))["error"]["message"]
+    )
+
+
+def test_every_function_call_of_a_turn_is_answered_in_the_next_turn():
+    assert row_error("gemini-2.5-flash", transcript(CALL, CALL, answers=2)) is None
+    assert "number of function response parts" in row_error(
+        "gemini-2.5-flash", transcript(CALL, CALL, answers=1)
+    )
+
+
+def test_gemini_3_wants_a_thought_signature_on_the_current_turns_first_call():
+    assert row_error("gemini-2.5-flash", transcript(CALL)) is None
+    assert "`now` in the 2. content block is missing a `thought_signature`" in row_error(
+        "gemini-3.5-flash-lite", transcript(CALL)
+    )
+    assert row_error("gemini-3.5-flash-lite", transcript(SIGNED_CALL)) is None
+    # only the current turn is checked: a new user text starts a turn
+    older = transcript(CALL)
+    older["contents"].append({"role": "user", "parts": [{"text": "and now?"}]})
+    assert row_error("gemini-3.5-flash-lite", older) is None
+
+
+@pytest.mark.parametrize("parts", ["text", 7, [7, "x"], None])
+def test_function_turn_rules_survive_odd_parts(parts):
+    req = {"contents": [{"role": "model", "parts": parts}, {"role": "user", "parts": parts}]}
+    row, _ = output_row("gemini-3.5-flash-lite", json.dumps({"request": req}), NOW)
+    assert row["request"] == req

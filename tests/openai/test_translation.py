@@ -139,7 +139,12 @@ def test_tool_calls_and_tool_results_become_function_parts():
     assert request["contents"][1:] == [
         {
             "role": "model",
-            "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}}],
+            "parts": [
+                {
+                    "functionCall": {"name": "weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "skip_thought_signature_validator",
+                }
+            ],
         },
         {
             "role": "user",

@@ -1,0 +1,35 @@
+"""The OpenAI door as OpenAI behaves (#26), judged by the official `openai` SDK, unchanged,
+against the whole local stack (emulators, the simulator, the gateway's functions)."""
+
+import pytest
+
+from tests.e2e.helpers import make_key
+from tests.e2e.test_openai_e2e import finished, jsonl, read_lines, sdk
+from tests.openai.transcripts import TRANSCRIPT, line
+
+pytestmark = pytest.mark.e2e
+
+
+def test_agent_transcripts_with_tools_run_as_a_batch(stack):
+    """Calls without arguments, an open schema, parallel calls and a second conversation
+    turn: OpenAI takes this file; so does the gateway, and every line runs on a Gemini 3
+    model (the simulator fails a row Gemini would refuse: unanswered calls, no signature)."""
+    client = sdk(stack, make_key(stack, "openai-tools", folder="openai-tools"))
+    lines = [
+        line(custom_id="whole"),
+        line(TRANSCRIPT[:5], custom_id="after-parallel-step"),
+        line(TRANSCRIPT[:7], custom_id="after-second-step"),
+        line(TRANSCRIPT[:2], tools=None, custom_id="no-tools-declared"),
+    ]
+    uploaded = client.files.create(file=jsonl(lines), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert batch.status != "failed", batch.errors
+    done = finished(client, batch.id)
+    assert done.status == "completed", done
+    assert (done.request_counts.completed, done.request_counts.failed) == (4, 0)
+    rows = read_lines(client, done.output_file_id)
+    assert sorted(r["custom_id"] for r in rows) == sorted(x["custom_id"] for x in lines)
+    assert all(r["response"]["status_code"] == 200 for r in rows)
+    assert done.error_file_id is None
