@@ -92,7 +92,7 @@ def create_batch(request: Request) -> Reply:
         request,
         outcome=200,
         started=started,
-        job_id=(batch.get("metadata") or {}).get("vertex_job_id"),
+        job_id=batch.get("vertex_job_id"),
         model=batch.get("model"),
     )
     return Reply(200, batch)
@@ -110,7 +110,7 @@ def cancel_batch(request: Request, batch_id: str) -> Reply:
         request,
         outcome=200,
         started=started,
-        job_id=(batch.get("metadata") or {}).get("vertex_job_id"),
+        job_id=batch.get("vertex_job_id"),
         model=batch.get("model"),
     )
     return Reply(200, batch)

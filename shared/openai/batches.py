@@ -28,6 +28,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections import Counter
 
 from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument, not_found
@@ -386,6 +387,8 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
         "created_ns": created_ns,
         "expires_at": created + WINDOW_SECONDS,
         "total": len(seen_ids(vertex_lines)) + len(errors),
+        "texts": len(vertex_lines),
+        "widest_request": _widest_request(vertex_lines),
         "job_id": None,
         "translated": False,
     }
@@ -527,24 +530,36 @@ def _history_time(record: dict | None, states) -> int | None:
     return None
 
 
+def _widest_request(vertex_lines: list[dict]) -> int:
+    """The most Vertex lines one request became (an embeddings request: one per text)."""
+    per_request = Counter(v[translation.CUSTOM_ID] for v in vertex_lines)
+    return max(per_request.values(), default=1)
+
+
 def _request_counts(doc: dict, record: dict | None) -> dict:
+    """Requests, never Vertex rows. Exact once the batch's files are written; while it runs,
+    from Vertex's row counts (`completionStats`), which count texts for an embeddings batch:
+    `completed` is the fewest requests that must have every text succeeded (rows succeeded
+    minus the texts beyond one per request), `failed` the fewest that must hold a failed
+    row (rows failed over the widest request); both exact when every request is one row."""
+    total = int(doc.get("total") or 0)
     if doc.get("request_counts"):
         return doc["request_counts"]
+    texts = doc.get("texts", total if doc.get("endpoint") == translation.CHAT else None)
     stats = (record or {}).get("completion_stats") or {}
-    return {
-        "total": doc.get("total", 0),
-        "completed": int(stats.get("successfulCount") or 0),
-        "failed": int(stats.get("failedCount") or 0),
-    }
+    if texts is None:
+        return {"total": total, "completed": 0, "failed": 0}
+    succeeded = int(stats.get("successfulCount") or 0)
+    failed_rows = int(stats.get("failedCount") or 0)
+    completed = max(0, min(total, succeeded - (int(texts) - total)))
+    widest = max(1, int(doc.get("widest_request") or 1))
+    failed = min(total - completed, -(-failed_rows // widest))
+    return {"total": total, "completed": completed, "failed": failed}
 
 
 def batch_object(doc: dict, record: dict | None) -> dict:
     """The OpenAI `batch` object of a batch doc and its job record."""
     status = status_of(doc, record)
-    metadata = dict(doc.get("metadata") or {})
-    if doc.get("job_id"):
-        metadata["vertex_job_id"] = doc["job_id"]
-        metadata["vertex_job_name"] = doc.get("job_name") or ""
     obj = {
         "id": doc["id"],
         "object": "batch",
@@ -567,7 +582,11 @@ def batch_object(doc: dict, record: dict | None) -> dict:
         "cancelled_at": None,
         "request_counts": _request_counts(doc, record),
         "usage": doc.get("usage"),
-        "metadata": metadata or None,
+        "metadata": doc.get("metadata"),
+        # Beside OpenAI's fields, not in `metadata`: a client that copies `metadata` into a
+        # new batch must not carry a job id along nor pass 16 pairs.
+        "vertex_job_id": doc.get("job_id"),
+        "vertex_job_name": doc.get("job_name"),
     }
     if doc.get("errors"):
         obj["errors"] = {"object": "list", "data": doc["errors"]}
@@ -648,7 +667,7 @@ def finish_for_job(record: dict) -> str:
             "completed": totals.completed,
             "failed": totals.failed,
         },
-        "usage": totals.usage() if doc["endpoint"] == translation.CHAT else None,
+        "usage": totals.usage(),
         "output_file_id": None,
         "error_file_id": None,
     }

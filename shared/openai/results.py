@@ -11,8 +11,14 @@ keys Vertex echoes from the input line (`translation`); the rows of an embedding
 request with several texts are held until all are in, then become one line; for a row
 without them (a failed row of a Vertex that echoes only
 `request`), the fingerprint of the echoed request among the input's requests not yet seen.
-A request with no row at all (the job failed, expired or was cancelled first) gets an error
-line with OpenAI's code for that end (`batch_failed`, `batch_expired`, `batch_cancelled`).
+Error lines use only the codes OpenAI documents for them (`BatchRequestOutputError.code`:
+`batch_expired`, `batch_cancelled`, `request_timeout`; OpenAI's OpenAPI description, as
+generated at https://docs.rs/crate/openai-client-base/0.8.1/source/docs/
+BatchRequestOutputError.md): a request with no row because the job expired or was cancelled
+first gets `batch_expired` / `batch_cancelled`; a row Vertex failed for a deadline gets
+`request_timeout`; anything else (a failed row, a failed job, a request Vertex returned no
+row for) is a `response` with the status and an `error` body whose `code` is null, as
+OpenAI writes a request that ran and failed.
 
 Mapping (chat): the text parts of each candidate (thought parts left out) -> `content`;
 `functionCall` parts -> `tool_calls`; `finishReason` -> `finish_reason` (`FINISH_REASONS`;
@@ -52,15 +58,16 @@ STATUS_HINTS = (
     (("INTERNAL", "Internal", "500"), 500),
 )
 ENDED_CODES = {
-    "JOB_STATE_FAILED": ("batch_failed", "The batch failed before this request ran."),
     "JOB_STATE_EXPIRED": (
         "batch_expired",
         "This request could not be executed before the completion window expired.",
     ),
     "JOB_STATE_CANCELLED": ("batch_cancelled", "The batch was cancelled before this request ran."),
 }
+TIMEOUT_CODE = "request_timeout"
 UNREADABLE = "Vertex AI returned a response the gateway cannot read."
-NO_ROW = ("no_result", "Vertex AI returned no result for this request.")
+JOB_FAILED = "The batch failed before this request ran."
+NO_ROW = "Vertex AI returned no result for this request."
 
 
 def fingerprint(request) -> str:
@@ -324,22 +331,29 @@ class Translator:
                 self._problem("row without custom_id matches no request")
                 continue
             self._take(*candidates.pop(0), row)
-        code, message = ENDED_CODES.get(job_state or "", NO_ROW)
+        ended = ENDED_CODES.get(job_state or "")
         for custom_id in self._parts:
             if custom_id not in self._done:
                 self._done.add(custom_id)
                 self._held.pop(custom_id, None)
-                self.totals.failed += 1
-                self.emit(
-                    "error",
-                    {
-                        "id": line_id(self.batch_id, custom_id),
-                        "custom_id": custom_id,
-                        "response": None,
-                        "error": {"code": code, "message": message},
-                    },
-                )
+                if ended:
+                    self._error_line(custom_id, *ended)
+                else:
+                    message = JOB_FAILED if job_state == "JOB_STATE_FAILED" else NO_ROW
+                    self._failed(custom_id, self._request_id(custom_id, {}), message, status=500)
         return self.totals
+
+    def _error_line(self, custom_id: str, code: str, message: str) -> None:
+        self.totals.failed += 1
+        self.emit(
+            "error",
+            {
+                "id": line_id(self.batch_id, custom_id),
+                "custom_id": custom_id,
+                "response": None,
+                "error": {"code": code, "message": message},
+            },
+        )
 
     def _problem(self, text: str) -> None:
         if len(self.problems) < 20:
@@ -400,8 +414,13 @@ class Translator:
             return response_id
         return hashlib.sha256(f"{self.batch_id}\0{custom_id}\0req".encode()).hexdigest()[:32]
 
-    def _failed(self, custom_id: str, request_id: str, message: str) -> None:
-        code = status_code_of(message)
+    def _failed(
+        self, custom_id: str, request_id: str, message: str, status: int | None = None
+    ) -> None:
+        code = status or status_code_of(message)
+        if code == 504:
+            self._error_line(custom_id, TIMEOUT_CODE, message)
+            return
         self.totals.failed += 1
         self.emit(
             "error",

@@ -33,3 +33,30 @@ def test_agent_transcripts_with_tools_run_as_a_batch(stack):
     assert sorted(r["custom_id"] for r in rows) == sorted(x["custom_id"] for x in lines)
     assert all(r["response"]["status_code"] == 200 for r in rows)
     assert done.error_file_id is None
+
+
+def test_metadata_comes_back_as_sent_and_copies_into_a_new_batch(stack):
+    """16 pairs (OpenAI's most) come back exactly; the Vertex job id is beside them, so a
+    client that copies `metadata` into its next batch is not refused for 18 pairs."""
+    client = sdk(stack, make_key(stack, "openai-metadata", folder="openai-metadata"))
+    uploaded = client.files.create(
+        file=jsonl([line(TRANSCRIPT[:2], tools=None, custom_id="m")]), purpose="batch"
+    )
+    metadata = {f"key {n}": f"value {n}" for n in range(16)}
+    first = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata=metadata,
+    )
+    assert first.metadata == metadata and first.vertex_job_id.isdigit()
+    fetched = client.batches.retrieve(first.id)
+    assert fetched.metadata == metadata
+    second = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata=fetched.metadata,
+    )
+    assert second.metadata == metadata and second.vertex_job_id != first.vertex_job_id
+    assert finished(client, second.id).status == "completed"

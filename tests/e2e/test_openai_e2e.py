@@ -110,7 +110,8 @@ def test_chat_batch_round_trips_every_custom_id_with_usage(stack):
     )
     assert batch.status in ("validating", "in_progress")
     assert batch.metadata["Project Name"] == "Apollo 11"
-    assert batch.metadata["vertex_job_id"].isdigit()
+    assert batch.metadata == {"Project Name": "Apollo 11", "owner": "data team"}
+    assert batch.vertex_job_id.isdigit()
 
     done = finished(client, batch.id)
     assert done.status == "completed"
@@ -171,7 +172,7 @@ def test_chat_batch_round_trips_every_custom_id_with_usage(stack):
 
     # The batch is a gateway job like any other: its cost view counts its four rows.
     cost = requests.get(
-        f"{stack['gateway_url']}/v1/gateway/jobs/{done.metadata['vertex_job_id']}/cost",
+        f"{stack['gateway_url']}/v1/gateway/jobs/{done.vertex_job_id}/cost",
         headers={"Authorization": f"Bearer {client.api_key}"},
         timeout=30,
     )
@@ -347,6 +348,10 @@ def test_embeddings_batch(stack, model):
             ]
         tokens = sum(-(-len(text) // 4) for text in inputs)  # ceil(chars / 4) per text
         assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+    # The batch's usage: every text's tokens, no output tokens (#26 item 3).
+    all_tokens = sum(-(-len(text) // 4) for inputs in texts.values() for text in inputs)
+    assert done.usage.input_tokens == done.usage.total_tokens == all_tokens
+    assert done.usage.output_tokens == 0
 
 
 def test_the_documented_sdk_example_runs_as_written(stack, tmp_path):

@@ -294,15 +294,57 @@ def test_bad_rows_never_stop_the_others_and_missing_requests_get_error_lines():
 
 @pytest.mark.parametrize(
     ("state", "code"),
-    [
-        ("JOB_STATE_CANCELLED", "batch_cancelled"),
-        ("JOB_STATE_FAILED", "batch_failed"),
-        ("JOB_STATE_SUCCEEDED", "no_result"),
-    ],
+    [("JOB_STATE_CANCELLED", "batch_cancelled"), ("JOB_STATE_EXPIRED", "batch_expired")],
 )
 def test_requests_without_rows_name_how_the_job_ended(state, code):
     lines, _ = run([], [("a", "f")], state=state)
     assert lines["error"][0]["error"]["code"] == code
+    assert lines["error"][0]["response"] is None
+
+
+# The codes OpenAI documents for an error line (BatchRequestOutputError.code), written out here
+# from OpenAI's API description, not taken from the code under test.
+DOCUMENTED_CODES = {"batch_expired", "batch_cancelled", "request_timeout"}
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("JOB_STATE_FAILED", "The batch failed before this request ran."),
+        ("JOB_STATE_SUCCEEDED", "Vertex AI returned no result for this request."),
+    ],
+)
+def test_other_ends_are_server_errors_without_an_undocumented_code(state, message):
+    lines, totals = run([], [("a", "f")], state=state)
+    line = lines["error"][0]
+    assert line["error"] is None
+    assert line["response"]["status_code"] == 500
+    assert line["response"]["body"]["error"] == {
+        "message": message,
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert totals.failed == 1
+
+
+def test_a_row_vertex_timed_out_is_request_timeout():
+    row = {"custom_id": "a", "request": {}, "status": "DEADLINE_EXCEEDED: deadline exceeded"}
+    lines, _ = run([row], [("a", "f")])
+    assert lines["error"][0]["error"]["code"] == "request_timeout"
+    assert lines["error"][0]["error"]["message"] == row["status"]
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED", "JOB_STATE_FAILED"])
+def test_every_error_code_written_is_documented(state):
+    rows = [
+        {"custom_id": "a", "request": {}, "status": "INTERNAL: boom"},
+        {"custom_id": "b", "request": {}, "status": "Bad Request: no"},
+        {"custom_id": "c", "request": {}, "status": "504 Deadline Exceeded"},
+    ]
+    lines, _ = run(rows, [(c, "f") for c in "abcd"], state=state)
+    codes = {(x["error"] or x["response"]["body"]["error"])["code"] for x in lines["error"]}
+    assert codes - {None} <= DOCUMENTED_CODES
 
 
 def test_text_embedding_rows_carry_the_custom_id_in_the_instance():
@@ -364,3 +406,47 @@ def test_an_embeddings_request_missing_a_text_row_is_an_error_line():
     assert lines["output"] == []
     assert lines["error"][0]["error"]["code"] == "batch_cancelled"
     assert (totals.failed, totals.unmatched_rows) == (1, 1)
+
+
+# --- request counts while a batch runs (#26 item 3) -------------------------------------------
+
+
+def counts(stats: dict, **doc) -> dict:
+    from shared.openai.batches import _request_counts
+
+    return _request_counts(doc, {"completion_stats": stats})
+
+
+def test_an_embeddings_batch_counts_requests_not_texts():
+    """The issue's case: 2 requests of 2,000 texts each once showed 4,000 completed."""
+    doc = {"endpoint": "/v1/embeddings", "total": 2, "texts": 4000, "widest_request": 2000}
+    assert counts({"successfulCount": "4000"}, **doc) == {"total": 2, "completed": 2, "failed": 0}
+    # half the texts in: no request is proven done yet
+    assert counts({"successfulCount": "2000"}, **doc)["completed"] == 0
+    # one request whole (2,000) and one text of the other: still only the one proven
+    assert counts({"successfulCount": "2001"}, **doc)["completed"] == 0
+    assert counts({"successfulCount": "3999", "failedCount": "1"}, **doc) == {
+        "total": 2,
+        "completed": 1,
+        "failed": 1,
+    }
+
+
+def test_a_chat_batch_counts_rows_as_requests():
+    doc = {"endpoint": "/v1/chat/completions", "total": 5}
+    stats = {"successfulCount": "3", "failedCount": "1"}
+    assert counts(stats, **doc) == {"total": 5, "completed": 3, "failed": 1}
+
+
+def test_counts_never_pass_the_total():
+    doc = {"endpoint": "/v1/embeddings", "total": 3, "texts": 5, "widest_request": 3}
+    for ok in range(6):
+        for bad in range(6 - ok):
+            c = counts({"successfulCount": str(ok), "failedCount": str(bad)}, **doc)
+            assert c["completed"] >= 0 and c["failed"] >= 0
+            assert c["completed"] + c["failed"] <= 3
+
+
+def test_an_old_embeddings_batch_without_text_counts_shows_none_while_running():
+    doc = {"endpoint": "/v1/embeddings", "total": 2}
+    assert counts({"successfulCount": "4000"}, **doc) == {"total": 2, "completed": 0, "failed": 0}
