@@ -18,6 +18,7 @@ import pytest
 
 from local.processes import (
     Server,
+    StackError,
     firestore_emulator,
     free_port,
     gcloud_emulators_missing,
@@ -161,7 +162,38 @@ def storage_only(monkeypatch, storage_server):
     reset_process()
 
 
-SLOW_FIXTURES = {"gcp", "gcp_module", "storage_only", "stack", "local_stack", "stack_env"}
+@pytest.fixture(scope="session")
+def bq_server(log_dir):
+    """The local BigQuery emulator (local/bq_emulator.py), or a skip that says what is
+    missing or why it would not start."""
+    from local import bq_emulator
+
+    missing = bq_emulator.missing()
+    if missing:
+        pytest.skip(f"BigQuery tests need the emulator: {missing}")
+    server = bq_emulator.server(free_port(), log_dir=log_dir).start()
+    try:
+        try:
+            server.wait_ready(timeout=60)
+        except StackError as error:
+            pytest.skip(f"the BigQuery emulator did not start: {error}")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bq(monkeypatch, bq_server):
+    """A fresh project name on the BigQuery emulator (tables are named in full, so tests do
+    not meet); `clients.bigquery()` points at the emulator."""
+    project = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bq_server.url)
+    clients.reset()
+    yield {"project": project, "url": bq_server.url, "client": clients.bigquery()}
+    clients.reset()
+
+
+SLOW_FIXTURES = {"gcp", "gcp_module", "storage_only", "stack", "local_stack", "stack_env", "bq"}
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,27 @@ def storage():
     return storage_module.Client(project=settings().project)
 
 
+@functools.cache
+def bigquery():
+    """BigQuery, its jobs run in the gateway's project (tables are always named in full);
+    `BIGQUERY_EMULATOR_HOST` (a URL) points it at the local emulator."""
+    from google.cloud import bigquery as bigquery_module
+
+    project = settings().project
+    emulator = os.environ.get("BIGQUERY_EMULATOR_HOST")
+    if emulator:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        url = emulator if "://" in emulator else f"http://{emulator}"
+        return bigquery_module.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=url),
+        )
+    return bigquery_module.Client(project=project)
+
+
 def topic_path(topic: str) -> str:
     if topic.startswith("projects/"):
         return topic
@@ -50,5 +71,5 @@ def reset() -> None:
 
     The key-record cache is `keys.forget_cached()` (keys builds on clients, not the reverse).
     """
-    for cached in (firestore, publisher, storage, settings, model_list):
+    for cached in (firestore, publisher, storage, bigquery, settings, model_list):
         cached.cache_clear()
