@@ -1,6 +1,6 @@
 """The local BigQuery emulator answers the official client for what the books rely on.
 
-Each case is a thing the gateway's BigQuery code does (shared/bigquery/): a day-partitioned
+Each case is a thing the gateway's BigQuery code does (the books in BigQuery, docs/bigquery.md): a day-partitioned
 table clustered by two columns, streaming inserts of nano-dollar integers past 2**53, a
 STRING column of JSON read with JSON_VALUE, a repeated key/value record unnested, a view,
 query parameters, a table snapshot.
