@@ -1,9 +1,9 @@
 """The local BigQuery emulator answers the official client for what the books rely on.
 
-Each case is a thing the gateway's BigQuery code does (the books in BigQuery, docs/bigquery.md): a day-partitioned
-table clustered by two columns, streaming inserts of nano-dollar integers past 2**53, a
-STRING column of JSON read with JSON_VALUE, a repeated key/value record unnested, a view,
-query parameters, a table snapshot.
+Each case is a thing the gateway's books in BigQuery (docs/bigquery.md) do: a
+day-partitioned table clustered by two columns, streaming inserts of nano-dollar integers
+past 2**53, a STRING column of JSON read with JSON_VALUE, a repeated key/value record
+unnested, a view, query parameters, a table snapshot.
 """
 
 import pytest
