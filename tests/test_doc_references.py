@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("shared", "local", "functions", "bench", "tests", "infra", "docs")
 DOCSTRING_FOLDERS = ("shared", "local", "functions", "bench", "tests")
-PACKAGES = ("core", "cost", "jobs", "openai", "api", "cli")
+PACKAGES = ("core", "cost", "books", "jobs", "openai", "api", "cli")
 
 PATH = re.compile(
     r"(?<![\w./-])((?:" + "|".join(FOLDERS) + r")/[\w./*-]*[\w/])"

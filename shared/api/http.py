@@ -11,7 +11,7 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from shared.core import keys, logs
@@ -82,12 +82,15 @@ class Request:
 
 @dataclass
 class Reply:
+    """`body`: bytes, JSON (a dict or list), or an iterator of bytes sent as it is produced
+    (a streamed reply: its errors must all be found before the first chunk)."""
+
     status: int = 200
-    body: bytes | dict | list = b"{}"
+    body: bytes | dict | list | Iterator[bytes] = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
 
-    def content(self) -> bytes:
-        if isinstance(self.body, bytes):
+    def content(self) -> bytes | Iterator[bytes]:
+        if isinstance(self.body, bytes | Iterator):
             return self.body
         return json.dumps(self.body, default=str).encode()
 
@@ -220,7 +223,9 @@ def dispatch(request: Request, matched: Route, params: dict[str, str]) -> Reply:
     return matched.handler(request, **params)
 
 
-def serve(flask_request, routes: list[Route]) -> tuple[bytes, int, dict[str, str]]:
+def serve(
+    flask_request, routes: list[Route]
+) -> tuple[bytes | Iterator[bytes], int, dict[str, str]]:
     """A Flask request in, (body, status, headers) out. The route is matched before the
     body is read, so its size limit and error shape hold for every failure."""
     started = time.monotonic()

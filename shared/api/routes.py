@@ -11,6 +11,8 @@ fuzz tests hold each route to its declared error shape. A row without a reply sc
 POST/PUT/PATCH without a body schema) fails `tests/api/test_openapi.py`.
 """
 
+from collections.abc import Iterator
+
 from shared.api import (
     budget_routes,
     console,
@@ -135,6 +137,16 @@ ROUTES = [
         name="spend",
         reply=s.SPEND,
         query=s.SPEND_QUERY,
+    ),
+    route(
+        "GET",
+        r"v1/gateway/spend/export",
+        spend_routes.spend_export,
+        name="spend.export",
+        summary="Spend as CSV or JSONL, one row per day and group, streamed",
+        reply={"type": "string"},
+        query=s.SPEND_EXPORT_QUERY,
+        media_type="text/csv",
     ),
     route(
         "GET",
@@ -359,6 +371,6 @@ def framework_error(code: int, description: str, path: str) -> tuple[bytes, int,
     return http.framework_error(code, description, path, ROUTES)
 
 
-def handle(flask_request) -> tuple[bytes, int, dict[str, str]]:
+def handle(flask_request) -> tuple[bytes | Iterator[bytes], int, dict[str, str]]:
     """The `passthrough` function: a Flask request in, (body, status, headers) out."""
     return http.serve(flask_request, ROUTES)

@@ -234,6 +234,7 @@ SPEND_QUERY = {
     "end": {"type": "string", "format": "date"},
     "groupBy": STRING,
 }
+SPEND_EXPORT_QUERY = {**SPEND_QUERY, "format": {"type": "string", "enum": ["csv", "jsonl"]}}
 
 # The OpenAI Batch API door (its objects are OpenAI's; open, as they grow).
 OPENAI_OBJECT = {

@@ -10,6 +10,8 @@
 - `GET /v1/gateway/spend/daily?start=&end=&groupBy=model`: the same spend as one series per
   group with a value for every day (the console's stacked chart); `groupBy=day` gives one
   series, "total". Label spend without the label is not a series there.
+- `GET /v1/gateway/spend/export?format=csv|jsonl&start=&end=&groupBy=`: the same spend, one
+  row per day and group, streamed as CSV (a header line first) or JSONL (shared/books/export.py).
 - The job cost view carries the job's retry chain (`chain`: every job from the first parent
   down, with the chain's total cost).
 """
@@ -18,6 +20,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from shared.api.http import Reply, Request
+from shared.books import export
 from shared.core.errors import invalid_argument, not_found
 from shared.cost import ledger
 from shared.cost.pricing import nanos_to_usd
@@ -79,12 +82,14 @@ def _day(request: Request, name: str, default: date) -> date:
         ) from None
 
 
-def spend_params(request: Request) -> tuple[date, date, str, str | None]:
+def spend_params(
+    request: Request, allowed: tuple[str, ...] = SPEND_PARAMS
+) -> tuple[date, date, str, str | None]:
     """(start, end, group, label name) from the query string, or a 400 naming what is valid."""
-    unknown = sorted(set(request.args) - set(SPEND_PARAMS))
+    unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         raise invalid_argument(
-            f"Unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(SPEND_PARAMS)}."
+            f"Unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(allowed)}."
         )
     today = datetime.now(UTC).date()
     end = _day(request, "end", today)
@@ -152,3 +157,25 @@ def spend_daily(request: Request) -> Reply:
     scope, key_id, team = _scope(request.caller)
     series = daily_series(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
     return _period_reply(start, end, group, label, scope, series)
+
+
+def spend_export(request: Request) -> Reply:
+    """The spend rows as CSV or JSONL, sent a row at a time (`Reply.body` an iterator)."""
+    start, end, group, label = spend_params(request, (*SPEND_PARAMS, "format"))
+    fmt = request.args.get("format") or "csv"
+    if fmt not in export.FORMATS:
+        raise invalid_argument(
+            f"`format` {fmt!r} is not valid; use one of {', '.join(export.FORMATS)}.",
+            field="format",
+        )
+    _, key_id, team = _scope(request.caller)
+    rows = export.rows(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
+    filename = f"spend-{start}-{end}.{fmt}"
+    return Reply(
+        200,
+        export.encode(rows, fmt, export.columns(group)),
+        {
+            "Content-Type": export.FORMATS[fmt],
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )

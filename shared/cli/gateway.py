@@ -9,6 +9,7 @@ Errors come back as one-line `CliError`s carrying the gateway's own message.
 import argparse
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,16 +77,29 @@ class Gateway:
             )
         except requests.RequestException as exc:
             raise CliError(f"gateway unreachable at {self.url}: {exc}", EXIT_FAILURE) from None
+        _raise_for_status(response)
         try:
-            payload = response.json()
+            return response.json()
         except ValueError:
-            payload = {}
-        if not response.ok:
-            error = payload.get("error") if isinstance(payload, dict) else None
-            message = (error or {}).get("message") or response.text[:300]
-            code = EXIT_FAILURE if response.status_code >= 500 else 2
-            raise CliError(f"HTTP {response.status_code}: {message}", code)
-        return payload
+            return {}
+
+    def stream(self, path: str, params=None) -> Iterator[bytes]:
+        """A GET whose reply is passed on as it arrives (exports); errors as for `call`."""
+        import requests
+
+        try:
+            response = requests.get(
+                f"{self.url}{path}",
+                params=params,
+                headers={"x-goog-api-key": self.key},
+                timeout=TIMEOUT,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            raise CliError(f"gateway unreachable at {self.url}: {exc}", EXIT_FAILURE) from None
+        with response:
+            _raise_for_status(response)
+            yield from response.iter_content(chunk_size=65536)
 
     def storage(self):
         """A GCS client: the emulator the local stack runs, else the user's own credentials
@@ -104,6 +118,20 @@ class Gateway:
 
     def _is_stack(self) -> bool:
         return self.url == str(self.stack.get("gateway_url", "")).rstrip("/")
+
+
+def _raise_for_status(response) -> None:
+    """A non-2xx reply as a CliError with the gateway's message (exit 1 for a 5xx, else 2)."""
+    if response.ok:
+        return
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = (error or {}).get("message") or response.text[:300]
+    code = EXIT_FAILURE if response.status_code >= 500 else 2
+    raise CliError(f"HTTP {response.status_code}: {message}", code)
 
 
 def job_path(name: str, suffix: str = "") -> str:

@@ -1,10 +1,14 @@
-"""`vbg spend [--group-by model] [--since DATE] [--until DATE]`: what was spent, grouped.
+"""`vbg spend [--group-by model] [--since DATE] [--until DATE] [--csv|--jsonl]`: what was
+spent, grouped.
 
 The key sees its own spend (a team admin the team's, the master key everything), over UTC
-days of the jobs' create time (`GET /v1/gateway/spend`).
+days of the jobs' create time (`GET /v1/gateway/spend`). `--csv` and `--jsonl` write the
+export instead (one row per day and group, `GET /v1/gateway/spend/export`) to stdout, as the
+gateway streams it.
 """
 
 import json
+import sys
 
 from shared.cli import output
 from shared.cli.errors import EXIT_OK
@@ -25,7 +29,14 @@ def run(args) -> int:
         params["start"] = args.since
     if args.until:
         params["end"] = args.until
-    report = Gateway.from_args(args).call("GET", "/v1/gateway/spend", params=params)
+    gateway = Gateway.from_args(args)
+    if args.export:
+        out = sys.stdout.buffer
+        for chunk in gateway.stream("/v1/gateway/spend/export", {**params, "format": args.export}):
+            out.write(chunk)
+        out.flush()
+        return EXIT_OK
+    report = gateway.call("GET", "/v1/gateway/spend", params=params)
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
@@ -65,4 +76,19 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--since", help="first day, YYYY-MM-DD (default: the 1st of this month)")
     parser.add_argument("--until", help="last day, YYYY-MM-DD (default: today)")
-    parser.set_defaults(func=run)
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument(
+        "--csv",
+        dest="export",
+        action="store_const",
+        const="csv",
+        help="write the export as CSV to stdout: one row per day and group",
+    )
+    formats.add_argument(
+        "--jsonl",
+        dest="export",
+        action="store_const",
+        const="jsonl",
+        help="write the export as JSON lines to stdout: one row per day and group",
+    )
+    parser.set_defaults(func=run, export=None)

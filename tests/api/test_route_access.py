@@ -60,6 +60,7 @@ ACCESS = {
     "gateway.jobs.get": "key",
     "jobs.retry": "key",
     "spend.daily": "key",
+    "spend.export": "key",
     "console.root": "none",
     "console": "none",
 }

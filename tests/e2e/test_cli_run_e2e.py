@@ -1,5 +1,7 @@
 """`vbg run`, `vbg jobs`, `vbg spend` and `vbg budget` as a user runs them, on the stack."""
 
+import csv
+import io
 import json
 import uuid
 from decimal import Decimal
@@ -68,6 +70,9 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
     spend = json.loads(user(stack, key, "spend", "--group-by", "model", "--json").stdout)
     assert spend["totals"]["costUsd"] == cost["costUsd"]
     assert [g["model"] for g in spend["groups"]] == ["gemini-3.5-flash-lite"]
+    exported = user(stack, key, "spend", "--group-by", "model", "--csv").stdout
+    [row] = list(csv.DictReader(io.StringIO(exported)))  # one day, one model
+    assert row["model"] == "gemini-3.5-flash-lite" and row["costUsd"] == cost["costUsd"]
     [budget] = json.loads(user(stack, key, "budget", "--json").stdout)
     assert budget["limitUsd"] == "10.000000000"
     assert budget["spentUsd"] == cost["costUsd"]
