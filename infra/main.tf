@@ -6,9 +6,10 @@ locals {
   project_number = data.google_project.this.number
 
   topics = {
-    events      = "batch-job-events"
-    alerts      = "batch-job-alerts"
-    dead_letter = "batch-job-events-dead-letter"
+    events       = "batch-job-events"
+    alerts       = "batch-job-alerts"
+    dead_letter  = "batch-job-events-dead-letter"
+    cost_records = "cost-records"
   }
 
   created_output_bucket = "${var.name_prefix}-outputs-${var.project_id}"
@@ -60,14 +61,16 @@ locals {
     VBG_SYNC_MAX_JOBS       = tostring(var.sync_max_jobs)
     VBG_SYNC_CONCURRENCY    = tostring(var.sync_concurrency)
     VBG_ALERT_WEBHOOK_URL   = var.alert_webhook_url
+    VBG_COST_RECORDS_TOPIC  = local.topics.cost_records
   })
 
   env_on_output_finalized = merge(local.common_env, {
-    VBG_ALERTS_TOPIC      = local.topics.alerts
-    VBG_ALERT_WEBHOOK_URL = var.alert_webhook_url
-    VBG_EVENTS_TOPIC      = local.topics.events
-    VBG_VERTEX_ENDPOINT   = var.vertex_endpoint
-    VBG_STAGING_BUCKET    = google_storage_bucket.staging.name
+    VBG_ALERTS_TOPIC       = local.topics.alerts
+    VBG_ALERT_WEBHOOK_URL  = var.alert_webhook_url
+    VBG_EVENTS_TOPIC       = local.topics.events
+    VBG_VERTEX_ENDPOINT    = var.vertex_endpoint
+    VBG_STAGING_BUCKET     = google_storage_bucket.staging.name
+    VBG_COST_RECORDS_TOPIC = local.topics.cost_records
   })
 
   # Secret environment per function: variable name => secret id (version "latest").

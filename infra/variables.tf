@@ -206,3 +206,20 @@ variable "vertex_endpoint" {
   type        = string
   default     = ""
 }
+
+variable "books_dataset" {
+  description = "BigQuery dataset of the books: the cost_records table and its views (docs/bigquery.md)."
+  type        = string
+  default     = "vbg_books"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.books_dataset))
+    error_message = "A dataset id is letters, digits and underscores."
+  }
+}
+
+variable "books_location" {
+  description = "Location of the books dataset (BigQuery multi-region or region)."
+  type        = string
+  default     = "US"
+}

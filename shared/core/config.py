@@ -40,6 +40,7 @@ ENV_BY_FUNCTION = {
         "VBG_SYNC_CONCURRENCY",
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
+        "VBG_COST_RECORDS_TOPIC",
     ),
     # Budget alerts are sent when a cost lands, so from here too; the live budget stop
     # cancels a job (Vertex, then `job.cancel_requested`); staging objects are sealed outputs.
@@ -51,6 +52,7 @@ ENV_BY_FUNCTION = {
         "VBG_EVENTS_TOPIC",
         "VBG_VERTEX_ENDPOINT",
         "VBG_STAGING_BUCKET",
+        "VBG_COST_RECORDS_TOPIC",
     ),
 }
 
@@ -105,6 +107,8 @@ class Settings:
     price_catalog: str = "bundled"
     # The least severe log entry written (`logs`): Terraform's `log_level`, INFO by default.
     log_level: str = "INFO"
+    # Cost records for BigQuery (shared/books/cost_records.py); empty: not published.
+    cost_records_topic: str = ""
 
 
 @functools.cache
@@ -130,6 +134,7 @@ def settings() -> Settings:
         staging_bucket=_env("VBG_STAGING_BUCKET").removeprefix("gs://").strip("/"),
         price_catalog=_choice("VBG_PRICE_CATALOG", "bundled", ("bundled", "firestore")),
         log_level=_choice("VBG_LOG_LEVEL", "INFO", LOG_LEVELS),
+        cost_records_topic=_env("VBG_COST_RECORDS_TOPIC"),
     )
 
 

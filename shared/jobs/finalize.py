@@ -38,6 +38,7 @@ import fnmatch
 import re
 from datetime import UTC, datetime, timedelta
 
+from shared.books import cost_records
 from shared.core import clients, logs, times
 from shared.core.config import settings
 from shared.core.transient import is_transient
@@ -222,6 +223,9 @@ def price_object(
 
         alerts.send_tamper_alert({**job, "job_id": job_id}, recorded)
     if recorded:
+        cost_records.publish_file(
+            job_id=job_id, job=job, bucket=bucket, name=name, generation=int(generation)
+        )
         _check_budgets(job)
         _check_unpriced(job, parsed, f"gs://{bucket}/{name}")
     return bool(recorded)

@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
+from shared.books import cost_records
 from shared.core import clients, logs
 from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
@@ -346,6 +347,7 @@ def finish_job(job_id: str) -> str:
     job_end.run(record)
     cost = record.get("cost") or {}
     if unknown or (floored is not None and floored.rows):
+        _publish_books(record, final=False)
         records.mark(job_id, reconcile_failures=0)
         if not unknown:
             _release_commitment(job_id)
@@ -357,6 +359,7 @@ def finish_job(job_id: str) -> str:
             cost_nanos=int(cost.get("cost_nanos") or 0),
         )
         return "not_final"
+    _publish_books(record, final=True)
     records.mark(job_id, cost_final=True, cost_final_time=datetime.now(UTC), reconcile_failures=0)
     _release_commitment(job_id)
     logs.info(
@@ -369,6 +372,19 @@ def finish_job(job_id: str) -> str:
         alert=outcome,
     )
     return "finished"
+
+
+def _publish_books(record: dict, *, final: bool) -> None:
+    """The job's cost records and totals to `cost-records` (shared/books/cost_records.py),
+    before `cost_final`: a failure raises and the next tick tries again. A job that stays
+    not final is published again only when its totals change (`books_published`)."""
+    if not cost_records.enabled():
+        return
+    totals = {**(record.get("cost") or {}), "final": final}
+    if record.get("books_published") == totals:
+        return
+    cost_records.publish_job(record["job_id"], final=final)
+    records.mark(record["job_id"], books_published=totals)
 
 
 UNKNOWN_NOTE = (

@@ -35,6 +35,7 @@ EXPECTED_ROLES = {
         ("project", "roles/aiplatform.user"),
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
+        ("topic:cost_records", "roles/pubsub.publisher"),
         ("bucket:outputs", "roles/storage.objectUser"),
         ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
@@ -44,6 +45,7 @@ EXPECTED_ROLES = {
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
         ("topic:events", "roles/pubsub.publisher"),
+        ("topic:cost_records", "roles/pubsub.publisher"),
         ("bucket:outputs", "roles/storage.objectUser"),
         ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
@@ -58,7 +60,9 @@ EXPECTED_ROLES = {
     "pubsub_agent": {
         ("topic:dead_letter", "roles/pubsub.publisher"),
         ("subscription:events_to_on_job_event", "roles/pubsub.subscriber"),
+        ("subscription:cost_records_to_bigquery", "roles/pubsub.subscriber"),
         ("sa:trigger", "roles/iam.serviceAccountTokenCreator"),
+        ("bq_table:cost_records", "roles/bigquery.dataEditor"),
     },
     "aiplatform_agent": {
         ("bucket:created_outputs", "roles/storage.objectAdmin"),
@@ -294,6 +298,8 @@ def targets(rtype: str, body: dict) -> list[str]:
         return ["topic:" + re.search(r"google_pubsub_topic\.(\w+)", text).group(1)]
     if kind == "pubsub_subscription":
         return ["subscription:" + re.search(r"google_pubsub_subscription\.(\w+)", text).group(1)]
+    if kind == "bigquery_table":
+        return ["bq_table:" + re.search(r"google_bigquery_table\.(\w+)", text).group(1)]
     if kind == "secret_manager_secret":
         return ["secret:" + re.search(r"google_secret_manager_secret\.(\w+)", text).group(1)]
     if kind == "service_account":
