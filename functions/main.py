@@ -8,7 +8,9 @@ from werkzeug.exceptions import HTTPException
 
 from shared.api import routes
 from shared.jobs import finalize, lifecycle
-from shared.openai import batches  # noqa: F401  registers its job_end hook in every function
+
+# The OpenAI door's job_end and tick hooks (batch files, webhooks), in every function.
+from shared.openai import batches, webhooks  # noqa: F401
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"

@@ -140,6 +140,24 @@ locals {
         { field_path = "created_ns", order = "DESCENDING" },
       ]
     }
+    # shared/openai/webhooks.py: due deliveries, oldest first (deliver_due), and an
+    # endpoint's delivery log, newest first (list_deliveries).
+    webhook_deliveries_due = {
+      collection  = "webhook_deliveries"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "next_attempt_at", order = "ASCENDING" },
+      ]
+    }
+    webhook_deliveries_by_endpoint_newest = {
+      collection  = "webhook_deliveries"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "endpoint_id", order = "ASCENDING" },
+        { field_path = "created_ns", order = "DESCENDING" },
+      ]
+    }
     openai_files_by_owner_oldest = {
       collection  = "openai_files"
       query_scope = "COLLECTION"

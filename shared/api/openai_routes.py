@@ -10,7 +10,7 @@ import time
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
 from shared.core.errors import invalid_argument
-from shared.openai import batches
+from shared.openai import batches, webhooks
 
 FILES_MAX_LIMIT = 10_000
 BATCHES_MAX_LIMIT = 100
@@ -88,6 +88,8 @@ def create_batch(request: Request) -> Reply:
         completion_window=body.get("completion_window"),
         metadata=body.get("metadata"),
     )
+    if batch["status"] == "failed":
+        webhooks.batch_refused(batch, request.caller.key_id)
     audit(
         request,
         outcome=200,

@@ -25,6 +25,7 @@ from shared.api import (
     passthrough,
     price_routes,
     spend_routes,
+    webhook_routes,
 )
 from shared.api import schemas as s
 from shared.api.http import OPENAI, Reply, route
@@ -46,6 +47,9 @@ FILES = r"v1/files"
 FILE = FILES + r"/(?P<file_id>[^/:]+)"
 BATCHES = r"v1/batches"
 BATCH = BATCHES + r"/(?P<batch_id>[^/:]+)"
+WEBHOOKS = r"v1/gateway/webhooks"
+WEBHOOK = WEBHOOKS + r"/(?P<endpoint_id>[^/:]+)"
+DELIVERIES = WEBHOOK + r"/deliveries"
 PRICES = r"v1/gateway/prices"
 PRICE = PRICES + r"/(?P<model>[A-Za-z0-9][A-Za-z0-9.\-@]{0,127})"
 
@@ -343,6 +347,59 @@ ROUTES = [
         errors=OPENAI,
         body=s.EMPTY,
         reply=s.OPENAI_OBJECT,
+    ),
+    # Webhook endpoints of the calling key: signed terminal events of its jobs and batches.
+    route(
+        "POST",
+        WEBHOOKS,
+        webhook_routes.create,
+        name="webhooks.create",
+        summary="Register a webhook endpoint (its secret is shown once)",
+        body=s.WEBHOOK_CREATE,
+        reply=s.WEBHOOK,
+    ),
+    route(
+        "GET",
+        WEBHOOKS,
+        webhook_routes.list_endpoints,
+        name="webhooks.list",
+        summary="The key's webhook endpoints",
+        reply=s.WEBHOOK_LIST,
+    ),
+    route("GET", WEBHOOK, webhook_routes.get, name="webhooks.get", reply=s.WEBHOOK),
+    route(
+        "DELETE",
+        WEBHOOK,
+        webhook_routes.delete,
+        name="webhooks.delete",
+        reply=s.OPEN_OBJECT,
+    ),
+    route(
+        "POST",
+        WEBHOOK + r":rotateSecret",
+        webhook_routes.rotate,
+        name="webhooks.rotate",
+        summary="A new secret (shown once); the old one also signs for 24 hours",
+        body=s.EMPTY,
+        reply=s.WEBHOOK,
+    ),
+    route(
+        "GET",
+        DELIVERIES,
+        webhook_routes.deliveries,
+        name="webhooks.deliveries",
+        summary="The endpoint's delivery log, newest first",
+        reply=s.WEBHOOK_DELIVERIES,
+        query=s.WEBHOOK_DELIVERIES_QUERY,
+    ),
+    route(
+        "POST",
+        DELIVERIES + r"/(?P<delivery_id>[^/:]+):replay",
+        webhook_routes.replay,
+        name="webhooks.replay",
+        summary="Send a delivery again now",
+        body=s.EMPTY,
+        reply=s.WEBHOOK_DELIVERY,
     ),
     # The web console: public static files; its data comes from the JSON routes above.
     route(

@@ -268,3 +268,45 @@ OPENAI_BATCH_CREATE = {
     "additionalProperties": True,
 }
 GATEWAY_JOBS_QUERY = {"pageSize": INTEGER, "state": STRING, "label": STRING, "before": STRING}
+
+# Webhook endpoints of a key (shared/openai/webhooks.py).
+WEBHOOK_CREATE = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": {"type": "string", "example": "https://example.com/hooks/vbg"},
+        "events": {"type": "array", "items": STRING},
+        "description": STRING,
+    },
+}
+WEBHOOK = {
+    "type": "object",
+    "required": ["id", "url"],
+    "properties": {
+        "id": STRING,
+        "url": STRING,
+        "events": {"type": ["array", "null"], "items": STRING},
+        "description": STRING,
+        "created_at": INTEGER,
+        "secret": STRING,
+    },
+    "additionalProperties": True,
+}
+WEBHOOK_LIST = {
+    "type": "object",
+    "properties": {"webhooks": {"type": "array", "items": WEBHOOK}},
+}
+WEBHOOK_DELIVERY = {
+    "type": "object",
+    "required": ["id", "status"],
+    "properties": {"id": STRING, "status": STRING, "event": OPEN_OBJECT},
+    "additionalProperties": True,
+}
+WEBHOOK_DELIVERIES = {
+    "type": "object",
+    "properties": {
+        "deliveries": {"type": "array", "items": WEBHOOK_DELIVERY},
+        "next_after": STRING,
+    },
+}
+WEBHOOK_DELIVERIES_QUERY = {"limit": INTEGER, "after": STRING}

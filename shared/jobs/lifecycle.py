@@ -3,7 +3,8 @@
 Vertex announces no state changes, so this is a poll: a `sync` message (Cloud Scheduler,
 every minute) reads the open jobs, least recently synced first and at most
 `VBG_SYNC_MAX_JOBS` of them (the rest go at the next tick), and GETs each from Vertex with
-`VBG_SYNC_CONCURRENCY` threads. `job.created` / `job.cancel_requested` sync one job now.
+`VBG_SYNC_CONCURRENCY` threads, then runs the doors' tick hooks (`ticks.run`: due webhook
+deliveries). `job.created` / `job.cancel_requested` sync one job now.
 
 "Open" means `cost_final == false`: every job not yet terminal, plus terminal jobs whose
 reconciliation has not finished, so a crash between the transition and the final cost is
@@ -35,7 +36,7 @@ from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, job_end, records, sealed_outputs
+from shared.jobs import alerts, job_end, records, sealed_outputs, ticks
 
 JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
 JOB_ID = re.compile(r"^[0-9]{1,40}$")
@@ -140,10 +141,12 @@ def sync_tick() -> str:
             futures = [pool.submit(_sync_isolated, r, deadline) for r in open_jobs]
             for future in concurrent.futures.as_completed(futures):
                 outcomes[future.result()] += 1
+    hooks = ticks.run()
     logs.info(
         "sync tick done",
         jobs=len(open_jobs),
         outcomes=dict(outcomes),
+        hooks=hooks,
         more_waiting=len(open_jobs) >= config.sync_max_jobs,
         seconds=round(time.monotonic() - started, 3),
     )

@@ -55,6 +55,13 @@ ACCESS = {
     "openai.batches.list": "key",
     "openai.batches.get": "key",
     "openai.batches.cancel": "key",
+    "webhooks.create": "key",
+    "webhooks.list": "key",
+    "webhooks.get": "key",
+    "webhooks.delete": "key",
+    "webhooks.rotate": "key",
+    "webhooks.deliveries": "key",
+    "webhooks.replay": "key",
     "me": "key",
     "gateway.jobs.list": "key",
     "gateway.jobs.get": "key",
@@ -79,6 +86,8 @@ SAMPLE_VALUES = {
     "batch_id": "batch_matrix000000000000000",
     "file": "app.css",
     "model": "gemini-9-matrix",
+    "endpoint_id": "we_000000000000000000matrix",
+    "delivery_id": "wd_000000000000000000matrix",
 }
 # Paths for patterns SAMPLE_VALUES cannot fill in (regex outside a group).
 SAMPLE_PATHS: dict[str, str] = {}

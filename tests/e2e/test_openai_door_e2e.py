@@ -2,9 +2,11 @@
 against the whole local stack (emulators, the simulator, the gateway's functions)."""
 
 import pytest
+import requests
 
-from tests.e2e.helpers import make_key
+from tests.e2e.helpers import make_key, wait_for
 from tests.e2e.test_openai_e2e import finished, jsonl, read_lines, sdk
+from tests.jobs.test_alerts import Receiver
 from tests.openai.transcripts import TRANSCRIPT, line
 
 pytestmark = pytest.mark.e2e
@@ -60,3 +62,36 @@ def test_metadata_comes_back_as_sent_and_copies_into_a_new_batch(stack):
     )
     assert second.metadata == metadata and second.vertex_job_id != first.vertex_job_id
     assert finished(client, second.id).status == "completed"
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.stop()
+
+
+def test_a_batch_end_reaches_the_keys_webhook_verified_by_the_sdk(stack, receiver):
+    """The functions of the stack deliver; the SDK's `webhooks.unwrap` verifies."""
+    key = make_key(stack, "openai-webhooks", folder="openai-webhooks")
+    registered = requests.post(
+        stack["gateway_url"] + "/v1/gateway/webhooks",
+        json={"url": receiver.url, "events": ["batch.completed", "batch.failed"]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert registered.status_code == 200, registered.text
+    secret = registered.json()["secret"]
+    client = sdk(stack, key)
+    uploaded = client.files.create(
+        file=jsonl([line(TRANSCRIPT[:2], tools=None, custom_id="w")]), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    wait_for(lambda: receiver.requests, timeout=60, what="the batch's webhook")
+    headers, body = receiver.requests[0]
+    verifier = type(client)(api_key=key, base_url=client.base_url, webhook_secret=secret)
+    event = verifier.webhooks.unwrap(body.decode(), {k.lower(): v for k, v in headers.items()})
+    assert (event.type, event.data.id) == ("batch.completed", batch.id)
+    assert client.batches.retrieve(batch.id).status == "completed"
