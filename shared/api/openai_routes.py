@@ -10,7 +10,7 @@ import time
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
 from shared.core.errors import invalid_argument
-from shared.openai import batches, webhooks
+from shared.openai import batches, files, webhooks
 
 FILES_MAX_LIMIT = 10_000
 BATCHES_MAX_LIMIT = 100
@@ -19,7 +19,7 @@ BATCHES_DEFAULT_LIMIT = 20
 
 def upload_limit() -> int:
     """The body limit of a file upload: OpenAI's file limit plus room for the multipart."""
-    return batches.MAX_FILE_BYTES + 64 * 1024
+    return files.MAX_FILE_BYTES + 64 * 1024
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:
@@ -35,24 +35,34 @@ def _limit(request: Request, default: int, maximum: int) -> int:
 
 
 def create_file(request: Request) -> Reply:
-    fields, files = request.multipart()
-    upload = files.get("file")
+    fields, parts = request.multipart()
+    upload = parts.get("file")
     if upload is None:
         raise invalid_argument("`file` is required: the JSONL file, as a multipart part.", "file")
     purpose = fields.get("purpose")
     if not purpose:
         raise invalid_argument("`purpose` is required (batch).", field="purpose")
-    doc = batches.create_file(
-        request.caller, filename=upload.filename or "", purpose=purpose, data=upload.read()
+    # The SDK sends an object field as `expires_after[anchor]`, `expires_after[seconds]`.
+    expires_after = {
+        key[len("expires_after[") : -1]: value
+        for key, value in fields.items()
+        if key.startswith("expires_after[") and key.endswith("]")
+    }
+    doc = files.create_file(
+        request.caller,
+        filename=upload.filename or "",
+        purpose=purpose,
+        data=upload.read(),
+        expires_after=expires_after or None,
     )
-    return Reply(200, batches.file_object(doc))
+    return Reply(200, files.file_object(doc))
 
 
 def list_files(request: Request) -> Reply:
     order = request.args.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid_argument("`order` must be asc or desc.", field="order")
-    page = batches.list_files(
+    page = files.list_files(
         request.caller,
         limit=_limit(request, FILES_MAX_LIMIT, FILES_MAX_LIMIT),
         after=request.args.get("after") or None,
@@ -63,16 +73,16 @@ def list_files(request: Request) -> Reply:
 
 
 def get_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, batches.file_object(batches.get_file(request.caller, file_id)))
+    return Reply(200, files.file_object(files.get_file(request.caller, file_id)))
 
 
 def file_content(request: Request, file_id: str) -> Reply:
-    doc = batches.get_file(request.caller, file_id)
-    return Reply(200, batches.file_bytes(doc), {"Content-Type": "application/octet-stream"})
+    doc = files.get_file(request.caller, file_id)
+    return Reply(200, files.file_bytes(doc), {"Content-Type": "application/octet-stream"})
 
 
 def delete_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, batches.delete_file(request.caller, file_id))
+    return Reply(200, files.delete_file(request.caller, file_id))
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -87,6 +97,7 @@ def create_batch(request: Request) -> Reply:
         endpoint=body.get("endpoint"),
         completion_window=body.get("completion_window"),
         metadata=body.get("metadata"),
+        output_expires_after=body.get("output_expires_after"),
     )
     if batch["status"] == "failed":
         webhooks.batch_refused(batch, request.caller.key_id)

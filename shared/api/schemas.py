@@ -264,6 +264,10 @@ OPENAI_BATCH_CREATE = {
         "endpoint": {"type": "string", "example": "/v1/chat/completions"},
         "completion_window": {"type": "string", "example": "24h"},
         "metadata": {"type": ["object", "null"], "additionalProperties": STRING},
+        "output_expires_after": {
+            "type": "object",
+            "properties": {"anchor": {"const": "created_at"}, "seconds": INTEGER},
+        },
     },
     "additionalProperties": True,
 }

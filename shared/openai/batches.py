@@ -21,33 +21,25 @@ written. A batch whose lines do not translate is `failed` at once with `errors.d
 naming each line, and no job is created.
 """
 
-import contextlib
-import hashlib
 import json
 import re
-import secrets
 import tempfile
 import time
 from collections import Counter
 
 from shared.core import clients, jsonl, logs, times
-from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.core.errors import ApiError, invalid_argument
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
 from shared.jobs import create_request, job_end, records, submit
-from shared.openai import results, translation
+from shared.openai import files, results, translation
 
-FILES = "openai_files"
 BATCHES = "openai_batches"
-FOLDER = "openai"
 BATCH_LABEL = "vbg-openai-batch"
-MAX_FILE_BYTES = 200 * 1024 * 1024  # OpenAI's batch input limit
-MAX_REQUESTS = 50_000  # OpenAI's requests per batch
 MAX_LINE_ERRORS = 100
 MAX_METADATA = 16
 COMPLETION_WINDOW = "24h"
 WINDOW_SECONDS = 24 * 3600
-PURPOSES = ("batch",)
 SPOOL_BYTES = 8 * 1024 * 1024
 
 FINAL_STATUS = {
@@ -64,190 +56,6 @@ FINAL_TIME_FIELD = {
     "cancelled": "cancelled_at",
 }
 WAITING_STATES = ("JOB_STATE_PENDING", "JOB_STATE_QUEUED", "JOB_STATE_UNSPECIFIED")
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(12)
-
-
-def _derived_id(prefix: str, *parts: str) -> str:
-    return prefix + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-
-
-def _now() -> tuple[int, int]:
-    ns = time.time_ns()
-    return ns // 1_000_000_000, ns
-
-
-def _db():
-    return clients.firestore()
-
-
-def _staging_bucket() -> str:
-    from shared.core.config import settings
-
-    bucket = settings().staging_bucket
-    if not bucket:
-        raise ApiError(
-            503,
-            "The OpenAI Batch API needs the gateway's staging bucket (VBG_STAGING_BUCKET); "
-            "it is not configured.",
-        )
-    return bucket
-
-
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
-    return bucket, name
-
-
-def _owned(caller, doc: dict | None) -> bool:
-    """The owner's, or anything for the master key (which lists only its own, though)."""
-    return bool(doc) and (caller.is_master or doc.get("owner_key_id") == caller.key_id)
-
-
-# --- files -----------------------------------------------------------------------------------
-
-
-def file_object(doc: dict) -> dict:
-    return {
-        "id": doc["id"],
-        "object": "file",
-        "bytes": doc["bytes"],
-        "created_at": doc["created_at"],
-        "filename": doc["filename"],
-        "purpose": doc["purpose"],
-        "status": "processed",
-        "status_details": None,
-        "expires_at": None,
-    }
-
-
-def count_requests(data: bytes) -> int:
-    """Non-blank lines of a JSONL file, refusing what cannot be a batch input."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ApiError(
-            413,
-            f"The file is {len(data)} bytes; a batch input file may be at most "
-            f"{MAX_FILE_BYTES} bytes.",
-            param="file",
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise invalid_argument(
-            "The file is not UTF-8 text (JSONL expected).", field="file"
-        ) from None
-    count = len(jsonl.records(text))
-    if count == 0:
-        raise invalid_argument("The file has no lines; a batch input file is JSONL.", field="file")
-    if count > MAX_REQUESTS:
-        raise invalid_argument(
-            f"The file has {count} requests; a batch may have at most {MAX_REQUESTS}.",
-            field="file",
-        )
-    return count
-
-
-def create_file(caller, *, filename: str, purpose: str, data: bytes) -> dict:
-    if purpose not in PURPOSES:
-        raise invalid_argument(
-            f"`purpose` {purpose!r} is not supported here; use batch.", field="purpose"
-        )
-    lines = count_requests(data)
-    bucket = _staging_bucket()
-    file_id = _new_id("file-")
-    name = f"{FOLDER}/{caller.key_id}/files/{file_id}.jsonl"
-    clients.storage().bucket(bucket).blob(name).upload_from_string(
-        data, content_type="application/jsonl"
-    )
-    created, created_ns = _now()
-    doc = {
-        "id": file_id,
-        "owner_key_id": caller.key_id,
-        "filename": filename[:255] or "file.jsonl",
-        "purpose": purpose,
-        "bytes": len(data),
-        "lines": lines,
-        "created_at": created,
-        "created_ns": created_ns,
-        "uri": f"gs://{bucket}/{name}",
-    }
-    _db().collection(FILES).document(file_id).set(doc)
-    logs.info("openai file uploaded", file_id=file_id, key_id=caller.key_id, bytes=len(data))
-    return doc
-
-
-def get_file(caller, file_id: str) -> dict:
-    snapshot = _db().collection(FILES).document(file_id).get() if _valid_id(file_id) else None
-    doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
-    if not _owned(caller, doc):
-        raise ApiError(404, f"No such File object: {file_id}", param="file_id")
-    return doc
-
-
-def _valid_id(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value or ""))
-
-
-def file_bytes(doc: dict) -> bytes:
-    bucket, name = _split(doc["uri"])
-    from google.api_core import exceptions
-
-    try:
-        return clients.storage().bucket(bucket).blob(name).download_as_bytes()
-    except exceptions.NotFound:
-        raise not_found(f"The content of file {doc['id']} is gone.") from None
-
-
-def delete_file(caller, file_id: str) -> dict:
-    doc = get_file(caller, file_id)
-    bucket, name = _split(doc["uri"])
-    from google.api_core import exceptions
-
-    with contextlib.suppress(exceptions.NotFound):
-        clients.storage().bucket(bucket).blob(name).delete()
-    _db().collection(FILES).document(file_id).delete()
-    return {"id": file_id, "object": "file", "deleted": True}
-
-
-def _page(collection: str, caller, *, limit: int, after: str | None, descending: bool, where=()):
-    """A page of the caller's docs by creation time, and whether more follow."""
-    from google.cloud import firestore
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    # Every key lists its own, the master key too (infra/firestore.tf has the indexes).
-    query = (
-        _db().collection(collection).where(filter=FieldFilter("owner_key_id", "==", caller.key_id))
-    )
-    for field_name, value in where:
-        query = query.where(filter=FieldFilter(field_name, "==", value))
-    direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
-    query = query.order_by("created_ns", direction=direction)
-    if after:
-        cursor = _db().collection(collection).document(after).get() if _valid_id(after) else None
-        owner = (cursor.to_dict() or {}).get("owner_key_id") if cursor and cursor.exists else None
-        if owner != caller.key_id:
-            raise ApiError(400, f"`after` {after!r} is not one of your objects.", param="after")
-        query = query.start_after(cursor)
-    docs = [s.to_dict() for s in query.limit(limit + 1).stream()]
-    return docs[:limit], len(docs) > limit
-
-
-def list_page(objects: list[dict], has_more: bool) -> dict:
-    return {
-        "object": "list",
-        "data": objects,
-        "first_id": objects[0]["id"] if objects else None,
-        "last_id": objects[-1]["id"] if objects else None,
-        "has_more": has_more,
-    }
-
-
-def list_files(caller, *, limit: int, after: str | None, descending: bool, purpose: str | None):
-    where = (("purpose", purpose),) if purpose else ()
-    docs, more = _page(FILES, caller, limit=limit, after=after, descending=descending, where=where)
-    return list_page([file_object(d) for d in docs], more)
 
 
 # --- batch create ----------------------------------------------------------------------------
@@ -312,9 +120,9 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
                     code="mismatched_model",
                 )
             translated = translation.vertex_lines(line, endpoint, deployed)
-            if len(vertex_lines) + len(translated) > MAX_REQUESTS:
+            if len(vertex_lines) + len(translated) > files.MAX_REQUESTS:
                 raise translation.LineError(
-                    f"The batch holds more than {MAX_REQUESTS} requests (embedding inputs "
+                    f"The batch holds more than {files.MAX_REQUESTS} requests (embedding inputs "
                     "count one each).",
                     param="body.input",
                     code="too_many_requests",
@@ -346,7 +154,9 @@ def _upload_lines(bucket: str, name: str, rows) -> str:
     return f"gs://{bucket}/{name}"
 
 
-def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata) -> dict:
+def create_batch(
+    caller, *, input_file_id, endpoint, completion_window, metadata, output_expires_after=None
+) -> dict:
     from shared.core import routing
     from shared.core.config import model_list_or_error
 
@@ -360,7 +170,8 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
     if not isinstance(input_file_id, str):
         raise invalid_argument("`input_file_id` is required.", field="input_file_id")
     metadata = check_metadata(metadata)
-    source = get_file(caller, input_file_id)
+    output_seconds = files.expiry_seconds(output_expires_after, "output_expires_after")
+    source = files.get_file(caller, input_file_id)
     if source["purpose"] != "batch":
         raise invalid_argument(
             f"File {input_file_id} has purpose {source['purpose']!r}; a batch input needs "
@@ -372,9 +183,9 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
     def model_of(name: str) -> str:
         return routing.resolve(name, models, caller.models)[0].model
 
-    vertex_lines, errors, model = translate_input(file_bytes(source), endpoint, model_of)
-    created, created_ns = _now()
-    batch_id = _new_id("batch_")
+    vertex_lines, errors, model = translate_input(files.file_bytes(source), endpoint, model_of)
+    created, created_ns = files.now()
+    batch_id = files.new_id("batch_")
     doc = {
         "id": batch_id,
         "owner_key_id": caller.key_id,
@@ -389,18 +200,19 @@ def create_batch(caller, *, input_file_id, endpoint, completion_window, metadata
         "total": len(seen_ids(vertex_lines)) + len(errors),
         "texts": len(vertex_lines),
         "widest_request": _widest_request(vertex_lines),
+        "output_expires_seconds": output_seconds,
         "job_id": None,
         "translated": False,
     }
-    ref = _db().collection(BATCHES).document(batch_id)
+    ref = files.db().collection(BATCHES).document(batch_id)
     if errors:
         doc.update(errors=errors, failed_at=created, total=0)
         ref.set(doc)
         logs.info("openai batch refused at validation", batch_id=batch_id, errors=len(errors))
         return batch_object(doc, None)
 
-    bucket = _staging_bucket()
-    folder = f"{FOLDER}/{caller.key_id}/batches/{batch_id}"
+    bucket = files.staging_bucket()
+    folder = f"{files.FOLDER}/{caller.key_id}/batches/{batch_id}"
     input_uri = _upload_lines(bucket, f"{folder}/input.jsonl", vertex_lines)
     requests_uri = _upload_lines(
         bucket,
@@ -465,9 +277,13 @@ def _upstream_error(upstream) -> ApiError:
 
 
 def get_batch_doc(caller, batch_id: str) -> dict:
-    snapshot = _db().collection(BATCHES).document(batch_id).get() if _valid_id(batch_id) else None
+    snapshot = (
+        files.db().collection(BATCHES).document(batch_id).get()
+        if files.valid_id(batch_id)
+        else None
+    )
     doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
-    if not _owned(caller, doc):
+    if not files.owned(caller, doc):
         raise ApiError(404, f"No such Batch object: {batch_id}", param="batch_id")
     return doc
 
@@ -478,9 +294,9 @@ def get_batch(caller, batch_id: str) -> dict:
 
 
 def list_batches(caller, *, limit: int, after: str | None) -> dict:
-    docs, more = _page(BATCHES, caller, limit=limit, after=after, descending=True)
+    docs, more = files.page(BATCHES, caller, limit=limit, after=after, descending=True)
     jobs = records.get_many([d["job_id"] for d in docs if d.get("job_id")])
-    return list_page([batch_object(d, jobs.get(d.get("job_id") or "")) for d in docs], more)
+    return files.list_page([batch_object(d, jobs.get(d.get("job_id") or "")) for d in docs], more)
 
 
 def cancel_batch(caller, batch_id: str) -> dict:
@@ -496,8 +312,8 @@ def cancel_batch(caller, batch_id: str) -> dict:
     upstream = submit.cancel_job(record)
     if not upstream.ok:
         raise _upstream_error(upstream)
-    cancelling_at, _ = _now()
-    _db().collection(BATCHES).document(batch_id).update({"cancelling_at": cancelling_at})
+    cancelling_at, _ = files.now()
+    files.db().collection(BATCHES).document(batch_id).update({"cancelling_at": cancelling_at})
     doc["cancelling_at"] = cancelling_at
     return batch_object(doc, record)
 
@@ -624,7 +440,7 @@ def finish_for_job(record: dict) -> str:
     batch_id = batch_id_of(record)
     if not batch_id:
         return "not_openai"
-    ref = _db().collection(BATCHES).document(batch_id)
+    ref = files.db().collection(BATCHES).document(batch_id)
     snapshot = ref.get()
     if not snapshot.exists:
         logs.warning("job names an OpenAI batch that does not exist", batch_id=batch_id)
@@ -635,7 +451,7 @@ def finish_for_job(record: dict) -> str:
     state = record.get("state")
     requests = _read_requests(doc["requests_uri"])
     bucket = doc["bucket"]
-    folder = f"{FOLDER}/{doc['owner_key_id']}/files"
+    folder = f"{files.FOLDER}/{doc['owner_key_id']}/files"
     spools = {"output": _Spool(), "error": _Spool()}
     translator = results.Translator(
         batch_id=batch_id,
@@ -661,7 +477,7 @@ def finish_for_job(record: dict) -> str:
     update = {
         "translated": True,
         "final_state": state,
-        "final_at": _now()[0],
+        "final_at": files.now()[0],
         "request_counts": {
             "total": len(seen_ids(requests)),
             "completed": totals.completed,
@@ -676,10 +492,10 @@ def finish_for_job(record: dict) -> str:
         if not spool.lines:
             spool.close()
             continue
-        file_id = _derived_id("file-", batch_id, kind)
+        file_id = files.derived_id("file-", batch_id, kind)
         name = f"{folder}/{file_id}.jsonl"
         size = spool.upload(bucket, name)
-        _db().collection(FILES).document(file_id).set(
+        files.db().collection(files.FILES).document(file_id).set(
             {
                 "id": file_id,
                 "owner_key_id": doc["owner_key_id"],
@@ -690,6 +506,12 @@ def finish_for_job(record: dict) -> str:
                 "created_at": update["final_at"],
                 "created_ns": time.time_ns(),
                 "uri": f"gs://{bucket}/{name}",
+                # OpenAI anchors `output_expires_after` at the file's creation.
+                "expires_at": (
+                    update["final_at"] + doc["output_expires_seconds"]
+                    if doc.get("output_expires_seconds")
+                    else None
+                ),
             }
         )
         update[field_name] = file_id
@@ -730,7 +552,7 @@ class _Spool:
 
 
 def _read_requests(uri: str) -> list[tuple[str, str]]:
-    bucket, name = _split(uri)
+    bucket, name = files.split_uri(uri)
     data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
     return [tuple(json.loads(line)) for line in jsonl.byte_records([data])]
 
@@ -744,7 +566,7 @@ def output_files(record: dict) -> list[tuple[str, str, int, int]]:
     directory = record.get("output_directory")
     if not directory:
         return []
-    bucket, path = _split(directory)
+    bucket, path = files.split_uri(directory)
     prefix = path.rstrip("/") + "/"
     found: dict[str, list] = {finalize.FINAL: [], finalize.INCREMENTAL: []}
     for blob in clients.storage().list_blobs(bucket, prefix=prefix):

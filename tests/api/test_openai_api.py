@@ -11,6 +11,7 @@ from local.vertex_sim import SimulatorThread
 from shared.core import clients
 from shared.jobs import lifecycle, records
 from shared.openai import batches as openai_batches
+from shared.openai import files
 from tests.support import MASTER_KEY, auth, create_key, gateway_env, passthrough_client
 
 JOBS = "/v1/projects/p/locations/us-central1/batchPredictionJobs"
@@ -153,10 +154,10 @@ def test_upload_needs_multipart_with_a_file(gateway, alice):
 
 
 def test_line_and_size_limits(gateway, alice, monkeypatch):
-    monkeypatch.setattr(openai_batches, "MAX_REQUESTS", 3)
+    monkeypatch.setattr(files, "MAX_REQUESTS", 3)
     error = openai_error(upload(gateway, alice, b'{"x": 1}\n' * 4), 400)
     assert "at most 3" in error["message"]
-    monkeypatch.setattr(openai_batches, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
     assert openai_error(upload(gateway, alice, b"x" * 101), 413)["param"] == "file"
     # Past the route's body limit (the file limit plus room for the multipart framing), the
     # body is refused before it is read.

@@ -1,6 +1,9 @@
 """The OpenAI door as OpenAI behaves (#26), judged by the official `openai` SDK, unchanged,
 against the whole local stack (emulators, the simulator, the gateway's functions)."""
 
+import time
+
+import openai
 import pytest
 import requests
 
@@ -95,3 +98,67 @@ def test_a_batch_end_reaches_the_keys_webhook_verified_by_the_sdk(stack, receive
     event = verifier.webhooks.unwrap(body.decode(), {k.lower(): v for k, v in headers.items()})
     assert (event.type, event.data.id) == ("batch.completed", batch.id)
     assert client.batches.retrieve(batch.id).status == "completed"
+
+
+# --- files: expiry and purposes (#26 item 4) -------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def test_files_expire_as_openai_files_do(stack):
+    client = sdk(stack, make_key(stack, "openai-expiry", folder="openai-expiry"))
+    data = [line(TRANSCRIPT[:2], tools=None, custom_id="x")]
+    # OpenAI: a batch file expires after 30 days unless `expires_after` says otherwise
+    default = client.files.create(file=jsonl(data), purpose="batch")
+    assert default.expires_at == default.created_at + 30 * DAY
+    hour = client.files.create(
+        file=jsonl(data), purpose="batch", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
+    assert hour.expires_at == hour.created_at + 3600
+    assert client.files.retrieve(hour.id).expires_at == hour.expires_at
+    for seconds in (3599, 2_592_001):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.create(
+                file=jsonl(data),
+                purpose="batch",
+                expires_after={"anchor": "created_at", "seconds": seconds},
+            )
+        assert refused.value.body["param"] == "expires_after"
+    # the output file expires as `output_expires_after` asks, anchored at its creation
+    batch = client.batches.create(
+        input_file_id=default.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        extra_body={"output_expires_after": {"anchor": "created_at", "seconds": 7200}},
+    )
+    done = finished(client, batch.id)
+    output = client.files.retrieve(done.output_file_id)
+    assert output.purpose == "batch_output"
+    assert output.expires_at == output.created_at + 7200
+
+
+@pytest.mark.parametrize("purpose", ["fine-tune", "assistants", "vision", "user_data", "evals"])
+def test_purposes_the_gateway_does_not_serve_are_refused_naming_batch(stack, purpose):
+    client = sdk(stack, make_key(stack, f"openai-{purpose}", folder=f"openai-{purpose}"))
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=jsonl([line(custom_id="p")]), purpose=purpose)
+    assert refused.value.body["param"] == "purpose"
+    assert purpose in refused.value.message and "purpose batch" in refused.value.message
+
+
+def test_an_expired_file_is_gone_then_deleted_by_the_tick(stack, stack_env):
+    from shared.core import clients
+
+    client = sdk(stack, make_key(stack, "openai-gone", folder="openai-gone"))
+    uploaded = client.files.create(file=jsonl([line(custom_id="g")]), purpose="batch")
+    ref = clients.firestore().collection("openai_files").document(uploaded.id)
+    uri = ref.get().to_dict()["uri"]
+    bucket, name = uri.removeprefix("gs://").split("/", 1)
+    assert clients.storage().bucket(bucket).blob(name).exists()
+    ref.update({"expires_at": int(time.time()) - 1})
+    # gone for its key at once, whatever the tick has done yet
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(uploaded.id)
+    assert uploaded.id not in [f.id for f in client.files.list()]
+    wait_for(lambda: not ref.get().exists, timeout=30, what="the expired file's record to go")
+    assert not clients.storage().bucket(bucket).blob(name).exists()
