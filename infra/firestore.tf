@@ -158,6 +158,15 @@ locals {
         { field_path = "created_ns", order = "DESCENDING" },
       ]
     }
+    # shared/openai/batches.py expire_overdue(): open batches past their window.
+    openai_batches_open_overdue = {
+      collection  = "openai_batches"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "open", order = "ASCENDING" },
+        { field_path = "expires_at", order = "ASCENDING" },
+      ]
+    }
     openai_files_by_owner_oldest = {
       collection  = "openai_files"
       query_scope = "COLLECTION"

@@ -31,7 +31,7 @@ from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
-from shared.jobs import create_request, job_end, records, submit
+from shared.jobs import create_request, job_end, records, submit, ticks
 from shared.openai import files, results, translation
 
 BATCHES = "openai_batches"
@@ -56,6 +56,12 @@ FINAL_TIME_FIELD = {
     "cancelled": "cancelled_at",
 }
 WAITING_STATES = ("JOB_STATE_PENDING", "JOB_STATE_QUEUED", "JOB_STATE_UNSPECIFIED")
+# Vertex runs a batch job for at most 24 hours; a job it cancels after that long running was
+# cut off, not cancelled by anyone (the issue's reading of Vertex's limit: an inference).
+VERTEX_RUN_LIMIT_SECONDS = 24 * 3600
+EXPIRE_PER_TICK = 50
+# A cancel the expiry asked for that has not taken is asked again after this long.
+EXPIRY_RETRY_SECONDS = 300
 
 
 # --- batch create ----------------------------------------------------------------------------
@@ -203,6 +209,8 @@ def create_batch(
         "output_expires_seconds": output_seconds,
         "job_id": None,
         "translated": False,
+        # True while the batch has a job whose files are not written (expire_overdue).
+        "open": False,
     }
     ref = files.db().collection(BATCHES).document(batch_id)
     if errors:
@@ -253,8 +261,8 @@ def create_batch(
         ref.delete()
         raise _upstream_error(submitted.upstream)
     record = submitted.record
-    ref.update({"job_id": record["job_id"], "job_name": record["name"]})
-    doc.update(job_id=record["job_id"], job_name=record["name"])
+    ref.update({"job_id": record["job_id"], "job_name": record["name"], "open": True})
+    doc.update(job_id=record["job_id"], job_name=record["name"], open=True)
     logs.info(
         "openai batch created",
         batch_id=batch_id,
@@ -325,7 +333,11 @@ def status_of(doc: dict, record: dict | None) -> str:
         return "validating"
     state = record.get("state") or ""
     if doc.get("translated"):
-        return FINAL_STATUS.get(doc.get("final_state") or state, "failed")
+        return doc.get("final_status") or FINAL_STATUS.get(
+            doc.get("final_state") or state, "failed"
+        )
+    if doc.get("expiring_at") and not doc.get("cancelling_at"):
+        return "finalizing"
     if state == "JOB_STATE_CANCELLING" or (
         doc.get("cancelling_at") and state not in TERMINAL_STATES
     ):
@@ -429,8 +441,31 @@ def batch_object(doc: dict, record: dict | None) -> dict:
 # --- the job's end: outputs -> OpenAI files --------------------------------------------------
 
 
+def stored(batch_id: str) -> dict | None:
+    """A batch doc by id, whoever owns it (the job's end and the webhooks)."""
+    snapshot = files.db().collection(BATCHES).document(batch_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
 def batch_id_of(record: dict) -> str | None:
     return (record.get("labels") or {}).get(BATCH_LABEL)
+
+
+def final_status(doc: dict, record: dict) -> str:
+    """The batch's end: the job's, except that a cancel nobody asked for after the batch's
+    window (the gateway's expiry, `expiring_at`) or after Vertex's 24 hours of running is
+    `expired`; a user's cancel stays `cancelled`."""
+    state = record.get("state") or ""
+    status = FINAL_STATUS.get(state, "failed")
+    if status != "cancelled" or doc.get("cancelling_at") or record.get("budget_stop"):
+        return status
+    if doc.get("expiring_at"):
+        return "expired"
+    ran_from = _history_time(record, ("JOB_STATE_RUNNING",))
+    ended = _history_time(record, ("JOB_STATE_CANCELLED",))
+    if ran_from is not None and ended is not None and ended - ran_from >= VERTEX_RUN_LIMIT_SECONDS:
+        return "expired"
+    return status
 
 
 @job_end.register
@@ -464,7 +499,8 @@ def finish_for_job(record: dict) -> str:
     for chunk_lines in _prediction_rows(record):
         for raw in chunk_lines:
             translator.row(raw)
-    totals = translator.finish(state)
+    status = final_status(doc, record)
+    totals = translator.finish("JOB_STATE_EXPIRED" if status == "expired" else state)
     if translator.problems or totals.unmatched_rows or totals.duplicate_rows:
         logs.error(
             "openai batch rows the translation could not match",
@@ -476,7 +512,9 @@ def finish_for_job(record: dict) -> str:
         )
     update = {
         "translated": True,
+        "open": False,
         "final_state": state,
+        "final_status": status,
         "final_at": files.now()[0],
         "request_counts": {
             "total": len(seen_ids(requests)),
@@ -583,3 +621,44 @@ def _prediction_rows(record: dict):
 
     for bucket, name, generation, size in output_files(record):
         yield jsonl.byte_records(ranged_reads.chunks_for(bucket, name, generation or None, size))
+
+
+# --- the completion window -------------------------------------------------------------------
+
+
+@ticks.register
+def expire_overdue(limit: int = EXPIRE_PER_TICK) -> int:
+    """Batches past `expires_at` whose job still runs: the job is cancelled, marked as the
+    gateway's expiry (`expiring_at`, written first), so its end reads `expired`: the lines it
+    finished are delivered and billed, the rest are `batch_expired` (a sync tick hook)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    now = int(time.time())
+    query = (
+        files.db()
+        .collection(BATCHES)
+        .where(filter=FieldFilter("open", "==", True))
+        .where(filter=FieldFilter("expires_at", "<=", now))
+        .limit(limit)
+    )
+    asked = 0
+    for snapshot in query.stream():
+        doc = snapshot.to_dict()
+        if (
+            doc.get("cancelling_at")
+            or now - int(doc.get("expiring_at") or 0) < EXPIRY_RETRY_SECONDS
+        ):
+            continue
+        record = records.get(doc.get("job_id") or "")
+        if record is None or record.get("terminal") or record.get("state") in TERMINAL_STATES:
+            continue
+        snapshot.reference.update({"expiring_at": now})
+        upstream = submit.cancel_job(record)
+        logs.info(
+            "openai batch past its completion window; its job is cancelled",
+            batch_id=doc["id"],
+            job_id=doc.get("job_id"),
+            status=upstream.status,
+        )
+        asked += 1
+    return asked

@@ -255,8 +255,10 @@ def rotate_secret(caller, endpoint_id: str) -> tuple[dict, str]:
 def event_type(record: dict) -> str | None:
     """The event a terminal job sends: OpenAI's for a batch's job, the gateway's otherwise."""
     state = record.get("state") or ""
-    if batches.batch_id_of(record):
-        status = batches.FINAL_STATUS.get(state)
+    batch_id = batches.batch_id_of(record)
+    if batch_id:
+        doc = batches.stored(batch_id) or {}
+        status = doc.get("final_status") or batches.FINAL_STATUS.get(state)
         return f"batch.{status}" if status else None
     suffix = JOB_EVENT_STATES.get(state)
     return JOB_EVENT_PREFIX + suffix if suffix else None

@@ -162,3 +162,31 @@ def test_an_expired_file_is_gone_then_deleted_by_the_tick(stack, stack_env):
     assert uploaded.id not in [f.id for f in client.files.list()]
     wait_for(lambda: not ref.get().exists, timeout=30, what="the expired file's record to go")
     assert not clients.storage().bucket(bucket).blob(name).exists()
+
+
+# --- the completion window (#26 item 2) ------------------------------------------------------
+
+
+def test_a_batch_past_its_window_expires(stack, stack_env):
+    from shared.core import clients
+
+    client = sdk(stack, make_key(stack, "openai-window", folder="openai-window"))
+    uploaded = client.files.create(
+        file=jsonl([line(TRANSCRIPT[:2], tools=None, custom_id=f"e{n}") for n in range(2)]),
+        purpose="batch",
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"sim-fault": "stuck-queued"},
+    )
+    assert batch.expires_at == batch.created_at + 24 * 3600
+    clients.firestore().collection("openai_batches").document(batch.id).update(
+        {"expires_at": int(time.time()) - 1}
+    )
+    done = finished(client, batch.id)
+    assert done.status == "expired" and done.expired_at is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (0, 2)
+    codes = [r["error"]["code"] for r in read_lines(client, done.error_file_id)]
+    assert codes == ["batch_expired", "batch_expired"]

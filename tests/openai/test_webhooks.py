@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import openai
 import pytest
 
-from local.vertex_sim import SimulatorThread
 from shared.core import clients
 from shared.jobs import job_end, lifecycle, records, ticks
 from shared.openai import webhooks
@@ -17,47 +16,13 @@ from tests.jobs.test_alerts import Receiver
 from tests.support import (
     auth,
     create_key,
-    gateway_env,
     gemini_request,
     job_body,
-    passthrough_client,
     upload_jsonl,
 )
 
 HOOKS = "/v1/gateway/webhooks"
 JOBS = "/v1/projects/p/locations/us-central1/batchPredictionJobs"
-
-
-@pytest.fixture
-def sim(gcp):
-    with SimulatorThread(speed=0.05) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def gateway(gcp, sim, monkeypatch, tmp_path):
-    monkeypatch.setenv("VBG_STAGING_BUCKET", gcp["bucket"])
-    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url)
-    for topic in ("batch-job-events", "batch-job-alerts"):
-        clients.publisher().create_topic(name=clients.topic_path(topic))
-    return passthrough_client()
-
-
-@pytest.fixture
-def alice(gateway):
-    return create_key(gateway, alias="alice", models=["gemini-3.5-flash-lite"])
-
-
-@pytest.fixture
-def bob(gateway):
-    return create_key(gateway, alias="bob", models=["gemini-3.5-flash-lite"])
-
-
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    yield made
-    made.stop()
 
 
 def register(gateway, key, url, **fields) -> dict:
