@@ -10,7 +10,7 @@ from shared.api import routes
 from shared.jobs import finalize, lifecycle
 
 # The OpenAI door's job_end and tick hooks (batch files, webhooks), in every function.
-from shared.openai import batches, webhooks  # noqa: F401
+from shared.openai import batches, uploads, webhooks  # noqa: F401
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"

@@ -167,6 +167,15 @@ locals {
         { field_path = "expires_at", order = "ASCENDING" },
       ]
     }
+    # shared/openai/uploads.py drop_stale(): pending Uploads past their hour.
+    uploads_pending_stale = {
+      collection  = "uploads"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "expires_at", order = "ASCENDING" },
+      ]
+    }
     openai_files_by_owner_oldest = {
       collection  = "openai_files"
       query_scope = "COLLECTION"

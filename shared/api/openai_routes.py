@@ -10,7 +10,7 @@ import time
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
 from shared.core.errors import invalid_argument
-from shared.openai import batches, files, webhooks
+from shared.openai import batches, files, uploads, webhooks
 
 FILES_MAX_LIMIT = 10_000
 BATCHES_MAX_LIMIT = 100
@@ -136,3 +136,35 @@ def list_batches(request: Request) -> Reply:
         after=request.args.get("after") or None,
     )
     return Reply(200, page)
+
+
+# --- uploads (a file in parts) ---------------------------------------------------------------
+
+
+def part_limit() -> int:
+    """A Part's body limit: OpenAI's part size plus room for the multipart framing."""
+    return uploads.MAX_PART_BYTES + 64 * 1024
+
+
+def create_upload(request: Request) -> Reply:
+    return Reply(200, uploads.create(request.caller, request.json_body()))
+
+
+def add_upload_part(request: Request, upload_id: str) -> Reply:
+    _, parts = request.multipart()
+    data = parts.get("data")
+    if data is None:
+        raise invalid_argument("`data` is required: the Part's bytes, as a multipart part.", "data")
+    return Reply(200, uploads.add_part(request.caller, upload_id, data.read()))
+
+
+def complete_upload(request: Request, upload_id: str) -> Reply:
+    started = time.monotonic()
+    upload = uploads.complete(request.caller, upload_id, request.json_body())
+    audit(request, outcome=200, started=started, file_id=(upload.get("file") or {}).get("id"))
+    return Reply(200, upload)
+
+
+def cancel_upload(request: Request, upload_id: str) -> Reply:
+    request.json_body(allow_empty=True)
+    return Reply(200, uploads.cancel(request.caller, upload_id))

@@ -50,6 +50,8 @@ BATCH = BATCHES + r"/(?P<batch_id>[^/:]+)"
 WEBHOOKS = r"v1/gateway/webhooks"
 WEBHOOK = WEBHOOKS + r"/(?P<endpoint_id>[^/:]+)"
 DELIVERIES = WEBHOOK + r"/deliveries"
+UPLOADS = r"v1/uploads"
+UPLOAD = UPLOADS + r"/(?P<upload_id>[^/:]+)"
 PRICES = r"v1/gateway/prices"
 PRICE = PRICES + r"/(?P<model>[A-Za-z0-9][A-Za-z0-9.\-@]{0,127})"
 
@@ -344,6 +346,45 @@ ROUTES = [
         BATCH + r"/cancel",
         openai_routes.cancel_batch,
         name="openai.batches.cancel",
+        errors=OPENAI,
+        body=s.EMPTY,
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "POST",
+        UPLOADS,
+        openai_routes.create_upload,
+        name="openai.uploads.create",
+        summary="Start an Upload: a file sent in Parts (past one request's size)",
+        errors=OPENAI,
+        body=s.OPENAI_UPLOAD_CREATE,
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "POST",
+        UPLOAD + r"/parts",
+        openai_routes.add_upload_part,
+        name="openai.uploads.parts",
+        errors=OPENAI,
+        max_body=openai_routes.part_limit,
+        body=s.OPENAI_UPLOAD_PART,
+        body_media_type="multipart/form-data",
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "POST",
+        UPLOAD + r"/complete",
+        openai_routes.complete_upload,
+        name="openai.uploads.complete",
+        errors=OPENAI,
+        body=s.OPENAI_UPLOAD_COMPLETE,
+        reply=s.OPENAI_OBJECT,
+    ),
+    route(
+        "POST",
+        UPLOAD + r"/cancel",
+        openai_routes.cancel_upload,
+        name="openai.uploads.cancel",
         errors=OPENAI,
         body=s.EMPTY,
         reply=s.OPENAI_OBJECT,

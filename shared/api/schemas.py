@@ -271,6 +271,28 @@ OPENAI_BATCH_CREATE = {
     },
     "additionalProperties": True,
 }
+OPENAI_UPLOAD_CREATE = {
+    "type": "object",
+    "required": ["bytes", "filename", "mime_type", "purpose"],
+    "properties": {
+        "bytes": INTEGER,
+        "filename": STRING,
+        "mime_type": {"type": "string", "example": "application/jsonl"},
+        "purpose": {"type": "string", "example": "batch"},
+    },
+    "additionalProperties": True,
+}
+OPENAI_UPLOAD_PART = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "format": "binary"}},
+}
+OPENAI_UPLOAD_COMPLETE = {
+    "type": "object",
+    "required": ["part_ids"],
+    "properties": {"part_ids": {"type": "array", "items": STRING}, "md5": STRING},
+    "additionalProperties": True,
+}
 GATEWAY_JOBS_QUERY = {"pageSize": INTEGER, "state": STRING, "label": STRING, "before": STRING}
 
 # Webhook endpoints of a key (shared/openai/webhooks.py).

@@ -55,6 +55,10 @@ ACCESS = {
     "openai.batches.list": "key",
     "openai.batches.get": "key",
     "openai.batches.cancel": "key",
+    "openai.uploads.create": "key",
+    "openai.uploads.parts": "key",
+    "openai.uploads.complete": "key",
+    "openai.uploads.cancel": "key",
     "webhooks.create": "key",
     "webhooks.list": "key",
     "webhooks.get": "key",
@@ -87,6 +91,7 @@ SAMPLE_VALUES = {
     "file": "app.css",
     "model": "gemini-9-matrix",
     "endpoint_id": "we_000000000000000000matrix",
+    "upload_id": "upload_0000000000000matrix",
     "delivery_id": "wd_000000000000000000matrix",
 }
 # Paths for patterns SAMPLE_VALUES cannot fill in (regex outside a group).

@@ -1,6 +1,7 @@
 """The OpenAI door as OpenAI behaves (#26), judged by the official `openai` SDK, unchanged,
 against the whole local stack (emulators, the simulator, the gateway's functions)."""
 
+import json
 import time
 
 import openai
@@ -190,3 +191,68 @@ def test_a_batch_past_its_window_expires(stack, stack_env):
     assert (done.request_counts.completed, done.request_counts.failed) == (0, 2)
     codes = [r["error"]["code"] for r in read_lines(client, done.error_file_id)]
     assert codes == ["batch_expired", "batch_expired"]
+
+
+# --- uploads: a file in parts (#25 item 3) ---------------------------------------------------
+
+
+def test_the_sdks_chunked_upload_makes_a_file_that_runs_as_a_batch(stack, tmp_path):
+    """40 parts (more than GCS composes in one call) joined in order, md5 checked."""
+    import hashlib
+
+    client = sdk(stack, make_key(stack, "openai-uploads", folder="openai-uploads"))
+    rows = [line(TRANSCRIPT[:2], tools=None, custom_id=f"u{n:03d}") for n in range(120)]
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(data)
+    part_size = -(-len(data) // 40)
+    upload = client.uploads.upload_file_chunked(
+        file=path,
+        mime_type="application/jsonl",
+        purpose="batch",
+        part_size=part_size,
+        md5=hashlib.md5(data).hexdigest(),
+    )
+    assert upload.status == "completed" and upload.bytes == len(data)
+    assert upload.file is not None and upload.file.bytes == len(data)
+    assert client.files.content(upload.file.id).content == data
+    batch = client.batches.create(
+        input_file_id=upload.file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = finished(client, batch.id, timeout=120)
+    assert done.status == "completed" and done.request_counts.completed == 120
+
+
+def test_an_upload_refuses_what_openai_refuses(stack):
+    client = sdk(stack, make_key(stack, "openai-uploads-bad", folder="openai-uploads-bad"))
+    data = (json.dumps(line(custom_id="x")) + "\n").encode()
+    upload = client.uploads.create(
+        bytes=len(data) + 1, filename="in.jsonl", mime_type="application/jsonl", purpose="batch"
+    )
+    assert upload.status == "pending" and upload.expires_at == upload.created_at + 3600
+    part = client.uploads.parts.create(upload_id=upload.id, data=data)
+    # the bytes do not add up to what was announced
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.complete(upload_id=upload.id, part_ids=[part.id])
+    other = client.uploads.create(
+        bytes=len(data), filename="in.jsonl", mime_type="application/jsonl", purpose="batch"
+    )
+    # another Upload's part, and a wrong md5
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.complete(upload_id=other.id, part_ids=[part.id])
+    mine = client.uploads.parts.create(upload_id=other.id, data=data)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.uploads.complete(upload_id=other.id, part_ids=[mine.id], md5="0" * 32)
+    assert refused.value.body["param"] == "md5"
+    assert client.uploads.cancel(upload_id=upload.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        client.uploads.parts.create(upload_id=upload.id, data=data)
+    with pytest.raises(openai.BadRequestError) as purpose:
+        client.uploads.create(
+            bytes=10, filename="x", mime_type="application/jsonl", purpose="fine-tune"
+        )
+    assert purpose.value.body["param"] == "purpose"
+    # another key sees no Upload of this one
+    stranger = sdk(stack, make_key(stack, "openai-uploads-other", folder="openai-uploads-o"))
+    with pytest.raises(openai.NotFoundError):
+        stranger.uploads.parts.create(upload_id=other.id, data=data)
