@@ -37,7 +37,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from shared.core import times
-from shared.openai.translation import CUSTOM_ID, ENCODING, INPUT_INDEX
+from shared.openai import responses
+from shared.openai.translation import CUSTOM_ID, EMBEDDINGS, ENCODING, INPUT_INDEX, RESPONSES
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -382,12 +383,14 @@ class Translator:
             self._failed(custom_id, request_id, str(failed["status"]))
             return
         try:
-            if self.endpoint == "/v1/embeddings":
+            if self.endpoint == EMBEDDINGS:
                 body = embedding_list(rows, model=self.model)
             else:
                 body = chat_completion(
                     rows[0], model=self.model, request_id=request_id, created=self.created
                 )
+                if self.endpoint == RESPONSES:
+                    body = responses.response_body(body, request_id=request_id)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             self._problem(f"row of {custom_id[:80]!r} has no readable response: {exc!r}")
             self._failed(custom_id, request_id, UNREADABLE)
@@ -445,6 +448,12 @@ class Translator:
 
     def _count(self, body: dict) -> None:
         usage = body.get("usage") or {}
+        if "input_tokens" in usage:  # a Response's names
+            self.totals.input_tokens += usage["input_tokens"]
+            self.totals.output_tokens += usage.get("output_tokens", 0)
+            self.totals.cached_tokens += usage["input_tokens_details"]["cached_tokens"]
+            self.totals.reasoning_tokens += usage["output_tokens_details"]["reasoning_tokens"]
+            return
         self.totals.input_tokens += usage.get("prompt_tokens", 0)
         self.totals.output_tokens += usage.get("completion_tokens", 0)
         self.totals.cached_tokens += (usage.get("prompt_tokens_details") or {}).get(

@@ -40,9 +40,13 @@ import json
 import mimetypes
 from dataclasses import dataclass
 
+from shared.openai import responses
+from shared.openai.lines import LineError
+
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
-ENDPOINTS = (CHAT, EMBEDDINGS)
+RESPONSES = "/v1/responses"
+ENDPOINTS = (CHAT, RESPONSES, EMBEDDINGS)
 CUSTOM_ID = "custom_id"
 ENCODING = "encoding_format"  # sibling key: how the output file encodes this line's vector
 INPUT_INDEX = "input_index"  # sibling key: which text of an embeddings request this line is
@@ -134,16 +138,6 @@ OPEN_SCHEMA = {"nullable": True}
 SKIPPED_SIGNATURE = "skip_thought_signature_validator"
 
 
-class LineError(ValueError):
-    """A line the gateway will not submit; `param` is the offending field (OpenAI's `param`)."""
-
-    def __init__(self, message: str, param: str | None = None, code: str = "invalid_request"):
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-
-
 @dataclass(frozen=True)
 class Line:
     custom_id: str
@@ -203,10 +197,11 @@ def parse_line(raw: str, endpoint: str) -> Line:
 def vertex_lines(line: Line, endpoint: str, model: str) -> list[dict]:
     """The Vertex input lines of a checked OpenAI line, for deployment model `model`: one
     for a chat request, one per text for an embeddings request (`input_index` beside it)."""
-    if endpoint == CHAT:
+    if endpoint in (CHAT, RESPONSES):
         if is_embedding(model):
             raise LineError(f"Model {line.model!r} is an embedding model; use /v1/embeddings.")
-        return [{CUSTOM_ID: line.custom_id, "request": chat_request(line.body)}]
+        body = responses.chat_body(line.body) if endpoint == RESPONSES else line.body
+        return [{CUSTOM_ID: line.custom_id, "request": chat_request(body)}]
     if not is_embedding(model):
         raise LineError(
             f"Model {line.model!r} is not an embedding model; use /v1/chat/completions."

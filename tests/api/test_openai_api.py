@@ -186,7 +186,7 @@ def test_a_key_sees_only_its_own_files(gateway, alice, bob):
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"endpoint": "/v1/responses"}, "endpoint"),
+        ({"endpoint": "/v1/completions"}, "endpoint"),
         ({"completion_window": "1h"}, "completion_window"),
         ({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata"),
         ({"metadata": {"k": "v" * 513}}, "metadata"),

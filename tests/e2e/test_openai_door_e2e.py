@@ -256,3 +256,96 @@ def test_an_upload_refuses_what_openai_refuses(stack):
     stranger = sdk(stack, make_key(stack, "openai-uploads-other", folder="openai-uploads-o"))
     with pytest.raises(openai.NotFoundError):
         stranger.uploads.parts.create(upload_id=other.id, data=data)
+
+
+# --- /v1/responses (#26 item 6) --------------------------------------------------------------
+
+
+def test_a_responses_batch_comes_back_as_response_objects(stack):
+    from openai.types.responses import Response
+
+    from local import sim_rows
+
+    client = sdk(stack, make_key(stack, "openai-responses", folder="openai-responses"))
+    lines = [
+        {
+            "custom_id": "plain",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {
+                "model": "gemini-3.5-flash-lite",
+                "input": "Name a river.",
+                "max_output_tokens": 40,
+            },
+        },
+        {
+            "custom_id": "agent",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {
+                "model": "gemini-3.5-flash-lite",
+                "instructions": "Be brief.",
+                "input": [
+                    {"role": "user", "content": "What time is it?"},
+                    {"type": "function_call", "call_id": "c1", "name": "now", "arguments": ""},
+                    {"type": "function_call_output", "call_id": "c1", "output": "noon"},
+                ],
+                "tools": [
+                    {
+                        "type": "function",
+                        "name": "now",
+                        "parameters": {"type": "object", "properties": {}},
+                    }
+                ],
+            },
+        },
+    ]
+    uploaded = client.files.create(file=jsonl(lines), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+    done = finished(client, batch.id)
+    assert done.status == "completed", done
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 0)
+    rows = {r["custom_id"]: r for r in read_lines(client, done.output_file_id)}
+    # The Gemini request each line must have become, written out by hand; its usage by the
+    # simulator's rule.
+    gemini = {
+        "plain": {
+            "contents": [{"role": "user", "parts": [{"text": "Name a river."}]}],
+            "generationConfig": {"maxOutputTokens": 40},
+        },
+        "agent": {
+            "contents": [
+                {"role": "user", "parts": [{"text": "What time is it?"}]},
+                {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "functionCall": {"name": "now"},
+                            "thoughtSignature": "skip_thought_signature_validator",
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "parts": [
+                        {"functionResponse": {"name": "now", "response": {"content": "noon"}}}
+                    ],
+                },
+            ],
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "tools": [{"functionDeclarations": [{"name": "now"}]}],
+        },
+    }
+    total_input = 0
+    for custom_id, request in gemini.items():
+        response = Response.model_validate(rows[custom_id]["response"]["body"])
+        assert response.status == "completed" and response.output_text.startswith(
+            "Simulated answer"
+        )
+        usage = sim_rows.expected_usage("gemini-3.5-flash-lite", request)
+        assert response.usage.input_tokens == usage["promptTokenCount"], custom_id
+        assert response.usage.total_tokens == usage["totalTokenCount"], custom_id
+        total_input += usage["promptTokenCount"]
+    assert done.usage.input_tokens == total_input
