@@ -28,11 +28,15 @@ body is fixed at enqueue. A 2xx answer within `TIMEOUT` is delivered; anything e
 retried at `RETRY_OFFSETS` after the first attempt (a day in all), then `failed`. Every
 attempt is logged on the delivery (the last `MAX_LOGGED_ATTEMPTS`). The sync tick sends the
 due ones (`deliver_due`; a delivery is claimed by a write conditional on the version read,
-so two ticks do not both send it); an enqueue tries its new deliveries at once. Replay sends
+so two ticks do not both send it); an enqueue tries its new deliveries at once. Attempts run
+on a pool of `SENDERS` and their caller waits a bounded time (`ENQUEUE_WAIT_SECONDS`,
+`TICK_WAIT_SECONDS`), so a slow receiver cannot hold up the jobs' sync. Replay sends
 a delivery again now and, if that fails, schedules the retries afresh.
 """
 
 import base64
+import concurrent.futures
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -58,7 +62,13 @@ MAX_ENDPOINTS = 10
 MAX_URL = 2048
 MAX_DESCRIPTION = 256
 ROTATION_OVERLAP_SECONDS = 24 * 3600
-TIMEOUT = (3, 10)
+TIMEOUT = (3, 5)
+# Deliveries go out on a small pool, and a caller waits for them at most so long: a slow or
+# hostile receiver never holds a job's end, a batch create or the sync tick longer (what is
+# still in flight finishes in the background; its lease makes a later tick retry it).
+SENDERS = 8
+ENQUEUE_WAIT_SECONDS = 5
+TICK_WAIT_SECONDS = 30
 # Seconds after the first attempt: 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 24 h.
 RETRY_OFFSETS = (60, 300, 1800, 7200, 18000, 36000, 86400)
 MAX_LOGGED_ATTEMPTS = 20
@@ -327,8 +337,7 @@ def enqueue(owner_key_id: str, event: dict) -> int:
             continue
         created.append(delivery_id)
         logs.info("webhook event enqueued", delivery_id=delivery_id, type=event["type"])
-    for delivery_id in created:
-        _deliver_isolated(delivery_id)
+    _send_all(created, ENQUEUE_WAIT_SECONDS)
     return len(created)
 
 
@@ -448,9 +457,20 @@ def deliver_due(limit: int = DUE_PER_TICK) -> int:
         .limit(limit)
     )
     due = [s.id for s in query.stream()]
-    for delivery_id in due:
-        _deliver_isolated(delivery_id)
+    _send_all(due, TICK_WAIT_SECONDS)
     return len(due)
+
+
+@functools.cache
+def _senders() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook")
+
+
+def _send_all(delivery_ids: list[str], wait_seconds: float) -> None:
+    """Each delivery's attempt on the pool; back after they are done or `wait_seconds`."""
+    if delivery_ids:
+        futures = [_senders().submit(_deliver_isolated, d) for d in delivery_ids]
+        concurrent.futures.wait(futures, timeout=wait_seconds)
 
 
 # --- the delivery log ------------------------------------------------------------------------

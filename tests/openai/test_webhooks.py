@@ -308,3 +308,47 @@ def test_a_delivery_to_a_deleted_endpoint_stops(gateway, alice, receiver):
     webhooks.deliver_due()
     doc = clients.firestore().collection(webhooks.DELIVERIES).document(log["id"]).get()
     assert doc.to_dict()["status"] == "failed" and len(receiver.requests) == 1
+
+
+def test_a_slow_receiver_does_not_hold_up_the_jobs_end(gateway, alice, monkeypatch):
+    """A receiver that answers after 10 s: the job's end waits at most ENQUEUE_WAIT_SECONDS
+    (2 s here) for it, and the delivery stays pending for the tick to finish or retry."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(webhooks, "ENQUEUE_WAIT_SECONDS", 2)
+        # a read timeout longer than the receiver's delay: only the bounded wait helps
+        monkeypatch.setattr(webhooks, "TIMEOUT", (3, 30))
+        endpoint = register(gateway, alice, f"http://127.0.0.1:{server.server_address[1]}/h")
+        file_id = upload(gateway, alice, jsonl([chat_line("a", "hi")])).get_json()["id"]
+        batch = create_batch(gateway, alice, file_id).get_json()
+        deadline = time.monotonic() + 30
+        while not records.get(batch["vertex_job_id"]).get("terminal"):
+            lifecycle.sync_job(batch["vertex_job_id"])
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        lifecycle.sync_job(batch["vertex_job_id"])  # the job's end: files, then the event
+        assert time.monotonic() - started < 8
+        [log] = deliveries(gateway, alice, endpoint["id"])
+        assert log["status"] == "pending"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
