@@ -247,3 +247,14 @@ resource "google_firestore_field" "collection_group" {
     }
   }
 }
+
+# shared/openai/webhooks.py: Firestore's TTL deletes a webhook delivery at its `expire_at`
+# (30 days after it was made, well past its last retry), so the log does not grow forever.
+resource "google_firestore_field" "webhook_deliveries_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = "webhook_deliveries"
+  field      = "expire_at"
+
+  ttl_config {}
+}

@@ -75,6 +75,8 @@ MAX_LOGGED_ATTEMPTS = 20
 DUE_PER_TICK = 50
 LEASE_SECONDS = 120
 MAX_PAGE = 100
+# A delivery's `expire_at`: Firestore's TTL policy (infra/firestore.tf) deletes it then.
+KEEP_DELIVERIES = timedelta(days=30)
 
 BATCH_EVENTS = ("batch.completed", "batch.failed", "batch.expired", "batch.cancelled")
 JOB_EVENT_PREFIX = "batch_prediction_job."
@@ -330,6 +332,7 @@ def enqueue(owner_key_id: str, event: dict) -> int:
             "created_ns": time.time_ns(),
             "first_attempt_at": None,
             "next_attempt_at": now,
+            "expire_at": now + KEEP_DELIVERIES,
         }
         try:
             _db().collection(DELIVERIES).document(delivery_id).create(doc)

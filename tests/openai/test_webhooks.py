@@ -308,6 +308,9 @@ def test_a_delivery_to_a_deleted_endpoint_stops(gateway, alice, receiver):
     webhooks.deliver_due()
     doc = clients.firestore().collection(webhooks.DELIVERIES).document(log["id"]).get()
     assert doc.to_dict()["status"] == "failed" and len(receiver.requests) == 1
+    # Firestore's TTL deletes the delivery 30 days after it was made (infra/firestore.tf)
+    kept = doc.to_dict()["expire_at"] - doc.to_dict()["created_at"]
+    assert kept == timedelta(days=30)
 
 
 def test_a_slow_receiver_does_not_hold_up_the_jobs_end(gateway, alice, monkeypatch):
