@@ -4,6 +4,7 @@ Vertex cut off after 24 hours running is `expired`; a user's cancel stays `cance
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -122,3 +123,33 @@ def test_a_finished_batch_past_its_window_is_left_alone(gateway, alice):
     assert batches.expire_overdue() == 0
     done = gateway.get(f"/v1/batches/{batch['id']}", headers=auth(alice)).get_json()
     assert done["status"] == "completed"
+
+
+def test_the_lines_finished_before_the_window_closed_are_delivered_and_billed(gateway, alice):
+    """A slow job expires after its first quarter of rows is written: those rows are in the
+    output file and in the job's cost; the others are batch_expired."""
+    lines = [chat_line(f"q{n}", f"question {n}") for n in range(4)]
+    file_id = upload(gateway, alice, jsonl(lines)).get_json()["id"]
+    batch = create_batch(gateway, alice, file_id, metadata={"sim-fault": "slow"}).get_json()
+    doc = clients.firestore().collection(batches.BATCHES).document(batch["id"]).get().to_dict()
+    bucket_name, prefix = doc["output_prefix"].removeprefix("gs://").split("/", 1)
+    bucket = clients.storage().bucket(bucket_name)
+    deadline = time.monotonic() + 60
+    while not any("incremental_predictions" in b.name for b in bucket.list_blobs(prefix=prefix)):
+        assert time.monotonic() < deadline, "no incremental file"
+        time.sleep(0.05)
+    overdue(batch["id"])
+    assert batches.expire_overdue() == 1
+    sync_until_final(batch["vertex_job_id"], timeout=60)
+    done = gateway.get(f"/v1/batches/{batch['id']}", headers=auth(alice)).get_json()
+    assert done["status"] == "expired"
+    finished_rows = done["request_counts"]["completed"]
+    assert 1 <= finished_rows < 4 and done["request_counts"]["failed"] == 4 - finished_rows
+    output = gateway.get(f"/v1/files/{done['output_file_id']}/content", headers=auth(alice))
+    assert len(output.data.splitlines()) == finished_rows
+    errors = gateway.get(f"/v1/files/{done['error_file_id']}/content", headers=auth(alice))
+    codes = {json.loads(x)["error"]["code"] for x in errors.data.splitlines()}
+    assert codes == {"batch_expired"}
+    cost = gateway.get(f"/v1/gateway/jobs/{batch['vertex_job_id']}/cost", headers=auth(alice))
+    assert cost.get_json()["totals"]["succeeded"] == finished_rows
+    assert Decimal(cost.get_json()["totals"]["costUsd"]) > 0
