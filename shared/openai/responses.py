@@ -6,7 +6,8 @@ Request (OpenAI's `ResponseCreateParams`, openai-python src/openai/types/respons
 - `instructions` -> a system message first; `input` a string -> one user message, or items:
   messages (`user`, `system`, `developer`, `assistant`; `input_text`, `input_image` with a
   `data:` or `gs://` URL, an assistant's `output_text`), `function_call` (consecutive ones
-  are one assistant turn of parallel calls) and `function_call_output` (a tool message);
+  are one assistant turn of parallel calls) and `function_call_output` (a tool message; its
+  `output` a string or `input_text` parts);
   `reasoning` items are dropped (Gemini cannot read OpenAI's reasoning state).
 - `tools` of type `function` (`name`, `description`, `parameters`) and `tool_choice`;
   `text.format` `json_schema` (its `schema`) or `json_object`; `reasoning.effort`;
@@ -119,9 +120,7 @@ def _messages(body: dict) -> list[dict]:
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
-            output = item.get("output")
-            if not isinstance(output, str):
-                raise LineError(f"`{where}.output` must be a string.", param=f"{where}.output")
+            output = _output_text(item.get("output"), f"{where}.output")
             messages.append(
                 {
                     "role": "tool",
@@ -138,6 +137,18 @@ def _messages(body: dict) -> list[dict]:
                 param=f"{where}.type",
             )
     return messages
+
+
+def _output_text(output, where: str) -> str:
+    """A function call's output: a string, or a list of `input_text` parts (joined)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list) and all(
+        isinstance(p, dict) and p.get("type") == "input_text" and isinstance(p.get("text"), str)
+        for p in output
+    ):
+        return "".join(p["text"] for p in output)
+    raise LineError(f"`{where}` must be a string or a list of input_text parts.", param=where)
 
 
 def _joins(items: list, index: int) -> bool:

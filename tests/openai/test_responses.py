@@ -182,3 +182,19 @@ def test_a_cut_off_answer_is_incomplete():
     )
     assert parsed.status == "incomplete"
     assert parsed.incomplete_details.reason == "max_output_tokens"
+
+
+def test_a_function_output_may_be_text_parts():
+    def body(output) -> dict:
+        items = [
+            {"role": "user", "content": "time?"},
+            {"type": "function_call", "call_id": "c", "name": "now", "arguments": ""},
+            {"type": "function_call_output", "call_id": "c", "output": output},
+        ]
+        return {"model": MODEL, "input": items}
+
+    parts = [{"type": "input_text", "text": "no"}, {"type": "input_text", "text": "on"}]
+    assert translated(RESPONSES, body(parts)) == translated(RESPONSES, body("noon"))
+    with pytest.raises(LineError) as refused:
+        translated(RESPONSES, body([{"type": "input_image", "image_url": "data:,"}]))
+    assert refused.value.param == "input[2].output"
