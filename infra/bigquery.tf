@@ -159,3 +159,32 @@ resource "google_pubsub_topic_iam_member" "on_output_finalized_publishes_cost_re
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.on_output_finalized.email}"
 }
+
+# The daily reconciliation reads the books and the billing export: BigQuery jobs in this
+# project, the books dataset, and the export table (the operator's billing project may be
+# another one: the grant is made there when this account may set it, else by its owner).
+resource "google_project_iam_member" "on_job_event_runs_queries" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.on_job_event.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "on_job_event_reads_books" {
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.books.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.on_job_event.email}"
+}
+
+locals {
+  billing_table_parts = split(".", var.billing_export_table)
+}
+
+resource "google_bigquery_table_iam_member" "on_job_event_reads_billing_export" {
+  count      = var.billing_export_table == "" ? 0 : 1
+  project    = local.billing_table_parts[0]
+  dataset_id = local.billing_table_parts[1]
+  table_id   = local.billing_table_parts[2]
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.on_job_event.email}"
+}

@@ -62,6 +62,11 @@ locals {
     VBG_SYNC_CONCURRENCY    = tostring(var.sync_concurrency)
     VBG_ALERT_WEBHOOK_URL   = var.alert_webhook_url
     VBG_COST_RECORDS_TOPIC  = local.topics.cost_records
+    VBG_BILLING_TABLE       = var.billing_export_table
+    VBG_BOOKS_DATASET       = "${var.project_id}.${var.books_dataset}"
+    VBG_DRIFT_THRESHOLD_PCT = tostring(var.drift_threshold_pct)
+    VBG_DRIFT_THRESHOLD_USD = var.drift_threshold_usd == null ? "" : tostring(var.drift_threshold_usd)
+    VBG_RECONCILE_LAG_DAYS  = tostring(var.reconcile_lag_days)
   })
 
   env_on_output_finalized = merge(local.common_env, {

@@ -19,3 +19,27 @@ resource "google_cloud_scheduler_job" "sync" {
 
   depends_on = [google_project_service.this]
 }
+
+# The daily reconciliation of the books with the Cloud Billing export (docs/bigquery.md):
+# on_job_event compares one day and sends a `drift` alert over the threshold. Only when the
+# operator names the export table.
+resource "google_cloud_scheduler_job" "reconcile" {
+  count     = var.billing_export_table == "" ? 0 : 1
+  name      = "${var.name_prefix}-reconcile"
+  project   = var.project_id
+  region    = var.region
+  schedule  = var.reconcile_schedule
+  time_zone = "Etc/UTC"
+
+  description = "Publishes {\"type\":\"reconcile\"} to ${local.topics.events}: the books against the billing export."
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.events.id
+    data       = base64encode(jsonencode({ type = "reconcile" }))
+    attributes = {
+      type = "reconcile"
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}

@@ -223,3 +223,38 @@ variable "books_location" {
   type        = string
   default     = "US"
 }
+
+variable "billing_export_table" {
+  description = "The Cloud Billing detailed export table, PROJECT.DATASET.TABLE (gcp_billing_export_resource_v1_...); empty: no daily reconciliation."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.billing_export_table == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9_:.-]*\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_$-]+$", var.billing_export_table))
+    error_message = "billing_export_table is PROJECT.DATASET.TABLE."
+  }
+}
+
+variable "reconcile_schedule" {
+  description = "When the daily reconciliation runs (cron, UTC)."
+  type        = string
+  default     = "30 6 * * *"
+}
+
+variable "drift_threshold_pct" {
+  description = "The `drift` alert fires when a day's |billed - booked| is over this percent of the books."
+  type        = number
+  default     = 1
+}
+
+variable "drift_threshold_usd" {
+  description = "The `drift` alert also fires when a day's |billed - booked| is over this many USD (null: percent only)."
+  type        = number
+  default     = null
+}
+
+variable "reconcile_lag_days" {
+  description = "The day reconciled is this many days back: the billing export arrives late."
+  type        = number
+  default     = 3
+}

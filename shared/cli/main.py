@@ -8,10 +8,10 @@ writing one and listing it in `COMMANDS`.
 import argparse
 import sys
 
-from shared.cli import budget, cost, jobs, keys, prices, run, spend
+from shared.cli import budget, cost, jobs, keys, prices, reconcile, run, spend
 from shared.cli.errors import EXIT_FAILURE, EXIT_USAGE, CliError
 
-COMMANDS = [run, jobs, spend, budget, cost, prices, keys]
+COMMANDS = [run, jobs, spend, budget, cost, prices, keys, reconcile]
 
 
 def build_parser() -> argparse.ArgumentParser:

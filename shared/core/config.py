@@ -41,6 +41,12 @@ ENV_BY_FUNCTION = {
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
         "VBG_COST_RECORDS_TOPIC",
+        # The daily reconciliation with the Cloud Billing export (shared/jobs/drift.py).
+        "VBG_BILLING_TABLE",
+        "VBG_BOOKS_DATASET",
+        "VBG_DRIFT_THRESHOLD_PCT",
+        "VBG_DRIFT_THRESHOLD_USD",
+        "VBG_RECONCILE_LAG_DAYS",
     ),
     # Budget alerts are sent when a cost lands, so from here too; the live budget stop
     # cancels a job (Vertex, then `job.cancel_requested`); staging objects are sealed outputs.
@@ -109,6 +115,13 @@ class Settings:
     log_level: str = "INFO"
     # Cost records for BigQuery (shared/books/cost_records.py); empty: not published.
     cost_records_topic: str = ""
+    # The daily reconciliation (shared/jobs/drift.py): the billing export table and the
+    # books' dataset (empty: no run), the `drift` alert's thresholds, the day it looks at.
+    billing_table: str = ""
+    books_dataset: str = ""
+    drift_threshold_pct: Decimal = Decimal(1)
+    drift_threshold_usd: Decimal | None = None
+    reconcile_lag_days: int = 3
 
 
 @functools.cache
@@ -135,6 +148,15 @@ def settings() -> Settings:
         price_catalog=_choice("VBG_PRICE_CATALOG", "bundled", ("bundled", "firestore")),
         log_level=_choice("VBG_LOG_LEVEL", "INFO", LOG_LEVELS),
         cost_records_topic=_env("VBG_COST_RECORDS_TOPIC"),
+        billing_table=_env("VBG_BILLING_TABLE"),
+        books_dataset=_env("VBG_BOOKS_DATASET"),
+        drift_threshold_pct=_positive_number("VBG_DRIFT_THRESHOLD_PCT", "1"),
+        drift_threshold_usd=(
+            _positive_number("VBG_DRIFT_THRESHOLD_USD", "1")
+            if _env("VBG_DRIFT_THRESHOLD_USD")
+            else None
+        ),
+        reconcile_lag_days=int(_positive_number("VBG_RECONCILE_LAG_DAYS", "3")),
     )
 
 

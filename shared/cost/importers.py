@@ -254,6 +254,13 @@ def _sku_target(description: str) -> tuple[str, str, str, str] | None:
     return model, mode, tier, key
 
 
+def sku_model(description: str) -> str | None:
+    """The model a Cloud Billing SKU description names (`Gemini 2.5 Flash Batch Input Text`:
+    gemini-2.5-flash), by the grammar above; None when it names none."""
+    target = _sku_target(description)
+    return target[0] if target else None
+
+
 def from_billing_catalog(pages, *, as_of: str) -> tuple[dict, list[str]]:
     """Catalog entries from `services.skus.list` pages, and the descriptions skipped."""
     if isinstance(pages, dict):

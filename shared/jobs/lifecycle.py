@@ -94,6 +94,10 @@ def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> st
     try:
         if kind == "sync":
             return sync_tick()
+        if kind == "reconcile":
+            from shared.jobs import drift
+
+            return drift.daily()
         if kind in JOB_EVENTS:
             if not isinstance(job_id, str) or not JOB_ID.match(job_id):
                 logs.error("job event without a valid job_id acknowledged", **fields)

@@ -39,6 +39,9 @@ EXPECTED_ROLES = {
         ("bucket:outputs", "roles/storage.objectUser"),
         ("bucket:staging", "roles/storage.objectViewer"),
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
+        ("project", "roles/bigquery.jobUser"),
+        ("bq_dataset:books", "roles/bigquery.dataViewer"),
+        ("bq_table:billing_export", "roles/bigquery.dataViewer"),
     },
     "on_output_finalized": {
         ("project", "roles/aiplatform.user"),
@@ -299,7 +302,11 @@ def targets(rtype: str, body: dict) -> list[str]:
     if kind == "pubsub_subscription":
         return ["subscription:" + re.search(r"google_pubsub_subscription\.(\w+)", text).group(1)]
     if kind == "bigquery_table":
+        if "local.billing_table_parts" in text:
+            return ["bq_table:billing_export"]
         return ["bq_table:" + re.search(r"google_bigquery_table\.(\w+)", text).group(1)]
+    if kind == "bigquery_dataset":
+        return ["bq_dataset:" + re.search(r"google_bigquery_dataset\.(\w+)", text).group(1)]
     if kind == "secret_manager_secret":
         return ["secret:" + re.search(r"google_secret_manager_secret\.(\w+)", text).group(1)]
     if kind == "service_account":
