@@ -1,7 +1,8 @@
 """Print shell exports for the running local stack: `eval "$(python -m local.devenv)"`.
 
 Sets GW (the gateway URL), MASTER_KEY, BUCKET, GOOGLE_CLOUD_PROJECT and the standard
-*_EMULATOR_HOST variables so that curl, `vbg` and Google's own clients reach the local stack.
+*_EMULATOR_HOST variables so that curl, `vbg` and Google's own clients reach the local stack
+(and BIGQUERY_EMULATOR_HOST with VBG_BOOKS_DATASET where it runs the BigQuery emulator).
 Reads `.local/stack.json`, or the file named by VBG_STACK_FILE.
 """
 
@@ -13,6 +14,11 @@ from pathlib import Path
 
 
 def exports(info: dict) -> dict[str, str]:
+    books = (
+        {"BIGQUERY_EMULATOR_HOST": info["bigquery_url"], "VBG_BOOKS_DATASET": info["books_dataset"]}
+        if info.get("bigquery_url")
+        else {}
+    )
     return {
         "GW": info["gateway_url"],
         "VBG_GATEWAY_URL": info["gateway_url"],
@@ -25,6 +31,7 @@ def exports(info: dict) -> dict[str, str]:
         "VBG_PROJECT": info["project"],
         # Google's own clients (google-genai, google-cloud-storage) read their project here.
         "GOOGLE_CLOUD_PROJECT": info["project"],
+        **books,
     }
 
 

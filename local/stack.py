@@ -52,6 +52,7 @@ from pathlib import Path
 
 import requests
 
+from local import bq_bridge, bq_emulator
 from local.bridges import FinalizeBridge, JsonLog, SyncTicker, pubsub_call
 from local.processes import (
     Server,
@@ -77,6 +78,11 @@ ALERTS_TOPIC = "batch-job-alerts"
 ALERTS_SUBSCRIPTION = "batch-job-alerts-watch"
 EVENTS_PUSH_SUBSCRIPTION = "batch-job-events-on-job-event"
 DEAD_LETTER_TOPIC = "batch-job-events-dead-letter"
+# The books in BigQuery (docs/bigquery.md): the topic, the bridge standing in for its BigQuery
+# subscription, the dataset in the BigQuery emulator.
+COST_RECORDS_TOPIC = "cost-records"
+COST_RECORDS_SUBSCRIPTION = "cost-records-to-bigquery"
+BOOKS_DATASET = "vbg_books"
 FUNCTIONS = {
     # name -> signature type (None = http)
     "passthrough": None,
@@ -289,6 +295,7 @@ class Stack:
         self.servers: dict[str, Server] = {}
         self.finalize_bridge: FinalizeBridge | None = None
         self.sync_ticker: SyncTicker | None = None
+        self.cost_records_bridge: bq_bridge.CostRecordsBridge | None = None
         self.info: dict = {}
         self.failed: list[Server] = []
         self.startup_seconds: float | None = None
@@ -332,7 +339,8 @@ class Stack:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for part in (self.supervisor, self.sync_ticker, self.finalize_bridge):
+        parts = (self.supervisor, self.sync_ticker, self.finalize_bridge, self.cost_records_bridge)
+        for part in parts:
             if part:
                 part.stop()
         threads = [threading.Thread(target=stop_group, args=(s,)) for s in self.servers.values()]
@@ -411,6 +419,18 @@ class Stack:
         firestore = firestore_emulator(self._port("firestore"), self.log_dir)
         pubsub = pubsub_emulator(self._port("pubsub"), self.project, self.log_dir)
         storage = storage_emulator(self._port("storage"), self.log_dir)
+        # BigQuery where its emulator is installed (the dev extras); without it the stack
+        # runs and publishes no cost records (docs/bigquery.md).
+        bigquery = None
+        if bq_emulator.missing() is None:
+            bigquery = bq_emulator.server(self._port("bigquery"), self.project, self.log_dir)
+        books_env = {}
+        if bigquery:
+            books_env = {
+                "BIGQUERY_EMULATOR_HOST": bigquery.url,
+                "VBG_COST_RECORDS_TOPIC": COST_RECORDS_TOPIC,
+                "VBG_BOOKS_DATASET": f"{self.project}.{BOOKS_DATASET}",
+            }
         vertex_port = self._port("vertex")
         python_path = os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
@@ -445,6 +465,7 @@ class Stack:
             "VBG_PRICE_CATALOG": "firestore",
             "PYTHONPATH": python_path,
             "PYTHONUNBUFFERED": "1",
+            **books_env,
             **self.extra_env,
         }
         functions = {}
@@ -470,7 +491,8 @@ class Stack:
             )
 
         # Start everything at once (the Java emulators dominate), then wait for each.
-        for server in (firestore, pubsub, storage, vertex, *functions.values()):
+        extra = (bigquery,) if bigquery else ()
+        for server in (firestore, pubsub, storage, vertex, *extra, *functions.values()):
             self.servers[server.name] = server
             server.start()
         for server in self.servers.values():
@@ -482,6 +504,22 @@ class Stack:
         wire_pubsub(pubsub.host, self.project, push_url)
 
         self._bridge_log = open(self.log_dir / "bridges.log", "a")  # noqa: SIM115
+        if bigquery:
+            books = bq_emulator.client(bigquery.url, self.project)
+            table = bq_bridge.create_books(books, project=self.project, dataset=BOOKS_DATASET)
+            self.cost_records_bridge = (
+                bq_bridge.CostRecordsBridge(
+                    pubsub_host=pubsub.host,
+                    project=self.project,
+                    topic=COST_RECORDS_TOPIC,
+                    subscription=COST_RECORDS_SUBSCRIPTION,
+                    bigquery_client=books,
+                    table=table,
+                    log=JsonLog(self._bridge_log, "cost-records-bridge"),
+                )
+                .setup()
+                .start()
+            )
         if self.with_finalize_bridge:
             self.finalize_bridge = FinalizeBridge(
                 storage.url,
@@ -509,6 +547,8 @@ class Stack:
             "events_topic": EVENTS_TOPIC,
             "alerts_topic": ALERTS_TOPIC,
             "alerts_subscription": ALERTS_SUBSCRIPTION,
+            "bigquery_url": bigquery.url if bigquery else None,
+            "books_dataset": f"{self.project}.{BOOKS_DATASET}" if bigquery else None,
             "events_push_subscription": EVENTS_PUSH_SUBSCRIPTION,
             "functions": {name: s.url for name, s in functions.items()},
             "on_job_event_push_endpoint": push_url,
@@ -565,6 +605,8 @@ Vertex Batch Gateway: local stack ready in {info["startup_seconds"]}s
   GCS emulator           {info["storage_url"]}   bucket gs://{info["bucket"]}
   Firestore emulator     {info["firestore_host"]}
   Pub/Sub emulator       {info["pubsub_host"]}   project {info["project"]}
+  BigQuery emulator      {info.get("bigquery_url") or "not installed"} \
+(books {info.get("books_dataset")})
   on_job_event           {info["functions"]["on_job_event"]} (push from {info["events_topic"]})
   on_output_finalized    {info["functions"]["on_output_finalized"]} \
 (finalize bridge {"on" if info["finalize_bridge"] else "OFF"})

@@ -119,6 +119,32 @@ def test_job_cost_equals_vbg_cost_of_its_predictions(stack_env):
     groups = {g["value"]: g["costUsd"] for g in spend.json()["groups"]}
     assert groups == {"e2e-cost": offline["cost_usd"]}
 
+    # The books in BigQuery: the stack's bridge wrote the job's cost records into the
+    # emulator's table (docs/bigquery.md); its row there is the reference's figure.
+    from local import bq_emulator
+
+    if bq_emulator.missing() is None:  # the stack runs BigQuery wherever it is installed
+        from local.bq_emulator import client as bigquery_client
+
+        assert stack["bigquery_url"] and stack["books_dataset"]
+        books = bigquery_client(stack["bigquery_url"], stack["project"])
+        dataset = stack["books_dataset"]
+
+        def booked():
+            rows = books.query(
+                f"SELECT cost_nanos, final, `rows` FROM `{dataset}.job_costs` "
+                f"WHERE job_id = '{job_id}'"
+            ).result()
+            return [dict(r) for r in rows] or None
+
+        [row] = wait_for(booked, 30, f"job {job_id} in {dataset}.job_costs")
+        assert row == {"cost_nanos": want.cost_nanos, "final": True, "rows": 9}
+        files = books.query(
+            f"SELECT SUM(cost_nanos) AS n FROM `{dataset}.file_costs` "
+            f"WHERE job_id = '{job_id}' AND counted"
+        ).result()
+        assert [r["n"] for r in files] == [want.cost_nanos]
+
 
 def test_a_slow_job_cancelled_mid_run_is_billed_for_the_rows_it_finished(stack_env):
     from decimal import Decimal
