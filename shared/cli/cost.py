@@ -1,5 +1,8 @@
 """`vbg cost`: price a predictions file offline, with the gateway's own price table.
 
+The file is a local path, a `gs://` object, or a Vertex batch output table in BigQuery
+(`bq://project.dataset.table`, read row by row as prediction lines: shared/books/bq_tables.py).
+
 A row that cannot be priced (its model has no price, or it carries no usage in any known
 shape) is counted, never a silent $0: the report says how many (`unpriced_rows`,
 `no_usage_rows`), stderr warns, and `--strict` turns the warning into exit code 2.
@@ -29,6 +32,14 @@ JSON_FIELDS = (
 def _chunks(target: str):
     from shared.cost import usage
 
+    if target.startswith("bq://"):
+        from shared.books import bq_tables
+
+        try:
+            bq_tables.table_of(target)
+        except bq_tables.BadTableUri as exc:
+            raise CliError(str(exc)) from None
+        return bq_tables.prediction_chunks(target)
     if target.startswith("gs://"):
         try:
             bucket, name = usage.parse_uri(target)
@@ -153,7 +164,7 @@ def register(subparsers) -> None:
         description="Count and price every row of a Vertex batch predictions file "
         "(a local path or gs://bucket/object) with the gateway's price table.",
     )
-    parser.add_argument("target", metavar="PATH_OR_GS_URI")
+    parser.add_argument("target", metavar="PATH_GS_OR_BQ_URI")
     parser.add_argument(
         "--model", help="the job's model (default: each row's response.modelVersion)"
     )
