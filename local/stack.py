@@ -161,6 +161,7 @@ _OUR_COMMANDS = (
     "functions_framework",
     "gunicorn: master",
     "local.vertex_sim",
+    "local.bq_emulator",
     "gcp_storage_emulator",
 )
 
