@@ -82,7 +82,7 @@ from urllib.parse import parse_qs, urlsplit
 from google.cloud.aiplatform_v1.types import BatchPredictionJob, JobState
 from google.protobuf import json_format
 
-from local import sim_rows
+from local import sim_bigquery, sim_rows
 from shared.core import jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
 from shared.cost import pricing
@@ -94,6 +94,8 @@ EMPTY_TYPE = "type.googleapis.com/google.protobuf.Empty"
 MIN_OPERATION_SECONDS = 0.2
 FAULT_LABEL = "sim-fault"
 FINAL_FILE = "predictions.jsonl"
+BQ_TABLE = re.compile(r"^bq://[A-Za-z0-9][\w:.-]*\.\w+\.[\w$-]+$")
+BQ_URI = re.compile(r"^bq://[A-Za-z0-9][\w:-]*(\.\w+(\.[\w$-]+)?)?$")
 INCREMENTAL_FILE = "incremental_predictions/predictions_{index:05d}.jsonl"
 INCREMENTAL_PARTS = 4
 # What Vertex puts on a cancelled job: google.rpc.Code.CANCELLED (1), message "CANCELED".
@@ -339,21 +341,33 @@ class Simulator:
         source = pb.input_config
         if not source.instances_format:
             raise invalid_argument("`inputConfig.instancesFormat` is required (use `jsonl`).")
-        if not source.HasField("gcs_source"):
+        if source.HasField("bigquery_source"):
+            if not BQ_TABLE.match(source.bigquery_source.input_uri):
+                raise invalid_argument(
+                    "`inputConfig.bigquerySource.inputUri` must be bq://project.dataset.table."
+                )
+        elif not source.HasField("gcs_source"):
             raise invalid_argument(
-                "The simulator reads only `inputConfig.gcsSource` (JSONL in Cloud Storage)."
+                "The simulator reads `inputConfig.gcsSource` (JSONL in Cloud Storage) or "
+                "`inputConfig.bigquerySource` (a table)."
             )
-        if not source.gcs_source.uris or not all(
+        elif not source.gcs_source.uris or not all(
             uri.startswith("gs://") for uri in source.gcs_source.uris
         ):
             raise invalid_argument("`inputConfig.gcsSource.uris` must be gs:// URIs.")
         dest = pb.output_config
         if not dest.predictions_format:
             raise invalid_argument("`outputConfig.predictionsFormat` is required (use `jsonl`).")
-        if not dest.gcs_destination.output_uri_prefix.startswith("gs://"):
+        if dest.HasField("bigquery_destination"):
+            if not BQ_URI.match(dest.bigquery_destination.output_uri):
+                raise invalid_argument(
+                    "`outputConfig.bigqueryDestination.outputUri` must be bq://project, "
+                    "bq://project.dataset or bq://project.dataset.table."
+                )
+        elif not dest.gcs_destination.output_uri_prefix.startswith("gs://"):
             raise invalid_argument(
-                "The simulator writes only to `outputConfig.gcsDestination.outputUriPrefix` "
-                "(a gs:// URI)."
+                "The simulator writes to `outputConfig.gcsDestination.outputUriPrefix` "
+                "(a gs:// URI) or `outputConfig.bigqueryDestination` (a table)."
             )
 
     def get(self, name: str) -> Job:
@@ -488,6 +502,10 @@ class Simulator:
                 job.pb.completion_stats.incomplete_count = incomplete
             elif key == "output_directory":
                 job.pb.output_info.gcs_output_directory = value
+            elif key == "output_table":
+                table = value.removeprefix("bq://")
+                job.pb.output_info.bigquery_output_dataset = "bq://" + table.rsplit(".", 1)[0]
+                job.pb.output_info.bigquery_output_table = table.rsplit(".", 1)[1]
         logs.info(
             "vertex_sim state",
             job=job.pb.name,
@@ -552,11 +570,24 @@ class Simulator:
                 error=(4, "The job expired: it stayed queued longer than 72 hours (simulated)."),
             )
             return None
-        directory = self._output_directory(job)
-        if not self._advance(job, JobState.JOB_STATE_RUNNING, output_directory=directory):
+        to_table = job.pb.output_config.HasField("bigquery_destination")
+        if to_table:
+            created = job.pb.create_time.ToDatetime(tzinfo=UTC)
+            uri = job.pb.output_config.bigquery_destination.output_uri
+            output = {"output_table": sim_bigquery.output_table(uri, created)}
+        else:
+            output = {"output_directory": self._output_directory(job)}
+        if not self._advance(job, JobState.JOB_STATE_RUNNING, **output):
             return self._finish_cancel(job)
+        passthrough: list[dict] = []
+        fields: list = []
         try:
-            files = self._read_inputs(list(job.pb.input_config.gcs_source.uris))
+            if job.pb.input_config.HasField("bigquery_source"):
+                uri = job.pb.input_config.bigquery_source.input_uri
+                data, passthrough, fields = sim_bigquery.read_input(uri)
+                files = [(uri, data)]
+            else:
+                files = self._read_inputs(list(job.pb.input_config.gcs_source.uris))
         except FileNotFoundError as exc:
             self._advance(
                 job,
@@ -590,15 +621,22 @@ class Simulator:
             rows.append(row)
             ok += succeeded
             done = index + 1
-            if done % per_part and done != len(lines):
+            if to_table or (done % per_part and done != len(lines)):
                 continue
             part = (done - 1) // per_part
             self._write_output(
-                directory, rows[part * per_part : done], job, INCREMENTAL_FILE.format(index=part)
+                output["output_directory"],
+                rows[part * per_part : done],
+                job,
+                INCREMENTAL_FILE.format(index=part),
             )
             if done != len(lines) and self._step(job):
                 return self._finish_cancel(job, len(lines) - done, ok, done - ok)
-        self._write_output(directory, rows, job)
+        if to_table:
+            passthrough = passthrough or [{} for _ in rows]
+            sim_bigquery.write_output(output["output_table"], rows, passthrough, fields)
+        else:
+            self._write_output(output["output_directory"], rows, job)
         final = (
             JobState.JOB_STATE_PARTIALLY_SUCCEEDED
             if job.fault == "partial"

@@ -364,7 +364,7 @@ def test_missing_input_fails_the_job_like_vertex(sim):
             },
             400,
             "INVALID_ARGUMENT",
-            "gcsSource",
+            "bq://project.dataset.table",  # a table source is read (local/sim_bigquery.py)
         ),
     ],
 )
