@@ -5,6 +5,11 @@ Anything that escapes a handler becomes a 500 envelope: callers never see a trac
 an HTML page. Each route row says which error shape its callers expect (`ERROR_SHAPES`:
 the Google envelope, or OpenAI's for the OpenAI Batch API door) and how large a body it
 takes; a path no route matches answers in the Google envelope.
+
+The caller's key is checked before a byte of the body is read, and every body is counted as
+it arrives (`BodyStream`): a body sent in chunks has no Content-Length to refuse it by, so
+the limit holds at the byte that passes it. A route that takes large bodies (`streamed=True`)
+reads them as a stream (`Request.multipart`), never whole.
 """
 
 import io
@@ -13,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from shared.core import keys, logs
 from shared.core.config import settings
@@ -26,16 +32,46 @@ ERROR_SHAPES = (GOOGLE, OPENAI)
 JSON_MEDIA_TYPES = ("application/json", "text/json", "application/merge-patch+json")
 
 
+READ_BYTES = 64 * 1024
+DRAIN_BYTES = 1024 * 1024  # what is read and dropped of a body the reply did not need
+MAX_FIELD_BYTES = 64 * 1024  # a multipart form field that is not a file
+
+
+class BodyStream:
+    """A request body as it arrives, counted against its route's limit: a 413 as soon as it
+    passes it, whether or not a Content-Length announced the size."""
+
+    def __init__(self, source: BinaryIO, limit: int):
+        self._source = source
+        self.limit = limit
+        self.seen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return b"".join(self.chunks())
+        data = self._source.read(size)
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise ApiError(413, f"The request body is over its limit of {self.limit} bytes.")
+        return data
+
+    def chunks(self, size: int = READ_BYTES) -> Iterator[bytes]:
+        while data := self.read(size):
+            yield data
+
+
 @dataclass
 class Request:
     method: str
     path: str
     args: dict[str, str]
     headers: dict[str, str]
-    body: bytes
+    body: bytes = b""  # read after the caller is known (`dispatch`), unless the route streams
     caller: keys.Caller | None = None
     route: str = ""
     errors: str = GOOGLE
+    source: BinaryIO = field(default_factory=io.BytesIO)  # the body as the client sends it
+    stream: BodyStream | None = None  # the counted body (`dispatch`)
 
     def json_body(self, *, allow_empty: bool = False) -> dict:
         """The body as a JSON object; a clear 400 for anything else."""
@@ -60,11 +96,21 @@ class Request:
             raise invalid_argument("The request body must be a JSON object.")
         return value
 
-    def multipart(self) -> tuple[dict[str, str], dict]:
-        """A multipart/form-data body as (fields, files), parsed by werkzeug; files are
-        werkzeug `FileStorage`s. A clear 400 for any other body."""
-        from werkzeug.formparser import FormDataParser
+    def multipart(self, files: dict[str, Callable[[bytes], None]]) -> tuple[dict, dict]:
+        """Read a multipart/form-data body as it arrives (werkzeug's sans-IO decoder): each
+        chunk of a file part named in `files` goes to its sink, so no file is held whole;
+        the other parts are text fields of at most MAX_FIELD_BYTES. Returns (fields, the
+        filename of each file part seen). A clear 400 for any other body."""
+        from werkzeug.exceptions import RequestEntityTooLarge
         from werkzeug.http import parse_options_header
+        from werkzeug.sansio.multipart import (
+            Data,
+            Epilogue,
+            Field,
+            File,
+            MultipartDecoder,
+            NeedData,
+        )
 
         mimetype, options = parse_options_header(self.headers.get("content-type", ""))
         if mimetype != "multipart/form-data" or not options.get("boundary"):
@@ -72,12 +118,54 @@ class Request:
                 f"Content-Type {mimetype or 'none'!r} is not supported here; send "
                 "multipart/form-data with a boundary."
             )
-        parser = FormDataParser(max_content_length=len(self.body))
+        stream = self.stream or BodyStream(io.BytesIO(self.body), len(self.body))
+        # The decoder's buffer holds part headers whole, else at most a read and a boundary.
+        buffer = MAX_FIELD_BYTES + READ_BYTES
+        decoder = MultipartDecoder(options["boundary"].encode(), buffer, max_parts=16)
+        values: dict[str, bytearray] = {}
+        filenames: dict[str, str] = {}
+        sink: Callable[[bytes], None] = _refuse_data
         try:
-            _, form, files = parser.parse(io.BytesIO(self.body), mimetype, len(self.body), options)
-        except ValueError as exc:
+            while not isinstance(event := decoder.next_event(), Epilogue):
+                if isinstance(event, NeedData):
+                    decoder.receive_data(stream.read(READ_BYTES) or None)
+                elif isinstance(event, (Field, File)) and (
+                    event.name in values or event.name in filenames
+                ):
+                    raise invalid_argument(f"The form has two parts named {event.name!r}.")
+                elif isinstance(event, File) and event.name in files:
+                    filenames[event.name], sink = event.filename, files[event.name]
+                elif isinstance(event, (Field, File)):
+                    sink = _field_sink(event.name, values.setdefault(event.name, bytearray()))
+                elif isinstance(event, Data):
+                    sink(event.data)
+        except RequestEntityTooLarge:
+            raise invalid_argument(
+                f"The multipart body has more than 16 parts, or part headers over "
+                f"{MAX_FIELD_BYTES} bytes."
+            ) from None
+        except ValueError as exc:  # UnicodeDecodeError too
             raise invalid_argument(f"The multipart body cannot be read: {exc}") from None
-        return form.to_dict(), files.to_dict()
+        fields = {}
+        for name, value in values.items():
+            try:
+                fields[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise invalid_argument(f"The form field {name!r} is not UTF-8.") from None
+        return fields, filenames
+
+
+def _refuse_data(data: bytes) -> None:
+    raise invalid_argument("The multipart body has data outside any part.")
+
+
+def _field_sink(name: str, value: bytearray) -> Callable[[bytes], None]:
+    def add(data: bytes) -> None:
+        value.extend(data)
+        if len(value) > MAX_FIELD_BYTES:
+            raise invalid_argument(f"The form field {name!r} passes {MAX_FIELD_BYTES} bytes.")
+
+    return add
 
 
 @dataclass
@@ -104,6 +192,7 @@ class Route:
     name: str
     errors: str = GOOGLE  # the error shape of every failure on this route (ERROR_SHAPES)
     max_body: Callable[[], int] | None = None  # the body limit; None: VBG_MAX_BODY_BYTES
+    streamed: bool = False  # the handler reads `request.stream`; the body is not read for it
     # What the OpenAPI document (shared/api/openapi.py) says of the route: JSON schemas of
     # the request body (None: no body) and its media type, the success reply and its media
     # type, and the query parameters.
@@ -127,6 +216,7 @@ def route(
     name: str,
     errors: str = GOOGLE,
     max_body: Callable[[], int] | None = None,
+    streamed: bool = False,
     summary: str = "",
     body: dict | None = None,
     reply: dict | None = None,
@@ -145,6 +235,7 @@ def route(
         name,
         errors,
         max_body,
+        streamed,
         summary=summary,
         body=body,
         reply=reply,
@@ -205,21 +296,29 @@ def _too_large(size: int, limit: int) -> ApiError:
     return ApiError(413, f"The request body is {size} bytes; the limit is {limit} bytes.")
 
 
-def dispatch(request: Request, matched: Route, params: dict[str, str]) -> Reply:
-    if len(request.body) > matched.body_limit():
-        raise _too_large(len(request.body), matched.body_limit())
-    caller = None
+def _caller(matched: Route, headers: dict[str, str]) -> keys.Caller | None:
     if matched.auth != "none":
-        caller = keys.authenticate(api_key(request.headers))
+        caller = keys.authenticate(api_key(headers))
         if matched.auth == "master" and not caller.is_master:
             raise ApiError(403, "This route needs the master key.")
-    elif api_key(request.headers):
+        return caller
+    if api_key(headers):
         try:
-            caller = keys.authenticate(api_key(request.headers))
+            return keys.authenticate(api_key(headers))
         except ApiError:
-            caller = None
-    request.caller = caller
+            return None
+    return None
+
+
+def dispatch(request: Request, matched: Route, params: dict[str, str]) -> Reply:
+    """The caller first, then the body (counted as it is read), then the handler."""
+    request.caller = _caller(matched, request.headers)
     request.route = matched.name
+    stream = BodyStream(request.source, matched.body_limit())
+    if matched.streamed:
+        request.stream = stream
+    else:
+        request.body = stream.read()
     return matched.handler(request, **params)
 
 
@@ -234,14 +333,13 @@ def serve(
         path=flask_request.path,
         args=flask_request.args.to_dict(),
         headers={k.lower(): v for k, v in flask_request.headers.items()},
-        body=b"",
+        source=flask_request.stream,
     )
     request.errors = _shape_for(routes, request.path)
     try:
         matched, params = _match(routes, request.method, request.path)
         if (flask_request.content_length or 0) > matched.body_limit():
             raise _too_large(flask_request.content_length, matched.body_limit())
-        request.body = flask_request.get_data(cache=False) or b""
         reply = dispatch(request, matched, params)
     except ApiError as error:
         reply = error_reply(error, request.errors)
@@ -258,6 +356,12 @@ def serve(
             ApiError(500, "Internal error in the gateway; it has been logged."), request.errors
         )
     headers = {"Content-Type": JSON, **reply.headers}
+    content = reply.content()
+    if isinstance(content, bytes) and _left_unread(request.source):
+        # functions-framework reads a whole body the function left unread before it replies,
+        # unless the reply streams: so a refused body is answered as a stream, and the server
+        # closes the connection instead of taking the rest in.
+        content = iter([content])
     logs.debug(
         "request",
         method=request.method,
@@ -265,7 +369,13 @@ def serve(
         status=reply.status,
         latency_ms=round((time.monotonic() - started) * 1000, 2),
     )
-    return reply.content(), reply.status, headers
+    return content, reply.status, headers
+
+
+def _left_unread(source: BinaryIO) -> bool:
+    """Drop what is left of a body the reply did not need, up to DRAIN_BYTES (so that a small
+    body keeps the connection usable); True when more is left even so."""
+    return all(source.read(READ_BYTES) for _ in range(DRAIN_BYTES // READ_BYTES))
 
 
 def _traceback() -> str:

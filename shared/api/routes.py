@@ -277,6 +277,7 @@ ROUTES = [
         name="openai.files.create",
         errors=OPENAI,
         max_body=openai_routes.upload_limit,
+        streamed=True,
         body=s.OPENAI_FILE_UPLOAD,
         body_media_type="multipart/form-data",
         reply=s.OPENAI_OBJECT,

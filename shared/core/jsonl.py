@@ -42,12 +42,51 @@ def numbered(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
+def numbered_byte_records(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, line) of each non-blank line of a stream of byte chunks, in
+    order, without its "\\n"; numbers count the blank lines. A line longer than a chunk is
+    joined once, at its end (never copied chunk after chunk)."""
+    pending: list[bytes] = []
+    number = 0
+    for chunk in chunks:
+        lines = chunk.split(b"\n")
+        if len(lines) > 1:
+            lines[0] = b"".join([*pending, lines[0]])
+            pending = []
+            for line in lines[:-1]:
+                number += 1
+                if not is_blank(line):
+                    yield number, line
+        pending.append(lines[-1])
+    rest = b"".join(pending)
+    if not is_blank(rest):
+        yield number + 1, rest
+
+
 def byte_records(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The non-blank lines of a stream of byte chunks, in order, without their "\\n"."""
-    rest = b""
-    for chunk in chunks:
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from (line for line in lines if not is_blank(line))
-    if not is_blank(rest):
-        yield rest
+    return (line for _, line in numbered_byte_records(chunks))
+
+
+class LineCounter:
+    """The non-blank lines of a stream fed in chunks, counted without holding any line."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._open = False  # the current (unended) line has more than whitespace
+
+    def feed(self, data: bytes) -> int:
+        *ended, last = data.split(b"\n")
+        for part in ended:
+            if self._open or not is_blank(part):
+                self.count += 1
+            self._open = False
+        self._open = self._open or not is_blank(last)
+        return self.count
+
+    def finish(self) -> int:
+        """The count, the last line included even without its "\\n"."""
+        if self._open:
+            self.count += 1
+            self._open = False
+        return self.count
