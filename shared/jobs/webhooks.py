@@ -5,12 +5,17 @@ retries with backoff (bounded, so a dead receiver cannot hold up the sync) and t
 logged ERROR. With `VBG_ALERT_WEBHOOK_SECRET` set, each POST carries
 `X-VBG-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`; receivers recompute it
 with the shared secret and compare in constant time (`verify`).
+
+The alert's `text` holds what key holders wrote (a display name, an alias, a URI, Vertex's
+error about their input); the receivers read it as markup, so it is escaped for each format
+they speak (`webhook_text`); the other fields stay as they are (JSON values, not markup).
 """
 
 import hashlib
 import hmac
 import json
 import time
+import unicodedata
 
 import requests
 
@@ -32,8 +37,41 @@ def verify(body: bytes, secret: str, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(body, secret), header)
 
 
+# Slack reads `&`, `<` and `>` in `text` as control characters (`<!channel>` pings a channel,
+# `<https://x|label>` shows a link under any label) and asks for them as these entities, which
+# it shows as the characters (https://api.slack.com/reference/surfaces/formatting#escaping).
+SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Slack-compatible receivers that read `text` as Markdown (Mattermost:
+# https://developers.mattermost.com/integrate/webhooks/incoming/; Discord's Slack endpoint)
+# make a link of `[label](url)` and ping on a bare `@channel`, `@all`, `@here` or `@user`: a
+# word joiner (U+2060, invisible) after each `@` and between `]` and `(` keeps the characters
+# and drops the meaning (inferred from Markdown's rules: a link is `](` adjacent).
+WORD_JOINER = "\u2060"
+# Characters that would break the one line or reorder what is shown (bidi controls).
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def webhook_text(text: str) -> str:
+    """`text` as Slack mrkdwn and Markdown receivers show it literally, on one line."""
+    out = []
+    for char in text:
+        if char in BIDI_CONTROLS:
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            char = " "
+        out.append(SLACK_ENTITIES.get(char, char))
+        if char == "@":
+            out.append(WORD_JOINER)
+    return "".join(out).replace("](", "]" + WORD_JOINER + "(")
+
+
 def payload(alert: dict, severity: str) -> bytes:
-    return json.dumps({**alert, "severity": severity}, default=str, sort_keys=True).encode()
+    body = {**alert, "severity": severity}
+    if isinstance(body.get("text"), str):
+        body["text"] = webhook_text(body["text"])
+    return json.dumps(body, default=str, sort_keys=True).encode()
 
 
 def _retryable(status: int) -> bool:

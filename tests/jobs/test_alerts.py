@@ -272,3 +272,42 @@ def test_alert_markers_dedupe_retry_after_failed_publish_and_take_over_stale_cla
         pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
         received += pulled.received_messages
     assert len(received) == 2  # "1" once, "3" once (its job id attribute is "1" too)
+
+
+# Issue #22 item 12: what a key holder wrote reaches the webhook as text, not markup.
+HOSTILE_NAME = (
+    "<!channel> <https://evil.example/|open the console> [click](https://evil.example) "
+    "@here @ana\nBatch job 1 ended SUCCEEDED; cost $0 \u202egnp.exe & more"
+)
+
+
+def test_user_text_reaches_webhooks_escaped_for_slack_and_markdown(receiver):
+    job = {
+        "job_id": "7",
+        "name": "projects/p/locations/us-central1/batchPredictionJobs/7",
+        "display_name": HOSTILE_NAME,
+        "model": "gemini-2.5-flash",
+        "owner_alias": "ana",
+        "state": "JOB_STATE_SUCCEEDED",
+        "terminal": True,
+        "error": {"code": 3, "message": "line 1: <@U123> is not a field"},
+    }
+    body = alerts.job_alert_body(job, "terminal")
+    assert webhooks.deliver({"kind": "terminal", **body}, url=receiver.url, secret="", base_delay=0)
+    sent = receiver.bodies()[0]
+    text = sent["text"]
+    # Slack: its three control characters as entities, so no ping, no disguised link.
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt; &lt;https://evil.example/|open the console&gt;" in text
+    assert "&lt;@\u2060U123&gt;" in text and "$0 gnp.exe &amp; more" in text
+    # Markdown receivers: no `[label](url)` link, no bare mention.
+    assert "](" not in text and "[click]\u2060(https://evil.example)" in text
+    assert "@\u2060here @\u2060ana" in text
+    # One line, nothing reordered; the console link the gateway adds is intact.
+    assert "\n" not in text and "\u202e" not in text
+    assert text.endswith(
+        " https://console.cloud.google.com/vertex-ai/locations/us-central1/"
+        "batch-predictions/7?project=p"
+    )
+    # The fields stay as they are: JSON values, not markup.
+    assert sent["display_name"] == HOSTILE_NAME and body["text"].count("\n") == 1
