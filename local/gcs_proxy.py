@@ -38,10 +38,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import requests
 
-_MEDIA = re.compile(r"^/download/storage/v1/b/([^/]+)/o/(.+)$")
-_REWRITE = re.compile(r"^/storage/v1/b/([^/]+)/o/(.+)/rewriteTo/b/([^/]+)/o/(.+)$")
+_MEDIA = re.compile(r"/download/storage/v1/b/([^/]+)/o/(.+)")
+_REWRITE = re.compile(r"/storage/v1/b/([^/]+)/o/(.+)/rewriteTo/b/([^/]+)/o/(.+)")
 _BUCKET = re.compile(r"/b/([^/?]+)")
-_RANGE = re.compile(r"^\s*bytes=(\d+)-(\d*)\s*$")
+_RANGE = re.compile(r"\s*bytes=(\d+)-(\d*)\s*")
 _SLICE = 256 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 
@@ -170,7 +170,7 @@ class GcsProxy:
                     return
                 served, data = found
                 plain = {"Content-Type": "application/octet-stream", "x-goog-generation": served}
-                match = _RANGE.match(self.headers.get("Range") or "")
+                match = _RANGE.fullmatch(self.headers.get("Range") or "")
                 if not match:
                     self._send(200, plain, data)
                     return
@@ -257,8 +257,8 @@ class GcsProxy:
                     time.sleep(proxy.latency)
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
-                media = _MEDIA.match(parts.path)
-                rewrite = _REWRITE.match(parts.path)
+                media = _MEDIA.fullmatch(parts.path)
+                rewrite = _REWRITE.fullmatch(parts.path)
                 if proxy.forbidden_buckets & set(_BUCKET.findall(parts.path)):
                     self._body()
                     self._error(403, "The caller does not have storage.objects access.")

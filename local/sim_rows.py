@@ -92,7 +92,7 @@ PNG = (
     "AAAABJRU5ErkJggg=="
 )
 
-_VERSIONED = re.compile(r"^(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?$")
+_VERSIONED = re.compile(r"(?P<base>[a-z0-9.\-]+?)(?P<version>-\d{3})?")
 NON_TEXT_PART_TOKENS = 256 + 2
 IMPLICIT_CACHE_MIN_PREFIX = 2048
 IMPLICIT_CACHE_MIN_PREFIX_3 = 4096
@@ -140,7 +140,7 @@ def _base(model: str) -> str:
 def model_version(model: str) -> str:
     """The `modelVersion` a response names: a versioned name as asked, 2.0 models as `-001`,
     the others by their catalog name (an alias or a dated preview answers as the model)."""
-    match = _VERSIONED.match(model)
+    match = _VERSIONED.fullmatch(model)
     if match and match["version"]:
         return model
     base = _base(model)

@@ -129,21 +129,21 @@ OUTPUT_ONLY = (
 
 _API = r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 ROUTES = [
-    (re.compile(_API + r"/batchPredictionJobs$"), "collection"),
-    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+):cancel$"), "cancel"),
-    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+)$"), "job"),
+    (re.compile(_API + r"/batchPredictionJobs"), "collection"),
+    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+):cancel"), "cancel"),
+    (re.compile(_API + r"/batchPredictionJobs/(?P<job>[^/:]+)"), "job"),
     # The official REST clients poll operations under /ui/ (the first http rule of
     # google.longrunning.Operations.GetOperation in aiplatform's transport), others under /v1.
     (
         re.compile(
-            _API.replace("v1|v1beta1", "v1|v1beta1|ui") + r"/operations/(?P<operation>[^/:]+)$"
+            _API.replace("v1|v1beta1", "v1|v1beta1|ui") + r"/operations/(?P<operation>[^/:]+)"
         ),
         "operation",
     ),
 ]
 _MODEL = re.compile(
-    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/models/)?"
-    r"(?P<model>[^/@]+)$"
+    r"(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/models/)?"
+    r"(?P<model>[^/@]+)"
 )
 
 
@@ -314,7 +314,7 @@ class Simulator:
         exact wording for a retired one is inferred). A model whose batch runs only in some
         locations (gemini-embedding-2: global, us, eu) is a 400 elsewhere (inferred wording).
         """
-        match = _MODEL.match(model)
+        match = _MODEL.fullmatch(model)
         known = match and match["publisher"] in (None, "google")
         if known and sim_rows.model_family(match["model"]):
             facts = pricing.facts(match["model"])
@@ -663,8 +663,8 @@ FILTER_OPERATORS = {
     "labels": {"=", "!=", ":"},
 }
 _CLAUSE = re.compile(
-    r"^\s*(?P<neg>NOT\s+|-)?(?P<field>[A-Za-z_][\w.\-]*)\s*(?P<op>!=|>=|<=|=|:|>|<)\s*"
-    r"(?P<value>.+?)\s*$"
+    r"\s*(?P<neg>NOT\s+|-)?(?P<field>[A-Za-z_][\w.\-]*)\s*(?P<op>!=|>=|<=|=|:|>|<)\s*"
+    r"(?P<value>.+?)\s*"
 )
 
 
@@ -694,7 +694,7 @@ def _has(actual: str, expected: str) -> bool:
 
 
 def _clause(text: str):
-    match = _CLAUSE.match(text.strip().strip("()"))
+    match = _CLAUSE.fullmatch(text.strip().strip("()"))
     if not match:
         raise invalid_argument(f"Unsupported filter expression: {text.strip()!r}.")
     name, op, raw = match["field"], match["op"], _unquote(match["value"])
@@ -841,7 +841,7 @@ class Handler(BaseHTTPRequestHandler):
             sim.reset()
             return 200, {}
         for pattern, route in ROUTES:
-            match = pattern.match(path)
+            match = pattern.fullmatch(path)
             if match:
                 kind = route
                 break

@@ -18,7 +18,7 @@ from shared.core.errors import not_found
 
 UI = Path(__file__).resolve().parent / "ui"
 PATH = r"ui/(?P<file>.*)"
-SAFE_PATH = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+SAFE_PATH = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 @functools.cache
 def _load(relative: str) -> tuple[bytes, str] | None:
     """(content, etag) of a servable file, read once per process; None if not servable."""
-    if not SAFE_PATH.match(relative) or Path(relative).suffix not in CONTENT_TYPES:
+    if not SAFE_PATH.fullmatch(relative) or Path(relative).suffix not in CONTENT_TYPES:
         return None
     path = (UI / relative).resolve()
     if UI not in path.parents or not path.is_file():

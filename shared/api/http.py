@@ -253,7 +253,7 @@ def error_reply(error: ApiError, shape: str) -> Reply:
 def _match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]]:
     allowed = []
     for candidate in routes:
-        found = candidate.pattern.match(path)
+        found = candidate.pattern.fullmatch(path)
         if found:
             if candidate.method == method:
                 return candidate, found.groupdict()
@@ -268,7 +268,7 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str
 def _shape_for(routes: list[Route], path: str) -> str:
     """The error shape of the routes serving `path` (a 405 answers in their shape too)."""
     for candidate in routes:
-        if candidate.pattern.match(path):
+        if candidate.pattern.fullmatch(path):
             return candidate.errors
     # No route matches (an id of the wrong shape, say): the door whose paths it starts with.
     for candidate in routes:

@@ -22,7 +22,7 @@ from shared.cost import estimate
 from shared.cost.pricing import nanos_to_usd
 from shared.jobs import records, retry
 
-JOB_ID = re.compile(r"^[0-9]{1,20}$")
+JOB_ID = re.compile(r"[0-9]{1,20}")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 LABEL_SCAN = 1000  # newest jobs searched when filtering by label (labels are not indexed)
@@ -77,7 +77,7 @@ def summary(record: dict) -> dict:
 
 
 def _visible(request: Request, job_id: str) -> dict:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise invalid_argument(f"Job id {job_id!r} is malformed: job ids are numeric.")
     record = records.get(job_id)
     if not record or record.get("deleted") or not request.caller.may_see(record):

@@ -18,8 +18,8 @@ from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
 from shared.jobs import create_request, events, idempotency, records, sealed_outputs, submit
 
-JOB_ID = re.compile(r"^[0-9]{1,20}$")
-OPERATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}$")
+JOB_ID = re.compile(r"[0-9]{1,20}")
+OPERATION_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/operations/[0-9]{1,20}")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 PAGE_SIZE = re.compile(r"[0-9]{1,9}")
@@ -35,7 +35,7 @@ def _alt_params(request: Request) -> dict:
 
 
 def _visible_job(request: Request, job_id: str) -> dict:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise invalid_argument(
             f"Job id {job_id!r} is malformed: batch prediction job ids are numeric."
         )
@@ -156,7 +156,7 @@ def _operation_name(upstream: vertex.Upstream) -> str | None:
         name = upstream.json().get("name")
     except (ValueError, AttributeError):
         return None
-    return name if isinstance(name, str) and OPERATION_NAME.match(name) else None
+    return name if isinstance(name, str) and OPERATION_NAME.fullmatch(name) else None
 
 
 def get_operation(
@@ -169,7 +169,7 @@ def get_operation(
     location, under the path prefix the client used (`v1`, `v1beta1`, or `ui`, which the
     official REST client uses to poll).
     """
-    if not JOB_ID.match(operation_id):
+    if not JOB_ID.fullmatch(operation_id):
         raise invalid_argument(
             f"Operation id {operation_id!r} is malformed: operation ids are numeric."
         )

@@ -35,7 +35,7 @@ from shared.cost.spend import (
 )
 from shared.jobs import retry
 
-_LABEL_NAME = re.compile(r"^[a-z][\w-]{0,62}$")
+_LABEL_NAME = re.compile(r"[a-z][\w-]{0,62}")
 
 
 def job_cost(request: Request, job_id: str) -> Reply:
@@ -105,7 +105,7 @@ def spend_params(
     label = None
     if group.startswith("label:"):
         label = group.removeprefix("label:")
-        if not _LABEL_NAME.match(label):
+        if not _LABEL_NAME.fullmatch(label):
             raise invalid_argument(
                 f"`groupBy` {group!r}: {label!r} is not a label name (lowercase letters, "
                 "digits, '_' or '-', starting with a letter).",

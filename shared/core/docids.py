@@ -10,7 +10,7 @@ import hashlib
 import re
 
 MAX_KEPT_BYTES = 500
-_RESERVED = re.compile(r"^__.*__$", re.DOTALL)
+_RESERVED = re.compile(r"__.*__", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -21,7 +21,7 @@ def doc_id(text: str) -> str:
         and "/" not in text
         and text not in (".", "..")
         and not text.startswith("~")
-        and not _RESERVED.match(text)
+        and not _RESERVED.fullmatch(text)
         and not _CONTROL.search(text)
         and len(raw) <= MAX_KEPT_BYTES
     )

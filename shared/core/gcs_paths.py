@@ -14,7 +14,7 @@ import unicodedata
 
 from shared.core.errors import invalid_argument
 
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{0,221}$")
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{0,221}")
 PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -24,7 +24,7 @@ def problem(uri: str) -> str | None:
     if not isinstance(uri, str) or not uri.startswith("gs://"):
         return "it is not a gs:// URI"
     bucket, _, path = uri.removeprefix("gs://").partition("/")
-    if not BUCKET.match(bucket) or ".." in bucket:
+    if not BUCKET.fullmatch(bucket) or ".." in bucket:
         return f"{bucket!r} is not a bucket name (lowercase letters, digits, '-', '_', '.')"
     folded = unicodedata.normalize("NFKC", path)
     if CONTROL.search(uri) or CONTROL.search(folded):

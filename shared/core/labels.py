@@ -5,7 +5,7 @@ import re
 from shared.core.errors import invalid_argument
 
 MAX_LABELS = 64
-KEY_PATTERN = re.compile(r"^[\w-]{1,63}$")
+KEY_PATTERN = re.compile(r"[\w-]{1,63}")
 RESERVED_PREFIX = "vbg-"
 OWNER_LABEL = "vbg-key"
 TEAM_LABEL = "vbg-team"
@@ -25,7 +25,7 @@ def validate_labels(labels: dict, *, field_name: str = "labels", allow_reserved:
         raise invalid_argument(f"At most {MAX_LABELS} labels are allowed.", field=field_name)
     for key, value in labels.items():
         where = f"{field_name}.{key}"
-        if not isinstance(key, str) or not KEY_PATTERN.match(key) or not key[0].isalpha():
+        if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key) or not key[0].isalpha():
             raise invalid_argument(
                 f"Label key {key!r} is invalid: 1-63 characters, starting with a lowercase "
                 "letter, then lowercase letters, digits, '_' or '-'.",

@@ -7,8 +7,8 @@ from shared.core.config import Deployment, ModelList
 from shared.core.errors import invalid_argument, permission_denied
 
 MODEL_PATH = re.compile(
-    r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/)?"
-    r"models/(?P<name>[^/@]+)(?:@.+)?$"
+    r"(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/)?"
+    r"models/(?P<name>[^/@]+)(?:@.+)?"
 )
 PUBLISHER = "google"
 
@@ -16,7 +16,7 @@ PUBLISHER = "google"
 def public_model_name(model: str) -> str:
     """`gemini-2.5-flash`, `publishers/google/models/gemini-2.5-flash` or the full path."""
     text = (model or "").strip()
-    match = MODEL_PATH.match(text)
+    match = MODEL_PATH.fullmatch(text)
     if match:
         if match["publisher"] not in (None, PUBLISHER):
             raise invalid_argument(

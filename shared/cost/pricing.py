@@ -71,9 +71,9 @@ OVERRIDE_TARGETS = {
 UPLIFT_OVERRIDE = "regional_endpoint_uplift_multiplier"
 
 _SUFFIXES = (
-    re.compile(r"-\d{3}$"),  # stable versions: gemini-2.0-flash-001
-    re.compile(r"-preview(?:-\d{2}-\d{2,4})?$"),  # previews, dated or not
-    re.compile(r"-latest$"),
+    re.compile(r"-\d{3}\Z"),  # stable versions: gemini-2.0-flash-001
+    re.compile(r"-preview(?:-\d{2}-\d{2,4})?\Z"),  # previews, dated or not
+    re.compile(r"-latest\Z"),
 )
 TOKENS, CHARACTERS = catalog.TOKENS, catalog.CHARACTERS
 

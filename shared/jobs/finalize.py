@@ -52,7 +52,7 @@ DIRECTORY_PREFIX = "prediction-"
 MAX_FOLDER_DEPTH = 32
 VANISHED = "vanished before it was priced"
 CLOCK_SLACK = timedelta(minutes=10)
-_DIRECTORY_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$")
+_DIRECTORY_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)\Z")
 
 
 class DirectoryPending(RuntimeError):

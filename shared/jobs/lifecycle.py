@@ -39,7 +39,7 @@ from shared.cost.pricing import nanos_to_usd
 from shared.jobs import alerts, job_end, records, sealed_outputs, ticks
 
 JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
-JOB_ID = re.compile(r"^[0-9]{1,40}$")
+JOB_ID = re.compile(r"[0-9]{1,40}")
 MISSING_LIMIT = 3
 RECONCILE_ATTEMPTS = 3
 # The events subscription's dead-letter policy (infra; local/stack.py uses the same).
@@ -99,7 +99,7 @@ def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> st
 
             return drift.daily()
         if kind in JOB_EVENTS:
-            if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
                 logs.error("job event without a valid job_id acknowledged", **fields)
                 return "malformed"
             if kind == "job.created":
