@@ -242,9 +242,9 @@ class Simulator:
     ) -> None:
         bucket_name, _, path = directory.removeprefix("gs://").partition("/")
         rows = sim_rows.shuffled(rows, seed=f"{job.pb.name}/{name}")
-        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        data = b"".join(jsonl.dumps(row, separators=(", ", ": ")) for row in rows)
         blob = self.storage().bucket(bucket_name).blob(f"{path}/{name}")
-        blob.upload_from_string(data.encode(), content_type="application/jsonl")
+        blob.upload_from_string(data, content_type="application/jsonl")
 
     # -- API -------------------------------------------------------------------------------
     def create(self, project: str, location: str, body) -> Job:

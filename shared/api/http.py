@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from shared.core import keys, logs
+from shared.core import json_text, keys, logs
 from shared.core.config import settings
 from shared.core.errors import ApiError, invalid_argument, openai_envelope
 
@@ -87,11 +87,13 @@ class Request:
                 f"Content-Type {content_type[:100]!r} is not supported; send application/json.",
             )
         try:
-            value = json.loads(self.body)
+            value = json_text.loads(self.body)
+        except json_text.LoneSurrogate as exc:
+            raise invalid_argument(f"The request body's {exc}.", field=exc.where) from None
+        except json_text.TooDeep:
+            raise invalid_argument("The request body is nested too deeply.") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid_argument(f"The request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise invalid_argument("The request body is nested too deeply.") from None
         if not isinstance(value, dict):
             raise invalid_argument("The request body must be a JSON object.")
         return value

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
-from shared.core import times, vertex
+from shared.core import json_text, times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
@@ -212,7 +212,7 @@ def _decode_token(token: str, locations: list[str]) -> tuple[tuple | None, dict]
     if not token:
         return None, dict.fromkeys(locations, "")
     try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
+        state = json_text.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
     except (ValueError, UnicodeError, RecursionError):
         raise _bad_token() from None
     if not isinstance(state, dict) or set(state) != {"c", "l"}:

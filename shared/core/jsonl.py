@@ -10,6 +10,7 @@ A blank line is one of JSON's insignificant whitespace only (" ", "\\t", "\\r"):
 and it still counts when lines are numbered.
 """
 
+import json
 from collections.abc import Iterable, Iterator
 
 WHITESPACE = " \t\r\n"
@@ -22,6 +23,16 @@ def split(text: str) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return lines
+
+
+def dumps(value: object, separators: tuple[str, str] = (",", ":")) -> bytes:
+    """One record as UTF-8 with its "\\n": characters as they are, except that a string
+    holding a lone surrogate (which has no UTF-8 form) keeps JSON's `\\udXXX` escapes."""
+    text = json.dumps(value, ensure_ascii=False, separators=separators)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=separators).encode() + b"\n"
 
 
 def is_blank(line: str | bytes) -> bool:

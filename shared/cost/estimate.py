@@ -48,7 +48,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from shared.core import clients, logs
+from shared.core import clients, json_text, logs
 from shared.core.errors import ApiError, invalid_argument
 from shared.cost import media_tokens, pricing
 
@@ -146,7 +146,7 @@ class RowEstimator:
             tally.line_bytes += len(line) + 1
             return
         try:
-            row = json.loads(line)
+            row = json_text.loads(line, surrogates=True)
         except ValueError:
             row = None
         self.add_row(tally, row, len(line))

@@ -36,11 +36,12 @@ most `MAX_TRACKED_FIELDS` field paths (beyond that, new paths are not type-check
 Whoever reads the inputs (the simulator, the gateway's create path, sealing) can feed it.
 """
 
-import json
 import re
 from dataclasses import dataclass
 
 import msgspec
+
+from shared.core import json_text
 
 MAX_NESTING = 15
 MAX_PROBLEMS = 5
@@ -113,7 +114,7 @@ def decode(raw: bytes):
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:
         try:
-            return json.loads(raw)
+            return json_text.loads(raw, surrogates=True)  # deep nesting: a ValueError too
         except ValueError as exc:
             return InvalidJson(str(exc))
 

@@ -15,7 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from shared.core import clients, jsonl, keys, logs
+from shared.core import clients, json_text, jsonl, keys, logs
 from shared.core.config import settings
 from shared.core.errors import ApiError
 from shared.core.labels import RESERVED_PREFIX, RETRY_LABEL
@@ -64,17 +64,15 @@ def input_lines(uris: list[str]) -> list[str]:
 def output_rows(directory: str | None):
     """Every output row of the files that answer the job (`rows.answer_files`); a line that
     is not JSON is skipped: it answers nothing."""
-    import json
-
     if not directory:
         return
     bucket, folder = _split(directory.rstrip("/") + "/")
     names = [b.name for b in clients.storage().list_blobs(bucket, prefix=folder)]
     for name in rows.answer_files(names, folder):
         data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-        for line in jsonl.records(data.decode("utf-8")):
+        for line in jsonl.records(data.decode("utf-8", "replace")):
             try:
-                row = json.loads(line)
+                row = json_text.loads(line, surrogates=True)
             except ValueError:
                 continue
             if isinstance(row, dict):

@@ -12,6 +12,8 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.core import json_text
+
 
 def request_of(line: object) -> object:
     """The part of an input line (or output row) Vertex echoes: `request`, or the whole
@@ -27,14 +29,14 @@ def request_of(line: object) -> object:
 def request_key(value: object) -> str:
     """A short, order-insensitive fingerprint of a request (memory stays small)."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def line_key(raw_line: str) -> str:
     """The key of one input line; a line that is not JSON is keyed by its own text, which is
     what Vertex echoes for it."""
     try:
-        return request_key(request_of(json.loads(raw_line)))
+        return request_key(request_of(json_text.loads(raw_line, surrogates=True)))
     except ValueError:
         return request_key(raw_line.strip())
 

@@ -36,7 +36,7 @@ import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from shared.core import times
+from shared.core import json_text, times
 from shared.openai import responses
 from shared.openai.translation import CUSTOM_ID, EMBEDDINGS, ENCODING, INPUT_INDEX, RESPONSES
 
@@ -73,7 +73,7 @@ NO_ROW = "Vertex AI returned no result for this request."
 
 def fingerprint(request) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def request_fingerprint(vertex_line: dict) -> str:
@@ -303,7 +303,7 @@ class Translator:
     def row(self, raw: bytes | str) -> None:
         """One output row (a line of a predictions file)."""
         try:
-            row = json.loads(raw)
+            row = json_text.loads(raw, surrogates=True)
         except ValueError as exc:
             self._problem(f"unreadable row: {exc}")
             return

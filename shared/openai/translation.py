@@ -36,10 +36,10 @@ Embeddings (`/v1/embeddings`): one Vertex line per text (`input` a string or a l
 key.
 """
 
-import json
 import mimetypes
 from dataclasses import dataclass
 
+from shared.core import json_text
 from shared.openai import responses
 from shared.openai.lines import LineError
 
@@ -162,7 +162,9 @@ def is_embedding(model: str) -> bool:
 def parse_line(raw: str, endpoint: str) -> Line:
     """The envelope of one input line, checked: `custom_id`, `method`, `url`, `body.model`."""
     try:
-        line = json.loads(raw)
+        line = json_text.loads(raw)
+    except json_text.LoneSurrogate as exc:
+        raise LineError(f"The line's {exc}.", param=exc.where, code="invalid_json") from None
     except ValueError as exc:
         raise LineError(f"The line is not valid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(line, dict):
@@ -468,7 +470,7 @@ def _assistant_parts(message: dict, where: str, tool_names: dict[str, str]) -> l
             raise LineError(f"`{at}` must be a function tool call.", param=at)
         name = _string(function.get("name"), f"{at}.function.name")
         try:
-            args = json.loads(function.get("arguments") or "{}")
+            args = json_text.loads(function.get("arguments") or "{}")
         except (TypeError, ValueError):
             raise LineError(
                 f"`{at}.function.arguments` must be a JSON object string.", param=at

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.core import jsonl
 from shared.openai.results import (
     Translator,
     chat_completion,
@@ -450,3 +451,16 @@ def test_counts_never_pass_the_total():
 def test_an_old_embeddings_batch_without_text_counts_shows_none_while_running():
     doc = {"endpoint": "/v1/embeddings", "total": 2}
     assert counts({"successfulCount": "4000"}, **doc) == {"total": 2, "completed": 0, "failed": 0}
+
+
+def test_rows_with_lone_surrogates_or_deep_nesting_are_translated_or_counted_never_a_crash():
+    """Issue #22 item 14: rows a key holder wrote into an unsealed output folder."""
+    row = gemini_row("s")
+    row["custom_id"] = "s"
+    row["response"]["candidates"][0]["content"]["parts"][0]["text"] = "ok\ud800"
+    lines, totals = run([json.dumps(row), "[" * 100_000], requests_for({"s": row}))
+    [output] = lines["output"]
+    assert output["custom_id"] == "s"
+    assert output["response"]["body"]["choices"][0]["message"]["content"] == "ok\ud800"
+    assert jsonl.dumps(output).endswith(b"\n") and b"\\ud800" in jsonl.dumps(output)
+    assert totals.completed == 1
