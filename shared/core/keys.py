@@ -32,6 +32,9 @@ TEAM_RULE = (
 )
 BUDGET_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 BUDGET_RULE = 'a decimal string of USD such as "250" or "0.5" (at most 9 decimals)'
+# A key record is one Firestore document (1 MiB at most): each of its lists is bounded.
+MAX_LIST_ITEMS = 100
+MAX_LIST_CHARS = 64 * 1024
 
 
 def check_team(team, field: str = "team") -> str:
@@ -147,12 +150,24 @@ def authenticate(presented: str | None) -> Caller:
 
 
 def _string_list(body: dict, name: str) -> list[str]:
+    """A list field of a key: strings, each once (in the order given), bounded."""
     value = body.get(name, [])
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise invalid_argument(f"`{name}` must be a list of non-empty strings.", field=name)
-    return value
+    return _bounded(name, value)
+
+
+def _bounded(name: str, values: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(values))
+    if len(unique) > MAX_LIST_ITEMS or sum(len(v) for v in unique) > MAX_LIST_CHARS:
+        raise invalid_argument(
+            f"`{name}` holds {len(unique)} distinct entries; at most {MAX_LIST_ITEMS} (and "
+            f"{MAX_LIST_CHARS} characters in all) are allowed.",
+            field=name,
+        )
+    return unique
 
 
 def _prefixes(body: dict, name: str) -> list[str]:
@@ -166,7 +181,7 @@ def _prefixes(body: dict, name: str) -> list[str]:
                 field=name,
             )
     # A prefix is a folder: gs://b/team must not also grant gs://b/team-other/.
-    return [p if p.endswith("/") else p + "/" for p in prefixes]
+    return _bounded(name, [p if p.endswith("/") else p + "/" for p in prefixes])
 
 
 def _labels(body: dict) -> dict[str, str]:
@@ -342,6 +357,8 @@ def update_key(key_id: str, body: dict) -> dict:
     if record.get("revoked"):
         raise ApiError(400, f"Key {key_id} is revoked; create a new one.", "FAILED_PRECONDITION")
     fields = _fields(body, record)
+    if not fields:  # a body naming nothing to change changes nothing (Firestore refuses {})
+        return record
     snapshot.reference.update(fields)
     _cache.pop(snapshot.id, None)
     return {**record, **fields}

@@ -167,3 +167,47 @@ def test_an_input_line_nested_past_what_json_loads_parses_is_refused(gateway, gc
     assert estimate.status_code == 200 and estimate.get_json()["malformedRows"] == 1
     refused = create(gateway, alice, body)
     assert refused.status_code == 400 and "nested too deeply" in error_of(refused)["message"]
+
+
+# --- item 15: key updates ----------------------------------------------------------------------
+
+
+def test_a_key_update_naming_nothing_changes_nothing(gateway, alice):
+    from shared.core import keys
+
+    key_id = keys.hash_key(alice)[:16]
+    path = f"/v1/gateway/keys/{key_id}"
+    before = gateway.get(path, headers=auth(MASTER_KEY)).get_json()
+    for body in ("{}", ""):
+        reply = gateway.patch(
+            path, data=body, content_type="application/json", headers=auth(MASTER_KEY)
+        )
+        assert reply.status_code == (200 if body else 400), reply.get_data(as_text=True)
+    assert gateway.get(path, headers=auth(MASTER_KEY)).get_json() == before
+
+
+def test_key_lists_are_stored_once_each_and_bounded(gateway, gcp):
+    bucket = gcp["bucket"]
+    made = gateway.post(
+        "/v1/gateway/keys",
+        json={
+            "alias": "lists",
+            "models": ["gemini-2.5-pro", "gemini-2.5-flash"] * 5000,
+            "inputPrefixes": [f"gs://{bucket}/a", f"gs://{bucket}/a/", f"gs://{bucket}/b/"],
+        },
+        headers=auth(MASTER_KEY),
+    )
+    assert made.status_code == 200, made.get_data(as_text=True)
+    assert made.get_json()["models"] == ["gemini-2.5-pro", "gemini-2.5-flash"]
+    assert made.get_json()["inputPrefixes"] == [f"gs://{bucket}/a/", f"gs://{bucket}/b/"]
+    path = f"/v1/gateway/keys/{made.get_json()['id']}"
+    for field, values in (
+        ("models", [f"m{n}" for n in range(101)]),
+        ("outputPrefixes", [f"gs://{bucket}/{n}/" for n in range(101)]),
+        ("inputPrefixes", [f"gs://{bucket}/{'x' * 60_000}/", f"gs://{bucket}/{'y' * 6_000}/"]),
+    ):
+        refused = gateway.patch(path, json={field: values}, headers=auth(MASTER_KEY))
+        assert refused.status_code == 400, refused.get_data(as_text=True)
+        error = error_of(refused)
+        assert error["message"].startswith(f"`{field}` holds {len(values)} distinct entries")
+    assert gateway.patch(path, json={"models": []}, headers=auth(MASTER_KEY)).status_code == 200
