@@ -41,15 +41,32 @@ SECURITY_HEADERS = {
 
 
 @functools.cache
-def _load(relative: str) -> tuple[bytes, str] | None:
-    """(content, etag) of a servable file, read once per process; None if not servable."""
-    if not SAFE_PATH.fullmatch(relative) or Path(relative).suffix not in CONTENT_TYPES:
-        return None
-    path = (UI / relative).resolve()
-    if UI not in path.parents or not path.is_file():
-        return None
-    content = path.read_bytes()
+def _servable() -> frozenset[str]:
+    """The files a request may name, listed once per process: the known types, plain names,
+    inside ui/. Only these are ever read and cached, so the cache is bounded by the console's
+    own files, whatever paths are asked for (any path was cached before, found or not)."""
+    found = set()
+    for path in UI.rglob("*"):
+        relative = path.relative_to(UI).as_posix()
+        if (
+            path.suffix in CONTENT_TYPES
+            and SAFE_PATH.fullmatch(relative)
+            and UI in path.resolve().parents
+            and path.is_file()
+        ):
+            found.add(relative)
+    return frozenset(found)
+
+
+@functools.cache
+def _read(relative: str) -> tuple[bytes, str]:
+    """(content, etag) of one servable file, read once per process."""
+    content = (UI / relative).read_bytes()
     return content, '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
+def _load(relative: str) -> tuple[bytes, str] | None:
+    return _read(relative) if relative in _servable() else None
 
 
 def redirect(request: Request) -> Reply:
