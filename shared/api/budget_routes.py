@@ -12,7 +12,7 @@ def estimate_route(request: Request) -> Reply:
     """The create body's estimate and how it stands against the caller's budgets."""
     caller = request.caller
     parsed = create_request.parse(request.json_body())
-    deployments = routing.resolve(parsed.model, readiness.model_list_or_error(), caller.models)
+    deployments = routing.resolve(parsed.model, readiness.model_list_or_error(), caller)
     uris, _ = submit.check_buckets(caller, parsed)
     record = estimate.estimate_request(deployments[0], uris=uris)
     at = now()

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from shared.core.config import Deployment, ModelList
 from shared.core.errors import invalid_argument, permission_denied
+from shared.core.keys import Caller
 
 MODEL_PATH = re.compile(
     r"(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/(?P<publisher>[^/]+)/)?"
@@ -37,13 +38,12 @@ def public_model_name(model: str) -> str:
 def resolve(
     model: str,
     models: ModelList,
-    allowed: tuple[str, ...] | None,
+    caller: Caller,
     *,
     refuse: Callable[[str], str | None] | None = None,
 ) -> list[Deployment]:
-    """The deployments for a request's model, in config (failover) order.
-
-    `allowed` is the caller's model list (None or empty = all). `refuse` (the create path
+    """The deployments for a request's model, in config (failover) order, if the caller may
+    use it (`Caller.may_use_model`, the one rule of model access). `refuse` (the create path
     passes the retirement rule, shared/cost/retirement.py) judges each deployment's publisher
     model: refused deployments are dropped, and when none is left the create is a 400 with
     the first refusal's reason.
@@ -57,9 +57,9 @@ def resolve(
             f"Unknown model {name!r}. Known models: {', '.join(models.model_names)}.",
             field="model",
         )
-    if allowed and name not in allowed:
+    if not caller.may_use_model(name):
         raise permission_denied(
-            f"This key may not use model {name!r}. Allowed models: {', '.join(allowed)}."
+            f"This key may not use model {name!r}. Allowed models: {', '.join(caller.models)}."
         )
     if refuse is None:
         return deployments

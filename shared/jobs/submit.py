@@ -151,7 +151,7 @@ def plan(caller: Caller, request: CreateRequest) -> Planned:
     deployments = routing.resolve(
         request.model,
         readiness.model_list_or_error(),
-        caller.models,
+        caller,
         refuse=retirement.refuser(),
     )
     check_buckets(caller, request)

@@ -187,7 +187,7 @@ def create_batch(
     models = model_list_or_error()
 
     def model_of(name: str) -> str:
-        return routing.resolve(name, models, caller.models)[0].model
+        return routing.resolve(name, models, caller)[0].model
 
     vertex_lines, errors, model = translate_input(files.file_bytes(source), endpoint, model_of)
     created, created_ns = files.now()

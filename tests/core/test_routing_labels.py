@@ -4,9 +4,11 @@ import pytest
 
 from shared.core.config import parse_model_list
 from shared.core.errors import ApiError
+from shared.core.keys import Caller
 from shared.core.labels import label_value, validate_labels
 from shared.core.routing import public_model_name, resolve
 
+ANYONE = Caller("k", "a")  # a key without a model list: every model
 MODELS = parse_model_list(
     """
 model_list:
@@ -33,22 +35,28 @@ def test_every_model_form_names_the_public_model(model):
 
 
 def test_friendly_name_maps_to_its_deployment():
-    [deployment] = resolve("cheap", MODELS, allowed=None)
+    [deployment] = resolve("cheap", MODELS, ANYONE)
     assert deployment.model == "gemini-2.5-flash-lite"
 
 
 def test_unknown_model_is_400_naming_the_known_ones():
     with pytest.raises(ApiError) as raised:
-        resolve("gemini-9", MODELS, allowed=None)
+        resolve("gemini-9", MODELS, ANYONE)
     assert raised.value.code == 400
     assert "Known models: cheap, gemini-2.5-flash" in raised.value.message
 
 
 def test_model_outside_the_key_is_403_naming_the_allowed_ones():
     with pytest.raises(ApiError) as raised:
-        resolve("gemini-2.5-flash", MODELS, allowed=("cheap",))
+        resolve("gemini-2.5-flash", MODELS, Caller("k", "a", models=("cheap",)))
     assert raised.value.code == 403
-    assert "Allowed models: cheap" in raised.value.message
+    assert raised.value.message == (
+        "This key may not use model 'gemini-2.5-flash'. Allowed models: cheap."
+    )
+    limited = Caller("k", "a", models=("cheap", "gemini-2.5-flash"))
+    assert [d.model for d in resolve("models/cheap", MODELS, limited)] == ["gemini-2.5-flash-lite"]
+    master = Caller("m", "m", is_master=True, models=("cheap",))
+    assert resolve("gemini-2.5-flash", MODELS, master)[0].model == "gemini-2.5-flash"
 
 
 BAD_KEY = (

@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from shared.core import keys
 from shared.core.config import ConfigError, parse_model_list
 from shared.core.errors import ApiError
 from shared.core.routing import resolve
@@ -43,13 +44,15 @@ def test_a_retired_model_is_refused_naming_its_successor():
 def test_routing_drops_retired_deployments_and_refuses_when_none_is_left():
     models = parse_model_list(LIST.format(choice="allow"))
     on = retirement.refuser(date(2026, 12, 7))
-    [kept] = resolve("old", models, None, refuse=on)
+    [kept] = resolve("old", models, keys.master_caller(), refuse=on)
     assert kept.model == "gemini-3.5-flash-lite"
     with pytest.raises(ApiError) as info:
-        resolve("gone", models, None, refuse=on)
+        resolve("gone", models, keys.master_caller(), refuse=on)
     assert info.value.code == 400
     assert "gemini-3.8-flash" in info.value.message
-    assert len(resolve("old", models, None)) == 2  # no rule: routing alone keeps both
+    assert (
+        len(resolve("old", models, keys.master_caller())) == 2
+    )  # no rule: routing alone keeps both
 
 
 def test_refuser_defaults_to_today():
