@@ -2,12 +2,17 @@
 without a Content-Length) and who the handler is told the caller is."""
 
 import io
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.api import http
 from shared.api.http import Reply, Request, dispatch, route
+from shared.core import json_text
 from shared.core.errors import ApiError
+from tests.strategies import client_text
 
 
 def public_route(seen: list, limit: int = 10):
@@ -65,3 +70,49 @@ def test_a_path_served_for_other_methods_is_405_naming_them():
         http._match(table, "PUT", "/x")
     assert raised.value.code == 405
     assert raised.value.message == "Method PUT is not allowed on /x; use DELETE, GET."
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | client_text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(client_text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+BODIES = st.one_of(
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    JSON_VALUES.map(
+        lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    ),
+    st.integers(1, 5000).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=BODIES, cut=st.integers(16, 4096))
+def test_a_json_body_is_a_text_only_object_or_a_400(body, cut):
+    """Issue #22 item 14, as a property: whatever the bytes (lone surrogates escaped or raw,
+    deep nesting), sent whole or in pieces, the body is an object whose strings are all text,
+    or a 400 in the envelope; never another exception."""
+    request = Request(method="POST", path="/x", args={}, headers={})
+    request.body = http.BodyStream(Chunks(body, cut), limit=1 << 20).read()
+    assert request.body == body
+    try:
+        value = request.json_body()
+    except ApiError as error:
+        assert error.code == 400
+        return
+    assert isinstance(value, dict) and json_text.lone_surrogate(value) is None
+
+
+class Chunks(io.RawIOBase):
+    """A body that arrives `cut` bytes at a time (as a chunked one may)."""
+
+    def __init__(self, data: bytes, cut: int):
+        self.data, self.cut = data, max(cut, 1)
+
+    def read(self, size: int = -1) -> bytes:
+        piece, self.data = self.data[: min(size, self.cut)], self.data[min(size, self.cut) :]
+        return piece

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shared.core import gcs_paths
 from shared.core.errors import ApiError
 from shared.core.keys import _prefixes
+from tests.strategies import client_text
 
 PREFIXES = ("gs://bucket-a/team/ana/", "gs://bucket-b/x/")
 SEGMENTS = st.one_of(
@@ -41,7 +42,7 @@ SEGMENTS = st.one_of(
             "%zz",
         ]
     ),
-    st.text(max_size=6),
+    client_text(max_size=6),
 )
 BUCKETS = st.sampled_from(["bucket-a", "bucket-b", "BUCKET-A", "bucket-a.", "bucket-\uff41", "b"])
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from shared.cost import usage
 from shared.cost.usage import COUNTER_FIELDS
+from tests.strategies import client_text
 
 COUNTS = st.one_of(
     st.integers(min_value=0, max_value=2_000_000),
@@ -33,7 +34,7 @@ USAGE_KEYS = st.sampled_from(
 def gemini_row(draw) -> bytes:
     row = {
         "request": {
-            "contents": [{"role": "user", "parts": [{"text": draw(st.text(max_size=20))}]}]
+            "contents": [{"role": "user", "parts": [{"text": draw(client_text(max_size=20))}]}]
         },
         "response": {
             "candidates": [{"content": {"parts": [{"text": "ok"}]}}],

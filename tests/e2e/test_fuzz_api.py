@@ -6,8 +6,15 @@ failure reproduces), sent once with a valid key and once with the master key. Fa
 5xx, and on any error that is not in the error shape the route declares (`x-vbg-errors`:
 the Google envelope unless a door declares its own). The figures (examples sent, seconds)
 are printed.
+
+Each generated case is sent one of three ways, drawn with the case (so the run sends as many
+requests as before, issue #22): as generated; with a lone surrogate, which JSON's grammar
+allows (`"\\ud800"`) but no generator makes, added to one string of its JSON body (a form
+field gets its CESU-8 bytes, a body-less call a query parameter holding them); or with its body
+sent in chunks (`Transfer-Encoding: chunked`, no Content-Length).
 """
 
+import copy
 import json
 import os
 import time
@@ -16,6 +23,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -53,6 +61,63 @@ def openai_error_problem(response) -> str | None:
 
 
 SHAPE_CHECKS = {"google": google_envelope_problem, "openai": openai_error_problem}
+TWISTS = ("as generated", "lone surrogate", "chunked")
+LONE = "\ud800"
+
+
+def with_lone_surrogate(value, pick: int):
+    """A copy of a JSON value with a lone surrogate added to its `pick`-th string (modulo),
+    or, holding no string, as a new member of an object."""
+    value = copy.deepcopy(value)
+    slots, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        pairs = (
+            item.items()
+            if isinstance(item, dict)
+            else enumerate(item)
+            if isinstance(item, list)
+            else ()
+        )
+        for key, child in pairs:
+            if isinstance(child, str):
+                slots.append((item, key))
+            else:
+                stack.append(child)
+    if slots:
+        container, key = slots[pick % len(slots)]
+        container[key] += LONE
+    elif isinstance(value, dict):
+        value[LONE] = LONE
+    elif isinstance(value, str):
+        value += LONE
+    return value
+
+
+def twisted(kwargs: dict, twist: str, pick: int) -> dict:
+    """The request arguments of a case, with the twist applied before it is prepared."""
+    if twist != "lone surrogate":
+        return kwargs
+    if kwargs.get("json") is not None:
+        return {**kwargs, "json": with_lone_surrogate(kwargs["json"], pick)}
+    cesu = LONE.encode("utf-8", "surrogatepass")
+    if isinstance(kwargs.get("data"), dict) and kwargs["data"]:
+        name = sorted(kwargs["data"])[pick % len(kwargs["data"])]
+        return {**kwargs, "data": {**kwargs["data"], name: cesu}}
+    return {**kwargs, "params": {**(kwargs.get("params") or {}), "q": cesu}}
+
+
+def chunked(prepared, pick: int):
+    """The prepared request with its body sent in two chunks and no Content-Length."""
+    body = prepared.body
+    if body is None:
+        return prepared
+    body = body.encode() if isinstance(body, str) else body
+    cut = pick % (len(body) + 1)
+    prepared.body = iter([body[:cut], body[cut:]])
+    prepared.headers.pop("Content-Length", None)
+    prepared.headers["Transfer-Encoding"] = "chunked"
+    return prepared
 
 
 def problem(response, errors: str) -> str | None:
@@ -63,7 +128,9 @@ def problem(response, errors: str) -> str | None:
     return None
 
 
-def fuzz_operation(operation, mode, *, gateway: str, token: str, session) -> tuple[int, list]:
+def fuzz_operation(
+    operation, mode, *, gateway: str, token: str, session, twists: dict
+) -> tuple[int, list]:
     """Send up to EXAMPLES generated cases of one operation; (cases sent, problems found)."""
     errors = operation.definition.raw.get("x-vbg-errors", "google")
     sent, failures = 0, []
@@ -76,20 +143,27 @@ def fuzz_operation(operation, mode, *, gateway: str, token: str, session) -> tup
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def send(case):
+    @given(
+        case=operation.as_strategy(generation_mode=mode),
+        twist=st.sampled_from(TWISTS),
+        pick=st.integers(min_value=0, max_value=1 << 16),
+    )
+    def send(case, twist, pick):
         nonlocal sent
         sent += 1
-        response = case.call(
-            base_url=gateway,
-            session=session,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
+        twists[twist] += 1
+        kwargs = case.as_transport_kwargs(
+            base_url=gateway, headers={"Authorization": f"Bearer {token}"}
         )
+        prepared = session.prepare_request(requests.Request(**twisted(kwargs, twist, pick)))
+        if twist == "chunked":
+            prepared = chunked(prepared, pick)
+        response = session.send(prepared, timeout=60)
         found = problem(response, errors)
         if found and len(failures) < 5:
             failures.append(
-                f"{operation.label} ({mode.value}): {found}\n  {case.as_curl_command()}"
+                f"{operation.label} ({mode.value}, {twist}, pick {pick}): {found}\n  "
+                f"{case.as_curl_command()}"
             )
 
     try:
@@ -113,17 +187,37 @@ def test_fuzzing_finds_no_server_error_and_no_foreign_error_shape(stack, fuzz_ke
     session = requests.Session()
     failures: list[str] = []
     sent = operations = 0
+    twists = dict.fromkeys(TWISTS, 0)
     started = time.monotonic()
     for result in schema.get_all_operations():
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             count, found = fuzz_operation(
-                result.ok(), mode, gateway=gateway, token=token, session=session
+                result.ok(), mode, gateway=gateway, token=token, session=session, twists=twists
             )
             sent += count
             failures += found
     seconds = time.monotonic() - started
-    figures = {"caller": caller, "operations": operations, "examples_sent": sent}
+    figures = {"caller": caller, "operations": operations, "examples_sent": sent, **twists}
     print(json.dumps({"fuzz": figures, "seconds": round(seconds, 1)}))
     assert sent >= operations * 2
+    assert min(twists.values()) > sent // 6, twists  # each way is sent, about a third each
     assert not failures, "\n".join(failures)
+
+
+def test_the_twists_do_what_they_say():
+    body = {"a": ["x", {"b": "y"}], "n": 1}
+    assert with_lone_surrogate(body, 0) != body and body["a"][0] == "x"  # a copy
+    assert {json.dumps(with_lone_surrogate(body, pick)) for pick in range(2)} == {
+        '{"a": ["x\\ud800", {"b": "y"}], "n": 1}',
+        '{"a": ["x", {"b": "y\\ud800"}], "n": 1}',
+    }
+    assert with_lone_surrogate({"n": 1}, 5) == {"n": 1, LONE: LONE}
+    form = twisted({"data": {"purpose": "batch"}, "files": []}, "lone surrogate", 3)
+    assert form["data"] == {"purpose": b"\xed\xa0\x80"}
+    assert twisted({"params": {}}, "lone surrogate", 0)["params"] == {"q": b"\xed\xa0\x80"}
+    prepared = requests.Request("POST", "http://h/x", json={"k": "v"}).prepare()
+    prepared = chunked(prepared, 3)
+    assert "Content-Length" not in prepared.headers
+    assert prepared.headers["Transfer-Encoding"] == "chunked"
+    assert list(prepared.body) == [b'{"k', b'": "v"}']

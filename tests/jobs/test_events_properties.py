@@ -10,17 +10,19 @@ from hypothesis import strategies as st
 
 from shared.core.transient import is_transient
 from shared.jobs import lifecycle
+from tests.strategies import client_text
 
 TYPES = st.sampled_from(["sync", "job.created", "job.cancel_requested", "x", "", "SYNC"])
 JOB_IDS = st.one_of(
-    st.text(max_size=30),
+    client_text(max_size=30),
     st.from_regex(r"[0-9]{1,25}", fullmatch=True),
     st.sampled_from(["__x__", "..", "a/b", "1" * 41]),
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    st.none() | st.booleans() | st.integers() | st.floats() | client_text(max_size=10),
     lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        st.lists(children, max_size=4)
+        | st.dictionaries(client_text(max_size=8), children, max_size=4)
     ),
     max_leaves=15,
 )
@@ -40,7 +42,7 @@ def payloads(draw):
         depth = draw(st.integers(min_value=500, max_value=20_000))
         raw = b'{"a":' * depth + b"1" + b"}" * depth
     elif kind == "text":
-        return draw(st.text(max_size=50))
+        return draw(client_text(max_size=50))
     else:
         raw = draw(st.binary(max_size=100))
     return base64.b64encode(raw).decode() if draw(st.booleans()) else raw

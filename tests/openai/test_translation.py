@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.openai.translation import (
     LineError,
@@ -13,6 +15,7 @@ from shared.openai.translation import (
     parse_line,
     vertex_lines,
 )
+from tests.strategies import client_text
 
 CHAT = "/v1/chat/completions"
 USER = [{"role": "user", "content": "hi"}]
@@ -436,3 +439,30 @@ def test_text_embedding_models_take_no_dimensions():
         embedding_instances, {"model": "e", "input": "a", "dimensions": 8}, "text-embedding"
     )
     assert error.param == "dimensions"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    content=client_text(max_size=20),
+    custom_id=client_text(max_size=8),
+    ascii_only=st.booleans(),
+)
+def test_any_line_text_is_a_line_or_a_line_error(content, custom_id, ascii_only):
+    """Issue #22 items 11 and 14 as a property: whatever text a line holds (lone surrogates,
+    line separators), parsing and translating it gives a line whose strings are all text,
+    or a LineError; never another exception."""
+    from shared.core import json_text
+    from shared.jobs.openai_requests import LineError, vertex_lines
+
+    body = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": content}]}
+    line = {"custom_id": custom_id, "method": "POST", "url": CHAT, "body": body}
+    lone = json_text.lone_surrogate(line) is not None
+    # A lone surrogate has no UTF-8 form: a file holds its escape.
+    raw = json.dumps(line, ensure_ascii=ascii_only or lone)
+    try:
+        parsed = parse_line(raw, CHAT)
+        translated = vertex_lines(parsed, CHAT, "gemini-2.5-flash")
+    except LineError:
+        return
+    assert not lone  # a line holding one is refused
+    assert json_text.lone_surrogate(translated) is None and parsed.custom_id == custom_id
