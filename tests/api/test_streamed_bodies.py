@@ -60,12 +60,15 @@ def key(served):
     return reply.json()["key"]
 
 
-def chunked_post(url: str, path: str, headers: dict, chunks) -> tuple[int, dict, int]:
-    """POST `chunks` as a chunked body, stopping as soon as the server answers: (status, JSON
-    body, bytes sent by then)."""
+def chunked_post(
+    url: str, path: str, headers: dict, chunks, length: int | None = None
+) -> tuple[int, dict, int]:
+    """POST `chunks` as a chunked body (or, given its `length`, as a plain one), stopping as
+    soon as the server answers: (status, JSON body, bytes sent by then)."""
     where = urlsplit(url)
     sock = socket.create_connection((where.hostname, where.port), timeout=60)
-    head = [f"POST {path} HTTP/1.1", f"Host: {where.netloc}", "Transfer-Encoding: chunked"]
+    framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    head = [f"POST {path} HTTP/1.1", f"Host: {where.netloc}", framing]
     head += [f"{name}: {value}" for name, value in headers.items()]
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
     sent = 0
@@ -73,10 +76,11 @@ def chunked_post(url: str, path: str, headers: dict, chunks) -> tuple[int, dict,
         for chunk in chunks:
             if select.select([sock], [], [], 0)[0]:
                 break
-            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(chunk if length else b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
         else:
-            sock.sendall(b"0\r\n\r\n")
+            if length is None:
+                sock.sendall(b"0\r\n\r\n")
     except (BrokenPipeError, ConnectionResetError):
         pass
     response = http.client.HTTPResponse(sock)
@@ -92,12 +96,15 @@ def filler(total: int, size: int = 256 * 1024):
         yield chunk
 
 
-def test_an_anonymous_body_is_refused_before_it_is_read(served):
+@pytest.mark.parametrize("length", [None, 150 * MiB], ids=["chunked", "content-length"])
+def test_an_anonymous_body_is_refused_before_it_is_read(served, length):
     served.reset_peak()
     before = served.rss()
-    status, body, sent = chunked_post(served.url, "/v1/files", {}, filler(256 * MiB))
+    size = length or 256 * MiB
+    status, body, sent = chunked_post(served.url, "/v1/files", {}, filler(size), length)
     grew = served.peak() - before
-    print(json.dumps({"anonymous_chunked": {"status": status, "sent": sent, "peak_growth": grew}}))
+    figures = {"framing": length and "content-length", "sent": sent, "peak_growth": grew}
+    print(json.dumps({"anonymous": {"status": status, **figures}}))
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
     assert sent < 64 * MiB, f"the answer came after {sent} bytes"
     assert grew < 16 * MiB
