@@ -49,7 +49,7 @@ class BodyStream:
     def read(self, size: int = -1) -> bytes:
         if size < 0:
             return b"".join(self.chunks())
-        data = self._source.read(size)
+        data = _read(self._source, size)
         self.seen += len(data)
         if self.seen > self.limit:
             raise ApiError(413, f"The request body is over its limit of {self.limit} bytes.")
@@ -58,6 +58,15 @@ class BodyStream:
     def chunks(self, size: int = READ_BYTES) -> Iterator[bytes]:
         while data := self.read(size):
             yield data
+
+
+def _read(source: BinaryIO, size: int) -> bytes:
+    """Up to `size` bytes of a body. What the server's parser raises while it reads (a bad
+    chunk size or terminator, a client gone before the end) is the client's: a 400."""
+    try:
+        return source.read(size)
+    except Exception as exc:  # gunicorn's ParseException, werkzeug's ClientDisconnected, OSError
+        raise invalid_argument(f"The request body cannot be read: {exc!r}"[:300]) from None
 
 
 @dataclass
@@ -376,8 +385,12 @@ def serve(
 
 def _left_unread(source: BinaryIO) -> bool:
     """Drop what is left of a body the reply did not need, up to DRAIN_BYTES (so that a small
-    body keeps the connection usable); True when more is left even so."""
-    return all(source.read(READ_BYTES) for _ in range(DRAIN_BYTES // READ_BYTES))
+    body keeps the connection usable); True when more is left even so, or it cannot be read."""
+    try:
+        drained = all(_read(source, READ_BYTES) for _ in range(DRAIN_BYTES // READ_BYTES))
+        return drained and bool(_read(source, 1))
+    except ApiError:
+        return True
 
 
 def _traceback() -> str:

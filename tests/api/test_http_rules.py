@@ -116,3 +116,21 @@ class Chunks(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         piece, self.data = self.data[: min(size, self.cut)], self.data[min(size, self.cut) :]
         return piece
+
+
+def test_a_body_the_server_cannot_read_is_a_400_and_is_not_read_on():
+    class Broken(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("chunk size 'zz' is not hex")
+
+    seen = []
+    broken = Request(method="POST", path="/x", args={}, headers={}, source=Broken())
+    with pytest.raises(ApiError) as raised:
+        dispatch(broken, public_route(seen), {})
+    assert raised.value.code == 400 and seen == []
+    assert raised.value.message == (
+        "The request body cannot be read: OSError(\"chunk size 'zz' is not hex\")"
+    )
+    assert http._left_unread(Broken()) is True
+    assert http._left_unread(io.BytesIO(b"x" * http.DRAIN_BYTES)) is False
+    assert http._left_unread(io.BytesIO(b"x" * (http.DRAIN_BYTES + 1))) is True

@@ -253,3 +253,26 @@ def test_a_batch_is_translated_line_by_line_in_bounded_memory(served, key):
     assert reply.json()["request_counts"]["total"] == UPLOAD_LINES
     # Most of what is left is the create path's (sealing, the estimate's reads), not the file.
     assert grew < 2 * size
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcXY0\r\n\r\n", b"3;\x01\r\nabc\r\n0\r\n\r\n"],
+    ids=["chunk size", "chunk terminator", "chunk extension"],
+)
+def test_a_body_the_server_cannot_unframe_is_a_400(served, framing):
+    """A neighbour of item 9: the server's parser raises while the body is read (a bad chunk
+    size, terminator or extension), and that escaped as a 500."""
+    where = urlsplit(served.url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        head = (
+            f"POST /v1/gateway/keys HTTP/1.1\r\nHost: {where.netloc}\r\n"
+            f"Authorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.sendall(head.encode() + framing)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read())
+    assert response.status == 400, body
+    assert body["error"]["message"].startswith("The request body cannot be read")
