@@ -59,3 +59,26 @@ def test_records_round_trip_whatever_their_text_and_the_chunking(rows, ascii_onl
     assert [json.loads(line) for line in jsonl.byte_records(chunks)] == rows
     # The last record may lack its "\n".
     assert [json.loads(line) for line in jsonl.byte_records([data.rstrip(b"\n")])] == rows
+
+
+@given(text=texts, cuts=st.lists(st.integers(0, 200), max_size=6))
+def test_the_line_counter_counts_what_records_finds_whatever_the_chunking(text, cuts):
+    data = text.encode()
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    counter = jsonl.LineCounter()
+    counts = [counter.feed(data[a:b]) for a, b in itertools.pairwise(bounds)]
+    assert counts == sorted(counts)  # a running count: each feed returns it
+    assert counter.finish() == len(jsonl.records(text)) == counter.count
+    assert counter.finish() == counter.count  # finishing twice counts the last line once
+
+
+def test_the_line_counter_on_the_edges():
+    counter = jsonl.LineCounter()
+    assert (counter.feed(b"  "), counter.feed(b"\t\n"), counter.feed(b"{")) == (0, 0, 0)
+    assert (counter.feed(b"}\n"), counter.feed(b"\n"), counter.feed(b"x")) == (1, 1, 1)
+    assert counter.finish() == 2
+    assert jsonl.LineCounter().finish() == 0
+    assert list(jsonl.numbered_byte_records([b"a\n\n", b" \nb", b"c\r"])) == [
+        (1, b"a"),
+        (4, b"bc\r"),
+    ]

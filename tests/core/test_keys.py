@@ -137,3 +137,27 @@ def test_an_unknown_broken_or_revoked_key_is_401_saying_which(gcp):
         with pytest.raises(ApiError) as raised:
             authenticate(presented)
         assert (raised.value.code, raised.value.message) == (401, message)
+
+
+def test_a_key_list_is_kept_once_each_in_order_and_bounded_at_its_limits():
+    """Issue #22 item 15: the bounds hold at the boundary, counted after de-duplication."""
+    from shared.core.keys import MAX_LIST_CHARS, MAX_LIST_ITEMS, _string_list
+
+    assert _string_list({"m": ["b", "a", "b", "a", "c"]}, "m") == ["b", "a", "c"]
+    assert _string_list({"m": None}, "m") == [] and _string_list({}, "m") == []
+    most = [f"{n:03d}" for n in range(MAX_LIST_ITEMS)]
+    assert _string_list({"m": most * 3}, "m") == most
+    longest = ["x" * (MAX_LIST_CHARS - 1), "y"]
+    assert _string_list({"m": longest}, "m") == longest
+    for past in ([*most, "one more"], [*longest[:1], "yz"]):
+        with pytest.raises(ApiError) as raised:
+            _string_list({"m": past}, "m")
+        assert (raised.value.code, raised.value.param) == (400, "m")
+        assert raised.value.message == (
+            f"`m` holds {len(past)} distinct entries; at most {MAX_LIST_ITEMS} (and "
+            f"{MAX_LIST_CHARS} characters in all) are allowed."
+        )
+    assert _prefixes({"p": ["gs://b/a", "gs://b/a/", "gs://b/c"]}, "p") == [
+        "gs://b/a/",
+        "gs://b/c/",
+    ]
