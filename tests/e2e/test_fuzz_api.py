@@ -152,8 +152,10 @@ def fuzz_operation(
         nonlocal sent
         sent += 1
         twists[twist] += 1
+        # One connection per request: gunicorn closes a keep-alive connection idle for 2 s,
+        # and reusing one it is closing fails as a dropped connection, not a server error.
         kwargs = case.as_transport_kwargs(
-            base_url=gateway, headers={"Authorization": f"Bearer {token}"}
+            base_url=gateway, headers={"Authorization": f"Bearer {token}", "Connection": "close"}
         )
         prepared = session.prepare_request(requests.Request(**twisted(kwargs, twist, pick)))
         if twist == "chunked":
