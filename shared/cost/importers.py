@@ -37,7 +37,7 @@ LITELLM_URL = "https://github.com/BerriAI/litellm/blob/main/model_prices_and_con
 BILLING_URL = "https://docs.cloud.google.com/billing/docs/reference/rest/v1/services.skus"
 LONG_THRESHOLD = 200_000
 PER_MILLION = Decimal(10**6)
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,127}$")
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{0,127}")
 GOOGLE_MODEL = re.compile(r"^(gemini|text-embedding|text-multilingual-embedding)")
 
 # LiteLLM field -> rate key (USD per token in LiteLLM; per 1M in the catalog).
@@ -154,7 +154,7 @@ def from_litellm(document, *, as_of: str, only: set[str] | None = None) -> dict:
         if not provider.startswith("vertex_ai"):
             continue
         name = key.removeprefix("vertex_ai/")
-        if not MODEL_NAME.match(name) or not GOOGLE_MODEL.match(name):
+        if not MODEL_NAME.fullmatch(name) or not GOOGLE_MODEL.match(name):
             continue
         if only and name not in only:
             continue
@@ -283,7 +283,7 @@ def from_billing_catalog(pages, *, as_of: str) -> tuple[dict, list[str]]:
                 skipped.append(description)
                 continue
             model, mode, tier, key = target
-            if not MODEL_NAME.match(model):
+            if not MODEL_NAME.fullmatch(model):
                 skipped.append(description)
                 continue
             block = rates.setdefault(model, {}).setdefault(tier, {}).setdefault(mode, {})
