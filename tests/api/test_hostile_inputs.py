@@ -128,7 +128,7 @@ def openai_batch(gateway, key, lines: list[str], **fields):
 
 
 def chat(custom_id: str, content: str) -> str:
-    body = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": content}]}
+    body = {"model": "gemini-3.5-flash-lite", "messages": [{"role": "user", "content": content}]}
     line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions"}
     return json.dumps({**line, "body": body}).replace("LONE", LONE)
 
@@ -192,13 +192,13 @@ def test_key_lists_are_stored_once_each_and_bounded(gateway, gcp):
         "/v1/gateway/keys",
         json={
             "alias": "lists",
-            "models": ["gemini-2.5-pro", "gemini-2.5-flash"] * 5000,
+            "models": ["gemini-3.1-pro-preview", "gemini-3.5-flash-lite"] * 5000,
             "inputPrefixes": [f"gs://{bucket}/a", f"gs://{bucket}/a/", f"gs://{bucket}/b/"],
         },
         headers=auth(MASTER_KEY),
     )
     assert made.status_code == 200, made.get_data(as_text=True)
-    assert made.get_json()["models"] == ["gemini-2.5-pro", "gemini-2.5-flash"]
+    assert made.get_json()["models"] == ["gemini-3.1-pro-preview", "gemini-3.5-flash-lite"]
     assert made.get_json()["inputPrefixes"] == [f"gs://{bucket}/a/", f"gs://{bucket}/b/"]
     path = f"/v1/gateway/keys/{made.get_json()['id']}"
     for field, values in (

@@ -137,7 +137,7 @@ def request_line(n: int) -> bytes:
         "custom_id": f"r{n:06d}",
         "method": "POST",
         "url": "/v1/chat/completions",
-        "body": {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": ""}]},
+        "body": {"model": "gemini-3.5-flash-lite", "messages": [{"role": "user", "content": ""}]},
     }
     text = json.dumps(line)
     return (
