@@ -112,7 +112,7 @@ def decode(raw: bytes):
     """One line's JSON value (msgspec, the fast path), or `InvalidJson` with json's reason."""
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec recurses too: deep nesting
         try:
             return json_text.loads(raw, surrogates=True)  # deep nesting: a ValueError too
         except ValueError as exc:
