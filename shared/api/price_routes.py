@@ -49,7 +49,7 @@ def import_prices(request: Request) -> Reply:
     if only is not None and (
         not isinstance(only, list)
         or len(only) > MAX_FILTER
-        or not all(isinstance(m, str) and importers.MODEL_NAME.match(m) for m in only)
+        or not all(isinstance(m, str) and importers.MODEL_NAME.fullmatch(m) for m in only)
     ):
         raise invalid_argument(
             f"`models` is a list of at most {MAX_FILTER} model names.", field="models"

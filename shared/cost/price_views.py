@@ -55,7 +55,7 @@ def _day(value) -> str | None:
 
 def _location(value) -> str:
     value = value or pricing.GLOBAL
-    if not importers.MODEL_NAME.match(value) or len(value) > 63:
+    if not importers.MODEL_NAME.fullmatch(value) or len(value) > 63:
         raise invalid_argument("`location` is global, us, eu or a region.", field="location")
     return value
 
