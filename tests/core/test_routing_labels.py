@@ -128,6 +128,6 @@ def test_vertex_hosts_by_location(monkeypatch):
 @pytest.mark.parametrize("model", [None, "", "   ", 7])
 def test_a_missing_model_is_400_saying_it_is_required(model):
     with pytest.raises(ApiError) as info:
-        resolve(model, MODELS, allowed=None)
+        resolve(model, MODELS, ANYONE)
     assert info.value.code == 400
     assert info.value.message == "`model` is required, e.g. gemini-2.5-flash."
