@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.core import json_text, jsonl
-from shared.jobs import openai_results, rows
+from shared.jobs import rows
+from shared.openai import results as openai_results
 
 text = st.text(st.characters(codec="utf-8"), max_size=8)
 values = st.recursive(

@@ -452,7 +452,7 @@ def test_any_line_text_is_a_line_or_a_line_error(content, custom_id, ascii_only)
     line separators), parsing and translating it gives a line whose strings are all text,
     or a LineError; never another exception."""
     from shared.core import json_text
-    from shared.jobs.openai_requests import LineError, vertex_lines
+    from shared.openai.translation import LineError, vertex_lines
 
     body = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": content}]}
     line = {"custom_id": custom_id, "method": "POST", "url": CHAT, "body": body}
