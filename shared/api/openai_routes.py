@@ -35,26 +35,29 @@ def _limit(request: Request, default: int, maximum: int) -> int:
 
 
 def create_file(request: Request) -> Reply:
-    fields, parts = request.multipart()
-    upload = parts.get("file")
-    if upload is None:
-        raise invalid_argument("`file` is required: the JSONL file, as a multipart part.", "file")
-    purpose = fields.get("purpose")
-    if not purpose:
-        raise invalid_argument("`purpose` is required (batch).", field="purpose")
-    # The SDK sends an object field as `expires_after[anchor]`, `expires_after[seconds]`.
-    expires_after = {
-        key[len("expires_after[") : -1]: value
-        for key, value in fields.items()
-        if key.startswith("expires_after[") and key.endswith("]")
-    }
-    doc = files.create_file(
-        request.caller,
-        filename=upload.filename or "",
-        purpose=purpose,
-        data=upload.read(),
-        expires_after=expires_after or None,
-    )
+    """The file part goes to the staging bucket as it arrives (`FileUpload`), never whole."""
+    upload = files.FileUpload(request.caller)
+    try:
+        fields, filenames = request.multipart({"file": upload.write})
+        if "file" not in filenames:
+            raise invalid_argument(
+                "`file` is required: the JSONL file, as a multipart part.", "file"
+            )
+        purpose = fields.get("purpose")
+        if not purpose:
+            raise invalid_argument("`purpose` is required (batch).", field="purpose")
+        # The SDK sends an object field as `expires_after[anchor]`, `expires_after[seconds]`.
+        expires_after = {
+            key[len("expires_after[") : -1]: value
+            for key, value in fields.items()
+            if key.startswith("expires_after[") and key.endswith("]")
+        }
+        doc = upload.finish(
+            filename=filenames["file"] or "", purpose=purpose, expires_after=expires_after or None
+        )
+    except BaseException:
+        upload.abort()
+        raise
     return Reply(200, files.file_object(doc))
 
 
@@ -78,7 +81,7 @@ def get_file(request: Request, file_id: str) -> Reply:
 
 def file_content(request: Request, file_id: str) -> Reply:
     doc = files.get_file(request.caller, file_id)
-    return Reply(200, files.file_bytes(doc), {"Content-Type": "application/octet-stream"})
+    return Reply(200, files.file_chunks(doc), {"Content-Type": "application/octet-stream"})
 
 
 def delete_file(request: Request, file_id: str) -> Reply:
@@ -151,11 +154,11 @@ def create_upload(request: Request) -> Reply:
 
 
 def add_upload_part(request: Request, upload_id: str) -> Reply:
-    _, parts = request.multipart()
-    data = parts.get("data")
-    if data is None:
+    data = bytearray()
+    _, filenames = request.multipart({"data": data.extend})
+    if "data" not in filenames:
         raise invalid_argument("`data` is required: the Part's bytes, as a multipart part.", "data")
-    return Reply(200, uploads.add_part(request.caller, upload_id, data.read()))
+    return Reply(200, uploads.add_part(request.caller, upload_id, bytes(data)))
 
 
 def complete_upload(request: Request, upload_id: str) -> Reply:

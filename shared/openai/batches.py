@@ -25,7 +25,8 @@ import json
 import re
 import tempfile
 import time
-from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument
@@ -99,16 +100,28 @@ def check_metadata(metadata) -> dict:
     return metadata
 
 
-def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, str | None]:
-    """(vertex lines, errors, model) of an input file. `model_of(name)` resolves the
-    batch's model (raising ApiError) and returns the deployment's publisher model."""
-    vertex_lines: list[dict] = []
-    errors: list[dict] = []
+@dataclass
+class Translated:
+    """What `translate_input` made of an input file."""
+
+    model: str | None = None
+    requests: int = 0  # the file's requests that translated (custom ids)
+    vertex_lines: int = 0  # what they became (an embeddings request: one line per input)
+    widest_request: int = 1  # the most Vertex lines one request became
+    errors: list[dict] = field(default_factory=list)
+
+
+def translate_input(chunks: Iterable[bytes], endpoint: str, model_of, emit) -> Translated:
+    """Translate an input file line by line as it is read, giving each Vertex line to `emit`
+    while no line has failed. `model_of(name)` resolves the batch's model (raising ApiError)
+    and returns the deployment's publisher model. Lines that do not translate are `errors`
+    (at most MAX_LINE_ERRORS, then the reading stops); only the custom ids are kept."""
+    done = Translated()
     seen: set[str] = set()
-    model = deployed = None
-    for number, raw in jsonl.numbered(data.decode("utf-8")):
+    deployed = None
+    for number, raw in jsonl.numbered_byte_records(chunks):
         try:
-            line = translation.parse_line(raw, endpoint)
+            line = translation.parse_line(_text(raw), endpoint)
             if line.custom_id in seen:
                 raise translation.LineError(
                     f"`custom_id` {line.custom_id!r} is used by an earlier line.",
@@ -116,48 +129,49 @@ def translate_input(data: bytes, endpoint: str, model_of) -> tuple[list, list, s
                     code="duplicate_custom_id",
                 )
             seen.add(line.custom_id)
-            if model is None:
-                model, deployed = line.model, model_of(line.model)
-            elif line.model != model:
+            if done.model is None:
+                done.model, deployed = line.model, model_of(line.model)
+            elif line.model != done.model:
                 raise translation.LineError(
-                    f"`body.model` {line.model!r} differs from the batch's model {model!r}: "
-                    "one batch, one model.",
+                    f"`body.model` {line.model!r} differs from the batch's model "
+                    f"{done.model!r}: one batch, one model.",
                     param="body.model",
                     code="mismatched_model",
                 )
             translated = translation.vertex_lines(line, endpoint, deployed)
-            if len(vertex_lines) + len(translated) > files.MAX_REQUESTS:
+            if done.vertex_lines + len(translated) > files.MAX_REQUESTS:
                 raise translation.LineError(
                     f"The batch holds more than {files.MAX_REQUESTS} requests (embedding inputs "
                     "count one each).",
                     param="body.input",
                     code="too_many_requests",
                 )
-            vertex_lines.extend(translated)
         except translation.LineError as exc:
-            errors.append(
+            done.errors.append(
                 {"code": exc.code, "line": number, "message": exc.message, "param": exc.param}
             )
-            if len(errors) >= MAX_LINE_ERRORS:
+            if len(done.errors) >= MAX_LINE_ERRORS:
                 break
-    return vertex_lines, errors, model
+            continue
+        if not done.errors:
+            for vertex_line in translated:
+                emit(vertex_line)
+        done.requests += 1
+        done.vertex_lines += len(translated)
+        done.widest_request = max(done.widest_request, len(translated))
+    return done
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise translation.LineError("The line is not UTF-8 text.") from None
 
 
 def seen_ids(lines) -> set[str]:
-    """The requests (custom ids) of Vertex lines or of `requests.jsonl` entries."""
-    return {line[translation.CUSTOM_ID] if isinstance(line, dict) else line[0] for line in lines}
-
-
-def _upload_lines(bucket: str, name: str, rows) -> str:
-    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
-        for row in rows:
-            spool.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode())
-            spool.write(b"\n")
-        spool.seek(0)
-        clients.storage().bucket(bucket).blob(name).upload_from_file(
-            spool, content_type="application/jsonl", rewind=True
-        )
-    return f"gs://{bucket}/{name}"
+    """The requests (custom ids) of `requests.jsonl` entries."""
+    return {line[0] for line in lines}
 
 
 def create_batch(
@@ -189,9 +203,25 @@ def create_batch(
     def model_of(name: str) -> str:
         return routing.resolve(name, models, caller)[0].model
 
-    vertex_lines, errors, model = translate_input(files.file_bytes(source), endpoint, model_of)
-    created, created_ns = files.now()
+    bucket = files.staging_bucket()
     batch_id = files.new_id("batch_")
+    folder = f"{files.FOLDER}/{caller.key_id}/batches/{batch_id}"
+    inputs = files.LineWriter(bucket, f"{folder}/input.jsonl")
+    requests = files.LineWriter(bucket, f"{folder}/requests.jsonl")
+
+    def emit(vertex_line: dict) -> None:
+        inputs.write(vertex_line)
+        fingerprint = results.request_fingerprint(vertex_line)
+        requests.write([vertex_line[translation.CUSTOM_ID], fingerprint])
+
+    try:
+        translated = translate_input(files.file_chunks(source), endpoint, model_of, emit)
+    except BaseException:
+        inputs.discard()
+        requests.discard()
+        raise
+    model, errors = translated.model, translated.errors
+    created, created_ns = files.now()
     doc = {
         "id": batch_id,
         "owner_key_id": caller.key_id,
@@ -203,9 +233,9 @@ def create_batch(
         "created_at": created,
         "created_ns": created_ns,
         "expires_at": created + WINDOW_SECONDS,
-        "total": len(seen_ids(vertex_lines)) + len(errors),
-        "texts": len(vertex_lines),
-        "widest_request": _widest_request(vertex_lines),
+        "total": translated.requests + len(errors),
+        "texts": translated.vertex_lines,
+        "widest_request": translated.widest_request,
         "output_expires_seconds": output_seconds,
         "job_id": None,
         "translated": False,
@@ -214,19 +244,16 @@ def create_batch(
     }
     ref = files.db().collection(BATCHES).document(batch_id)
     if errors:
+        inputs.discard()
+        requests.discard()
         doc.update(errors=errors, failed_at=created, total=0)
         ref.set(doc)
         logs.info("openai batch refused at validation", batch_id=batch_id, errors=len(errors))
         return batch_object(doc, None)
 
-    bucket = files.staging_bucket()
-    folder = f"{files.FOLDER}/{caller.key_id}/batches/{batch_id}"
-    input_uri = _upload_lines(bucket, f"{folder}/input.jsonl", vertex_lines)
-    requests_uri = _upload_lines(
-        bucket,
-        f"{folder}/requests.jsonl",
-        ([v[translation.CUSTOM_ID], results.request_fingerprint(v)] for v in vertex_lines),
-    )
+    inputs.close()
+    requests.close()
+    input_uri, requests_uri = inputs.uri, requests.uri
     labels = labels_from_metadata(metadata)
     doc.update(
         bucket=bucket,
@@ -267,7 +294,7 @@ def create_batch(
         "openai batch created",
         batch_id=batch_id,
         job_id=record["job_id"],
-        requests=len(vertex_lines),
+        requests=translated.requests,
         model=model,
     )
     return batch_object(doc, record)
@@ -356,12 +383,6 @@ def _history_time(record: dict | None, states) -> int | None:
             if parsed:
                 return int(parsed.timestamp())
     return None
-
-
-def _widest_request(vertex_lines: list[dict]) -> int:
-    """The most Vertex lines one request became (an embeddings request: one per text)."""
-    per_request = Counter(v[translation.CUSTOM_ID] for v in vertex_lines)
-    return max(per_request.values(), default=1)
 
 
 def _request_counts(doc: dict, record: dict | None) -> dict:

@@ -16,11 +16,13 @@ for its output and error files; a `batch` file without one expires after 30 days
 a deleted file); the sync tick deletes its object and record (`delete_expired`).
 """
 
+import codecs
 import contextlib
 import hashlib
 import re
 import secrets
 import time
+from collections.abc import Iterator
 
 from shared.core import clients, jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found
@@ -37,6 +39,8 @@ EXPIRY_MIN_SECONDS = 3600
 EXPIRY_MAX_SECONDS = 2_592_000
 BATCH_DEFAULT_SECONDS = 30 * 24 * 3600
 EXPIRED_PER_TICK = 200
+UPLOAD_CHUNK = 2 * 1024 * 1024  # a resumable upload's piece (a multiple of 256 KiB)
+READ_CHUNK = 1024 * 1024
 
 
 def new_id(prefix: str) -> str:
@@ -128,32 +132,6 @@ def expired(doc: dict, at: int | None = None) -> bool:
     return expires_at is not None and expires_at <= (at if at is not None else time.time())
 
 
-def count_requests(data: bytes) -> int:
-    """Non-blank lines of a JSONL file, refusing what cannot be a batch input."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ApiError(
-            413,
-            f"The file is {len(data)} bytes; a batch input file may be at most "
-            f"{MAX_FILE_BYTES} bytes.",
-            param="file",
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise invalid_argument(
-            "The file is not UTF-8 text (JSONL expected).", field="file"
-        ) from None
-    count = len(jsonl.records(text))
-    if count == 0:
-        raise invalid_argument("The file has no lines; a batch input file is JSONL.", field="file")
-    if count > MAX_REQUESTS:
-        raise invalid_argument(
-            f"The file has {count} requests; a batch may have at most {MAX_REQUESTS}.",
-            field="file",
-        )
-    return count
-
-
 def check_purpose(purpose: str) -> str:
     if purpose in PURPOSES:
         return purpose
@@ -165,34 +143,120 @@ def check_purpose(purpose: str) -> str:
     )
 
 
-def create_file(
-    caller, *, filename: str, purpose: str, data: bytes, expires_after: dict | None = None
-) -> dict:
-    check_purpose(purpose)
-    seconds = expiry_seconds(expires_after, "expires_after")
-    lines = count_requests(data)
-    bucket = staging_bucket()
-    file_id = new_id("file-")
-    name = f"{FOLDER}/{caller.key_id}/files/{file_id}.jsonl"
-    clients.storage().bucket(bucket).blob(name).upload_from_string(
-        data, content_type="application/jsonl"
+class FileUpload:
+    """A batch input file written to the staging bucket as it arrives, its size, UTF-8 and
+    lines checked on the way: memory is one upload piece whatever the file's size. `finish`
+    records it; `abort` removes what was written."""
+
+    def __init__(self, caller):
+        self.caller = caller
+        self.file_id = new_id("file-")
+        self.bucket = staging_bucket()
+        self.name = f"{FOLDER}/{caller.key_id}/files/{self.file_id}.jsonl"
+        self.size = 0
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._lines = jsonl.LineCounter()
+        self._writer = LineWriter(self.bucket, self.name)
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > MAX_FILE_BYTES:
+            raise ApiError(
+                413,
+                f"The file passes {MAX_FILE_BYTES} bytes, the most a batch input file may be.",
+                param="file",
+            )
+        self._check_utf8(data)
+        if self._lines.feed(data) > MAX_REQUESTS:
+            raise _too_many_requests()
+        self._writer.write_bytes(data)
+
+    def _check_utf8(self, data: bytes, final: bool = False) -> None:
+        try:
+            self._utf8.decode(data, final)
+        except UnicodeDecodeError:
+            raise invalid_argument(
+                "The file is not UTF-8 text (JSONL expected).", field="file"
+            ) from None
+
+    def finish(self, *, filename: str, purpose: str, expires_after: dict | None = None) -> dict:
+        check_purpose(purpose)
+        seconds = expiry_seconds(expires_after, "expires_after")
+        self._check_utf8(b"", final=True)
+        lines = self._lines.finish()
+        if lines == 0:
+            raise invalid_argument(
+                "The file has no lines; a batch input file is JSONL.", field="file"
+            )
+        if lines > MAX_REQUESTS:
+            raise _too_many_requests()
+        self._writer.close()
+        created, created_ns = now()
+        doc = {
+            "id": self.file_id,
+            "owner_key_id": self.caller.key_id,
+            "filename": filename[:255] or "file.jsonl",
+            "purpose": purpose,
+            "bytes": self.size,
+            "lines": lines,
+            "created_at": created,
+            "created_ns": created_ns,
+            "uri": f"gs://{self.bucket}/{self.name}",
+            "expires_at": created + (seconds or BATCH_DEFAULT_SECONDS),
+        }
+        db().collection(FILES).document(self.file_id).set(doc)
+        logs.info(
+            "openai file uploaded", file_id=self.file_id, key_id=self.caller.key_id, bytes=self.size
+        )
+        return doc
+
+    def abort(self) -> None:
+        self._writer.discard()
+
+
+def _too_many_requests() -> ApiError:
+    return invalid_argument(
+        f"The file has more than {MAX_REQUESTS} requests; a batch may have at most {MAX_REQUESTS}.",
+        field="file",
     )
-    created, created_ns = now()
-    doc = {
-        "id": file_id,
-        "owner_key_id": caller.key_id,
-        "filename": filename[:255] or "file.jsonl",
-        "purpose": purpose,
-        "bytes": len(data),
-        "lines": lines,
-        "created_at": created,
-        "created_ns": created_ns,
-        "uri": f"gs://{bucket}/{name}",
-        "expires_at": created + (seconds or BATCH_DEFAULT_SECONDS),
-    }
-    db().collection(FILES).document(file_id).set(doc)
-    logs.info("openai file uploaded", file_id=file_id, key_id=caller.key_id, bytes=len(data))
-    return doc
+
+
+class LineWriter:
+    """JSONL written straight into a GCS object (a resumable upload of UPLOAD_CHUNK pieces,
+    begun at the first write): memory is one piece, however many lines."""
+
+    def __init__(self, bucket: str, name: str):
+        self.blob = clients.storage().bucket(bucket).blob(name)
+        self.uri = f"gs://{bucket}/{name}"
+        self.lines = 0
+        self._file = None
+
+    def write(self, row) -> None:
+        self.write_bytes(jsonl.dumps(row))
+        self.lines += 1
+
+    def write_bytes(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = self.blob.open(
+                "wb", chunk_size=UPLOAD_CHUNK, content_type="application/jsonl"
+            )
+        self._file.write(data)
+
+    def close(self) -> None:
+        """Finish the object (none is made when nothing was written)."""
+        if self._file is not None:
+            self._file.close()
+
+    def discard(self) -> None:
+        """Remove what was written (an upload begun can only be finished, then deleted)."""
+        from google.api_core import exceptions
+
+        if self._file is None:
+            return
+        with contextlib.suppress(exceptions.GoogleAPICallError, ValueError):
+            self._file.close()
+        with contextlib.suppress(exceptions.NotFound):
+            self.blob.delete()
 
 
 def get_file(caller, file_id: str) -> dict:
@@ -234,14 +298,25 @@ def valid_id(value: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value or ""))
 
 
-def file_bytes(doc: dict) -> bytes:
-    bucket, name = split_uri(doc["uri"])
+def file_chunks(doc: dict) -> Iterator[bytes]:
+    """A file's content in READ_CHUNK pieces (memory one piece, whatever the file's size). The
+    first piece is read here, so that a file whose object is gone is a 404 before any reply."""
     from google.api_core import exceptions
 
+    bucket, name = split_uri(doc["uri"])
     try:
-        return clients.storage().bucket(bucket).blob(name).download_as_bytes()
+        reader = clients.storage().bucket(bucket).blob(name).open("rb", chunk_size=READ_CHUNK)
+        first = reader.read(READ_CHUNK)
     except exceptions.NotFound:
         raise not_found(f"The content of file {doc['id']} is gone.") from None
+
+    def rest() -> Iterator[bytes]:
+        with reader:
+            yield first
+            while chunk := reader.read(READ_CHUNK):
+                yield chunk
+
+    return rest()
 
 
 def delete_file(caller, file_id: str) -> dict:
