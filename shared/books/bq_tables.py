@@ -19,7 +19,7 @@ from datetime import datetime
 from shared.core import clients
 
 URI = re.compile(
-    r"^bq://([A-Za-z0-9][A-Za-z0-9_:.-]{0,127})\.([A-Za-z0-9_]{1,1024})\.([\w$-]{1,1024})$"
+    r"bq://([A-Za-z0-9][A-Za-z0-9_:.-]{0,127})\.([A-Za-z0-9_]{1,1024})\.([\w$-]{1,1024})"
 )
 COLUMNS = ("request", "response", "status", "processed_time")
 PAGE_ROWS = 1000
@@ -31,7 +31,7 @@ class BadTableUri(ValueError):
 
 def table_of(uri: str) -> str:
     """`bq://p.d.t` -> `p.d.t`, or BadTableUri."""
-    found = URI.match(uri or "")
+    found = URI.fullmatch(uri or "")
     if not found:
         raise BadTableUri(f"{uri!r} is not a BigQuery table URI: use bq://PROJECT.DATASET.TABLE")
     return ".".join(found.groups())

@@ -31,10 +31,8 @@ from shared.core import clients
 from shared.cost.importers import sku_model
 from shared.cost.pricing import nanos_to_usd
 
-TABLE_NAME = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9_:.-]{0,127}\.[A-Za-z0-9_]{1,1024}\.[\w$-]{1,1024}$"
-)
-MODEL_VERSION = re.compile(r"-\d{3}$")
+TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.-]{0,127}\.[A-Za-z0-9_]{1,1024}\.[\w$-]{1,1024}")
+MODEL_VERSION = re.compile(r"-\d{3}\Z")
 
 
 class BadTable(ValueError):
@@ -42,7 +40,7 @@ class BadTable(ValueError):
 
 
 def table_name(value: str) -> str:
-    if not TABLE_NAME.match(value or ""):
+    if not TABLE_NAME.fullmatch(value or ""):
         raise BadTable(f"{value!r} is not a table name: use PROJECT.DATASET.TABLE")
     return value
 
@@ -213,11 +211,11 @@ def reconcile(*, billing_table: str, books_dataset: str, start: date, end: date)
     }
 
 
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:.-]{0,127}\.[A-Za-z0-9_]{1,1024}$")
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.-]{0,127}\.[A-Za-z0-9_]{1,1024}")
 
 
 def _dataset_name(value: str) -> str:
-    if not DATASET_NAME.match(value or ""):
+    if not DATASET_NAME.fullmatch(value or ""):
         raise BadTable(f"{value!r} is not a dataset name: use PROJECT.DATASET")
     return value
 
