@@ -94,8 +94,8 @@ EMPTY_TYPE = "type.googleapis.com/google.protobuf.Empty"
 MIN_OPERATION_SECONDS = 0.2
 FAULT_LABEL = "sim-fault"
 FINAL_FILE = "predictions.jsonl"
-BQ_TABLE = re.compile(r"^bq://[A-Za-z0-9][\w:.-]*\.\w+\.[\w$-]+$")
-BQ_URI = re.compile(r"^bq://[A-Za-z0-9][\w:-]*(\.\w+(\.[\w$-]+)?)?$")
+BQ_TABLE = re.compile(r"bq://[A-Za-z0-9][\w:.-]*\.\w+\.[\w$-]+")
+BQ_URI = re.compile(r"bq://[A-Za-z0-9][\w:-]*(\.\w+(\.[\w$-]+)?)?")
 INCREMENTAL_FILE = "incremental_predictions/predictions_{index:05d}.jsonl"
 INCREMENTAL_PARTS = 4
 # What Vertex puts on a cancelled job: google.rpc.Code.CANCELLED (1), message "CANCELED".
@@ -342,7 +342,7 @@ class Simulator:
         if not source.instances_format:
             raise invalid_argument("`inputConfig.instancesFormat` is required (use `jsonl`).")
         if source.HasField("bigquery_source"):
-            if not BQ_TABLE.match(source.bigquery_source.input_uri):
+            if not BQ_TABLE.fullmatch(source.bigquery_source.input_uri):
                 raise invalid_argument(
                     "`inputConfig.bigquerySource.inputUri` must be bq://project.dataset.table."
                 )
@@ -359,7 +359,7 @@ class Simulator:
         if not dest.predictions_format:
             raise invalid_argument("`outputConfig.predictionsFormat` is required (use `jsonl`).")
         if dest.HasField("bigquery_destination"):
-            if not BQ_URI.match(dest.bigquery_destination.output_uri):
+            if not BQ_URI.fullmatch(dest.bigquery_destination.output_uri):
                 raise invalid_argument(
                     "`outputConfig.bigqueryDestination.outputUri` must be bq://project, "
                     "bq://project.dataset or bq://project.dataset.table."
