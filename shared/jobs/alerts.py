@@ -2,29 +2,20 @@
 one per key per budget period per threshold (budget), one per tampered output generation
 (tamper), each a message a person can act on.
 
-Delivery is at least once, deduplicated by a marker document `alerts_sent/{alert id}`:
-
-1. `create()` the marker with `status: sending` (a second sender finds it and stops);
-2. publish to Pub/Sub;
-3. mark it `status: sent` (and the job's `alerts.{kind}`).
-
-A failed publish deletes the marker again, so the next sync retries at once. A crash between
-1 and 3 leaves a `sending` marker: once it is older than `LEASE`, the next sender takes it
-over (by a precondition on the marker's update time) and publishes again.
-So an alert is never lost, and is duplicated only when a process dies in the few
-milliseconds between a publish and its marker update.
+Delivery is exactly once to subscribers that dedupe on the alert's `alert_id` (attribute and
+body field, the same on every copy): a durable claim `alerts_sent/{alert id}` holding the
+message, then the publish, then the mark; a claim whose sender died is published by the next
+sender or the next sync tick within seconds (shared/jobs/alert_outbox.py).
 """
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from shared.core import clients, docids, logs, times
+from shared.core import times
 from shared.core.config import settings
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import events
+from shared.jobs import alert_outbox
 
-MARKERS = "alerts_sent"
-LEASE = timedelta(minutes=5)
 BUDGET_THRESHOLDS = (80, 100)
 TERMINAL_SEVERITY = {
     "JOB_STATE_SUCCEEDED": "INFO",
@@ -44,9 +35,9 @@ TOKEN_FIELDS = (
 )
 COUNT_FIELDS = ("rows", "succeeded", "failed", "malformed")
 
-SENT = "sent"
-ALREADY = "already"
-IN_FLIGHT = "in_flight"
+SENT = alert_outbox.SENT_NOW
+ALREADY = alert_outbox.ALREADY
+IN_FLIGHT = alert_outbox.IN_FLIGHT
 
 
 # --- pure parts ------------------------------------------------------------------------------
@@ -203,87 +194,25 @@ def crossed_thresholds(spent_nanos: int, budget_nanos: int) -> list[int]:
 # --- sending ---------------------------------------------------------------------------------
 
 
-def _marker(alert_id: str):
-    return (
-        clients.firestore().collection(MARKERS).document(docids.doc_id(alert_id.replace("/", "_")))
-    )
-
-
-def _claim(alert_id: str, details: dict) -> str | None:
-    """Take the right to send: None when it is ours, else ALREADY or IN_FLIGHT."""
-    from google.api_core import exceptions
-
-    ref = _marker(alert_id)
-    now = datetime.now(UTC)
-    try:
-        ref.create({**details, "status": "sending", "claimed": now})
-        return None
-    except exceptions.AlreadyExists:
-        pass
-    snapshot = ref.get()
-    marker = snapshot.to_dict() or {}
-    if marker.get("status") == SENT:
-        return ALREADY
-    claimed = times.parse(marker.get("claimed"))
-    if claimed and now - claimed < LEASE:
-        return IN_FLIGHT
-    try:
-        ref.update(
-            {"claimed": now, "takeovers": (marker.get("takeovers") or 0) + 1},
-            option=clients.firestore().write_option(last_update_time=snapshot.update_time),
-        )
-    except (exceptions.FailedPrecondition, exceptions.Aborted):
-        return IN_FLIGHT
-    logs.warning("alert marker lease expired; sending again", alert_id=alert_id)
-    return None
-
-
 def send(*, alert_id: str, kind: str, state: str, severity: str, job_id: str, body: dict) -> str:
-    """Publish one alert unless its marker says it went already. Returns SENT, ALREADY or
-    IN_FLIGHT. Publishing errors raise (the marker stays `sending` and expires)."""
-    outcome = _claim(alert_id, {"kind": kind, "job_id": job_id, "state": state})
-    if outcome:
-        logs.info("alert not sent again", alert_id=alert_id, kind=kind, job_id=job_id, why=outcome)
-        return outcome
-    try:
-        message_id = events.publish_alert(
-            kind=kind, state=state, severity=severity, job_id=job_id, body=body
+    """Publish one alert unless it went, or is claimed, already: SENT, ALREADY or IN_FLIGHT
+    (claimed by a sender alive or dead: it goes out either way). `alert_id` names the alert
+    (`1234:terminal`); subscribers get it as `alert_id`. A failed publish raises."""
+    return alert_outbox.send(
+        alert_outbox.message(
+            name=alert_id, kind=kind, state=state, severity=severity, job_id=job_id, body=body
         )
-    except Exception:
-        # Not published: free the marker so the next attempt need not wait out the lease.
-        try:
-            _marker(alert_id).delete()
-        except Exception as exc:
-            logs.warning("alert marker not released", alert_id=alert_id, error=repr(exc))
-        raise
-    now = datetime.now(UTC)
-    _marker(alert_id).update({"status": SENT, "sent": now, "message_id": message_id})
-    logs.log(
-        severity if severity in ("INFO", "WARNING", "ERROR", "CRITICAL") else "INFO",
-        "alert sent",
-        alert_id=alert_id,
-        kind=kind,
-        state=state,
-        job_id=job_id,
-        message_id=message_id,
-        cost_usd=(body.get("cost") or {}).get("usd"),
     )
-    if settings().alert_webhook_url:
-        from shared.jobs import webhooks
-
-        webhooks.deliver({"kind": kind, **body}, severity=severity)
-    return SENT
 
 
 def send_job_alert(job: dict, kind: str, *, severity: str | None = None, note: str = "") -> str:
-    """The one `kind` alert of a job (terminal, stuck, unpriced); records it in `alerts`."""
-    from shared.jobs import records
-
+    """The one `kind` alert of a job (terminal, stuck, unpriced, ...); once it went, the
+    job's `alerts.{kind}` says when."""
     job_id = job["job_id"]
     state = job.get("state") or "JOB_STATE_UNSPECIFIED"
     if severity is None:
         severity = TERMINAL_SEVERITY.get(state, "WARNING") if kind == "terminal" else "WARNING"
-    outcome = send(
+    return send(
         alert_id=f"{job_id}:{kind}",
         kind=kind,
         state=state,
@@ -291,9 +220,6 @@ def send_job_alert(job: dict, kind: str, *, severity: str | None = None, note: s
         job_id=job_id,
         body=job_alert_body(job, kind, note=note),
     )
-    if outcome == SENT:
-        records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})
-    return outcome
 
 
 def send_tamper_alert(job: dict, recorded) -> str:
@@ -323,7 +249,7 @@ def send_tamper_alert(job: dict, recorded) -> str:
         f"${tamper['file_usd']} in the new file). The books are unchanged; give keys "
         "read-only access to their output folders"
     )
-    outcome = send(
+    return send(
         alert_id=f"{job_id}:tamper:{recorded.uri}#{recorded.generation}",
         kind="tamper",
         state=job.get("state") or "JOB_STATE_UNSPECIFIED",
@@ -331,11 +257,6 @@ def send_tamper_alert(job: dict, recorded) -> str:
         job_id=job_id,
         body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
     )
-    if outcome == SENT:
-        from shared.jobs import records
-
-        records.job_ref(job_id).update({"alerts.tamper": datetime.now(UTC)})
-    return outcome
 
 
 def check_stuck(job: dict, *, now: datetime | None = None) -> str | None:
@@ -442,7 +363,7 @@ def send_vanished_alert(job: dict, uri: str, generation: int) -> str:
         "(the floor); give keys read-only access to their output folders"
     )
     tamper = {"reason": "vanished", "uri": uri, "generation": generation}
-    outcome = send(
+    return send(
         alert_id=f"{job_id}:tamper:{uri}#{generation}",
         kind="tamper",
         state=job.get("state") or "JOB_STATE_UNSPECIFIED",
@@ -450,8 +371,6 @@ def send_vanished_alert(job: dict, uri: str, generation: int) -> str:
         job_id=job_id,
         body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
     )
-    _note_sent(job_id, "tamper", outcome)
-    return outcome
 
 
 def send_floor_alert(job: dict, floored) -> str:
@@ -476,7 +395,7 @@ def send_floor_alert(job: dict, floored) -> str:
         "estimated) and its cost is not final. Files were deleted or rewritten before the "
         "gateway read them: give keys read-only access to their output folders"
     )
-    outcome = send(
+    return send(
         alert_id=f"{job_id}:tamper:floor",
         kind="tamper",
         state=job.get("state") or "JOB_STATE_UNSPECIFIED",
@@ -484,15 +403,6 @@ def send_floor_alert(job: dict, floored) -> str:
         job_id=job_id,
         body={**job_alert_body(job, "tamper", note=note), "tamper": tamper},
     )
-    _note_sent(job_id, "tamper", outcome)
-    return outcome
-
-
-def _note_sent(job_id: str, kind: str, outcome: str) -> None:
-    if outcome == SENT:
-        from shared.jobs import records
-
-        records.job_ref(job_id).update({f"alerts.{kind}": datetime.now(UTC)})
 
 
 # --- the live budget stop ----------------------------------------------------------------------
@@ -509,7 +419,7 @@ def send_budget_stop_alert(job: dict, figures: dict) -> str:
         "to other open jobs would pass it, so the job was cancelled. Rows it finished are "
         "billed and booked; raise the budget and retry the failed rows to finish it"
     )
-    outcome = send(
+    return send(
         alert_id=f"{job['job_id']}:budget_stop",
         kind="budget_stop",
         state=job.get("state") or "JOB_STATE_UNSPECIFIED",
@@ -517,5 +427,3 @@ def send_budget_stop_alert(job: dict, figures: dict) -> str:
         job_id=job["job_id"],
         body={**job_alert_body(job, "budget_stop", note=note), "budget_stop": figures},
     )
-    _note_sent(job["job_id"], "budget_stop", outcome)
-    return outcome

@@ -9,14 +9,6 @@ from shared.core.config import settings
 PUBLISH_TIMEOUT = 30
 
 
-def _publish(topic: str, body: dict, attributes: dict[str, str]) -> str:
-    data = json.dumps(body, default=str, separators=(",", ":")).encode()
-    future = clients.publisher().publish(
-        clients.topic_path(topic), data, **{k: str(v) for k, v in attributes.items()}
-    )
-    return future.result(timeout=PUBLISH_TIMEOUT)
-
-
 def publish_job_event(event_type: str, job_id: str, **fields) -> str | None:
     """Best effort: the sync tick finds every job anyway, so a lost event only delays."""
     return settle(start_job_event(event_type, job_id, **fields))
@@ -47,10 +39,27 @@ def settle(pending) -> str | None:
         return None
 
 
-def publish_alert(*, kind: str, state: str, severity: str, job_id: str, body: dict) -> str:
+def alert_message(
+    *, kind: str, state: str, severity: str, job_id: str, alert_id: str, body: dict
+) -> tuple[bytes, dict[str, str]]:
+    """An alert's bytes and attributes as published; `alert_id` (what subscribers dedupe on,
+    shared/jobs/alert_outbox.py) in both."""
+    data = json.dumps(
+        {"kind": kind, "alert_id": alert_id, **body}, default=str, separators=(",", ":")
+    ).encode()
+    attributes = {
+        "kind": kind,
+        "state": state,
+        "severity": severity,
+        "job_id": job_id,
+        "alert_id": alert_id,
+    }
+    return data, attributes
+
+
+def publish_alert_message(data: bytes, attributes: dict[str, str]) -> str:
     """Raises on failure, so that the caller does not mark the alert as sent."""
-    return _publish(
-        settings().alerts_topic,
-        {"kind": kind, **body},
-        {"kind": kind, "state": state, "severity": severity, "job_id": job_id},
+    future = clients.publisher().publish(
+        clients.topic_path(settings().alerts_topic), data, **attributes
     )
+    return future.result(timeout=PUBLISH_TIMEOUT)

@@ -10,10 +10,14 @@ deliveries). `job.created` / `job.cancel_requested` sync one job now.
 reconciliation has not finished, so a crash between the transition and the final cost is
 picked up by the next tick. On a terminal state the job's output directory is listed and
 every predictions file without a cost record is priced through `finalize.price_object` (the
-same idempotent code as `on_output_finalized`), then the terminal alert goes out, then the
-doors above `jobs` finish their part (`job_end.run`: the OpenAI door writes a batch's files,
-once), then `cost_final` is set: in that order, so neither the money, the alert nor the
-batch's files can be lost.
+same idempotent code as `on_output_finalized`), then the terminal alert is claimed (durably)
+and sent, then the doors above `jobs` finish their part (`job_end.run`: the OpenAI door
+writes a batch's files, once), then `cost_final` is set: in that order, so neither the
+money, the alert nor the batch's files can be lost.
+
+Each tick first recovers what a process killed mid-way left behind (`recover`). The terminal
+alert's claim is durable before it is published (shared/jobs/alert_outbox.py), so
+`cost_final` does not wait for an alert another process is publishing.
 
 Errors: a message Pub/Sub should retry (Firestore, Pub/Sub or Vertex unavailable) raises;
 anything a retry cannot fix (malformed message, unknown type, a bug on one record) is logged
@@ -136,6 +140,7 @@ def sync_tick() -> str:
     """Sync a bounded page of open jobs; the rest (least recently synced first) next time."""
     config = settings()
     started = time.monotonic()
+    recover()
     open_jobs = records.open_jobs(config.sync_max_jobs)
     outcomes: Counter = Counter()
     if open_jobs:
@@ -155,6 +160,20 @@ def sync_tick() -> str:
         seconds=round(time.monotonic() - started, 3),
     )
     return "synced"
+
+
+def recover() -> None:
+    """What a process killed mid-way left for the sync (each step isolated, so one failing
+    never stops the tick): alerts claimed but never published (alert_outbox.resume)."""
+    from shared.jobs import alert_outbox
+
+    for step in (alert_outbox.resume,):
+        try:
+            step()
+        except Exception as exc:
+            logs.error(
+                "recovery step failed; the tick goes on", step=step.__name__, error=repr(exc)
+            )
 
 
 def _sync_isolated(record: dict, deadline: float) -> str:
@@ -347,10 +366,8 @@ def finish_job(job_id: str) -> str:
     if unknown:
         alerts.send_job_alert(record, "reconcile", severity="ERROR", note=UNKNOWN_NOTE)
     _unpriced_backstop(record)
+    # SENT, ALREADY or IN_FLIGHT: the alert's claim is durable either way (alert_outbox).
     outcome = alerts.send_job_alert(record, "terminal", note=_terminal_note(floored, unknown))
-    if outcome == alerts.IN_FLIGHT:
-        logs.info("terminal alert in flight elsewhere; cost_final waits", job_id=job_id)
-        return "in_flight"
     job_end.run(record)
     cost = record.get("cost") or {}
     if unknown or (floored is not None and floored.rows):

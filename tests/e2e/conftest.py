@@ -48,8 +48,8 @@ def stack(local_stack):
     return local_stack.info
 
 
-@pytest.fixture
-def stack_env(monkeypatch, stack):
+def _point_at(monkeypatch, stack: dict) -> None:
+    """This test process's clients on the stack's emulators, project and config."""
     env = {
         "FIRESTORE_EMULATOR_HOST": stack["firestore_host"],
         "PUBSUB_EMULATOR_HOST": stack["pubsub_host"],
@@ -63,5 +63,51 @@ def stack_env(monkeypatch, stack):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_process()
+
+
+@pytest.fixture
+def stack_env(monkeypatch, stack):
+    _point_at(monkeypatch, stack)
     yield stack
+    reset_process()
+
+
+@pytest.fixture(scope="session")
+def chaos_stack(tmp_path_factory):
+    """A stack of its own for the kill tests (their kills must not disturb other tests):
+    its functions reach Pub/Sub through `chaos_stack.gate` (tests/e2e/chaos_support.py), so a
+    test can hold a publish in flight; the supervisor starts each killed function again."""
+    from local.processes import free_port
+    from tests.e2e.chaos_support import GateProxy
+
+    reason = stack_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    pubsub_port = free_port()
+    gate = GateProxy(pubsub_port)
+    stack = Stack(
+        tmp_path_factory.mktemp("chaos-stack"),
+        speed=STACK_SPEED,
+        sync_interval=STACK_SYNC_INTERVAL,
+        ports={"pubsub": pubsub_port},
+        extra_env={"PUBSUB_EMULATOR_HOST": gate.host, **CHAOS_ENV},
+    )
+    stack.gate = gate
+    try:
+        with stack:
+            yield stack
+    finally:
+        gate.stop()
+
+
+# Settings of the chaos stack's functions: pending intents are adopted after 2 s (in
+# production after a create could still be running; shared/jobs/adoption.py).
+CHAOS_ENV = {"VBG_ADOPT_AFTER_SECONDS": "2"}
+
+
+@pytest.fixture
+def chaos_env(monkeypatch, chaos_stack):
+    """`stack_env` for the chaos stack: the test process reads and writes its emulators."""
+    _point_at(monkeypatch, chaos_stack.info)
+    yield chaos_stack
     reset_process()

@@ -234,46 +234,6 @@ def test_webhook_gives_up_after_bounded_attempts_and_on_client_errors(receiver):
     assert len(receiver.requests) == 1
 
 
-def test_alert_markers_dedupe_retry_after_failed_publish_and_take_over_stale_claims(gcp):
-    from datetime import UTC, datetime, timedelta
-
-    from google.cloud import pubsub_v1
-
-    from shared.core import clients
-
-    def send(alert_id):
-        return alerts.send(
-            alert_id=alert_id, kind="terminal", state="S", severity="INFO", job_id="1", body={}
-        )
-
-    with pytest.raises(Exception):  # noqa: B017 - no topic yet: the publish fails
-        send("1:terminal")
-    assert not alerts._marker("1:terminal").get().exists
-
-    clients.publisher().create_topic(name=clients.topic_path("batch-job-alerts"))
-    subscriber = pubsub_v1.SubscriberClient()
-    subscription = subscriber.subscription_path(gcp["project"], "watch")
-    subscriber.create_subscription(name=subscription, topic=clients.topic_path("batch-job-alerts"))
-    assert send("1:terminal") == alerts.SENT
-    assert send("1:terminal") == alerts.ALREADY
-
-    now = datetime.now(UTC)
-    alerts._marker("2:terminal").create({"status": "sending", "claimed": now})
-    assert send("2:terminal") == alerts.IN_FLIGHT
-    alerts._marker("3:terminal").create(
-        {"status": "sending", "claimed": now - alerts.LEASE - timedelta(seconds=1)}
-    )
-    assert send("3:terminal") == alerts.SENT
-    assert alerts._marker("3:terminal").get().to_dict()["takeovers"] == 1
-
-    received = []
-    deadline = time.monotonic() + 10
-    while len(received) < 2 and time.monotonic() < deadline:
-        pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=10)
-        received += pulled.received_messages
-    assert len(received) == 2  # "1" once, "3" once (its job id attribute is "1" too)
-
-
 # Issue #22 item 12: what a key holder wrote reaches the webhook as text, not markup.
 HOSTILE_NAME = (
     "<!channel> <https://evil.example/|open the console> [click](https://evil.example) "

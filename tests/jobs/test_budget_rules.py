@@ -141,7 +141,7 @@ def test_alerts_count_a_budget_as_admission_does(gcp):
     alert counts the budget's own spend over that month."""
     from shared.core import clients, keys
     from shared.cost import ledger
-    from shared.jobs import alerts
+    from shared.jobs import alert_outbox, alerts
     from tests.cost.cost_helpers import make_job, prediction_bytes, usage_of
 
     clients.publisher().create_topic(name=clients.topic_path("batch-job-alerts"))
@@ -161,5 +161,5 @@ def test_alerts_count_a_budget_as_admission_does(gcp):
     assert alerts.check_budget_alerts(key_id=key["id"], team="blue", today=date(2025, 4, 2)) == []
     sent = alerts.check_budget_alerts(key_id=key["id"], team="blue", today=date(2025, 3, 20))
     assert sent == [("team", 80), ("team", 100)]
-    marker = alerts._marker("budget:team:blue:2025-03:100").get().to_dict()
+    marker = alert_outbox.marker("budget:team:blue:2025-03:100").get().to_dict()
     assert (marker["kind"], marker["status"]) == ("budget", "sent")

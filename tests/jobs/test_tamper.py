@@ -87,7 +87,9 @@ def test_rewriting_a_final_jobs_output_changes_nothing_and_alerts_tamper_once(wo
         "state": "JOB_STATE_SUCCEEDED",
         "severity": "ERROR",
         "job_id": job_id,
+        "alert_id": body["alert_id"],
     }
+    assert body["alert_id"].startswith(f"{job_id}:tamper:gs:__{bucket}_out_prediction-model-")
     tamper = body["tamper"]
     assert tamper["uri"] == f"gs://{bucket}/{blob.name}"
     assert (tamper["previous_generation"], tamper["generation"]) == (
