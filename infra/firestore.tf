@@ -28,6 +28,15 @@ locals {
   #     ]
   #   }
   firestore_indexes = {
+    # shared/jobs/intents.py pending(): creates not completed, oldest first (adoption).
+    intents_pending_by_created = {
+      collection  = "intents"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "state", order = "ASCENDING" },
+        { field_path = "created", order = "ASCENDING" },
+      ]
+    }
     # shared/jobs/records.py open_jobs(): cost not final, least recently synced first.
     jobs_open_by_synced = {
       collection  = "jobs"

@@ -67,6 +67,8 @@ locals {
     VBG_DRIFT_THRESHOLD_PCT = tostring(var.drift_threshold_pct)
     VBG_DRIFT_THRESHOLD_USD = var.drift_threshold_usd == null ? "" : tostring(var.drift_threshold_usd)
     VBG_RECONCILE_LAG_DAYS  = tostring(var.reconcile_lag_days)
+    # A pending create intent is adopted or abandoned once no create can still be running.
+    VBG_ADOPT_AFTER_SECONDS = tostring(2 * var.functions["passthrough"].timeout_seconds)
   })
 
   env_on_output_finalized = merge(local.common_env, {

@@ -58,6 +58,11 @@ Faults, per job through the label `sim-fault`:
 - `expired`: the job stays QUEUED one step, then JOB_STATE_EXPIRED (`error {code: 4}`).
 - `slow`: every state step takes 10x.
 - `stuck-queued`: the job stays QUEUED until cancelled.
+- `reply-late`: the job is created and runs, but the create's answer is sent only after
+  `REPLY_LATE_SECONDS` (a caller killed meanwhile leaves a job it never learnt of).
+- `create-hang`: the create waits up to `CREATE_HANG_SECONDS` before it is accepted, and is
+  dropped, nothing created, if its caller went away meanwhile (a create that never reached
+  Vertex); a caller still waiting then gets the job.
 Server-wide: `--fail-creates-in-location L` (repeatable), or at run time
 `POST /_sim/faults {"create_429_locations": ["us-central1"]}` (GET shows them): every create
 in those locations answers 429. `GET /_sim/health`, `POST /_sim/reset` (forget every job and
@@ -72,6 +77,8 @@ import json
 import os
 import random
 import re
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -102,7 +109,18 @@ INCREMENTAL_PARTS = 4
 CANCELED = (1, "CANCELED")
 # BatchPredictionJob.modelVersionId of a publisher model, as Google's create example shows.
 PUBLISHER_MODEL_VERSION_ID = "1"
-FAULTS = ("create-429", "failed", "partial", "expired", "slow", "stuck-queued")
+FAULTS = (
+    "create-429",
+    "failed",
+    "partial",
+    "expired",
+    "slow",
+    "stuck-queued",
+    "reply-late",
+    "create-hang",
+)
+REPLY_LATE_SECONDS = 5.0
+CREATE_HANG_SECONDS = 5.0
 TERMINAL = frozenset(
     {
         JobState.JOB_STATE_SUCCEEDED,
@@ -774,11 +792,27 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload) -> None:
         body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            logs.info("vertex_sim caller went away before the answer", path=self.path)
+
+    def _caller_gone(self, seconds: float) -> bool:
+        """Whether the caller closed its connection within `seconds` (it sends nothing more
+        while it waits for the answer, so a readable socket with no data is a close)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
+        return False
 
     def _read_body(self) -> bytes:
         # Read every body, used or not: on a kept-alive HTTP/1.1 connection unread bytes
@@ -799,6 +833,8 @@ class Handler(BaseHTTPRequestHandler):
         self._raw_body = self._read_body()
         try:
             status, payload = self._route(method)
+            if status is None:
+                return  # nobody to answer
         except ApiError as exc:
             status, payload = exc.code, exc.envelope()
         except Exception as exc:
@@ -849,7 +885,15 @@ class Handler(BaseHTTPRequestHandler):
             raise not_found(f"No such route: {method} {path}.")
         parent = f"projects/{match['project']}/locations/{match['location']}"
         if kind == "collection" and method == "POST":
-            job = sim.create(match["project"], match["location"], self._body())
+            body = self._body()
+            labels = body.get("labels") if isinstance(body, dict) else None
+            fault = labels.get(FAULT_LABEL) if isinstance(labels, dict) else None
+            if fault == "create-hang" and self._caller_gone(CREATE_HANG_SECONDS):
+                logs.info("vertex_sim create dropped: its caller went away first")
+                return None, None
+            job = sim.create(match["project"], match["location"], body)
+            if fault == "reply-late":
+                time.sleep(REPLY_LATE_SECONDS)
             with sim.lock:
                 return 200, sim.render(job, int_enums)
         if kind == "collection" and method == "GET":

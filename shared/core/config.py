@@ -38,6 +38,7 @@ ENV_BY_FUNCTION = {
         "VBG_STUCK_RUNNING_HOURS",
         "VBG_SYNC_MAX_JOBS",
         "VBG_SYNC_CONCURRENCY",
+        "VBG_ADOPT_AFTER_SECONDS",
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
         "VBG_COST_RECORDS_TOPIC",
@@ -122,6 +123,9 @@ class Settings:
     drift_threshold_pct: Decimal = Decimal(1)
     drift_threshold_usd: Decimal | None = None
     reconcile_lag_days: int = 3
+    # A create's intent still pending this long is resolved by the sync (adopted or
+    # abandoned, shared/jobs/adoption.py): longer than a create can run.
+    adopt_after_seconds: Decimal = Decimal(120)
 
 
 @functools.cache
@@ -157,6 +161,7 @@ def settings() -> Settings:
             else None
         ),
         reconcile_lag_days=int(_positive_number("VBG_RECONCILE_LAG_DAYS", "3")),
+        adopt_after_seconds=_positive_number("VBG_ADOPT_AFTER_SECONDS", "120"),
     )
 
 

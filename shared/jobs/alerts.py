@@ -105,6 +105,7 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
         "tamper": "had an output file rewritten that the books did not take",
         "budget_stop": "was cancelled: it would cross a budget",
         "reconcile": "cannot have its outputs priced",
+        "adopted": "was adopted: Vertex ran it but the gateway had no record of it",
     }.get(kind, kind)
     text = f"Batch job {job_id} ({job.get('display_name') or '-'}, {job.get('model')}) of {who} "
     text += headline

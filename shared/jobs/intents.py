@@ -11,7 +11,8 @@ Vertex answers, the intent is completed with the job's name (`created`) or the r
 labels but has no job record.
 
 States: `pending` (written, Vertex not yet answered: the process may have died), `created`
-(`job_id`, `job_name`, `deployment` are the ones Vertex used), `refused` (`upstream_status`).
+(`job_id`, `job_name`, `deployment` are the ones Vertex used), `refused` (`upstream_status`),
+`abandoned` (the sync found no Vertex job for it: shared/jobs/adoption.py).
 """
 
 import secrets
@@ -22,8 +23,9 @@ from shared.core import clients, docids, logs
 from shared.core.errors import ApiError
 
 COLLECTION = "intents"
-PENDING, CREATED, REFUSED = "pending", "created", "refused"
+PENDING, CREATED, REFUSED, ABANDONED = "pending", "created", "refused", "abandoned"
 WRITE_ATTEMPTS = 3
+PENDING_LIMIT = 200
 
 
 def new_id() -> str:
@@ -74,6 +76,26 @@ def created(intent_id: str, record: dict) -> None:
         )
     except Exception as exc:
         logs.warning("intent not completed", intent_id=intent_id, error=repr(exc))
+
+
+def pending(*, older_than: datetime, limit: int = PENDING_LIMIT) -> list[dict]:
+    """Intents written before `older_than` and not yet completed (their process died, or
+    their create is still running), oldest first."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        clients.firestore()
+        .collection(COLLECTION)
+        .where(filter=FieldFilter("state", "==", PENDING))
+        .where(filter=FieldFilter("created", "<", older_than))
+        .order_by("created")
+        .limit(limit)
+    )
+    return [s.to_dict() for s in query.stream()]
+
+
+def abandoned(intent_id: str) -> None:
+    ref(intent_id).update({"state": ABANDONED, "completed": datetime.now(UTC)})
 
 
 def refused(intent_id: str, *, upstream_status: int) -> None:

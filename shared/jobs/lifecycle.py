@@ -164,10 +164,11 @@ def sync_tick() -> str:
 
 def recover() -> None:
     """What a process killed mid-way left for the sync (each step isolated, so one failing
-    never stops the tick): alerts claimed but never published (alert_outbox.resume)."""
-    from shared.jobs import alert_outbox
+    never stops the tick): Vertex jobs created but never recorded (adoption.adopt_pending),
+    then alerts claimed but never published (alert_outbox.resume)."""
+    from shared.jobs import adoption, alert_outbox
 
-    for step in (alert_outbox.resume,):
+    for step in (adoption.adopt_pending, alert_outbox.resume):
         try:
             step()
         except Exception as exc:

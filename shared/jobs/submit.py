@@ -171,7 +171,7 @@ def replay(planned: Planned, *, api_version: str, params: dict) -> Submitted | N
     if first is None:
         return None
     intent = intents.get(first) or {}
-    if intent.get("state") == intents.REFUSED:
+    if intent.get("state") in (intents.REFUSED, intents.ABANDONED):
         idempotency.reclaim(planned.caller.key_id, key, first, planned.intent_id)
         return None
     if intent.get("state") != intents.CREATED:
