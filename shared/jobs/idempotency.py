@@ -11,7 +11,10 @@ key: `idempotency/{sha256 of "key id|idempotency key"}` holds the create's inten
 fingerprint of its body, created with a precondition, so of two concurrent creates with one
 key exactly one claims it. A later create with the same key and body gets the first one's
 job (its intent `created`), a 409 while the first is still in flight (`pending`), or goes on
-afresh if Vertex refused the first (`refused`). The same key with another body is a 400.
+afresh if Vertex refused the first (`refused`), if the sync found no Vertex job for it
+(`abandoned`, shared/jobs/adoption.py), or if the first has no intent an adoption delay
+after its claim (its process died before writing it). The same key with another body is a
+400.
 A claim lasts `TTL` (24 hours); after that the key starts a new create.
 """
 
@@ -72,6 +75,12 @@ def claim(key_id: str, idempotency_key: str, body: Mapping, intent_id: str) -> s
         reclaim(key_id, idempotency_key, first["intent_id"], intent_id)
         return None
     return first["intent_id"]
+
+
+def claimed_at(key_id: str, idempotency_key: str) -> datetime | None:
+    """When the key was claimed for its current create (None: not claimed)."""
+    created = (_ref(key_id, idempotency_key).get().to_dict() or {}).get("created")
+    return created if isinstance(created, datetime) else None
 
 
 def reclaim(key_id: str, idempotency_key: str, old_intent: str, intent_id: str) -> None:

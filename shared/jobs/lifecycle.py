@@ -15,9 +15,9 @@ and sent, then the doors above `jobs` finish their part (`job_end.run`: the Open
 writes a batch's files, once), then `cost_final` is set: in that order, so neither the
 money, the alert nor the batch's files can be lost.
 
-Each tick first recovers what a process killed mid-way left behind (`recover`). The terminal
-alert's claim is durable before it is published (shared/jobs/alert_outbox.py), so
-`cost_final` does not wait for an alert another process is publishing.
+Each tick first takes up what a process killed mid-way left behind (shared/jobs/recovery.py).
+The terminal alert's claim is durable before it is published (shared/jobs/alert_outbox.py),
+so `cost_final` does not wait for an alert another process is publishing.
 
 Errors: a message Pub/Sub should retry (Firestore, Pub/Sub or Vertex unavailable) raises;
 anything a retry cannot fix (malformed message, unknown type, a bug on one record) is logged
@@ -40,7 +40,7 @@ from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, job_end, records, sealed_outputs, ticks
+from shared.jobs import alerts, job_end, records, recovery, sealed_outputs, ticks
 
 JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
 JOB_ID = re.compile(r"[0-9]{1,40}")
@@ -140,7 +140,7 @@ def sync_tick() -> str:
     """Sync a bounded page of open jobs; the rest (least recently synced first) next time."""
     config = settings()
     started = time.monotonic()
-    recover()
+    recovery.run()
     open_jobs = records.open_jobs(config.sync_max_jobs)
     outcomes: Counter = Counter()
     if open_jobs:
@@ -160,21 +160,6 @@ def sync_tick() -> str:
         seconds=round(time.monotonic() - started, 3),
     )
     return "synced"
-
-
-def recover() -> None:
-    """What a process killed mid-way left for the sync (each step isolated, so one failing
-    never stops the tick): Vertex jobs created but never recorded (adoption.adopt_pending),
-    then alerts claimed but never published (alert_outbox.resume)."""
-    from shared.jobs import adoption, alert_outbox
-
-    for step in (adoption.adopt_pending, alert_outbox.resume):
-        try:
-            step()
-        except Exception as exc:
-            logs.error(
-                "recovery step failed; the tick goes on", step=step.__name__, error=repr(exc)
-            )
 
 
 def _sync_isolated(record: dict, deadline: float) -> str:

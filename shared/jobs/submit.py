@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from shared.core import gcs_paths, logs, routing, vertex
@@ -171,7 +171,9 @@ def replay(planned: Planned, *, api_version: str, params: dict) -> Submitted | N
     if first is None:
         return None
     intent = intents.get(first) or {}
-    if intent.get("state") in (intents.REFUSED, intents.ABANDONED):
+    if intent.get("state") in (intents.REFUSED, intents.ABANDONED) or (
+        not intent and died_before_its_intent(planned.caller.key_id, key)
+    ):
         idempotency.reclaim(planned.caller.key_id, key, first, planned.intent_id)
         return None
     if intent.get("state") != intents.CREATED:
@@ -189,6 +191,14 @@ def replay(planned: Planned, *, api_version: str, params: dict) -> Submitted | N
     deployment = readiness.model_list().find(intent["deployment"]) or planned.deployment
     logs.info("idempotent create replayed", intent_id=first, job_id=intent["job_id"])
     return Submitted(upstream, deployment, records.get(intent["job_id"]))
+
+
+def died_before_its_intent(key_id: str, idempotency_key: str) -> bool:
+    """The first create claimed the key but wrote no intent for longer than a create runs
+    (the adoption delay, shared/jobs/adoption.py): it died reading or sealing its inputs."""
+    claimed = idempotency.claimed_at(key_id, idempotency_key)
+    limit = timedelta(seconds=float(settings().adopt_after_seconds))
+    return claimed is not None and datetime.now(UTC) - claimed > limit
 
 
 def fix_inputs(planned: Planned) -> sealing.Sealed:

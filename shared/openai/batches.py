@@ -32,7 +32,7 @@ from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
-from shared.jobs import create_request, job_end, records, submit, ticks
+from shared.jobs import create_request, intents, job_end, records, submit, ticks
 from shared.openai import files, results, translation
 
 BATCHES = "openai_batches"
@@ -261,6 +261,7 @@ def create_batch(
         requests_uri=requests_uri,
         output_prefix=f"gs://{bucket}/{folder}/output/",
         labels=labels,
+        creating=True,  # until job_id is set: a crash here is resolved by `resolve_stale`
     )
     # Written before the job exists, so that the job's end always finds its batch.
     ref.set(doc)
@@ -288,7 +289,9 @@ def create_batch(
         ref.delete()
         raise _upstream_error(submitted.upstream)
     record = submitted.record
-    ref.update({"job_id": record["job_id"], "job_name": record["name"], "open": True})
+    ref.update(
+        {"job_id": record["job_id"], "job_name": record["name"], "open": True, "creating": False}
+    )
     doc.update(job_id=record["job_id"], job_name=record["name"], open=True)
     logs.info(
         "openai batch created",
@@ -298,6 +301,57 @@ def create_batch(
         model=model,
     )
     return batch_object(doc, record)
+
+
+@ticks.register
+def resolve_stale(*, now: float | None = None) -> int:
+    """Batches whose create died between the batch document and the Vertex job (they stayed
+    `validating`), resolved by the sync once no create can still be running (the adoption
+    delay; shared/jobs/adoption.py runs earlier in the same tick): the job, if
+    the create reached Vertex (its record carries the batch's label, adopted if need be),
+    is linked; a create whose intent is still pending waits for adoption; otherwise the
+    batch fails, saying why. Returns how many were resolved."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    from shared.core.config import settings
+
+    now = now or time.time()
+    cutoff = now - float(settings().adopt_after_seconds)
+    creating = files.db().collection(BATCHES).where(filter=FieldFilter("creating", "==", True))
+    resolved = 0
+    for snapshot in creating.limit(STALE_LIMIT).stream():
+        doc = snapshot.to_dict() or {}
+        if doc.get("job_id") or int(doc.get("created_at") or 0) > cutoff:
+            continue
+        labelled = FieldFilter(FieldPath("labels", BATCH_LABEL).to_api_repr(), "==", doc["id"])
+        jobs = files.db().collection(records.COLLECTION).where(filter=labelled).limit(1).stream()
+        job = next((s.to_dict() for s in jobs), None)
+        tries = files.db().collection(intents.COLLECTION).where(filter=labelled).stream()
+        if job is not None:
+            change = {
+                "job_id": job["job_id"],
+                "job_name": job["name"],
+                "open": True,
+                "creating": False,
+            }
+            logs.warning("openai batch linked to the job its dead create made", **change)
+        elif intents.PENDING in {t.to_dict().get("state") for t in tries}:
+            continue  # adoption decides first
+        else:
+            error = {"code": "batch_failed", "line": None, "param": None, "message": STALE_ERROR}
+            change = {"errors": [error], "failed_at": int(now), "creating": False}
+            logs.warning("openai batch failed: its create died", batch_id=doc["id"])
+        snapshot.reference.update(change)
+        resolved += 1
+    return resolved
+
+
+STALE_LIMIT = 200
+STALE_ERROR = (
+    "The gateway stopped while creating this batch and Vertex AI has no job for it: nothing "
+    "ran and nothing is billed. Create the batch again."
+)
 
 
 def _upstream_error(upstream) -> ApiError:

@@ -181,3 +181,92 @@ def intents_of_run(info: dict, display_name: str) -> list[dict]:
     query = clients.firestore().collection("intents")
     query = query.where(filter=FieldFilter("display_name", "==", display_name))
     return [s.to_dict() for s in query.stream()]
+
+
+def _openai_batch(info: dict, key: str, run: str, fault: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    line = {
+        "custom_id": "only",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": MODEL, "messages": [{"role": "user", "content": "Name a river."}]},
+    }
+    uploaded = requests.post(
+        info["gateway_url"] + "/v1/files",
+        headers=headers,
+        data={"purpose": "batch"},
+        files={"file": ("in.jsonl", json.dumps(line).encode() + b"\n")},
+        timeout=30,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    requests.post(
+        info["gateway_url"] + "/v1/batches",
+        headers=headers,
+        json={
+            "input_file_id": uploaded.json()["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+            "metadata": {"run": run, "sim-fault": fault},
+        },
+        timeout=60,
+    )
+
+
+def _batches(info: dict, key: str) -> list[dict]:
+    response = requests.get(
+        info["gateway_url"] + "/v1/batches",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def test_an_openai_batch_whose_create_died_after_vertex_accepted_it_finishes(chaos_env):
+    stack, info = chaos_env, chaos_env.info
+    run = uuid.uuid4().hex[:8]
+    key = make_key(info, f"batch-ok-{run}", folder=f"batch-ok/{run}")
+    client = _in_background(lambda: _openai_batch(info, key, run, "reply-late"))
+    _kill_passthrough_when(
+        stack, lambda: _sim_jobs(info, f"labels.run={run}"), "Vertex to accept the batch's job"
+    )
+    client.join(timeout=60)
+    [batch] = wait_for(
+        lambda: (b := _batches(info, key)) and b[0]["status"] == "completed" and b,
+        timeout=90,
+        what="the stale batch to complete",
+    )
+    assert batch["request_counts"] == {"total": 1, "completed": 1, "failed": 0}
+    content = requests.get(
+        f"{info['gateway_url']}/v1/files/{batch['output_file_id']}/content",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert [json.loads(line)["custom_id"] for line in content.text.splitlines()] == ["only"]
+
+
+def test_an_openai_batch_whose_create_died_before_vertex_had_a_job_fails_saying_why(chaos_env):
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared.core import clients
+
+    stack, info = chaos_env, chaos_env.info
+    run = uuid.uuid4().hex[:8]
+    key = make_key(info, f"batch-lost-{run}", folder=f"batch-lost/{run}")
+    client = _in_background(lambda: _openai_batch(info, key, run, "create-hang"))
+    intents = clients.firestore().collection("intents")
+    _kill_passthrough_when(
+        stack,
+        lambda: list(intents.where(filter=FieldFilter("labels.run", "==", run)).stream()),
+        "the create's intent (Vertex holding the create)",
+    )
+    client.join(timeout=60)
+    [batch] = wait_for(
+        lambda: (b := _batches(info, key)) and b[0]["status"] == "failed" and b,
+        timeout=90,
+        what="the stale batch to fail",
+    )
+    [error] = batch["errors"]["data"]
+    assert "stopped while creating this batch" in error["message"]
+    assert "nothing is billed" in error["message"] and "again" in error["message"]
+    assert _sim_jobs(info, f"labels.run={run}") == []

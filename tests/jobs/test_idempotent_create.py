@@ -88,3 +88,26 @@ def test_a_create_still_in_flight_is_a_409_and_a_refused_one_is_tried_again(worl
         == (retried.get_json()["name"])
     )
     assert len(world.sim.sim.jobs) == 1
+
+
+def test_a_claim_whose_create_died_before_its_intent_is_taken_after_the_adoption_delay(world):
+    """Killed between the key's claim and the intent (reading or sealing inputs): nothing
+    reached Vertex, so after the adoption delay (120 s by default) the retry creates."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.core.keys import hash_key, key_id_of
+    from shared.jobs import idempotency
+
+    body = body_of(world)
+    key_id = key_id_of(hash_key(world.key))
+    assert idempotency.claim(key_id, "died", body, "deadbeefdeadbeef") is None
+    young = post(world, body, headers={"Idempotency-Key": "died"})
+    assert young.status_code == 409
+    assert world.sim.sim.jobs == {}
+
+    idempotency._ref(key_id, "died").update({"created": datetime.now(UTC) - timedelta(seconds=121)})
+    retried = post(world, body, headers={"Idempotency-Key": "died"})
+    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert len(world.sim.sim.jobs) == 1
+    again = post(world, body, headers={"Idempotency-Key": "died"})
+    assert again.get_json()["name"] == retried.get_json()["name"]
