@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: dev test lint fmt bundle checkov bench smoke mutate clean
+.PHONY: dev test lint fmt bundle checkov bench smoke mutate chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ smoke: $(STAMP)
 # part of `make test`). MUTATE_ARGS: e.g. --keep, or mutmut function globs.
 mutate: $(STAMP)
 	$(BIN)/python -m tests.mutation.run $(MUTATE_ARGS)
+
+# SIGKILL the functions at random moments on a local stack and print what held (tests/chaos/;
+# minutes, not part of `make test`). CHAOS_ARGS: e.g. --rounds 10 --creates 20 --jobs 60.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
 
 bundle: $(STAMP)
 	$(BIN)/python -m local.bundle

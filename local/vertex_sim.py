@@ -65,8 +65,9 @@ Faults, per job through the label `sim-fault`:
   Vertex); a caller still waiting then gets the job.
 Server-wide: `--fail-creates-in-location L` (repeatable), or at run time
 `POST /_sim/faults {"create_429_locations": ["us-central1"]}` (GET shows them): every create
-in those locations answers 429. `GET /_sim/health`, `POST /_sim/reset` (forget every job and
-fault).
+in those locations answers 429; `{"create_reply_seconds": 0.5}`: every create answers that
+long after its job exists (`make chaos` kills the gateway in that window at random).
+`GET /_sim/health`, `POST /_sim/reset` (forget every job and fault).
 """
 
 import argparse
@@ -190,6 +191,9 @@ class Simulator:
     def __init__(self, speed: float = DEFAULT_SPEED, fail_create_locations=()):
         self.speed = speed
         self.create_429_locations = set(fail_create_locations)
+        # Server-wide: each create answers this long after its job exists (a caller killed
+        # meanwhile leaves a job it never learnt of, as with a real create's latency).
+        self.create_reply_seconds = 0.0
         self.jobs: dict[str, Job] = {}
         self.operations: dict[str, tuple[dict, float]] = {}
         self.operation_seconds = max(MIN_OPERATION_SECONDS, speed)
@@ -491,6 +495,7 @@ class Simulator:
             self.jobs.clear()
             self.operations.clear()
             self.create_429_locations.clear()
+            self.create_reply_seconds = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -869,10 +874,17 @@ class Handler(BaseHTTPRequestHandler):
                 locations = body.get("create_429_locations", [])
                 if not isinstance(locations, list):
                     raise invalid_argument("create_429_locations must be a list of locations.")
+                reply = body.get("create_reply_seconds", 0)
+                if not isinstance(reply, int | float) or not 0 <= reply <= 60:
+                    raise invalid_argument("create_reply_seconds must be a number of 0 to 60.")
                 with sim.lock:
                     sim.create_429_locations = set(locations)
+                    sim.create_reply_seconds = float(reply)
             with sim.lock:
-                return 200, {"create_429_locations": sorted(sim.create_429_locations)}
+                return 200, {
+                    "create_429_locations": sorted(sim.create_429_locations),
+                    "create_reply_seconds": sim.create_reply_seconds,
+                }
         if path == "/_sim/reset" and method == "POST":
             sim.reset()
             return 200, {}
@@ -892,8 +904,7 @@ class Handler(BaseHTTPRequestHandler):
                 logs.info("vertex_sim create dropped: its caller went away first")
                 return None, None
             job = sim.create(match["project"], match["location"], body)
-            if fault == "reply-late":
-                time.sleep(REPLY_LATE_SECONDS)
+            time.sleep(REPLY_LATE_SECONDS if fault == "reply-late" else sim.create_reply_seconds)
             with sim.lock:
                 return 200, sim.render(job, int_enums)
         if kind == "collection" and method == "GET":

@@ -153,10 +153,15 @@ def drain(subscriber, subscription: str) -> list[dict]:
 
 
 def predictions(record: dict) -> bytes:
-    """The predictions file Vertex wrote for a job, wherever its output directory is (the
-    staging bucket when outputs are sealed)."""
+    """The predictions file Vertex wrote for a job: under its output directory, or, when the
+    record has none yet, under the per-job folder Vertex writes into (sealed outputs)."""
     from shared.core import clients
 
-    bucket, _, folder = record["output_directory"].removeprefix("gs://").partition("/")
-    blob = clients.storage().bucket(bucket).blob(folder.rstrip("/") + "/predictions.jsonl")
+    folder_uri = record.get("output_directory") or record["output_prefix"]
+    bucket, _, folder = folder_uri.removeprefix("gs://").partition("/")
+    [blob] = [
+        b
+        for b in clients.storage().list_blobs(bucket, prefix=folder.rstrip("/") + "/")
+        if b.name.endswith("/predictions.jsonl")
+    ]
     return blob.download_as_bytes()

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -620,14 +621,41 @@ def test_fault_slow_and_stuck_queued(sim):
 
 def test_server_wide_create_429_per_location(sim):
     faults = sim.http.post(f"{sim.url}/_sim/faults", json={"create_429_locations": [LOCATION]})
-    assert faults.json() == {"create_429_locations": [LOCATION]}
+    assert faults.json() == {"create_429_locations": [LOCATION], "create_reply_seconds": 0.0}
     assert sim.http.post(sim.jobs_url(), json=sim.body()).status_code == 429
     assert sim.http.post(sim.jobs_url("europe-west4"), json=sim.body()).status_code == 200
     assert sim.http.get(f"{sim.url}/_sim/health").json()["jobs"] == 1
     assert sim.http.post(f"{sim.url}/_sim/reset").status_code == 200
-    assert sim.http.get(f"{sim.url}/_sim/faults").json() == {"create_429_locations": []}
+    assert sim.http.get(f"{sim.url}/_sim/faults").json() == {
+        "create_429_locations": [],
+        "create_reply_seconds": 0.0,
+    }
     assert sim.http.get(f"{sim.url}/_sim/health").json()["jobs"] == 0
     assert sim.http.post(sim.jobs_url(), json=sim.body()).status_code == 200
+
+
+def test_server_wide_create_reply_delay_answers_after_the_job_exists(sim):
+    set_delay = sim.http.post(f"{sim.url}/_sim/faults", json={"create_reply_seconds": 0.6})
+    assert set_delay.json()["create_reply_seconds"] == 0.6
+    assert (
+        sim.http.post(f"{sim.url}/_sim/faults", json={"create_reply_seconds": 61}).status_code
+        == 400
+    )
+    seen_before_answer = []
+
+    def watch():
+        time.sleep(0.3)
+        seen_before_answer.append(sim.http.get(f"{sim.url}/_sim/health").json()["jobs"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    started = time.monotonic()
+    assert sim.http.post(sim.jobs_url(), json=sim.body()).status_code == 200
+    assert time.monotonic() - started >= 0.6
+    watcher.join()
+    assert seen_before_answer == [1]
+    assert sim.http.post(f"{sim.url}/_sim/reset").status_code == 200
+    assert sim.http.get(f"{sim.url}/_sim/faults").json()["create_reply_seconds"] == 0.0
 
 
 def test_official_job_service_client_over_rest(sim):
