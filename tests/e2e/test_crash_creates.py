@@ -98,6 +98,16 @@ def test_a_create_killed_after_vertex_accepted_it_is_adopted_costed_and_alerted_
     body = _create_body(info, f"adopt/{run}", f"adopt-{run}", fault="reply-late", rows=4)
     headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"adopt-{run}"}
     url = info["gateway_url"] + "/v1/projects/p/locations/global/batchPredictionJobs"
+    # A job queued on the same output folder: the orphan's files must never be booked on it
+    # (issue #22 item 8: one ended final at the orphan's cost, having run no row).
+    neighbour = requests.post(
+        url,
+        json={**body, "displayName": f"neighbour-{run}", "labels": {"sim-fault": "stuck-queued"}},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert neighbour.status_code == 200, neighbour.text
+    neighbour_id = neighbour.json()["name"].rsplit("/", 1)[-1]
     client = _in_background(lambda: requests.post(url, json=body, headers=headers, timeout=60))
     [job] = _kill_passthrough_when(
         stack,
@@ -124,6 +134,11 @@ def test_a_create_killed_after_vertex_accepted_it_is_adopted_costed_and_alerted_
     want = expected_cost(predictions(record), MODEL)
     assert want.succeeded == 4 and want.cost_nanos > 0
     assert record["cost"]["cost_nanos"] == want.cost_nanos
+    assert not (records.get(neighbour_id).get("cost") or {}).get("rows")
+    cancelled = requests.post(
+        f"{url}/{neighbour_id}:cancel", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+    assert cancelled.status_code == 200, cancelled.text
 
     # The client's retry, with the same idempotency key, is given the adopted job.
     retried = requests.post(url, json=body, headers=headers, timeout=60)
