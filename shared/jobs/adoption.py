@@ -25,7 +25,12 @@ create could have used, for the job carrying that label:
   15 minutes anyway: shared/jobs/budgets.py); a retry with the same idempotency key then
   starts afresh. The sealed input copies stay until the staging bucket's lifecycle rule.
 
-A Vertex answer other than 2xx leaves the intent for the next tick. The job must carry the
+Vertex is asked with the list filter `labels.vbg-intent="<id>"` (`labels.key=value` is
+documented for ListBatchPredictionJobs:
+https://docs.cloud.google.com/python/docs/reference/aiplatform/latest/google.cloud.aiplatform_v1beta1.types.ListBatchPredictionJobsRequest;
+that a key with a hyphen parses is inferred, not sourced), and each job found is checked
+for the label again. A Vertex answer other than 2xx leaves the intent for the next tick
+(logged at WARNING every tick, so a filter Vertex refused would show). The job must carry the
 intent's owner as `vbg-key` too (the gateway's labels cannot be set by a key holder), or it
 is not adopted (logged at ERROR).
 """
