@@ -70,7 +70,7 @@ def one_pass(total: int, prompt_chars: int, *, trace: bool = False) -> tuple[flo
     """(CPU seconds, rows, peak traced bytes: 0 unless `trace`, which slows it several times)."""
     objects = [("gs://bench/in/input.jsonl", estimate.InputObject("bench", "in/input.jsonl", 0))]
     real = estimate.read_chunks
-    estimate.read_chunks = lambda obj, limit=None: chunks(total, prompt_chars)
+    estimate.read_chunks = lambda _obj, _limit=None: chunks(total, prompt_chars)
     try:
         rule = input_pass.UriRule(Caller(key_id="k", alias="k", input_prefixes=(PREFIX,)), "stage")
         estimator = estimate.RowEstimator("gemini-2.5-flash")

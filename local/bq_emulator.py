@@ -36,8 +36,8 @@ def missing() -> str | None:
 def _skip_extension_downloads() -> None:
     from bqemulator.storage import engine
 
-    engine.DuckDBEngine._load_spatial = lambda self: None
-    engine.DuckDBEngine._load_format_extensions = lambda self: None
+    engine.DuckDBEngine._load_spatial = lambda _self: None
+    engine.DuckDBEngine._load_format_extensions = lambda _self: None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -131,144 +131,144 @@ class GcsProxy:
                 self._versions.popitem(last=False)
         return str(wanted), response.content
 
-    def _handler(self):
-        proxy = self
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"proxy": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:
-                pass
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the proxy; `proxy` is set on the subclass each proxy serves with."""
 
-            def _body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+    proxy: GcsProxy
+    protocol_version = "HTTP/1.1"
 
-            def _send(self, status: int, headers: dict, body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in _HOP_BY_HOP:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command == "HEAD":
-                    return
-                view = memoryview(body)
-                started = time.perf_counter()
-                for offset in range(0, len(body), _SLICE):
-                    self.wfile.write(view[offset : offset + _SLICE])
-                    if proxy.rate:
-                        ahead = (offset + _SLICE) / proxy.rate - (time.perf_counter() - started)
-                        if ahead > 0:
-                            time.sleep(ahead)
+    def log_message(self, *args) -> None:
+        pass
 
-            def _media(self, bucket: str, name: str, query: dict) -> None:
-                generation = (query.get("generation") or [None])[0]
-                found = proxy._bytes_of(bucket, name, generation)
-                if found is None:
-                    self._send(404, {"Content-Type": "application/json"}, b'{"error":{}}')
-                    return
-                served, data = found
-                plain = {"Content-Type": "application/octet-stream", "x-goog-generation": served}
-                match = _RANGE.fullmatch(self.headers.get("Range") or "")
-                if not match:
-                    self._send(200, plain, data)
-                    return
-                start = int(match[1])
-                end = min(len(data) - 1, int(match[2])) if match[2] else len(data) - 1
-                headers = {**plain, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
-                self._send(206, headers, data[start : end + 1])
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
-            def _error(self, status: int, message: str) -> None:
-                body = json.dumps({"error": {"code": status, "message": message}}).encode()
-                self._send(status, {"Content-Type": "application/json"}, body)
+    def _send(self, status: int, headers: dict, body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        view = memoryview(body)
+        started = time.perf_counter()
+        for offset in range(0, len(body), _SLICE):
+            self.wfile.write(view[offset : offset + _SLICE])
+            if self.proxy.rate:
+                ahead = (offset + _SLICE) / self.proxy.rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
 
-            def _rewrite(self, match: re.Match, query: dict) -> None:
-                body = self._body()
-                source, target = (match[1], unquote(match[2])), (match[3], unquote(match[4]))
-                params = {k: v for k, v in query.items() if k != "rewriteToken"}
-                token = (query.get("rewriteToken") or [None])[0]
-                with proxy._lock:
-                    proxy.rewrites += 1
-                    pending = proxy._pending_rewrites.pop(token, None) if token else None
-                if token is not None:
-                    if pending is None or pending[0] != params:
-                        self._error(400, "rewriteToken unknown or parameters changed")
-                        return
-                    _, size, left = pending
-                    left -= 1
-                    self._move(int(size), left)
-                else:
-                    live = proxy._metadata(*source) or {}
-                    wanted = (params.get("sourceGeneration") or [live.get("generation")])[0]
-                    if not live or str(wanted) != str(live["generation"]):
-                        self._error(404, f"No such object: {source[0]}/{source[1]}#{wanted}")
-                        return
-                    exists = proxy._live_generation(*target) is not None
-                    if params.get("ifGenerationMatch") == ["0"] and exists:
-                        self._error(412, "At least one of the pre-conditions did not hold.")
-                        return
-                    size = str(live.get("size", "0"))
-                    calls = proxy.rewrite_calls
-                    if proxy.rewrite_rate:
-                        calls = max(calls, -(-int(size) // proxy.rewrite_per_call))
-                    left = calls - 1
-                    self._move(int(size), left)
-                if left > 0:
-                    token = uuid.uuid4().hex
-                    with proxy._lock:
-                        proxy._pending_rewrites[token] = (params, size, left)
-                    answer = {"kind": "storage#rewriteResponse", "done": False, "objectSize": size}
-                    answer |= {"rewriteToken": token, "totalBytesRewritten": "0"}
-                    headers = {"Content-Type": "application/json"}
-                    self._send(200, headers, json.dumps(answer).encode())
-                    return
-                self.path = urlsplit(self.path).path + "?" + urlencode(params, doseq=True)
-                self._forward(body=body)
+    def _media(self, bucket: str, name: str, query: dict) -> None:
+        generation = (query.get("generation") or [None])[0]
+        found = self.proxy._bytes_of(bucket, name, generation)
+        if found is None:
+            self._send(404, {"Content-Type": "application/json"}, b'{"error":{}}')
+            return
+        served, data = found
+        plain = {"Content-Type": "application/octet-stream", "x-goog-generation": served}
+        match = _RANGE.fullmatch(self.headers.get("Range") or "")
+        if not match:
+            self._send(200, plain, data)
+            return
+        start = int(match[1])
+        end = min(len(data) - 1, int(match[2])) if match[2] else len(data) - 1
+        headers = {**plain, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
+        self._send(206, headers, data[start : end + 1])
 
-            def _move(self, size: int, left: int) -> None:
-                """The time one rewrite call takes to move its share of the bytes."""
-                if proxy.rewrite_rate and size:
-                    per_call = proxy.rewrite_per_call
-                    share = per_call if left > 0 else (size % per_call or per_call)
-                    time.sleep(min(share, size) / proxy.rewrite_rate)
+    def _error(self, status: int, message: str) -> None:
+        body = json.dumps({"error": {"code": status, "message": message}}).encode()
+        self._send(status, {"Content-Type": "application/json"}, body)
 
-            def _forward(self, body: bytes | None = None) -> None:
-                body = self._body() if body is None else body
-                if proxy.upload_rate and body and self.path.startswith("/upload/"):
-                    time.sleep(len(body) / proxy.upload_rate)
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}
-                }
-                response = proxy._session().request(
-                    self.command,
-                    proxy.upstream + self.path,
-                    data=body or None,
-                    headers=headers,
-                    timeout=300,
-                    allow_redirects=False,
-                )
-                self._send(response.status_code, dict(response.headers), response.content)
+    def _rewrite(self, match: re.Match, query: dict) -> None:
+        body = self._body()
+        source, target = (match[1], unquote(match[2])), (match[3], unquote(match[4]))
+        params = {k: v for k, v in query.items() if k != "rewriteToken"}
+        token = (query.get("rewriteToken") or [None])[0]
+        with self.proxy._lock:
+            self.proxy.rewrites += 1
+            pending = self.proxy._pending_rewrites.pop(token, None) if token else None
+        if token is not None:
+            if pending is None or pending[0] != params:
+                self._error(400, "rewriteToken unknown or parameters changed")
+                return
+            _, size, left = pending
+            left -= 1
+            self._move(int(size), left)
+        else:
+            live = self.proxy._metadata(*source) or {}
+            wanted = (params.get("sourceGeneration") or [live.get("generation")])[0]
+            if not live or str(wanted) != str(live["generation"]):
+                self._error(404, f"No such object: {source[0]}/{source[1]}#{wanted}")
+                return
+            exists = self.proxy._live_generation(*target) is not None
+            if params.get("ifGenerationMatch") == ["0"] and exists:
+                self._error(412, "At least one of the pre-conditions did not hold.")
+                return
+            size = str(live.get("size", "0"))
+            calls = self.proxy.rewrite_calls
+            if self.proxy.rewrite_rate:
+                calls = max(calls, -(-int(size) // self.proxy.rewrite_per_call))
+            left = calls - 1
+            self._move(int(size), left)
+        if left > 0:
+            token = uuid.uuid4().hex
+            with self.proxy._lock:
+                self.proxy._pending_rewrites[token] = (params, size, left)
+            answer = {"kind": "storage#rewriteResponse", "done": False, "objectSize": size}
+            answer |= {"rewriteToken": token, "totalBytesRewritten": "0"}
+            headers = {"Content-Type": "application/json"}
+            self._send(200, headers, json.dumps(answer).encode())
+            return
+        self.path = urlsplit(self.path).path + "?" + urlencode(params, doseq=True)
+        self._forward(body=body)
 
-            def _any(self) -> None:
-                with proxy._lock:
-                    proxy.requests += 1
-                if proxy.latency:
-                    time.sleep(proxy.latency)
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                media = _MEDIA.fullmatch(parts.path)
-                rewrite = _REWRITE.fullmatch(parts.path)
-                if proxy.forbidden_buckets & set(_BUCKET.findall(parts.path)):
-                    self._body()
-                    self._error(403, "The caller does not have storage.objects access.")
-                elif self.command == "GET" and media and query.get("alt") == ["media"]:
-                    self._media(media[1], unquote(media[2]), query)
-                elif self.command == "POST" and rewrite:
-                    self._rewrite(rewrite, query)
-                else:
-                    self._forward()
+    def _move(self, size: int, left: int) -> None:
+        """The time one rewrite call takes to move its share of the bytes."""
+        if self.proxy.rewrite_rate and size:
+            per_call = self.proxy.rewrite_per_call
+            share = per_call if left > 0 else (size % per_call or per_call)
+            time.sleep(min(share, size) / self.proxy.rewrite_rate)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
+    def _forward(self, body: bytes | None = None) -> None:
+        body = self._body() if body is None else body
+        if self.proxy.upload_rate and body and self.path.startswith("/upload/"):
+            time.sleep(len(body) / self.proxy.upload_rate)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+        response = self.proxy._session().request(
+            self.command,
+            self.proxy.upstream + self.path,
+            data=body or None,
+            headers=headers,
+            timeout=300,
+            allow_redirects=False,
+        )
+        self._send(response.status_code, dict(response.headers), response.content)
 
-        return Handler
+    def _any(self) -> None:
+        with self.proxy._lock:
+            self.proxy.requests += 1
+        if self.proxy.latency:
+            time.sleep(self.proxy.latency)
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        media = _MEDIA.fullmatch(parts.path)
+        rewrite = _REWRITE.fullmatch(parts.path)
+        if self.proxy.forbidden_buckets & set(_BUCKET.findall(parts.path)):
+            self._body()
+            self._error(403, "The caller does not have storage.objects access.")
+        elif self.command == "GET" and media and query.get("alt") == ["media"]:
+            self._media(media[1], unquote(media[2]), query)
+        elif self.command == "POST" and rewrite:
+            self._rewrite(rewrite, query)
+        else:
+            self._forward()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any

@@ -70,6 +70,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 
 from shared.cost import pricing
+from shared.cost.estimate import EMBEDDING_MAX_TOKENS, content_parts
 
 _CATALOG = pricing.bundled()["models"]
 GEMINI_MODELS = tuple(name for name, entry in _CATALOG.items() if entry["kind"] == "gemini")
@@ -101,7 +102,6 @@ CACHED_CONTENT_ERROR = (
     "Request contains cachedContent: the model does not support cached content with batch "
     "prediction."
 )
-EMBEDDING_MAX_TOKENS = 2048
 EMBEDDING_DIMENSIONS = 8
 
 
@@ -157,15 +157,6 @@ def _modality(mime_type: str) -> str:
     return {"image": "IMAGE", "audio": "AUDIO", "video": "VIDEO"}.get(kind, "DOCUMENT")
 
 
-def _parts(content) -> list:
-    if not isinstance(content, dict):
-        return []
-    parts = content.get("parts", [])
-    if isinstance(parts, dict):
-        return [parts]
-    return parts if isinstance(parts, list) else []
-
-
 def _prompt_modalities(request: dict) -> dict[str, int]:
     chars = 0
     other: dict[str, int] = {}
@@ -173,7 +164,7 @@ def _prompt_modalities(request: dict) -> dict[str, int]:
     if isinstance(contents, dict):
         contents = [contents]
     for content in [*(contents or []), request.get("systemInstruction") or {}]:
-        for part in _parts(content):
+        for part in content_parts(content):
             if not isinstance(part, dict):
                 continue
             if isinstance(part.get("text"), str):
@@ -194,7 +185,7 @@ def _prefix(request: dict) -> tuple[str, int]:
         contents = [contents]
     contents = list(contents or [])
     last = contents.pop() if contents else {}
-    parts = _parts(last)[:-1]
+    parts = content_parts(last)[:-1]
     prefix = {
         "systemInstruction": request.get("systemInstruction"),
         "contents": [*contents, {"parts": parts}],
@@ -266,7 +257,7 @@ def _gemini_usage(model: str, request: dict, cache: JobCache | None = None) -> d
 def _text_chars(content) -> int:
     return sum(
         len(part["text"])
-        for part in _parts(content)
+        for part in content_parts(content)
         if isinstance(part, dict) and isinstance(part.get("text"), str)
     )
 
@@ -292,7 +283,7 @@ def expected_usage(model: str, request: dict, cache: JobCache | None = None) -> 
         if _base(model) == "gemini-embedding-001":
             return {"promptTokenCount": tokens, "totalTokenCount": tokens}
         modalities = {"TEXT": tokens}
-        for part in _parts(request.get("content")):
+        for part in content_parts(request.get("content")):
             if isinstance(part, dict) and not isinstance(part.get("text"), str):
                 blob = part.get("inlineData") or part.get("fileData") or {}
                 mime = blob.get("mimeType", "") if isinstance(blob, dict) else ""
@@ -418,7 +409,7 @@ def _gemini_embedding_row(model: str, line: dict, fail: str | None, now: datetim
     request = line.get("request")
     if not isinstance(request, dict) or not (
         _text_chars(request.get("content"))
-        or (_base(model) != "gemini-embedding-001" and _parts(request.get("content")))
+        or (_base(model) != "gemini-embedding-001" and content_parts(request.get("content")))
     ):
         raise RowError("Invalid request: `request.content.parts[].text` is required.")
     if fail:

@@ -78,8 +78,8 @@ class Supervisor:
         max_backoff: float = 30.0,
     ):
         self.servers = servers
-        self.log = log or (lambda *args, **fields: None)
-        self.announce = announce or (lambda text: None)
+        self.log = log or (lambda *_args, **_fields: None)
+        self.announce = announce or (lambda _text: None)
         self.on_restart = on_restart
         self.interval = interval
         self.ready_timeout = ready_timeout

@@ -109,7 +109,7 @@ def resolves_dotted(dotted: str) -> bool:
     return False
 
 
-def stale_references(text: str, where: Path) -> list[str]:
+def stale_references(text: str, where: Path) -> list[str]:  # noqa: C901 (one branch per kind of reference)
     """The references in `text` that name nothing (see the module docstring)."""
     stale = []
     for match in PATH.finditer(text):

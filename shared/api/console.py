@@ -69,7 +69,7 @@ def _load(relative: str) -> tuple[bytes, str] | None:
     return _read(relative) if relative in _servable() else None
 
 
-def redirect(request: Request) -> Reply:
+def redirect(request: Request) -> Reply:  # noqa: ARG001 (a handler takes its route's parameters)
     return Reply(301, b"", {"Location": "ui/", "Content-Type": "text/plain; charset=utf-8"})
 
 

@@ -166,7 +166,7 @@ class Request:
         return fields, filenames
 
 
-def _refuse_data(data: bytes) -> None:
+def _refuse_data(_data: bytes) -> None:
     raise invalid_argument("The multipart body has data outside any part.")
 
 

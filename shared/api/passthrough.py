@@ -1,7 +1,9 @@
 """The Vertex-native batchPredictionJobs routes: auth, tenancy and routing, then Vertex.
 
 Successful upstream responses are returned as Vertex's own bytes, so that new Vertex
-fields reach callers; upstream errors pass through unchanged too.
+fields reach callers; upstream errors pass through unchanged too. The handlers take the
+path's project and location and ignore them: a job runs where its model's deployment says
+(shared/core/routing.py), and a job id names one job whatever path it is asked under.
 """
 
 import base64
@@ -15,6 +17,7 @@ from shared.api.http import Reply, Request
 from shared.core import json_text, times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.core.keys import Caller
 from shared.core.labels import OWNER_LABEL, TEAM_LABEL, label_value
 from shared.jobs import create_request, events, idempotency, records, sealed_outputs, submit
 
@@ -48,7 +51,7 @@ def _visible_job(request: Request, job_id: str) -> dict:
 # --- create --------------------------------------------------------------------------------
 
 
-def create(request: Request, version: str, project: str, location: str) -> Reply:
+def create(request: Request, version: str, project: str, location: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     started = time.monotonic()
     submitted = submit.create_job(
         caller=request.caller,
@@ -101,7 +104,7 @@ def _read(version: str, record: dict, params: dict | None) -> vertex.Upstream:
     return vertex.call("GET", record["deployment"]["location"], path, params=params or None)
 
 
-def get(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+def get(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     """Vertex's Get takes no `readMask` (List does): the gateway applies it to the reply.
 
     Vertex's own bytes, unless the job's outputs are sealed (the client's folder is shown,
@@ -118,7 +121,7 @@ def get(request: Request, version: str, project: str, location: str, job_id: str
     return Reply(200, _masked(sealed_outputs.shown(job, record), read_mask))
 
 
-def cancel(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+def cancel(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     started = time.monotonic()
     record = _visible_job(request, job_id)
     request.json_body(allow_empty=True)
@@ -127,7 +130,7 @@ def cancel(request: Request, version: str, project: str, location: str, job_id: 
     return _upstream_reply(upstream)
 
 
-def delete(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:
+def delete(request: Request, version: str, project: str, location: str, job_id: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     """The job is read and recorded first (state, `outputInfo`, `completionStats`): once
     Vertex has deleted it, nothing else can tell where its outputs are or how many rows it
     ran. A read Vertex refuses (but 404) refuses the delete with Vertex's error."""
@@ -160,7 +163,11 @@ def _operation_name(upstream: vertex.Upstream) -> str | None:
 
 
 def get_operation(
-    request: Request, version: str, project: str, location: str, operation_id: str
+    request: Request,
+    version: str,
+    project: str,  # noqa: ARG001 (see the module docstring)
+    location: str,  # noqa: ARG001
+    operation_id: str,
 ) -> Reply:
     """Poll a job's delete Operation, as the official clients do after a delete.
 
@@ -240,7 +247,7 @@ def _encode_token(cursor: list[str], pages: dict) -> str:
 
 def _sort_key(create_time: str, location_key: str, name: str) -> tuple:
     """Newest first across locations: create time, then location, then the numeric id."""
-    job_id = records.job_id_of(name)
+    job_id = records.id_of(name)
     return (
         times.parse(create_time) or datetime.min.replace(tzinfo=UTC),
         location_key,
@@ -262,7 +269,7 @@ def _page_size(request: Request) -> int:
     return DEFAULT_PAGE_SIZE if size == 0 else min(size, MAX_PAGE_SIZE)
 
 
-def list_jobs(request: Request, version: str, project: str, location: str) -> Reply:
+def list_jobs(request: Request, version: str, project: str, location: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     """Merge the lists of every configured location, newest first.
 
     Paging is by a cursor: the token holds the sort key of the last job returned and, per
@@ -277,16 +284,8 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
     page_size = _page_size(request)
     locations = _locations()
     cursor, pages = _decode_token(request.args.get("pageToken", ""), locations)
-    filters = [f for f in (_scope_filter(caller), request.args.get("filter", "").strip()) if f]
-    # OR binds tighter than AND in Vertex (AIP-160) filters: no parentheses needed.
-    upstream_filter = " AND ".join(filters)
     read_mask = request.args.get("readMask", "")
-    params = {"pageSize": str(page_size), **_alt_params(request)}
-    if upstream_filter:
-        params["filter"] = upstream_filter
-    if read_mask:
-        fields = set(read_mask.split(","))
-        params["readMask"] = ",".join(sorted(fields | {"name", "createTime"}))
+    params = _list_params(request, page_size, read_mask)
 
     candidates = []
     horizon = None
@@ -295,20 +294,11 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
         token = pages.get(location_key)
         if token is None:
             continue
-        for _ in range(MAX_PAGES_PER_LOCATION):
-            upstream = _list_page(version, location_key, params, token)
-            if not upstream.ok:
-                return _upstream_reply(upstream)
-            page = upstream.json()
-            jobs = []
-            for job in page.get("batchPredictionJobs", []) or []:
-                key = _sort_key(job.get("createTime", ""), location_key, job.get("name", ""))
-                if cursor is None or key < cursor:
-                    jobs.append((key, job))
-            following = page.get("nextPageToken") or ""
-            if jobs or not following:
-                break
-            token = following  # every job of this page was returned already: go on
+        upstream, token, jobs, following = _read_location(
+            version, location_key, params, token, cursor
+        )
+        if not upstream.ok:
+            return _upstream_reply(upstream)
         read[location_key] = (token, jobs, following)
         candidates.extend((key, location_key, job) for key, job in jobs)
         if following and jobs:
@@ -318,6 +308,58 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
 
     candidates.sort(key=lambda c: c[0], reverse=True)
     taken = [c for c in candidates if horizon is None or c[0] >= horizon][:page_size]
+    next_pages = _next_pages(locations, read, taken)
+    visible = _visible_page(caller, taken, read_mask)
+    reply: dict = {"batchPredictionJobs": visible} if visible else {}
+    if taken and any(v is not None for v in next_pages.values()):
+        last = taken[-1]
+        reply["nextPageToken"] = _encode_token(
+            [last[2].get("createTime", ""), last[1], last[2].get("name", "")], next_pages
+        )
+    return Reply(200, reply)
+
+
+def _list_params(request: Request, page_size: int, read_mask: str) -> dict:
+    """Vertex's list parameters: the caller's scope and the client's filter, the page size,
+    and a readMask that keeps what the merge sorts on."""
+    filters = [
+        f for f in (_scope_filter(request.caller), request.args.get("filter", "").strip()) if f
+    ]
+    params = {"pageSize": str(page_size), **_alt_params(request)}
+    if filters:
+        # OR binds tighter than AND in Vertex (AIP-160) filters: no parentheses needed.
+        params["filter"] = " AND ".join(filters)
+    if read_mask:
+        fields = set(read_mask.split(","))
+        params["readMask"] = ",".join(sorted(fields | {"name", "createTime"}))
+    return params
+
+
+def _read_location(
+    version: str, location_key: str, params: dict, token: str, cursor
+) -> tuple[vertex.Upstream, str, list, str]:
+    """(the last upstream reply, the page token read, its jobs older than the cursor as
+    (sort key, job), the next page's token): pages whose jobs were all returned already are
+    skipped, up to MAX_PAGES_PER_LOCATION."""
+    for _ in range(MAX_PAGES_PER_LOCATION):
+        upstream = _list_page(version, location_key, params, token)
+        if not upstream.ok:
+            return upstream, token, [], ""
+        page = upstream.json()
+        jobs = []
+        for job in page.get("batchPredictionJobs", []) or []:
+            key = _sort_key(job.get("createTime", ""), location_key, job.get("name", ""))
+            if cursor is None or key < cursor:
+                jobs.append((key, job))
+        following = page.get("nextPageToken") or ""
+        if jobs or not following:
+            break
+        token = following  # every job of this page was returned already: go on
+    return upstream, token, jobs, following
+
+
+def _next_pages(locations: list[str], read: dict, taken: list) -> dict:
+    """Per location, the Vertex page the next list page starts from (None: done)."""
     next_pages: dict = {}
     for location_key in locations:
         if location_key not in read:
@@ -326,24 +368,22 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
         token, jobs, following = read[location_key]
         left = len(jobs) - sum(1 for c in taken if c[1] == location_key)
         next_pages[location_key] = token if left else (following or None)
+    return next_pages
 
-    found = records.get_many([records.job_id_of(c[2]["name"]) for c in taken])
+
+def _visible_page(caller: Caller, taken: list, read_mask: str) -> list[dict]:
+    """The taken jobs the caller may see, as shown to it; each one's state is recorded."""
+    found = records.get_many([records.id_of(c[2]["name"]) for c in taken])
     visible, publishing = [], []
     for *_, job in taken:
-        job_id = records.job_id_of(job["name"])
+        job_id = records.id_of(job["name"])
         record = found.get(job_id)
         if record and not record.get("deleted") and caller.may_see(record):
             publishing.append(_observe(job_id, record, job))
             visible.append(_masked(sealed_outputs.shown(job, record), read_mask))
     for pending in publishing:  # in flight together: the page waits for one publish at most
         events.settle(pending)
-    reply: dict = {"batchPredictionJobs": visible} if visible else {}
-    if taken and any(v is not None for v in next_pages.values()):
-        last = taken[-1]
-        reply["nextPageToken"] = _encode_token(
-            [last[2].get("createTime", ""), last[1], last[2].get("name", "")], next_pages
-        )
-    return Reply(200, reply)
+    return visible
 
 
 def _list_page(version: str, location_key: str, params: dict, token: str):

@@ -28,7 +28,7 @@ from shared.api import (
     webhook_routes,
 )
 from shared.api import schemas as s
-from shared.api.http import OPENAI, Reply, route
+from shared.api.http import OPENAI, Reply, Request, route
 
 VERSION = r"(?P<version>v1|v1beta1)"
 JOBS = VERSION + r"/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs"
@@ -56,7 +56,7 @@ PRICES = r"v1/gateway/prices"
 PRICE = PRICES + r"/(?P<model>[A-Za-z0-9][A-Za-z0-9.\-@]{0,127})"
 
 
-def openapi_document(request) -> Reply:
+def openapi_document(request: Request) -> Reply:  # noqa: ARG001 (a handler takes its route's parameters)
     """The OpenAPI 3.1 document of this very table (public: clients generate SDKs from it)."""
     return Reply(200, openapi.document_bytes(ROUTES))
 

@@ -307,6 +307,37 @@ def _deployment(node, index: int) -> Deployment:
     model_name = _scalar(entry["model_name"][1], f"{where}.model_name")
     params_node = entry["litellm_params"][1]
     params = _mapping(params_node, f"{where}.litellm_params")
+    overrides = _price_overrides(params, where)
+    for required in ("model", "vertex_project", "vertex_location"):
+        if required not in params:
+            raise ConfigError(
+                f"{where}.litellm_params (line {_line(params_node)}): {required} is required"
+            )
+    model = _publisher_model(params["model"][1], where)
+    credentials = None
+    if "vertex_credentials" in params:
+        credentials = _scalar(
+            params["vertex_credentials"][1],
+            f"{where}.litellm_params.vertex_credentials",
+            allow_null=True,
+        )
+    options = _model_info(entry, where)
+    return Deployment(
+        model_name=model_name,
+        model=model,
+        project=_scalar(params["vertex_project"][1], f"{where}.litellm_params.vertex_project"),
+        location=_scalar(params["vertex_location"][1], f"{where}.litellm_params.vertex_location"),
+        credentials=credentials,
+        price_overrides=tuple(overrides),
+        index=index,
+        seal_inputs=options["seal_inputs"],
+        seal_outputs=options["seal_outputs"],
+    )
+
+
+def _price_overrides(params: dict, where: str) -> list[tuple[str, Decimal]]:
+    """The price overrides among `litellm_params` (a number each, not negative); any other
+    field must be one LiteLLM's params the gateway reads."""
     overrides = []
     for name, (key, value) in params.items():
         field_where = f"{where}.litellm_params.{name}"
@@ -326,49 +357,39 @@ def _deployment(node, index: int) -> Deployment:
                 f"{where}.litellm_params: unknown field {name!r} at line {_line(key)}; "
                 f"expected {', '.join(LITELLM_PARAMS + PRICE_OVERRIDE_FIELDS)}"
             )
-    for required in ("model", "vertex_project", "vertex_location"):
-        if required not in params:
-            raise ConfigError(
-                f"{where}.litellm_params (line {_line(params_node)}): {required} is required"
-            )
-    model = _scalar(params["model"][1], f"{where}.litellm_params.model")
+    return overrides
+
+
+def _publisher_model(node, where: str) -> str:
+    """`litellm_params.model`: a publisher model, `vertex_ai/` (or `vertex_ai_beta/`) allowed
+    in front as LiteLLM writes it."""
+    model = _scalar(node, f"{where}.litellm_params.model")
     if "/" in model:
         provider, _, model = model.partition("/")
         if provider not in ("vertex_ai", "vertex_ai_beta") or not model:
             raise ConfigError(
-                f"{where}.litellm_params.model (line {_line(params['model'][1])}): "
+                f"{where}.litellm_params.model (line {_line(node)}): "
                 f"expected vertex_ai/<publisher model>, got {provider}/{model}"
             )
-    credentials = None
-    if "vertex_credentials" in params:
-        credentials = _scalar(
-            params["vertex_credentials"][1],
-            f"{where}.litellm_params.vertex_credentials",
-            allow_null=True,
-        )
+    return model
+
+
+def _model_info(entry: dict, where: str) -> dict[str, bool]:
+    """The deployment's switches (`model_info`), each true or false, defaults where unset."""
     options = {"seal_inputs": True, "seal_outputs": SEAL_OUTPUTS_DEFAULT}
-    if "model_info" in entry:
-        info = _mapping(entry["model_info"][1], f"{where}.model_info")
-        for option in MODEL_INFO_OPTIONS:
-            if option not in info:
-                continue
-            node = info[option][1]
-            if not (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool")):
-                raise ConfigError(
-                    f"{where}.model_info.{option} (line {_line(node)}) must be true or false"
-                )
-            options[option] = node.value.lower() in ("true", "yes", "on")
-    return Deployment(
-        model_name=model_name,
-        model=model,
-        project=_scalar(params["vertex_project"][1], f"{where}.litellm_params.vertex_project"),
-        location=_scalar(params["vertex_location"][1], f"{where}.litellm_params.vertex_location"),
-        credentials=credentials,
-        price_overrides=tuple(overrides),
-        index=index,
-        seal_inputs=options["seal_inputs"],
-        seal_outputs=options["seal_outputs"],
-    )
+    if "model_info" not in entry:
+        return options
+    info = _mapping(entry["model_info"][1], f"{where}.model_info")
+    for option in MODEL_INFO_OPTIONS:
+        if option not in info:
+            continue
+        node = info[option][1]
+        if not (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool")):
+            raise ConfigError(
+                f"{where}.model_info.{option} (line {_line(node)}) must be true or false"
+            )
+        options[option] = node.value.lower() in ("true", "yes", "on")
+    return options
 
 
 def parse_model_list(text: str, source: str = "<config>") -> ModelList:

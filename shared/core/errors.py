@@ -107,7 +107,3 @@ def resource_exhausted(message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError(503, message)
-
-
-def internal(message: str = "Internal error; it has been logged.") -> ApiError:
-    return ApiError(500, message)

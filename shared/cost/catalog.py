@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -180,38 +180,47 @@ def validate_entry(name: str, entry) -> None:
         pw = f"{where}.prices[{index}]"
         if not isinstance(period, dict):
             raise CatalogError(f"{pw} must be an object")
-        start = period.get("from")
-        if start is not None:
-            try:
-                day = datetime.strptime(start, "%Y-%m-%d").date()
-            except (TypeError, ValueError):
-                raise CatalogError(f"{pw}.from must be YYYY-MM-DD or null") from None
-            if previous is not None and day <= previous:
-                raise CatalogError(f"{pw}.from must be later than the period before")
-            previous = day
-        elif index:
-            raise CatalogError(f"{pw}.from may be null only for the first period")
-        tiers = period.get("tiers")
-        if not isinstance(tiers, list) or not tiers or len(tiers) > 4:
-            raise CatalogError(f"{pw}.tiers must be a list of 1 to 4 tiers")
-        for number, tier in enumerate(tiers):
-            tw = f"{pw}.tiers[{number}]"
-            if not isinstance(tier, dict):
-                raise CatalogError(f"{tw} must be an object")
-            limit = tier.get("max_prompt_tokens")
-            last = number == len(tiers) - 1
-            if last and limit is not None:
-                raise CatalogError(f"{tw}: the last tier has max_prompt_tokens null")
-            if not last and (type(limit) is not int or limit <= 0):
-                raise CatalogError(f"{tw}.max_prompt_tokens must be a positive integer")
-            _rate_block(tier.get("online"), f"{tw}.online")
-            if "batch" in tier:
-                _rate_block(tier["batch"], f"{tw}.batch")
+        previous = _period_start(period.get("from"), pw, index, previous)
+        _validate_tiers(period.get("tiers"), pw)
     uplift = entry.get("regional_uplift")
     if uplift is not None:
         _rate_block({"input": uplift}, f"{where}.regional_uplift")
     if not entry.get("sources"):
         raise CatalogError(f"{where}.sources must name where the prices come from")
+
+
+def _period_start(start, pw: str, index: int, previous: date | None) -> date | None:
+    """A period's first day: later than the one before; null only for the first period."""
+    if start is None:
+        if index:
+            raise CatalogError(f"{pw}.from may be null only for the first period")
+        return previous
+    try:
+        day = datetime.strptime(start, "%Y-%m-%d").date()
+    except (TypeError, ValueError):
+        raise CatalogError(f"{pw}.from must be YYYY-MM-DD or null") from None
+    if previous is not None and day <= previous:
+        raise CatalogError(f"{pw}.from must be later than the period before")
+    return day
+
+
+def _validate_tiers(tiers, pw: str) -> None:
+    """1 to 4 tiers, each bounded by a positive max_prompt_tokens but the last (null)."""
+    if not isinstance(tiers, list) or not tiers or len(tiers) > 4:
+        raise CatalogError(f"{pw}.tiers must be a list of 1 to 4 tiers")
+    for number, tier in enumerate(tiers):
+        tw = f"{pw}.tiers[{number}]"
+        if not isinstance(tier, dict):
+            raise CatalogError(f"{tw} must be an object")
+        limit = tier.get("max_prompt_tokens")
+        last = number == len(tiers) - 1
+        if last and limit is not None:
+            raise CatalogError(f"{tw}: the last tier has max_prompt_tokens null")
+        if not last and (type(limit) is not int or limit <= 0):
+            raise CatalogError(f"{tw}.max_prompt_tokens must be a positive integer")
+        _rate_block(tier.get("online"), f"{tw}.online")
+        if "batch" in tier:
+            _rate_block(tier["batch"], f"{tw}.batch")
 
 
 def validate_models(models) -> None:
@@ -226,19 +235,6 @@ def validate_models(models) -> None:
 
 def new_version() -> str:
     return f"op-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
-
-
-def operator_models() -> tuple[str | None, dict]:
-    """The operator layer in force (version, models), read now (no cache)."""
-    found = _read_operator() if settings().price_catalog == FIRESTORE else _bundled()
-    if found.operator_version is None:
-        return None, {}
-    return found.operator_version, {
-        name: found.table["models"][name]
-        for name in found.table["models"]
-        if name not in bundled()["models"]
-        or found.table["models"][name] != bundled()["models"][name]
-    }
 
 
 def apply(models: dict, *, author: str, note: str, origin: str) -> str:

@@ -81,7 +81,9 @@ def model_output(model: str) -> tuple[bool, int]:
 # --- one row ------------------------------------------------------------------------------
 
 
-def _parts(content) -> list:
+def content_parts(content) -> list:
+    """The parts of a Gemini content, a lone part object taken as one (the simulator reads
+    requests with this too)."""
     if not isinstance(content, dict):
         return []
     parts = content.get("parts", [])
@@ -95,7 +97,7 @@ def _text_and_media(contents, media) -> tuple[int, int, list[int]]:
     chars = parts = 0
     tokens = [0, 0, 0]
     for content in contents:
-        for part in _parts(content):
+        for part in content_parts(content):
             if not isinstance(part, dict):
                 continue
             if isinstance(part.get("text"), str):

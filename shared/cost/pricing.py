@@ -122,7 +122,7 @@ def _candidates(name: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _aliases(catalog_version: str) -> dict[str, str]:
+def _aliases(catalog_version: str) -> dict[str, str]:  # noqa: ARG001 (the cache key)
     models = table()["models"]
     return {alias: name for name, entry in models.items() for alias in entry.get("aliases", ())}
 

@@ -49,33 +49,19 @@ def read_gcs_chunks(
     """The object's bytes in order, `streams` ranged reads at a time (see the docstring)."""
     from google.api_core import exceptions
 
-    from shared.core import clients
-
-    uri = f"gs://{bucket}/{name}" + (f"#{generation}" if generation else "")
-    client = clients.storage()
-    try:
-        blob = client.bucket(bucket).get_blob(name, generation=generation)
-    except exceptions.NotFound:
-        blob = None
-    if blob is None:
-        raise usage.ObjectGone(f"{uri} does not exist")
-    if generation is not None and blob.generation is not None and blob.generation != generation:
-        raise usage.ObjectGone(f"{uri}: generation {generation} is gone (live: {blob.generation})")
-    pinned = blob.generation
+    found = usage.live_blob(bucket, name, generation)
+    uri = found.uri
 
     def fetch(start: int, end: int) -> bytes:
-        # A Blob per range: a download rewrites its blob's properties (generation included)
-        # from the response headers, so one shared by threads would not stay pinned.
-        ranged = client.bucket(bucket).blob(name, generation=pinned)
         try:
-            data = ranged.download_as_bytes(start=start, end=end, checksum=None)
+            data = found.pinned().download_as_bytes(start=start, end=end, checksum=None)
         except exceptions.NotFound:
             raise usage.ObjectGone(f"{uri} disappeared while being read") from None
         if len(data) != end - start + 1:
             raise ShortRead(f"{uri}: bytes {start}-{end} returned {len(data)} bytes")
         return data
 
-    todo = deque(ranges(blob.size or 0, chunk_size))
+    todo = deque(ranges(found.size, chunk_size))
     if not todo:
         return
     pool = ThreadPoolExecutor(max_workers=max(1, streams), thread_name_prefix="ranged-read")

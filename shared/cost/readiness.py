@@ -44,7 +44,7 @@ def unpriced_message(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _checked(catalog_version: str, models: ModelList) -> ModelList:
+def _checked(catalog_version: str, models: ModelList) -> ModelList:  # noqa: ARG001 (the cache key)
     missing = unpriced(models)
     if missing and models.unpriced_models == "refuse":
         names = ", ".join(sorted({f"{d.model_name} ({d.model})" for d in missing}))

@@ -171,11 +171,11 @@ def record_of(intent: dict, job: dict, deployment: Deployment, *, now: datetime)
 
 
 def adopt(intent: dict, job: dict, deployment: Deployment, *, now: datetime) -> str:
-    job_id = records.job_id_of(job["name"])
+    job_id = records.id_of(job["name"])
     record = record_of(intent, job, deployment, now=now)
     written = records.create_new(record)
     intents.created(intent["intent_id"], record if written else records.get(job_id) or record)
-    budgets.committed(caller=None, job_id=job_id, estimate=intent.get("estimate"))
+    budgets.committed(job_id=job_id, estimate=intent.get("estimate"))
     if not written:
         logs.info("intent completed: its job has a record", intent_id=intent["intent_id"])
         return COMPLETED
@@ -202,7 +202,7 @@ def adopt(intent: dict, job: dict, deployment: Deployment, *, now: datetime) -> 
 
 def abandon(intent: dict) -> str:
     intents.abandoned(intent["intent_id"])
-    budgets.release(caller=None, estimate=intent.get("estimate"))
+    budgets.release(estimate=intent.get("estimate"))
     logs.warning(
         "intent abandoned: Vertex has no job for it",
         intent_id=intent["intent_id"],

@@ -276,35 +276,9 @@ def reserve(budgets: list[Budget], expected: int, at: datetime) -> dict:
     refs = [b.ref(at) for b in budgets]
     rid = f"r{int(time.time() * 1000):x}{secrets.token_hex(6)}"
     entry = {"nanos": expected, "job_id": None, "admitted": False, "created": at}
-    for attempt in range(1, RESERVE_ATTEMPTS + 1):
-        actuals = [b.actual_nanos(at) for b in budgets]
-        for budget, ref in zip(budgets, refs, strict=True):
-            ref.set(
-                {
-                    "scope": budget.scope,
-                    "subject": budget.subject,
-                    "period": budget.period,
-                    "period_start": budget.bounds(at)[0].isoformat(),
-                    "entries": {rid: entry},
-                    "updated": at,
-                },
-                merge=True,
-            )
-        over = None
-        retry = False
-        for budget, ref, actual in zip(budgets, refs, actuals, strict=True):
-            snapshot = ref.get()
-            entries = _live_entries(snapshot.to_dict() if snapshot.exists else {}, at)
-            committed = _committed(entries) - expected
-            if actual + committed + expected > budget.limit_nanos:
-                settled = committed - _contended(entries, rid)
-                if actual + settled + expected <= budget.limit_nanos:
-                    retry = True
-                over = over or BudgetExceeded(budget, actual, settled, expected, at)
-        if over is None:
-            for ref in refs:
-                ref.update({f"entries.{rid}.admitted": True})
-            return {"id": rid, "docs": [r.id for r in refs], "nanos": expected}
+    attempt = 1
+    over, retry = _attempt(budgets, refs, rid, entry, at)
+    while over is not None:
         _remove(refs, rid)
         if not retry or attempt == RESERVE_ATTEMPTS:
             logs.info(
@@ -318,7 +292,44 @@ def reserve(budgets: list[Budget], expected: int, at: datetime) -> dict:
             )
             raise over.api_error()
         time.sleep(random.uniform(0.02, 0.1) * attempt)
-    raise AssertionError("unreachable")
+        attempt += 1
+        over, retry = _attempt(budgets, refs, rid, entry, at)
+    for ref in refs:
+        ref.update({f"entries.{rid}.admitted": True})
+    return {"id": rid, "docs": [r.id for r in refs], "nanos": expected}
+
+
+def _attempt(
+    budgets: list[Budget], refs: list, rid: str, entry: dict, at: datetime
+) -> tuple[BudgetExceeded | None, bool]:
+    """Write the entry to every budget's doc, then read them back: (the first budget it does
+    not fit, or None; whether it would have fitted but for entries still being checked)."""
+    expected = entry["nanos"]
+    actuals = [b.actual_nanos(at) for b in budgets]
+    for budget, ref in zip(budgets, refs, strict=True):
+        ref.set(
+            {
+                "scope": budget.scope,
+                "subject": budget.subject,
+                "period": budget.period,
+                "period_start": budget.bounds(at)[0].isoformat(),
+                "entries": {rid: entry},
+                "updated": at,
+            },
+            merge=True,
+        )
+    over = None
+    retry = False
+    for budget, ref, actual in zip(budgets, refs, actuals, strict=True):
+        snapshot = ref.get()
+        entries = _live_entries(snapshot.to_dict() if snapshot.exists else {}, at)
+        committed = _committed(entries) - expected
+        if actual + committed + expected > budget.limit_nanos:
+            settled = committed - _contended(entries, rid)
+            if actual + settled + expected <= budget.limit_nanos:
+                retry = True
+            over = over or BudgetExceeded(budget, actual, settled, expected, at)
+    return over, retry
 
 
 def _remove(refs, rid: str) -> None:
@@ -370,13 +381,13 @@ def admit(*, caller, estimate: dict) -> dict:
     return record
 
 
-def release(*, caller, estimate) -> None:
+def release(*, estimate: dict | None) -> None:
     reservation = (estimate or {}).get("reservation")
     if reservation:
         _drop(reservation["docs"], reservation["id"])
 
 
-def committed(*, caller, job_id, estimate) -> None:
+def committed(*, job_id: str, estimate: dict | None) -> None:
     reservation = (estimate or {}).get("reservation")
     if reservation:
         _drop(reservation["docs"], reservation["id"], bind_job=job_id)

@@ -181,7 +181,7 @@ def price_object(
 
     A generation that no longer exists is recorded as vanished (`tamper`, see `_vanished`).
     """
-    job_id = job.get("job_id") or records.job_id_of(job["name"])
+    job_id = job.get("job_id") or records.id_of(job["name"])
     existing = ledger.get_record(job_id, bucket, name, generation)
     if existing is not None:
         if existing.get("tamper"):
@@ -280,15 +280,10 @@ def _check_unpriced(job: dict, parsed, uri: str) -> None:
 
 def _check_budgets(job: dict) -> None:
     """Budget alerts are a side effect: their failure must not un-record a recorded cost."""
+    from shared.jobs import alerts
+
     try:
-        from shared.jobs import alerts
-    except ImportError:
-        return
-    check = getattr(alerts, "check_budget_alerts", None)
-    if check is None:
-        return
-    try:
-        check(key_id=job.get("owner_key_id"), team=job.get("team") or None)
+        alerts.check_budget_alerts(key_id=job.get("owner_key_id"), team=job.get("team") or None)
     except Exception as exc:
         logs.error(
             "budget alert check failed",

@@ -40,7 +40,7 @@ from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, job_end, records, recovery, sealed_outputs, ticks
+from shared.jobs import alerts, budgets, job_end, records, recovery, sealed_outputs, ticks
 
 JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
 JOB_ID = re.compile(r"[0-9]{1,40}")
@@ -495,12 +495,7 @@ def _reconcile_failed(record: dict, exc: Exception) -> str:
 
 def _release_commitment(job_id: str) -> None:
     """Tell budgets the job's estimate is no longer committed (the real cost is known)."""
-    from shared.jobs import budgets
-
-    job_costed = getattr(budgets, "job_costed", None)
-    if job_costed is None:
-        return
     try:
-        job_costed(job_id)
+        budgets.job_costed(job_id)
     except Exception as exc:
         logs.error("budget release failed", job_id=job_id, error=repr(exc))

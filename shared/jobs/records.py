@@ -19,7 +19,8 @@ WRITE_ATTEMPTS = 5
 TRANSITION_ATTEMPTS = 20
 
 
-def job_id_of(name: str) -> str:
+def id_of(name: str) -> str:
+    """The id that ends a resource name: a job's, an Operation's."""
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -103,7 +104,7 @@ def new_record(
     )
     return {
         "name": name,
-        "job_id": job_id_of(name),
+        "job_id": id_of(name),
         "api_version": api_version,
         "display_name": upstream_job.get("displayName") or request_body.get("displayName"),
         "model": public_model,
@@ -219,10 +220,6 @@ def mark(job_id: str, **fields) -> None:
     job_ref(job_id).update({**fields, "updated": datetime.now(UTC)})
 
 
-def operation_id_of(name: str) -> str:
-    return name.rstrip("/").rsplit("/", 1)[-1]
-
-
 def mark_deleted(job_id: str, operation_name: str | None) -> None:
     """The job is deleted on Vertex; remember the delete's Operation on the job and in
     `operations/{id}` -> job id, so that a poll of it finds its owner with one point read.
@@ -237,7 +234,7 @@ def mark_deleted(job_id: str, operation_name: str | None) -> None:
             job_ref(job_id), {"deleted": True, "delete_operation": operation_name, "updated": now}
         )
         if operation_name:
-            ref = db.collection(OPERATIONS_COLLECTION).document(operation_id_of(operation_name))
+            ref = db.collection(OPERATIONS_COLLECTION).document(id_of(operation_name))
             batch.set(ref, {"job_id": job_id, "name": operation_name, "created": now})
         try:
             batch.commit()

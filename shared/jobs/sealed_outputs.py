@@ -281,15 +281,6 @@ def deliver_all(job_id: str, record: dict) -> int:
     return copied
 
 
-def copies_of(job_id: str) -> dict[str, dict]:
-    """Source uri#generation -> its copy record (for the cost view)."""
-    found = {}
-    for snapshot in _copies(job_id).stream():
-        data = snapshot.to_dict() or {}
-        found[f"{data.get('source')}#{data.get('generation')}"] = data
-    return found
-
-
 def staging_output(bucket: str, name: str) -> bool:
     """An object of the staging bucket's per-job output folders (other staging objects, sealed
     inputs and the gateway's own files, are never outputs)."""

@@ -277,7 +277,7 @@ def intend(admitted: Admitted, *, api_version: str) -> Intended:
             }
         )
     except BaseException:
-        budgets.release(caller=planned.caller, estimate=admitted.estimate)
+        budgets.release(estimate=admitted.estimate)
         sealing.discard(admitted.inputs)
         raise
     return Intended(admitted, outputs)
@@ -327,7 +327,7 @@ def record(
     planned = admitted.planned
     if not upstream.ok:
         intents.refused(planned.intent_id, upstream_status=upstream.status)
-        budgets.release(caller=planned.caller, estimate=admitted.estimate)
+        budgets.release(estimate=admitted.estimate)
         sealing.discard(admitted.inputs)
         return Submitted(upstream, deployment, None)
     made = records.new_record(
@@ -346,7 +346,7 @@ def record(
     if recorded:
         # After the commit: the event's handler must find the record (it estimates the job).
         events.publish_job_event("job.created", made["job_id"])
-    budgets.committed(caller=planned.caller, job_id=made["job_id"], estimate=admitted.estimate)
+    budgets.committed(job_id=made["job_id"], estimate=admitted.estimate)
     return Submitted(upstream, deployment, made)
 
 

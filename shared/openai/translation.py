@@ -600,7 +600,7 @@ def gemini_schema(schema: dict, *, param: str) -> dict:
     return _schema(schema, definitions, param, (), 0)
 
 
-def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dict:
+def _schema(node, definitions: dict, param: str, refs: tuple, depth: int) -> dict:  # noqa: C901 (one branch per JSON Schema keyword)
     if depth > MAX_SCHEMA_DEPTH:
         raise LineError(f"`{param}` nests deeper than {MAX_SCHEMA_DEPTH} levels.", param=param)
     if not isinstance(node, dict):

@@ -381,7 +381,7 @@ class Checker:
         config = schema["provider_config"]
         self._body(file, address, (), body, config, config, {"alias"})
 
-    def _body(self, file, address, path, body, block, top, meta_args=(), meta_blocks=()) -> None:
+    def _body(self, file, address, path, body, block, top, meta_args=(), meta_blocks=()) -> None:  # noqa: C901 (one branch per kind of schema node)
         """One body (`path` = the nested block names from the resource) against its block."""
         where = ".".join((address, *path))
         present = set()

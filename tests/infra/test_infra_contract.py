@@ -292,25 +292,26 @@ def principal(member: str) -> str:
     raise AssertionError(f"unknown principal {member}")
 
 
+# IAM targets named by the resource they reference: kind -> the prefix the tests use.
+NAMED_TARGETS = {
+    "pubsub_topic": "topic",
+    "pubsub_subscription": "subscription",
+    "bigquery_table": "bq_table",
+    "bigquery_dataset": "bq_dataset",
+    "secret_manager_secret": "secret",
+    "service_account": "sa",
+}
+
+
 def targets(rtype: str, body: dict) -> list[str]:
     text = " ".join(str(v) for k, v in body.items() if k not in ("member", "role"))
     kind = rtype.removeprefix("google_").removesuffix("_iam_member")
     if kind == "project":
         return ["project"]
-    if kind == "pubsub_topic":
-        return ["topic:" + re.search(r"google_pubsub_topic\.(\w+)", text).group(1)]
-    if kind == "pubsub_subscription":
-        return ["subscription:" + re.search(r"google_pubsub_subscription\.(\w+)", text).group(1)]
-    if kind == "bigquery_table":
-        if "local.billing_table_parts" in text:
-            return ["bq_table:billing_export"]
-        return ["bq_table:" + re.search(r"google_bigquery_table\.(\w+)", text).group(1)]
-    if kind == "bigquery_dataset":
-        return ["bq_dataset:" + re.search(r"google_bigquery_dataset\.(\w+)", text).group(1)]
-    if kind == "secret_manager_secret":
-        return ["secret:" + re.search(r"google_secret_manager_secret\.(\w+)", text).group(1)]
-    if kind == "service_account":
-        return ["sa:" + re.search(r"google_service_account\.(\w+)", text).group(1)]
+    if kind == "bigquery_table" and "local.billing_table_parts" in text:
+        return ["bq_table:billing_export"]
+    if kind in NAMED_TARGETS:
+        return [f"{NAMED_TARGETS[kind]}:" + re.search(rf"google_{kind}\.(\w+)", text).group(1)]
     if kind == "cloud_run_v2_service":
         found = re.findall(r"google_cloudfunctions2_function\.(\w+)\.name", text)
         assert found, f"invoker binding on an unknown service: {text}"

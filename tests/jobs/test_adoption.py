@@ -38,7 +38,7 @@ def create_that_dies_after_vertex(world, monkeypatch) -> dict:
     monkeypatch.undo()
     [job] = world.sim.sim.jobs.values()
     intent_id = dict(job.pb.labels)["vbg-intent"]
-    assert records.get(records.job_id_of(job.pb.name)) is None
+    assert records.get(records.id_of(job.pb.name)) is None
     return intents.get(intent_id)
 
 
@@ -51,7 +51,7 @@ def test_a_job_is_adopted_once_and_only_for_its_intents_owner(world, monkeypatch
     intents.ref(intent["intent_id"]).update({"owner_key_id": "someone-else"})
     assert adoption.adopt_pending(now=now + LATER) == {adoption.REFUSED: 1}
     [job] = world.sim.sim.jobs.values()
-    job_id = records.job_id_of(job.pb.name)
+    job_id = records.id_of(job.pb.name)
     assert records.get(job_id) is None
 
     intents.ref(intent["intent_id"]).update({"owner_key_id": owner})

@@ -143,7 +143,7 @@ def test_a_key_at_90_percent_is_refused_a_job_that_would_cross_and_allowed_one_t
 
     first = create(world, alice, "nine")
     assert first.status_code == 200, first.get_data(as_text=True)
-    record = records.get(records.job_id_of(first.get_json()["name"]))
+    record = records.get(records.id_of(first.get_json()["name"]))
     assert record["estimate"]["cost_nanos"]["expected"] == 9 * one
     assert record["estimate"]["reservation"]["nanos"] == 9 * one
 
@@ -223,7 +223,7 @@ def test_the_committed_estimate_is_replaced_by_the_actual_cost_when_the_job_is_c
 
     first = create(world, alice)
     assert first.status_code == 200, first.get_data(as_text=True)
-    job_id = records.job_id_of(first.get_json()["name"])
+    job_id = records.id_of(first.get_json()["name"])
     refused(create(world, alice))
 
     wait_terminal(world, job_id)
