@@ -10,14 +10,14 @@ from shared.jobs.budgets import Budget, budgets_for, now, status, team_record, t
 
 def estimate_route(request: Request) -> Reply:
     """The create body's estimate and how it stands against the caller's budgets."""
-    caller = request.caller
+    caller = request.key_holder
     parsed = create_request.parse(request.json_body())
     deployments = routing.resolve(parsed.model, readiness.model_list_or_error(), caller)
     uris, _ = submit.check_buckets(caller, parsed)
     record = estimate.estimate_request(deployments[0], uris=uris)
     at = now()
     expected = record["cost_nanos"]["expected"]
-    view = estimate.public_view(record)
+    view = estimate.record_view(record)
     view["budgets"] = [status(b, at, expected) for b in budgets_for(caller)]
     view["budget"] = next(iter(view["budgets"]), None)
     return Reply(200, view)
@@ -26,7 +26,7 @@ def estimate_route(request: Request) -> Reply:
 def own_budget(request: Request) -> Reply:
     """The calling key's budgets (its own and its team's) and where they stand."""
     at = now()
-    return Reply(200, {"budgets": [status(b, at) for b in budgets_for(request.caller)]})
+    return Reply(200, {"budgets": [status(b, at) for b in budgets_for(request.key_holder)]})
 
 
 def _team_view(team: str, record: dict | None) -> dict:

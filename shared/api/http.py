@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from shared.core import json_text, keys, logs
 from shared.core.config import settings
-from shared.core.errors import ApiError, invalid_argument, openai_envelope
+from shared.core.errors import ApiError, invalid_argument, openai_envelope, unauthenticated
 
 JSON = "application/json; charset=utf-8"
 GOOGLE = "google"
@@ -81,6 +81,14 @@ class Request:
     errors: str = GOOGLE
     source: BinaryIO = field(default_factory=io.BytesIO)  # the body as the client sends it
     stream: BodyStream | None = None  # the counted body (`dispatch`)
+
+    @property
+    def key_holder(self) -> keys.Caller:
+        """The caller of a route that needs a key (`dispatch` authenticated it before the
+        handler runs); `caller` is None only on a public route asked without one."""
+        if self.caller is None:
+            raise unauthenticated("This route needs a gateway API key.")
+        return self.caller
 
     def json_body(self, *, allow_empty: bool = False) -> dict:
         """The body as a JSON object; a clear 400 for anything else."""
@@ -401,7 +409,7 @@ def _traceback() -> str:
 
 def framework_error(
     code: int, description: str, path: str, routes: list[Route]
-) -> tuple[bytes, int, dict[str, str]]:
+) -> tuple[bytes | Iterator[bytes], int, dict[str, str]]:
     """An error raised by the web framework itself (routing, size limits), in the error
     shape of the routes of `path`."""
     message = {

@@ -30,7 +30,7 @@ LIST_PARAMS = ("state", "label", "pageSize", "before")
 
 
 def me(request: Request) -> Reply:
-    caller = request.caller
+    caller = request.key_holder
     if caller.is_master:
         return Reply(200, {"id": keys.MASTER, "alias": keys.MASTER, "isMaster": True})
     return Reply(200, {**keys.public_view(keys.get_key(caller.key_id)), "isMaster": False})
@@ -80,7 +80,7 @@ def _visible(request: Request, job_id: str) -> dict:
     if not JOB_ID.fullmatch(job_id):
         raise invalid_argument(f"Job id {job_id!r} is malformed: job ids are numeric.")
     record = records.get(job_id)
-    if not record or record.get("deleted") or not request.caller.may_see(record):
+    if not record or record.get("deleted") or not request.key_holder.may_see(record):
         raise not_found(f"Job {job_id} does not exist or is not yours.")
     return {**record, "job_id": job_id}
 
@@ -121,7 +121,7 @@ def list_jobs(request: Request) -> Reply:
         raise invalid_argument(
             f"Unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(LIST_PARAMS)}."
         )
-    caller = request.caller
+    caller = request.key_holder
     page_size, state, label = _page_size(request), _state(request), _label(request)
     before = None
     if request.args.get("before"):

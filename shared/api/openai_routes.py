@@ -36,7 +36,7 @@ def _limit(request: Request, default: int, maximum: int) -> int:
 
 def create_file(request: Request) -> Reply:
     """The file part goes to the staging bucket as it arrives (`FileUpload`), never whole."""
-    upload = files.FileUpload(request.caller)
+    upload = files.FileUpload(request.key_holder)
     try:
         fields, filenames = request.multipart({"file": upload.write})
         if "file" not in filenames:
@@ -66,7 +66,7 @@ def list_files(request: Request) -> Reply:
     if order not in ("asc", "desc"):
         raise invalid_argument("`order` must be asc or desc.", field="order")
     page = files.list_files(
-        request.caller,
+        request.key_holder,
         limit=_limit(request, FILES_MAX_LIMIT, FILES_MAX_LIMIT),
         after=request.args.get("after") or None,
         descending=order == "desc",
@@ -76,16 +76,16 @@ def list_files(request: Request) -> Reply:
 
 
 def get_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, files.file_object(files.get_file(request.caller, file_id)))
+    return Reply(200, files.file_object(files.get_file(request.key_holder, file_id)))
 
 
 def file_content(request: Request, file_id: str) -> Reply:
-    doc = files.get_file(request.caller, file_id)
+    doc = files.get_file(request.key_holder, file_id)
     return Reply(200, files.file_chunks(doc), {"Content-Type": "application/octet-stream"})
 
 
 def delete_file(request: Request, file_id: str) -> Reply:
-    return Reply(200, files.delete_file(request.caller, file_id))
+    return Reply(200, files.delete_file(request.key_holder, file_id))
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def create_batch(request: Request) -> Reply:
     started = time.monotonic()
     body = request.json_body()
     batch = batches.create_batch(
-        request.caller,
+        request.key_holder,
         input_file_id=body.get("input_file_id"),
         endpoint=body.get("endpoint"),
         completion_window=body.get("completion_window"),
@@ -103,7 +103,7 @@ def create_batch(request: Request) -> Reply:
         output_expires_after=body.get("output_expires_after"),
     )
     if batch["status"] == "failed":
-        webhooks.batch_refused(batch, request.caller.key_id)
+        webhooks.batch_refused(batch, request.key_holder.key_id)
     audit(
         request,
         outcome=200,
@@ -115,13 +115,13 @@ def create_batch(request: Request) -> Reply:
 
 
 def get_batch(request: Request, batch_id: str) -> Reply:
-    return Reply(200, batches.get_batch(request.caller, batch_id))
+    return Reply(200, batches.get_batch(request.key_holder, batch_id))
 
 
 def cancel_batch(request: Request, batch_id: str) -> Reply:
     started = time.monotonic()
     request.json_body(allow_empty=True)
-    batch = batches.cancel_batch(request.caller, batch_id)
+    batch = batches.cancel_batch(request.key_holder, batch_id)
     audit(
         request,
         outcome=200,
@@ -134,7 +134,7 @@ def cancel_batch(request: Request, batch_id: str) -> Reply:
 
 def list_batches(request: Request) -> Reply:
     page = batches.list_batches(
-        request.caller,
+        request.key_holder,
         limit=_limit(request, BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT),
         after=request.args.get("after") or None,
     )
@@ -150,7 +150,7 @@ def part_limit() -> int:
 
 
 def create_upload(request: Request) -> Reply:
-    return Reply(200, uploads.create(request.caller, request.json_body()))
+    return Reply(200, uploads.create(request.key_holder, request.json_body()))
 
 
 def add_upload_part(request: Request, upload_id: str) -> Reply:
@@ -158,16 +158,16 @@ def add_upload_part(request: Request, upload_id: str) -> Reply:
     _, filenames = request.multipart({"data": data.extend})
     if "data" not in filenames:
         raise invalid_argument("`data` is required: the Part's bytes, as a multipart part.", "data")
-    return Reply(200, uploads.add_part(request.caller, upload_id, bytes(data)))
+    return Reply(200, uploads.add_part(request.key_holder, upload_id, bytes(data)))
 
 
 def complete_upload(request: Request, upload_id: str) -> Reply:
     started = time.monotonic()
-    upload = uploads.complete(request.caller, upload_id, request.json_body())
+    upload = uploads.complete(request.key_holder, upload_id, request.json_body())
     audit(request, outcome=200, started=started, file_id=(upload.get("file") or {}).get("id"))
     return Reply(200, upload)
 
 
 def cancel_upload(request: Request, upload_id: str) -> Reply:
     request.json_body(allow_empty=True)
-    return Reply(200, uploads.cancel(request.caller, upload_id))
+    return Reply(200, uploads.cancel(request.key_holder, upload_id))

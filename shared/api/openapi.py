@@ -57,7 +57,7 @@ def _param_schema(pattern: str) -> dict:
     return {"type": "string", "pattern": f"^{pattern}$"}
 
 
-def _operation(route) -> dict:
+def _operation(route) -> tuple[str, dict]:
     if route.reply is None:
         raise RouteUndocumented(f"route {route.name} has no reply schema")
     if route.method in BODY_METHODS and route.body is None:

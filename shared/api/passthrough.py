@@ -43,7 +43,7 @@ def _visible_job(request: Request, job_id: str) -> dict:
             f"Job id {job_id!r} is malformed: batch prediction job ids are numeric."
         )
     record = records.get(job_id)
-    if not record or record.get("deleted") or not request.caller.may_see(record):
+    if not record or record.get("deleted") or not request.key_holder.may_see(record):
         raise not_found(f"BatchPredictionJob {job_id} does not exist or is not yours.")
     return record
 
@@ -54,7 +54,7 @@ def _visible_job(request: Request, job_id: str) -> dict:
 def create(request: Request, version: str, project: str, location: str) -> Reply:  # noqa: ARG001 (see the module docstring)
     started = time.monotonic()
     submitted = submit.create_job(
-        caller=request.caller,
+        caller=request.key_holder,
         request=create_request.parse(
             request.json_body(), idempotency_key=_idempotency_key(request)
         ),
@@ -180,9 +180,9 @@ def get_operation(
         raise invalid_argument(
             f"Operation id {operation_id!r} is malformed: operation ids are numeric."
         )
-    found = records.operation(operation_id)
+    found = records.operation(operation_id) or {}
     record = records.get(found["job_id"]) if found else None
-    if not record or not request.caller.may_see(record):
+    if not record or not request.key_holder.may_see(record):
         raise not_found(f"Operation {operation_id} does not exist or is not yours.")
     upstream = vertex.call(
         "GET",
@@ -196,7 +196,7 @@ def get_operation(
 # --- list ----------------------------------------------------------------------------------
 
 
-def _scope_filter(caller) -> str | None:
+def _scope_filter(caller: Caller) -> str | None:
     """Vertex filters by the labels the gateway stamped: the caller's own jobs, or the
     team's for a team admin. The Firestore check below is the authority."""
     if caller.is_master:
@@ -280,14 +280,14 @@ def list_jobs(request: Request, version: str, project: str, location: str) -> Re
     for that location's next page, so none is skipped. No state on the server; opaque to
     the client.
     """
-    caller = request.caller
+    caller = request.key_holder
     page_size = _page_size(request)
     locations = _locations()
     cursor, pages = _decode_token(request.args.get("pageToken", ""), locations)
     read_mask = request.args.get("readMask", "")
     params = _list_params(request, page_size, read_mask)
 
-    candidates = []
+    candidates: list[tuple[str, str, dict]] = []
     horizon = None
     read: dict[str, tuple[str, list, str]] = {}
     for location_key in locations:
@@ -323,7 +323,7 @@ def _list_params(request: Request, page_size: int, read_mask: str) -> dict:
     """Vertex's list parameters: the caller's scope and the client's filter, the page size,
     and a readMask that keeps what the merge sorts on."""
     filters = [
-        f for f in (_scope_filter(request.caller), request.args.get("filter", "").strip()) if f
+        f for f in (_scope_filter(request.key_holder), request.args.get("filter", "").strip()) if f
     ]
     params = {"pageSize": str(page_size), **_alt_params(request)}
     if filters:

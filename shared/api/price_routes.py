@@ -84,7 +84,7 @@ def import_prices(request: Request) -> Reply:
         if wanted:
             try:
                 applied = catalog.apply(
-                    wanted, author=request.caller.alias, note=note, origin=origin
+                    wanted, author=request.key_holder.alias, note=note, origin=origin
                 )
             except catalog.CatalogError as exc:
                 raise ApiError(400, str(exc), status="FAILED_PRECONDITION") from None
@@ -117,7 +117,7 @@ def reprice_job(request: Request, job_id: str) -> Reply:
     if job is None:
         raise not_found(f"Job {job_id} not found.")
     try:
-        result = reprice.reprice(job_id, job, author=request.caller.alias, note=note)
+        result = reprice.reprice(job_id, job, author=request.key_holder.alias, note=note)
     except reprice.RepriceError as exc:
         raise ApiError(400, str(exc), status="FAILED_PRECONDITION") from None
     logs.info(

@@ -465,7 +465,9 @@ ROUTES = [
 ]
 
 
-def framework_error(code: int, description: str, path: str) -> tuple[bytes, int, dict]:
+def framework_error(
+    code: int, description: str, path: str
+) -> tuple[bytes | Iterator[bytes], int, dict]:
     """What the web framework refuses before `handle` runs, in the path's error shape."""
     return http.framework_error(code, description, path, ROUTES)
 

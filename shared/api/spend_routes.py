@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from shared.api.http import Reply, Request
 from shared.books import export
 from shared.core.errors import invalid_argument, not_found
+from shared.core.keys import Caller
 from shared.cost import ledger
 from shared.cost.pricing import nanos_to_usd
 from shared.cost.spend import (
@@ -41,7 +42,7 @@ _LABEL_NAME = re.compile(r"[a-z][\w-]{0,62}")
 def job_cost(request: Request, job_id: str) -> Reply:
     # Batch prediction job ids are numeric; anything else names no job (and no document).
     cost = ledger.job_cost(job_id) if re.fullmatch(r"[0-9]{1,20}", job_id) else None
-    if cost is None or not request.caller.may_see(cost["job"]):
+    if cost is None or not request.key_holder.may_see(cost["job"]):
         raise not_found(f"No batch prediction job {job_id!r} visible to this key.")
     return Reply(200, {**job_cost_view(cost), **_chain_view(job_id, cost["job"])})
 
@@ -120,7 +121,7 @@ def spend_params(
     return start, end, group, label
 
 
-def _scope(caller) -> tuple[dict, str | None, str | None]:
+def _scope(caller: Caller) -> tuple[dict, str | None, str | None]:
     """(description, key_id filter, team filter) of the spend a caller may see."""
     if caller.is_master:
         return {"all": True}, None, None
@@ -146,7 +147,7 @@ def _period_reply(start: date, end: date, group: str, label, scope: dict, body: 
 
 def spend(request: Request) -> Reply:
     start, end, group, label = spend_params(request)
-    scope, key_id, team = _scope(request.caller)
+    scope, key_id, team = _scope(request.key_holder)
     report = spend_report(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
     body = {"totals": counters_view(report["totals"]), "groups": report["groups"]}
     return _period_reply(start, end, group, label, scope, body)
@@ -154,7 +155,7 @@ def spend(request: Request) -> Reply:
 
 def spend_daily(request: Request) -> Reply:
     start, end, group, label = spend_params(request)
-    scope, key_id, team = _scope(request.caller)
+    scope, key_id, team = _scope(request.key_holder)
     series = daily_series(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
     return _period_reply(start, end, group, label, scope, series)
 
@@ -168,7 +169,7 @@ def spend_export(request: Request) -> Reply:
             f"`format` {fmt!r} is not valid; use one of {', '.join(export.FORMATS)}.",
             field="format",
         )
-    _, key_id, team = _scope(request.caller)
+    _, key_id, team = _scope(request.key_holder)
     rows = export.rows(start=start, end=end, group=group, label=label, key_id=key_id, team=team)
     filename = f"spend-{start}-{end}.{fmt}"
     return Reply(

@@ -13,22 +13,22 @@ DEFAULT_PAGE = 20
 
 def create(request: Request) -> Reply:
     started = time.monotonic()
-    view, secret = webhooks.create_endpoint(request.caller, request.json_body())
+    view, secret = webhooks.create_endpoint(request.key_holder, request.json_body())
     audit(request, outcome=200, started=started, action="webhook.create")
     return Reply(200, {**view, "secret": secret})
 
 
 def list_endpoints(request: Request) -> Reply:
-    return Reply(200, {"webhooks": webhooks.list_endpoints(request.caller)})
+    return Reply(200, {"webhooks": webhooks.list_endpoints(request.key_holder)})
 
 
 def get(request: Request, endpoint_id: str) -> Reply:
-    return Reply(200, webhooks.public_view(webhooks.get_endpoint(request.caller, endpoint_id)))
+    return Reply(200, webhooks.public_view(webhooks.get_endpoint(request.key_holder, endpoint_id)))
 
 
 def delete(request: Request, endpoint_id: str) -> Reply:
     started = time.monotonic()
-    reply = webhooks.delete_endpoint(request.caller, endpoint_id)
+    reply = webhooks.delete_endpoint(request.key_holder, endpoint_id)
     audit(request, outcome=200, started=started, action="webhook.delete")
     return Reply(200, reply)
 
@@ -36,7 +36,7 @@ def delete(request: Request, endpoint_id: str) -> Reply:
 def rotate(request: Request, endpoint_id: str) -> Reply:
     started = time.monotonic()
     request.json_body(allow_empty=True)
-    view, secret = webhooks.rotate_secret(request.caller, endpoint_id)
+    view, secret = webhooks.rotate_secret(request.key_holder, endpoint_id)
     audit(request, outcome=200, started=started, action="webhook.rotate")
     return Reply(200, {**view, "secret": secret})
 
@@ -48,7 +48,7 @@ def deliveries(request: Request, endpoint_id: str) -> Reply:
             f"`limit` must be an integer from 1 to {webhooks.MAX_PAGE}.", field="limit"
         )
     page = webhooks.list_deliveries(
-        request.caller,
+        request.key_holder,
         endpoint_id,
         limit=int(raw) if raw else DEFAULT_PAGE,
         after=request.args.get("after") or None,
@@ -59,6 +59,6 @@ def deliveries(request: Request, endpoint_id: str) -> Reply:
 def replay(request: Request, endpoint_id: str, delivery_id: str) -> Reply:
     started = time.monotonic()
     request.json_body(allow_empty=True)
-    reply = webhooks.replay(request.caller, endpoint_id, delivery_id)
+    reply = webhooks.replay(request.key_holder, endpoint_id, delivery_id)
     audit(request, outcome=200, started=started, action="webhook.replay")
     return Reply(200, reply)

@@ -40,7 +40,7 @@ NANOS = Decimal(10**9)
 
 
 def _field(name: str, kind: str, mode: str = "NULLABLE", fields: list | None = None) -> dict:
-    out = {"name": name, "type": kind, "mode": mode}
+    out: dict[str, object] = {"name": name, "type": kind, "mode": mode}
     if fields:
         out["fields"] = fields
     return out

@@ -77,7 +77,9 @@ LABELS_FIELD = "labels"
 
 
 def avro_schema() -> dict:
-    fields = [{"name": name, "type": avro, "doc": doc} for name, avro, _, doc in FIELDS]
+    fields: list[dict[str, object]] = [
+        {"name": name, "type": avro, "doc": doc} for name, avro, _, doc in FIELDS
+    ]
     fields.append(
         {
             "name": LABELS_FIELD,
@@ -99,7 +101,7 @@ def avro_schema() -> dict:
 
 
 def table_schema() -> list[dict]:
-    columns = [
+    columns: list[dict[str, object]] = [
         {"name": name, "type": bq, "mode": "REQUIRED", "description": doc}
         for name, _, bq, doc in FIELDS
     ]

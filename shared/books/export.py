@@ -53,7 +53,7 @@ def rows(
     with `label`, the spend of jobs without that label is a row whose `value` is None."""
     daily = ledger.daily_rows(start=start, end=end, key_id=key_id, team=team)
     source = daily
-    if group == "label":
+    if label is not None:  # group "label"
         source = ledger.label_rows(label=label, start=start, end=end, key_id=key_id, team=team)
     described = GROUP_COLUMNS[group]
     merged: dict[tuple, dict] = {}

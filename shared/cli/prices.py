@@ -184,7 +184,7 @@ def run_show(args) -> int:
 
 def run_import(args) -> int:
     if args.litellm:
-        body = {"source": "litellm", "document": litellm_document(args.litellm)}
+        body: dict[str, object] = {"source": "litellm", "document": litellm_document(args.litellm)}
     elif args.billing or args.billing_api_key:
         body = {"source": "billing", "document": billing_pages(args)}
     else:

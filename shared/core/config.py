@@ -279,16 +279,21 @@ def _mapping(node, where: str) -> dict:
     return {key.value: (key, value) for key, value in node.value}
 
 
-def _scalar(node, where: str, *, allow_null: bool = False) -> str | None:
+def _scalar(node, where: str) -> str:
     if isinstance(node, yaml.ScalarNode):
         if node.tag.endswith(":null"):
-            if allow_null:
-                return None
             raise ConfigError(f"{where} (line {_line(node)}) must not be empty")
         text = str(node.value).strip()
         if text:
             return text
     raise ConfigError(f"{where} (line {_line(node)}) must be a non-empty string")
+
+
+def _nullable(node, where: str) -> str | None:
+    """A string, or None for YAML's null."""
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+        return None
+    return _scalar(node, where)
 
 
 def _deployment(node, index: int) -> Deployment:
@@ -316,10 +321,8 @@ def _deployment(node, index: int) -> Deployment:
     model = _publisher_model(params["model"][1], where)
     credentials = None
     if "vertex_credentials" in params:
-        credentials = _scalar(
-            params["vertex_credentials"][1],
-            f"{where}.litellm_params.vertex_credentials",
-            allow_null=True,
+        credentials = _nullable(
+            params["vertex_credentials"][1], f"{where}.litellm_params.vertex_credentials"
         )
     options = _model_info(entry, where)
     return Deployment(

@@ -241,7 +241,7 @@ def _fields(body: dict, current: dict) -> dict:
     }
     if unknown:
         raise invalid_argument(f"Unknown field(s) {', '.join(sorted(unknown))}.")
-    fields = {}
+    fields: dict[str, object] = {}
     if "alias" in body or not current:
         alias = body.get("alias")
         if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias):

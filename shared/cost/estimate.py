@@ -179,7 +179,7 @@ class RowEstimator:
                 if isinstance(part, str):
                     billable += pricing.billable_characters(part)
         else:
-            request = row.get("request") if isinstance(row.get("request"), dict) else row
+            request = row["request"] if isinstance(row.get("request"), dict) else row
             chars, _, _ = _text_and_media([request.get("content")], self.media)
         tally.text_chars += chars
         for level, per_token in zip(
@@ -191,7 +191,7 @@ class RowEstimator:
             self._add(tally, level, pricing.RowTokens(embedding=tokens, characters=billable))
 
     def _add_gemini(self, tally: Tally, row: dict) -> None:
-        request = row.get("request") if isinstance(row.get("request"), dict) else row
+        request = row["request"] if isinstance(row.get("request"), dict) else row
         contents = request.get("contents")
         if isinstance(contents, dict):
             contents = [contents]
@@ -442,9 +442,12 @@ def estimate_request(
 
 
 def public_view(record: dict | None) -> dict | None:
+    """A job's estimate as the API shows it; None for a job without one."""
+    return record_view(record) if record else None
+
+
+def record_view(record: dict) -> dict:
     """An estimate record as the API shows it: camelCase, money as USD strings."""
-    if not record:
-        return None
     if record.get("error"):
         return {"error": record["error"]}
     cost = record.get("cost_nanos") or {}
@@ -475,7 +478,7 @@ def error_pct(expected_nanos: int, actual_nanos: int) -> str | None:
 def cost_view(job: dict) -> dict:
     """The estimate fields of a job's cost view (GET /v1/gateway/jobs/{id}/cost)."""
     record = job.get("estimate") or None
-    view = {"estimate": public_view(record), "estimateErrorPct": None}
+    view: dict[str, object] = {"estimate": public_view(record), "estimateErrorPct": None}
     if record and not record.get("error") and job.get("cost_final"):
         actual = int((job.get("cost") or {}).get("cost_nanos", 0))
         view["estimateErrorPct"] = error_pct(int(record["cost_nanos"]["expected"]), actual)

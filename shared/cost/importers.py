@@ -66,7 +66,8 @@ def _per_million(value, where: str) -> str:
 
 
 def _tier(entry: dict, suffix: str, embedding: bool, where: str) -> tuple[dict, dict]:
-    online, batch = {}, {}
+    online: dict[str, str] = {}
+    batch: dict[str, str] = {}
     for field, key in _LITELLM_RATES.items():
         if embedding and key not in ("input", "character_input"):
             continue  # an embedding model bills its input only
@@ -85,14 +86,14 @@ def litellm_entry(name: str, entry: dict, *, as_of: str) -> dict | None:
     online, batch = _tier(entry, "", embedding, where)
     if not online and not batch:
         return None
-    base = {"max_prompt_tokens": None, "online": online}
+    base: dict[str, object] = {"max_prompt_tokens": None, "online": online}
     if batch:
         base["batch"] = batch
     tiers = [base]
     long_online, long_batch = _tier(entry, "_above_200k_tokens", embedding, where)
     if long_online or long_batch:
         base["max_prompt_tokens"] = LONG_THRESHOLD
-        long = {"max_prompt_tokens": None, "online": {**online, **long_online}}
+        long: dict[str, object] = {"max_prompt_tokens": None, "online": {**online, **long_online}}
         if long_batch:
             long["batch"] = long_batch
         tiers.append(long)

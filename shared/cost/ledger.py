@@ -80,6 +80,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from shared.core import clients, docids, logs
 from shared.cost.usage import COUNTER_FIELDS
@@ -236,14 +237,14 @@ def _zero() -> dict[str, int]:
     return dict.fromkeys(COUNTER_FIELDS, 0)
 
 
-def _group_totals(job_ref) -> tuple[dict, object]:
+def _group_totals(job_ref) -> tuple[dict, Any]:
     """The job's per-set totals doc and its snapshot; a job recorded before sets existed
     gets them summed from its object docs (every such object is a final file)."""
     ref = job_ref.collection(GROUPS).document(GROUP_DOC)
     snapshot = ref.get()
     if snapshot.exists:
         return snapshot.to_dict() or {}, snapshot
-    totals = {FINAL: _zero(), INCREMENTAL: _zero(), "rollups": []}
+    totals: dict[str, Any] = {FINAL: _zero(), INCREMENTAL: _zero(), "rollups": []}
     rollups: set[str] = set()
     for doc in job_ref.collection(OBJECTS).stream():
         data = doc.to_dict() or {}
@@ -377,7 +378,7 @@ def plan(
     )
     record: dict = {}
     if not newest:
-        record = {"superseded": True, "superseded_by": previous.get("record_id")}
+        record = {"superseded": True, "superseded_by": (previous or {}).get("record_id")}
     if lowered:
         record["tamper"] = _tamper_fields(found, lowered=lowered)
 
@@ -399,7 +400,7 @@ def plan(
         object_doc={
             "uri": uri,
             "generation": generation if newest else previous_generation,
-            "record_id": record_id if newest else previous.get("record_id"),
+            "record_id": record_id if newest else (previous or {}).get("record_id"),
             "group": group,
             "counters": counted,
             "rollups": sorted(rollups),
@@ -948,7 +949,7 @@ def record_floor(
     rollups = _rollup_docs(job, rollup_shard(job_id))
 
     def attempt() -> Floored:
-        found = {s.reference.path: s for s in client.get_all([floor_ref, job_ref])}
+        found: dict[str, Any] = {s.reference.path: s for s in client.get_all([floor_ref, job_ref])}
         floor_snapshot, job_snapshot = found[floor_ref.path], found[job_ref.path]
         stored, groups_snapshot = _group_totals(job_ref)
         planned = plan_floor(

@@ -22,7 +22,7 @@ def _rates_view(model: str, *, batch: bool, location: str | None, at) -> list[di
     for tier in priced.tiers:
         rates = tier.rates
         if priced.billing == pricing.CHARACTERS:
-            fields = {"characterInput": rates.character_input}
+            fields: dict[str, Decimal | None] = {"characterInput": rates.character_input}
         elif priced.kind == "embedding":
             fields = {
                 "embeddingInput": rates.embedding_input,
@@ -39,9 +39,9 @@ def _rates_view(model: str, *, batch: bool, location: str | None, at) -> list[di
                 "cachedAudioInput": rates.cached_audio_input,
                 "imageOutput": rates.image_output,
             }
-        fields = {k: _usd_per_million(v) for k, v in fields.items()}
-        fields = {"maxPromptTokens": tier.max_prompt_tokens, **fields}
-        out.append({k: v for k, v in fields.items() if v is not None or k == "maxPromptTokens"})
+        shown: dict[str, object] = {"maxPromptTokens": tier.max_prompt_tokens}
+        shown |= {k: _usd_per_million(v) for k, v in fields.items()}
+        out.append({k: v for k, v in shown.items() if v is not None or k == "maxPromptTokens"})
     return out
 
 

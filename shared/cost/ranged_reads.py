@@ -77,8 +77,11 @@ def read_gcs_chunks(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def chunks_for(bucket: str, name: str, generation: int | None, size: int | None) -> Iterator[bytes]:
-    """The parallel reader for objects of `PARALLEL_MIN_BYTES` or more, else one stream."""
-    if str(size or "").isdigit() and int(size) >= PARALLEL_MIN_BYTES:
+def chunks_for(
+    bucket: str, name: str, generation: int | None, size: int | str | None
+) -> Iterator[bytes]:
+    """The parallel reader for objects of `PARALLEL_MIN_BYTES` or more, else one stream
+    (`size` as the event gives it: GCS writes it as a decimal string)."""
+    if size is not None and str(size).isdigit() and int(size) >= PARALLEL_MIN_BYTES:
         return read_gcs_chunks(bucket, name, generation, chunk_size=CHUNK_SIZE, streams=STREAMS)
     return usage.read_gcs_chunks(bucket, name, generation)

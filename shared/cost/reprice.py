@@ -19,6 +19,7 @@ The cost records themselves are never rewritten.
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.core import clients, logs, times
 from shared.core.config import model_list
@@ -76,7 +77,7 @@ def reprice(job_id: str, job: dict, *, author: str, note: str = "") -> dict:
     if not records:
         raise RepriceError(f"job {job_id} has no counted output file to reprice")
     version = pricing.version()
-    files = []
+    files: list[dict[str, Any]] = []
     for record in records:
         try:
             repriced = _repriced(job, record)

@@ -51,7 +51,9 @@ def _camelize(value):
 def counters_view(counters: dict) -> dict:
     """Counters as the API shows them; `costUsd` includes `estimatedUsd`, the rows Vertex ran
     that no file holds, booked at the estimate (shared/cost/floor.py)."""
-    view = {camel(f): int(counters.get(f) or 0) for f in COUNTER_FIELDS if f != "cost_nanos"}
+    view: dict[str, object] = {
+        camel(f): int(counters.get(f) or 0) for f in COUNTER_FIELDS if f != "cost_nanos"
+    }
     view["costUsd"] = nanos_to_usd(int(counters.get("cost_nanos") or 0))
     view["estimatedRows"] = int(counters.get("estimated_rows") or 0)
     view["estimatedUsd"] = nanos_to_usd(int(counters.get("estimated_nanos") or 0))
@@ -154,7 +156,7 @@ def spend_report(
     groups: dict = {}
     field, described = GROUP_FIELDS[group]
     rows = daily
-    if group == "label":
+    if label is not None:  # group "label"
         rows = ledger.label_rows(label=label, start=start, end=end, key_id=key_id, team=team)
     for row in rows:
         entry = groups.setdefault(row.get(field), {f: row.get(f) for f in described})
@@ -196,7 +198,7 @@ def daily_series(
 
     days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
     position = {day: n for n, day in enumerate(days)}
-    if group == "label":
+    if label is not None:  # group "label"
         rows = ledger.label_rows(label=label, start=start, end=end, key_id=key_id, team=team)
     else:
         rows = ledger.daily_rows(start=start, end=end, key_id=key_id, team=team)

@@ -178,7 +178,7 @@ class FileUsage(ModelUsage):
         return pricing.nanos_to_usd(self.cost_nanos)
 
     def to_dict(self) -> dict:
-        out = self.counters()
+        out: dict[str, object] = {**self.counters()}
         out["cost_usd"] = self.cost_usd
         out["by_model"] = {
             name: {**usage.counters(), "cost_usd": pricing.nanos_to_usd(usage.cost_nanos)}
@@ -469,7 +469,7 @@ class _LongRow:
             self.escape = False
             self._string_bytes(data[pos : pos + 1])
             return pos + 1
-        stop = _STRING_REST.match(data, pos, end).end()
+        stop = _STRING_REST.match(data, pos, end).end()  # type: ignore[union-attr]  # a run, empty or not
         self._string_bytes(data[pos:stop])
         if stop == end:
             return end
@@ -515,7 +515,7 @@ class _LongRow:
         """The row's top level and its response object: every token kept, values decided."""
         depth = len(self.stack)
         if not depth:  # before or after the row's object
-            pos = _LINE_WS_RUN.match(data, pos, end).end()
+            pos = _LINE_WS_RUN.match(data, pos, end).end()  # type: ignore[union-attr]  # a run, empty or not
             if pos == end:
                 return end
             if self.started:
@@ -526,7 +526,7 @@ class _LongRow:
             self.stack.append(data[pos])
             self._emit(b"{")
             return pos + 1
-        pos = _JSON_WS.match(data, pos, end).end()
+        pos = _JSON_WS.match(data, pos, end).end()  # type: ignore[union-attr]  # a run, empty or not
         if pos == end:
             return end
         char = data[pos]
@@ -567,7 +567,7 @@ class _LongRow:
 
     def _value(self, data: bytes, pos: int, end: int) -> int:
         """Inside a container value read whole (_COPY) or emptied (_SKIP)."""
-        stop = _RUN.match(data, pos, end).end()
+        stop = _RUN.match(data, pos, end).end()  # type: ignore[union-attr]  # a run, empty or not
         if self.mode == _COPY and stop > pos:
             self._emit(data[pos:stop])
         if stop == end:
@@ -658,7 +658,7 @@ class _Parser:
         # model version as written -> (label, pricing or None)
         self._models: dict[object, tuple[str, pricing.ModelPricing | None]] = {}
         # label -> the part of its exact cost in Decimal sub-units (fractional overrides)
-        self.decimal_cost: dict[str, object] = {}
+        self.decimal_cost: dict[str, Decimal | int] = {}
 
     def _model(self, version, day=None) -> tuple[str, pricing.ModelPricing | None]:
         """The label and pricing of a row's model on a day (its processed_time, UTC)."""
@@ -699,7 +699,7 @@ class _Parser:
             counts = self.counts[label] = [0] * len(COUNTER_FIELDS)
         return counts
 
-    def malformed(self, lineno: int, error: str, line: bytes) -> None:
+    def malformed(self, lineno: int, error: str, line: bytes | bytearray) -> None:
         self.malformed_rows += 1
         if len(self.malformed_samples) < SAMPLE_LIMIT:
             text = line[: SAMPLE_TEXT_CHARS * 4].decode("utf-8", "replace")[:SAMPLE_TEXT_CHARS]
@@ -746,20 +746,22 @@ class _Parser:
             return lineno
         view = memoryview(data)
         try:
-            rows = _DECODER.decode_lines(view[pos:end])
+            decoded = _DECODER.decode_lines(view[pos:end])
         except Exception:
-            rows = None
+            decoded = None
         if (
-            rows is not None
-            and _one_value_per_line(data, pos, end, len(rows))
-            and list(map(_PREDICTIONS, rows)).count(None) == len(rows)
+            decoded is not None
+            and _one_value_per_line(data, pos, end, len(decoded))
+            and list(map(_PREDICTIONS, decoded)).count(None) == len(decoded)
         ):
-            self.bulk(rows, range(lineno + 1, lineno + 1 + len(rows)), data, pos)
-            return lineno + len(rows)
+            self.bulk(decoded, range(lineno + 1, lineno + 1 + len(decoded)), data, pos)
+            return lineno + len(decoded)
         decode = _DECODER.decode
         find = data.find
         handle = self.line
-        rows, linenos, starts = [], [], []
+        rows: list = []
+        linenos: list[int] = []
+        starts: list[int] = []
         while pos < end:
             start = pos
             cut = find(b"\n", start, end)
@@ -832,7 +834,7 @@ class _Parser:
                 output = b"".join(map(_CANDIDATE_DETAILS, usages))
                 if b"IMAGE" in output or b"\\" in output:
                     special.update(i for i in index if _image_details(usages[i]))
-        if len(special) < n:
+        if rates is not None and len(special) < n:
             if special:
                 keep = [True] * n
                 for i in special:
@@ -973,7 +975,7 @@ class _Parser:
         for label, counts in self.counts.items():
             if not counts[_ROWS]:
                 continue
-            exact = counts[_COST]
+            exact: int | Decimal = counts[_COST]
             if label in self.decimal_cost:
                 exact = pricing.EXACT.add(exact, self.decimal_cost[label])
             counts[_COST] = pricing.round_subunits(exact)

@@ -154,13 +154,13 @@ def _take_over(snapshot, now: datetime, *, fallback: Message | None) -> _Claim |
     if stored.get("status") == SENT:
         return ALREADY
     legacy = not stored.get("data")
-    if legacy and fallback is None:
-        return IN_FLIGHT
     lease = LEGACY_LEASE if legacy else LEASE
     claimed = stored.get("claimed")
     if isinstance(claimed, datetime) and now - claimed < lease:
         return IN_FLIGHT
     alert = fallback if legacy else Message.of(stored)
+    if alert is None:  # a claim from before claims held their message, and none to send
+        return IN_FLIGHT
     change = {"claimed": now, "takeovers": int(stored.get("takeovers") or 0) + 1}
     if legacy:
         change.update({**alert.stored(), "status": PENDING})

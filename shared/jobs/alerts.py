@@ -90,7 +90,8 @@ def job_alert_body(job: dict, kind: str, *, now: datetime | None = None, note: s
     ended = times.parse(job.get("end_time"))
     if ended is None and job.get("terminal"):
         ended = times.parse((job.get("state_history") or [{}])[-1].get("update_time"))
-    duration = (ended or now) - (started or created) if (started or created) else None
+    begun = started or created
+    duration = (ended or now) - begun if begun else None
     cost_nanos = int(cost.get("cost_nanos") or 0)
     stats = job.get("completion_stats") or {}
     error = job.get("error") or None
@@ -299,7 +300,7 @@ def send_unpriced_alert(job: dict, *, note: str) -> str | None:
     return send_job_alert(job, "unpriced", severity="WARNING", note=note)
 
 
-def check_budget_alerts(*, key_id: str, team: str | None = None, today: date | None = None):
+def check_budget_alerts(*, key_id: str | None, team: str | None = None, today: date | None = None):
     """After a cost lands: alert once per threshold (80%, 100%) per budget (the key's, the
     team's: `budgets.budgets_of_owner`) per period. Returns the (scope, threshold) pairs
     alerted now. Called by finalize.price_object after each recorded cost."""

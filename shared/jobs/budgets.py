@@ -364,7 +364,7 @@ def _drop(doc_ids: list[str], rid: str, *, bind_job: str | None = None) -> None:
 # --- the three calls of passthrough.create, and the lifecycle's -----------------------------
 
 
-def admit(*, caller, estimate: dict) -> dict:
+def admit(*, caller: Caller, estimate: dict) -> dict:
     """Reserve the job's estimate when a budget applies; 429 when it does not fit.
 
     `estimate`: the create's estimate record, made over exactly the sealed bytes (or, for a

@@ -37,6 +37,7 @@ permanent ones (object gone, not a prediction file, no job) log and return.
 import fnmatch
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.books import cost_records
 from shared.core import clients, logs, times
@@ -197,7 +198,13 @@ def price_object(
     deployment = records.deployment_of(job)
     overrides = dict(deployment.price_overrides) if deployment else None
     model = (job.get("deployment") or {}).get("model") or job.get("model")
-    where = {"job_id": job_id, "job": job, "bucket": bucket, "name": name, "size": size}
+    where: dict[str, Any] = {
+        "job_id": job_id,
+        "job": job,
+        "bucket": bucket,
+        "name": name,
+        "size": size,
+    }
     try:
         parsed = usage.parse_predictions(
             ranged_reads.chunks_for(bucket, name, int(generation), size),
@@ -326,11 +333,12 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
         logs.info("a sealed job's copy: its books are kept in staging", job_id=job_id, uri=uri)
         return False
     changed = False
-    if output_file(name) is not None:
+    counted = output_file(name)
+    if counted is not None:
         changed = price_object(
             job=job, bucket=bucket, name=name, generation=int(generation), size=size
         )
-    if output_file(name) is not None and output_file(name)[0] == INCREMENTAL:
+    if counted is not None and counted[0] == INCREMENTAL:
         _check_budget_stop(job_id)
     if sealed_outputs.sealed(job):
         sealed_outputs.deliver(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from shared.core import clients, gcs_paths, jsonl, logs
 from shared.core.config import settings
 from shared.core.errors import ApiError
+from shared.core.keys import Caller
 from shared.cost import estimate, media_tokens
 from shared.jobs import input_rules
 
@@ -76,7 +77,7 @@ def _names_uris(name: str) -> bool:
 class UriRule:
     """Which object URIs a key's request lines may name."""
 
-    def __init__(self, caller, staging: str):
+    def __init__(self, caller: Caller, staging: str):
         self.caller = caller
         self.staging = staging
 
@@ -198,8 +199,9 @@ def read(
             check.line(raw, row)
             if isinstance(row, dict):
                 report.refused.extend(rule.refusals(row, name, check.lineno))
-            if estimator is not None and row is not input_rules.UNPARSED:
-                estimator.add_row(report.tally, row, size)
+            tally = report.tally
+            if estimator is not None and tally is not None and row is not input_rules.UNPARSED:
+                estimator.add_row(tally, row, size)
             if check.full or len(report.refused) >= MAX_REFUSALS:
                 check.end_file(complete=False)
                 return report

@@ -217,8 +217,9 @@ class InputCheck:
                             stack.append((child, prefix + name, level + 1))
             else:  # an array: its elements share one path and must share one type
                 child_path = path + "[]"
-                kinds = dict.fromkeys(_KIND.get(type(child)) for child in value)
-                kinds.pop(None, None)
+                kinds = dict.fromkeys(
+                    kind for child in value if (kind := _KIND.get(type(child))) is not None
+                )
                 for kind in kinds:
                     reason = self._typed(child_path, kind)
                     if reason:

@@ -441,7 +441,7 @@ def _one_row_nanos(record: dict) -> int:
     from shared.cost import estimate, pricing
 
     deployment = records.deployment_of(record)
-    model = (record.get("deployment") or {}).get("model") or record.get("model")
+    model = (record.get("deployment") or {}).get("model") or record.get("model") or ""
     try:
         estimator = estimate.RowEstimator(
             model, pricing.overrides_for(deployment) if deployment else None

@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 
 from shared.core import clients, docids, logs, times
+from shared.core.config import Deployment
+from shared.core.keys import Caller
 from shared.core.labels import RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES, state_name
 
@@ -83,8 +85,8 @@ def new_record(
     *,
     upstream_job: dict,
     request_body: dict,
-    caller,
-    deployment,
+    caller: Caller,
+    deployment: Deployment,
     public_model: str,
     api_version: str,
     estimate: dict | None = None,
@@ -173,7 +175,7 @@ def create_new(record: dict) -> bool:
 
     batch = clients.firestore().batch()
     batch.create(job_ref(record["job_id"]), record)
-    for folder in {record.get("output_prefix"), record.get("output_directory")} - {None, ""}:
+    for folder in {f for f in (record.get("output_prefix"), record.get("output_directory")) if f}:
         index_folder(folder, record["job_id"], batch=batch)
     try:
         batch.commit()

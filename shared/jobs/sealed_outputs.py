@@ -169,7 +169,8 @@ def present(job: dict, record: dict, *, has_outputs: bool = True) -> dict:
         directory = to_client(record, info["gcsOutputDirectory"])
         shown["outputInfo"] = {**info, "gcsOutputDirectory": directory}
     config = job.get("outputConfig")
-    destination = (config or {}).get("gcsDestination") if isinstance(config, dict) else None
+    config = config if isinstance(config, dict) else {}
+    destination = config.get("gcsDestination")
     if isinstance(destination, dict) and destination.get("outputUriPrefix"):
         prefix = to_client(record, destination["outputUriPrefix"])
         destination = {**destination, "outputUriPrefix": prefix}

@@ -34,7 +34,7 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify(body: bytes, secret: str, header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(sign(body, secret), header)
+    return header is not None and hmac.compare_digest(sign(body, secret), header)
 
 
 # Slack reads `&`, `<` and `>` in `text` as control characters (`<!channel>` pings a channel,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from shared.core import clients, jsonl, logs, times
 from shared.core.errors import ApiError, invalid_argument
+from shared.core.keys import Caller
 from shared.core.labels import RESERVED_PREFIX
 from shared.core.vertex import TERMINAL_STATES
 from shared.jobs import create_request, intents, job_end, records, submit, ticks
@@ -118,7 +119,7 @@ def translate_input(chunks: Iterable[bytes], endpoint: str, model_of, emit) -> T
     (at most MAX_LINE_ERRORS, then the reading stops); only the custom ids are kept."""
     done = Translated()
     seen: set[str] = set()
-    deployed = None
+    deployed = ""  # the deployment's publisher model, from the first line
     for number, raw in jsonl.numbered_byte_records(chunks):
         try:
             line = translation.parse_line(_text(raw), endpoint)
@@ -175,7 +176,13 @@ def seen_ids(lines) -> set[str]:
 
 
 def create_batch(
-    caller, *, input_file_id, endpoint, completion_window, metadata, output_expires_after=None
+    caller: Caller,
+    *,
+    input_file_id,
+    endpoint,
+    completion_window,
+    metadata,
+    output_expires_after=None,
 ) -> dict:
     from shared.core import routing
     from shared.core.config import model_list_or_error
@@ -365,30 +372,30 @@ def _upstream_error(upstream) -> ApiError:
 # --- batch read, list, cancel ----------------------------------------------------------------
 
 
-def get_batch_doc(caller, batch_id: str) -> dict:
+def get_batch_doc(caller: Caller, batch_id: str) -> dict:
     snapshot = (
         files.db().collection(BATCHES).document(batch_id).get()
         if files.valid_id(batch_id)
         else None
     )
     doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
-    if not files.owned(caller, doc):
+    if not doc or not files.owned(caller, doc):
         raise ApiError(404, f"No such Batch object: {batch_id}", param="batch_id")
     return doc
 
 
-def get_batch(caller, batch_id: str) -> dict:
+def get_batch(caller: Caller, batch_id: str) -> dict:
     doc = get_batch_doc(caller, batch_id)
     return batch_object(doc, records.get(doc["job_id"]) if doc.get("job_id") else None)
 
 
-def list_batches(caller, *, limit: int, after: str | None) -> dict:
+def list_batches(caller: Caller, *, limit: int, after: str | None) -> dict:
     docs, more = files.page(BATCHES, caller, limit=limit, after=after, descending=True)
     jobs = records.get_many([d["job_id"] for d in docs if d.get("job_id")])
     return files.list_page([batch_object(d, jobs.get(d.get("job_id") or "")) for d in docs], more)
 
 
-def cancel_batch(caller, batch_id: str) -> dict:
+def cancel_batch(caller: Caller, batch_id: str) -> dict:
     doc = get_batch_doc(caller, batch_id)
     record = records.get(doc["job_id"]) if doc.get("job_id") else None
     status = status_of(doc, record)

@@ -23,9 +23,11 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from typing import IO
 
 from shared.core import clients, jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.core.keys import Caller
 from shared.jobs import ticks
 
 FILES = "openai_files"
@@ -78,9 +80,9 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
-def owned(caller, doc: dict | None) -> bool:
+def owned(caller: Caller, doc: dict) -> bool:
     """The owner's, or anything for the master key (which lists only its own, though)."""
-    return bool(doc) and (caller.is_master or doc.get("owner_key_id") == caller.key_id)
+    return caller.is_master or doc.get("owner_key_id") == caller.key_id
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ class FileUpload:
     lines checked on the way: memory is one upload piece whatever the file's size. `finish`
     records it; `abort` removes what was written."""
 
-    def __init__(self, caller):
+    def __init__(self, caller: Caller):
         self.caller = caller
         self.file_id = new_id("file-")
         self.bucket = staging_bucket()
@@ -229,7 +231,7 @@ class LineWriter:
         self.blob = clients.storage().bucket(bucket).blob(name)
         self.uri = f"gs://{bucket}/{name}"
         self.lines = 0
-        self._file = None
+        self._file: IO[bytes] | None = None
 
     def write(self, row) -> None:
         self.write_bytes(jsonl.dumps(row))
@@ -259,10 +261,10 @@ class LineWriter:
             self.blob.delete()
 
 
-def get_file(caller, file_id: str) -> dict:
+def get_file(caller: Caller, file_id: str) -> dict:
     snapshot = db().collection(FILES).document(file_id).get() if valid_id(file_id) else None
     doc = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
-    if not owned(caller, doc) or expired(doc):
+    if not doc or not owned(caller, doc) or expired(doc):
         raise ApiError(404, f"No such File object: {file_id}", param="file_id")
     return doc
 
@@ -319,12 +321,14 @@ def file_chunks(doc: dict) -> Iterator[bytes]:
     return rest()
 
 
-def delete_file(caller, file_id: str) -> dict:
+def delete_file(caller: Caller, file_id: str) -> dict:
     _delete(get_file(caller, file_id))
     return {"id": file_id, "object": "file", "deleted": True}
 
 
-def page(collection: str, caller, *, limit: int, after: str | None, descending: bool, where=()):
+def page(
+    collection: str, caller: Caller, *, limit: int, after: str | None, descending: bool, where=()
+):
     """A page of the caller's docs by creation time, and whether more follow."""
     from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
@@ -357,7 +361,9 @@ def list_page(objects: list[dict], has_more: bool) -> dict:
     }
 
 
-def list_files(caller, *, limit: int, after: str | None, descending: bool, purpose: str | None):
+def list_files(
+    caller: Caller, *, limit: int, after: str | None, descending: bool, purpose: str | None
+):
     """A page of the key's files; one expired but not yet deleted is left out of it."""
     where = (("purpose", purpose),) if purpose else ()
     docs, more = page(FILES, caller, limit=limit, after=after, descending=descending, where=where)

@@ -34,6 +34,7 @@ import hashlib
 import json
 import struct
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.core import json_text, times
@@ -156,7 +157,7 @@ def _choice(candidate: dict, position: int, call_prefix: str) -> dict:
         "refusal": None,
         "annotations": [],
     }
-    finish = FINISH_REASONS.get(candidate.get("finishReason"), "stop")
+    finish = FINISH_REASONS.get(candidate.get("finishReason") or "", "stop")
     if calls:
         message["tool_calls"] = [
             {
@@ -286,7 +287,7 @@ class Translator:
     endpoint: str
     requests: list[tuple[str, str]]
     created: int
-    emit: object
+    emit: Callable[[str, dict], None]
     totals: Totals = field(default_factory=Totals)
     problems: list[str] = field(default_factory=list)
 

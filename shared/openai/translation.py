@@ -407,7 +407,7 @@ def _user_parts(content, where: str) -> list[dict]:
         raise LineError(
             f"`{where}.content` must be a string or a non-empty list of parts.", param=where
         )
-    parts = []
+    parts: list[dict] = []
     for index, part in enumerate(content):
         at = f"{where}.content[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
@@ -442,13 +442,13 @@ def _media_part(url: str, where: str) -> dict:
             )
         return {"inlineData": {"mimeType": mime, "data": data}}
     if url.startswith("gs://"):
-        mime, _ = mimetypes.guess_type(url)
-        if not mime:
+        guessed, _ = mimetypes.guess_type(url)
+        if not guessed:
             raise LineError(
                 f"`{where}`: cannot tell the media type of {url!r} from its extension.",
                 param=where,
             )
-        return {"fileData": {"mimeType": mime, "fileUri": url}}
+        return {"fileData": {"mimeType": guessed, "fileUri": url}}
     raise LineError(
         f"`{where}` must be a data: URL or a gs:// URI (Vertex batches cannot fetch http URLs).",
         param=where,
@@ -546,7 +546,9 @@ def _tools(tools) -> list[dict]:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise LineError(f"`{at}.function` must be an object.", param=at)
-        declaration = {"name": _string(function.get("name"), f"{at}.function.name")}
+        declaration: dict[str, object] = {
+            "name": _string(function.get("name"), f"{at}.function.name")
+        }
         if function.get("description") is not None:
             declaration["description"] = _string(
                 function["description"], f"{at}.function.description"

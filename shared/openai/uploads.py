@@ -27,6 +27,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.core import clients, logs
 from shared.core.errors import ApiError, invalid_argument
+from shared.core.keys import Caller
 from shared.jobs import ticks
 from shared.openai import files
 
@@ -65,7 +66,7 @@ def status_of(doc: dict) -> str:
     return doc["status"]
 
 
-def create(caller, body: dict) -> dict:
+def create(caller: Caller, body: dict) -> dict:
     purpose = body.get("purpose")
     if not isinstance(purpose, str):
         raise invalid_argument("`purpose` is required (batch).", field="purpose")
@@ -104,12 +105,12 @@ def create(caller, body: dict) -> dict:
     return upload_object(doc)
 
 
-def _get(caller, upload_id: str) -> dict:
+def _get(caller: Caller, upload_id: str) -> dict:
     doc = None
     if files.valid_id(upload_id):
         snapshot = _db().collection(UPLOADS).document(upload_id).get()
         doc = snapshot.to_dict() if snapshot.exists else None
-    if not files.owned(caller, doc):
+    if not doc or not files.owned(caller, doc):
         raise ApiError(404, f"No such Upload: {upload_id}", param="upload_id")
     return doc
 
@@ -124,7 +125,7 @@ def _folder(doc: dict) -> str:
     return f"{files.FOLDER}/{doc['owner_key_id']}/uploads/{doc['id']}"
 
 
-def add_part(caller, upload_id: str, data: bytes) -> dict:
+def add_part(caller: Caller, upload_id: str, data: bytes) -> dict:
     doc = _get(caller, upload_id)
     _pending(doc)
     if not data:
@@ -172,7 +173,7 @@ def _parts(upload_id: str, part_ids) -> list[dict]:
 
 def _compose(bucket, name: str, sources: list) -> None:
     """`name` = the sources joined in order; chained for more than 32 (GCS's limit a call)."""
-    steps = []
+    steps: list = []
     while len(sources) > COMPOSE_SOURCES:
         head = bucket.blob(f"{name}.step{len(steps)}")
         head.compose(sources[:COMPOSE_SOURCES])
@@ -219,7 +220,7 @@ def _check_joined(blob, md5: str | None) -> int:
     return lines
 
 
-def complete(caller, upload_id: str, body: dict) -> dict:
+def complete(caller: Caller, upload_id: str, body: dict) -> dict:
     doc = _get(caller, upload_id)
     _pending(doc)
     md5 = body.get("md5")
@@ -265,7 +266,7 @@ def complete(caller, upload_id: str, body: dict) -> dict:
     return upload_object({**doc, "status": "completed"}, file_doc)
 
 
-def cancel(caller, upload_id: str) -> dict:
+def cancel(caller: Caller, upload_id: str) -> dict:
     doc = _get(caller, upload_id)
     _pending(doc)
     _db().collection(UPLOADS).document(upload_id).update({"status": "cancelled"})

@@ -53,6 +53,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.core import clients, logs
 from shared.core.errors import ApiError, invalid_argument, not_found
+from shared.core.keys import Caller
 from shared.jobs import job_end, ticks
 from shared.openai import batches
 
@@ -193,7 +194,7 @@ def public_view(doc: dict) -> dict:
     }
 
 
-def create_endpoint(caller, body: dict) -> tuple[dict, str]:
+def create_endpoint(caller: Caller, body: dict) -> tuple[dict, str]:
     """A new endpoint for the caller's key; returns its view and its secret (shown once)."""
     unknown = sorted(set(body) - {"url", "events", "description"})
     if unknown:
@@ -227,11 +228,11 @@ def _owned_endpoints(key_id: str) -> list[dict]:
     return sorted((s.to_dict() for s in query.stream()), key=lambda d: d["created_at"])
 
 
-def list_endpoints(caller) -> list[dict]:
+def list_endpoints(caller: Caller) -> list[dict]:
     return [public_view(d) for d in _owned_endpoints(caller.key_id)]
 
 
-def get_endpoint(caller, endpoint_id: str) -> dict:
+def get_endpoint(caller: Caller, endpoint_id: str) -> dict:
     doc = None
     if _valid_id("we_", endpoint_id):
         snapshot = _db().collection(ENDPOINTS).document(endpoint_id).get()
@@ -241,13 +242,13 @@ def get_endpoint(caller, endpoint_id: str) -> dict:
     return doc
 
 
-def delete_endpoint(caller, endpoint_id: str) -> dict:
+def delete_endpoint(caller: Caller, endpoint_id: str) -> dict:
     doc = get_endpoint(caller, endpoint_id)
     _db().collection(ENDPOINTS).document(endpoint_id).delete()
     return {"id": doc["id"], "deleted": True}
 
 
-def rotate_secret(caller, endpoint_id: str) -> tuple[dict, str]:
+def rotate_secret(caller: Caller, endpoint_id: str) -> tuple[dict, str]:
     doc = get_endpoint(caller, endpoint_id)
     now = int(time.time())
     secret = new_secret()
@@ -386,9 +387,9 @@ def deliver(delivery_id: str, *, replay: bool = False) -> dict | None:
     endpoint_snapshot = _db().collection(ENDPOINTS).document(doc["endpoint_id"]).get()
     ref = _db().collection(DELIVERIES).document(delivery_id)
     if not endpoint_snapshot.exists:
-        update = {"status": "failed", "next_attempt_at": None, "last_error": "endpoint deleted"}
-        ref.update(update)
-        return {**doc, **update}
+        gone = {"status": "failed", "next_attempt_at": None, "last_error": "endpoint deleted"}
+        ref.update(gone)
+        return {**doc, **gone}
     endpoint = endpoint_snapshot.to_dict()
     timestamp = int(time.time())
     started = time.monotonic()
@@ -498,7 +499,7 @@ def delivery_view(doc: dict) -> dict:
     }
 
 
-def list_deliveries(caller, endpoint_id: str, *, limit: int, after: str | None) -> dict:
+def list_deliveries(caller: Caller, endpoint_id: str, *, limit: int, after: str | None) -> dict:
     get_endpoint(caller, endpoint_id)
     query = (
         _db()
@@ -527,7 +528,7 @@ def _delivery(endpoint_id: str, delivery_id: str) -> dict:
     return doc
 
 
-def replay(caller, endpoint_id: str, delivery_id: str) -> dict:
+def replay(caller: Caller, endpoint_id: str, delivery_id: str) -> dict:
     """Send a delivery again now, whatever its state; retries start afresh if it fails."""
     get_endpoint(caller, endpoint_id)
     _delivery(endpoint_id, delivery_id)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from shared.api import http
 from shared.api.http import Reply, Request, dispatch, route
-from shared.core import json_text
+from shared.core import json_text, keys
 from shared.core.errors import ApiError
 from tests.strategies import client_text
 
@@ -134,3 +134,14 @@ def test_a_body_the_server_cannot_read_is_a_400_and_is_not_read_on():
     assert http._left_unread(Broken()) is True
     assert http._left_unread(io.BytesIO(b"x" * http.DRAIN_BYTES)) is False
     assert http._left_unread(io.BytesIO(b"x" * (http.DRAIN_BYTES + 1))) is True
+
+
+def test_the_key_holder_of_a_request_without_a_key_is_a_401():
+    """Handlers of keyed routes read `request.key_holder`; dispatch authenticates first, so
+    only a public route's handler could ask it of an anonymous request."""
+    anonymous = Request(method="GET", path="/x", args={}, headers={})
+    with pytest.raises(ApiError) as refused:
+        _ = anonymous.key_holder
+    assert (refused.value.code, refused.value.status) == (401, "UNAUTHENTICATED")
+    keyed = Request(method="GET", path="/x", args={}, headers={}, caller=keys.master_caller())
+    assert keyed.key_holder is keyed.caller
