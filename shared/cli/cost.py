@@ -13,21 +13,6 @@ import sys
 
 from shared.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 
-JSON_FIELDS = (
-    "rows",
-    "succeeded",
-    "failed",
-    "malformed",
-    "prompt_tokens",
-    "cached_tokens",
-    "candidates_tokens",
-    "thoughts_tokens",
-    "embedding_tokens",
-    "embedding_characters",
-    "unpriced_rows",
-    "no_usage_rows",
-)
-
 
 def _chunks(target: str):
     from shared.cost import usage
@@ -50,19 +35,23 @@ def _chunks(target: str):
 
 
 def cost_report(result, model: str | None) -> dict:
-    """The `vbg cost --json` object: exactly the documented fields, plus by_model if mixed."""
+    """The `vbg cost --json` object: every counter of the usage parser (`COUNTER_FIELDS`),
+    the cost as `cost_usd` (a USD string), plus by_model if mixed."""
     from shared.cost import pricing
+    from shared.cost.usage import COUNTER_FIELDS
+
+    counters = [name for name in COUNTER_FIELDS if name != "cost_nanos"]
 
     # Failed rows carry no model: only the models of succeeded rows name the file's model.
     carried = {name: part for name, part in result.by_model.items() if part.succeeded}
     models = sorted(carried) or result.models()
     out = {"model": model or (models[0] if len(models) == 1 else None)}
-    out.update({name: getattr(result, name) for name in JSON_FIELDS})
+    out.update({name: getattr(result, name) for name in counters})
     out["cost_usd"] = result.cost_usd
     if len(models) > 1:
         out["by_model"] = {
             name: {
-                **{field: getattr(part, field) for field in JSON_FIELDS},
+                **{field: getattr(part, field) for field in counters},
                 "cost_usd": pricing.nanos_to_usd(part.cost_nanos),
             }
             for name, part in sorted(carried.items())

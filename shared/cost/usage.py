@@ -151,7 +151,10 @@ class ModelUsage:
         return {f.name: getattr(self, f.name) for f in fields(ModelUsage)}
 
 
+# The counters, listed once (ModelUsage's fields, in order): the cost record, the cost view,
+# `vbg cost --json` and the alerts take them, or a part of them, from here.
 COUNTER_FIELDS = tuple(f.name for f in fields(ModelUsage))
+TOKEN_FIELDS = tuple(name for name in COUNTER_FIELDS if name.endswith("_tokens"))
 
 
 @dataclass
@@ -1168,6 +1171,7 @@ def parse_uri(uri: str) -> tuple[str, str]:
 
 __all__ = [
     "COUNTER_FIELDS",
+    "TOKEN_FIELDS",
     "FileUsage",
     "ModelUsage",
     "ObjectGone",

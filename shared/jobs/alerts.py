@@ -14,6 +14,7 @@ from decimal import Decimal
 from shared.core import times
 from shared.core.config import settings
 from shared.cost.pricing import nanos_to_usd
+from shared.cost.usage import TOKEN_FIELDS
 from shared.jobs import alert_outbox
 
 BUDGET_THRESHOLDS = (80, 100)
@@ -26,13 +27,6 @@ TERMINAL_SEVERITY = {
 }
 QUEUED_STATES = frozenset({"JOB_STATE_QUEUED", "JOB_STATE_PENDING"})
 RUNNING_STATES = frozenset({"JOB_STATE_RUNNING"})
-TOKEN_FIELDS = (
-    "prompt_tokens",
-    "cached_tokens",
-    "candidates_tokens",
-    "thoughts_tokens",
-    "embedding_tokens",
-)
 COUNT_FIELDS = ("rows", "succeeded", "failed", "malformed")
 
 SENT = alert_outbox.SENT_NOW

@@ -18,6 +18,8 @@ FIELDS = {
     "cached_tokens",
     "candidates_tokens",
     "thoughts_tokens",
+    "tool_use_prompt_tokens",
+    "audio_prompt_tokens",
     "embedding_tokens",
     "embedding_characters",
     "unpriced_rows",
@@ -74,6 +76,8 @@ def test_json_has_exactly_the_documented_fields(capsys, predictions):
         "cached_tokens": 4096,
         "candidates_tokens": 200,
         "thoughts_tokens": 300,
+        "tool_use_prompt_tokens": 0,
+        "audio_prompt_tokens": 0,
         "embedding_tokens": 0,
         "embedding_characters": 0,
         "unpriced_rows": 0,
@@ -81,6 +85,27 @@ def test_json_has_exactly_the_documented_fields(capsys, predictions):
         "cost_usd": "0.001633480",
     }
     assert err == ""
+
+
+def test_json_prints_tool_use_and_audio_tokens(capsys, tmp_path):
+    """Issue #24 item 6: the report once left out two of the parser's counters."""
+    usage = {
+        "promptTokenCount": 1000,
+        "toolUsePromptTokenCount": 40,
+        "candidatesTokenCount": 10,
+        "promptTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 400},
+            {"modality": "AUDIO", "tokenCount": 600},
+        ],
+    }
+    response = {"usageMetadata": usage, "modelVersion": "gemini-2.5-flash-001"}
+    path = tmp_path / "audio.jsonl"
+    path.write_text(json.dumps({"status": "", "response": response}) + "\n")
+    code, out, err = run(capsys, "cost", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["tool_use_prompt_tokens"], report["audio_prompt_tokens"]) == (40, 600)
+    assert (report["prompt_tokens"], report["candidates_tokens"]) == (1000, 10)
 
 
 def test_model_from_rows_and_by_model_when_mixed(capsys, tmp_path):
