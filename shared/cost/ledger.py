@@ -77,10 +77,10 @@ import json
 import random
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.core import clients, docids, logs
 from shared.cost.usage import COUNTER_FIELDS
@@ -90,6 +90,7 @@ OBJECTS = "objects"
 GROUPS = "cost_groups"
 GROUP_DOC = "totals"
 FINAL, INCREMENTAL = "final", "incremental"
+_T = TypeVar("_T")
 SETS = (FINAL, INCREMENTAL)
 DAILY = "spend_daily"
 LABELS = "spend_labels"
@@ -451,8 +452,6 @@ def record_generation(
 ) -> Recorded:
     """Record one object generation's usage, exactly once and monotonically (see the module
     docstring). `group` is FINAL or INCREMENTAL (shared/jobs/finalize.py says which)."""
-    from google.api_core import exceptions
-
     generation = int(generation)
     new = _counters(usage)
     _check_recordable(new)
@@ -467,29 +466,36 @@ def record_generation(
         rollups=_rollup_docs(job, rollup_shard(job_id)),
         record=_record_fields(job, bucket, name, generation, size, usage, group, new),
     )
-    for round_ in range(WRITE_ATTEMPTS):
+
+    def once() -> Recorded:
         if write.record_ref().get().exists:
-            outcome = Recorded("duplicate", uri=write.uri, generation=generation)
-            break
-        try:
-            outcome = write.attempt()
-            break
-        except (
-            exceptions.AlreadyExists,
-            exceptions.Conflict,
-            exceptions.FailedPrecondition,
-            exceptions.Aborted,
-        ):
-            # A concurrent writer won (the record exists now, or a doc read moved on), or
-            # Firestore aborted the batch on a hot document: nothing was written, try again.
-            _count_retry()
-            time.sleep(_backoff(round_))
-    else:
-        raise RuntimeError(
-            f"cost record {write.record_id}: still contended after {WRITE_ATTEMPTS} tries"
-        )
+            return Recorded("duplicate", uri=write.uri, generation=generation)
+        return write.attempt()
+
+    outcome = _until_written(once, f"cost record {write.record_id}")
     _log_outcome(outcome, write)
     return outcome
+
+
+def _until_written(attempt: Callable[[], _T], what: str) -> _T:
+    """`attempt()` until it commits. A contended attempt wrote nothing (a concurrent writer
+    won: the record exists now, or a document read moved on; or Firestore aborted the batch
+    on a hot document), so it is tried again after a backoff."""
+    from google.api_core import exceptions
+
+    contended = (
+        exceptions.AlreadyExists,
+        exceptions.Conflict,
+        exceptions.FailedPrecondition,
+        exceptions.Aborted,
+    )
+    for round_ in range(WRITE_ATTEMPTS):
+        try:
+            return attempt()
+        except contended:
+            _count_retry()
+            time.sleep(_backoff(round_))
+    raise RuntimeError(f"{what}: still contended after {WRITE_ATTEMPTS} tries")
 
 
 def _record_fields(job, bucket, name, generation, size, usage, group, new) -> dict:
@@ -939,7 +945,6 @@ def record_floor(
     (both under a precondition: unchanged since the read, so a file landing meanwhile sends
     this round again) and adds the plan's deltas to the job's `cost` (`cost_nanos`,
     `estimated_rows`, `estimated_nanos`) and the rollups by `Increment`."""
-    from google.api_core import exceptions
     from google.cloud import firestore
 
     client = clients.firestore()
@@ -987,20 +992,7 @@ def record_floor(
         batch.commit()
         return planned.floored
 
-    for round_ in range(WRITE_ATTEMPTS):
-        try:
-            outcome = attempt()
-            break
-        except (
-            exceptions.AlreadyExists,
-            exceptions.Conflict,
-            exceptions.FailedPrecondition,
-            exceptions.Aborted,
-        ):
-            _count_retry()
-            time.sleep(_backoff(round_))
-    else:
-        raise RuntimeError(f"floor of job {job_id}: still contended after {WRITE_ATTEMPTS} tries")
+    outcome = _until_written(attempt, f"floor of job {job_id}")
     logs.info(
         "floor checked",
         job_id=job_id,
