@@ -94,7 +94,7 @@ from local import sim_bigquery, sim_rows
 from shared.core import jsonl, logs
 from shared.core.errors import ApiError, invalid_argument, not_found, resource_exhausted
 from shared.cost import pricing
-from shared.jobs import input_rules
+from shared.jobs import input_rules, job_limits
 
 DEFAULT_SPEED = 1.0
 DELETE_METADATA_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata"
@@ -250,7 +250,8 @@ class Simulator:
             check.start_file(uri)
             check.feed(data)
             check.end_file()
-        problems = check.problems or check.limit_problems(model, sum(len(d) for _, d in files))
+        size = sum(len(d) for _, d in files)
+        problems = check.problems or check.limit_problems(job_limits.for_model(model), model, size)
         if not problems:
             return None
         return f"{input_rules.IMPORT_FAILED}. {input_rules.describe(problems)}"

@@ -185,6 +185,10 @@ PRICE_OVERRIDE_FIELDS = (
 LITELLM_PARAMS = ("model", "vertex_project", "vertex_location", "vertex_credentials")
 # Gateway options in an entry's `model_info` (LiteLLM's free-form metadata: other keys ignored).
 MODEL_INFO_OPTIONS = ("seal_inputs", "seal_outputs")
+# Lower per-job caps of a deployment (`model_info`, positive integers): a create over them is
+# refused like one over Vertex's own limits, and a run splits under them (shared/jobs/
+# job_limits.py).
+MODEL_INFO_CAPS = ("max_job_rows", "max_job_bytes")
 # Sealed outputs (Vertex writes into the staging bucket; the gateway prices there and copies
 # to the client's folder, shared/jobs/sealed_outputs.py): on unless a deployment says
 # `model_info: {seal_outputs: false}` (issue #22 item 1).
@@ -217,6 +221,9 @@ class Deployment:
     seal_inputs: bool = True
     # Vertex writes into a per-job folder of the staging bucket (shared/jobs/sealing.py).
     seal_outputs: bool = SEAL_OUTPUTS_DEFAULT
+    # This deployment's lower per-job caps (model_info `max_job_rows`, `max_job_bytes`).
+    max_job_rows: int | None = None
+    max_job_bytes: int | None = None
 
     @property
     def model_resource(self) -> str:
@@ -333,8 +340,10 @@ def _deployment(node, index: int) -> Deployment:
         credentials=credentials,
         price_overrides=tuple(overrides),
         index=index,
-        seal_inputs=options["seal_inputs"],
-        seal_outputs=options["seal_outputs"],
+        seal_inputs=bool(options["seal_inputs"]),
+        seal_outputs=bool(options["seal_outputs"]),
+        max_job_rows=options.get("max_job_rows"),
+        max_job_bytes=options.get("max_job_bytes"),
     )
 
 
@@ -377,9 +386,10 @@ def _publisher_model(node, where: str) -> str:
     return model
 
 
-def _model_info(entry: dict, where: str) -> dict[str, bool]:
-    """The deployment's switches (`model_info`), each true or false, defaults where unset."""
-    options = {"seal_inputs": True, "seal_outputs": SEAL_OUTPUTS_DEFAULT}
+def _model_info(entry: dict, where: str) -> dict[str, bool | int]:
+    """The deployment's switches (`model_info`), each true or false, defaults where unset;
+    its lower per-job caps (`MODEL_INFO_CAPS`), positive integers, where set."""
+    options: dict[str, bool | int] = {"seal_inputs": True, "seal_outputs": SEAL_OUTPUTS_DEFAULT}
     if "model_info" not in entry:
         return options
     info = _mapping(entry["model_info"][1], f"{where}.model_info")
@@ -392,6 +402,20 @@ def _model_info(entry: dict, where: str) -> dict[str, bool]:
                 f"{where}.model_info.{option} (line {_line(node)}) must be true or false"
             )
         options[option] = node.value.lower() in ("true", "yes", "on")
+    for cap in MODEL_INFO_CAPS:
+        if cap not in info:
+            continue
+        node = info[cap][1]
+        if not (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag.endswith(":int")
+            and node.value.isdigit()
+            and 0 < int(node.value) < 1 << 62
+        ):
+            raise ConfigError(
+                f"{where}.model_info.{cap} (line {_line(node)}) must be a positive integer"
+            )
+        options[cap] = int(node.value)
     return options
 
 

@@ -5,7 +5,7 @@ memory holds one chunk and at most one line of `MAX_REQUEST_BYTES`, whatever the
 size) and, on the one parse of each line:
 
 - checks Vertex's whole-job import rules (`input_rules.InputCheck`) over the sealed bytes,
-  every line of them, and its job limits;
+  every line of them (its job limits: `shared/jobs/job_limits.py`, from the rows counted);
 - checks every object URI the request names (`UriRule`): any field whose name ends in
   `uri`/`url` (`fileData.fileUri` in `contents`, `systemInstruction` or a function
   response; `gcsUri` of a multimodal embedding instance; ...) holding a `gs://` URI or a GCS
@@ -209,8 +209,9 @@ def read(
     return report
 
 
-def refuse(report: Report, model: str, total_bytes: int) -> None:
-    """403 for a URI the request may not name, else 400 for what Vertex would fail."""
+def refuse(report: Report) -> None:
+    """403 for a URI the request may not name, else 400 for what Vertex would fail whole
+    (its per-job limits are judged apart: shared/jobs/job_limits.py)."""
     if report.refused:
         shown = report.refused[:MAX_REFUSALS]
         raise ApiError(
@@ -228,7 +229,7 @@ def refuse(report: Report, model: str, total_bytes: int) -> None:
                 }
             ],
         )
-    problems = report.check.problems + report.check.limit_problems(model, total_bytes)
+    problems = report.check.problems
     if problems:
         raise ApiError(
             400,

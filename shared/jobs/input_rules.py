@@ -16,19 +16,8 @@ and BigQuery's documented JSON load rules; the exact BigQuery messages are not r
   `responseSchema`);
 - an empty object `{}` anywhere, the whole line included.
 
-Job limits (`LIMITS`), by model family:
-- Gemini: 200,000 requests and 1 GB of input per job ("Batch prediction with Gemini",
-  Quotas and limits: https://cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
-  batch-prediction-gemini). The figures are recalled from that page, not re-read (the
-  stored copy searched for this work was cut before them): an inference to re-check.
-- gemini-embedding: 1,000,000 rows and 1 GB per job ("Each batch job supports up to
-  1,000,000 rows and an input file size of up to 1 GB", https://docs.cloud.google.com/
-  gemini-enterprise-agent-platform/models/embeddings/batch-prediction-genai-embeddings).
-- text-embedding / text-multilingual-embedding: 30,000 prompts per job ("Each request can
-  include up to 30,000 prompts", https://cloud.google.com/vertex-ai/generative-ai/docs/
-  embeddings/batch-prediction-genai-embeddings); no byte limit is documented.
-"1 GB" is read as 2**30 bytes and applied to all input files together (inferred: the pages
-say "input file"; the looser reading refuses fewer jobs Vertex would run).
+Vertex's per-job limits (rows, bytes) are the catalog's, read by `shared/jobs/job_limits.py`;
+`InputCheck.limit_problems` words them as the importer's problems (the simulator's view).
 
 The check streams: feed it the bytes of each input object in order (`start_file`, `feed`,
 `end_file`); memory holds one line, the first `max_problems` problems and the types of at
@@ -46,34 +35,7 @@ from shared.core import json_text
 MAX_NESTING = 15
 MAX_PROBLEMS = 5
 MAX_TRACKED_FIELDS = 10_000
-GIB = 1 << 30
 IMPORT_FAILED = "Failed to import data"
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    requests: int
-    input_bytes: int | None
-    noun: str
-
-
-LIMITS = {
-    "gemini": JobLimits(200_000, GIB, "requests"),
-    "gemini-embedding": JobLimits(1_000_000, GIB, "rows"),
-    "text-embedding": JobLimits(30_000, None, "prompts"),
-}
-
-
-def model_family(model: str) -> str | None:
-    """`gemini`, `gemini-embedding`, `text-embedding` or None (no known limits)."""
-    name = model.rsplit("/", 1)[-1]
-    if name.startswith(("text-embedding", "text-multilingual-embedding")):
-        return "text-embedding"
-    if name.startswith("gemini-embedding"):
-        return "gemini-embedding"
-    if name.startswith("gemini"):
-        return "gemini"
-    return None
 
 
 @dataclass(frozen=True)
@@ -239,31 +201,14 @@ class InputCheck:
         where = f"line {seen[2]}" if seen[1] == self._file else f"{seen[1]} line {seen[2]}"
         return f"`{path}` is {kind} here but {seen[0]} on {where}"
 
-    def limit_problems(self, model: str, total_bytes: int) -> list[Problem]:
-        """Vertex's per-job limits for `model`; rows are judged only when every byte was fed."""
-        limits = LIMITS.get(model_family(model) or "")
-        found: list[Problem] = []
-        if limits is None:
-            return found
-        if limits.input_bytes is not None and total_bytes > limits.input_bytes:
-            found.append(
-                Problem(
-                    "",
-                    0,
-                    f"the input is {total_bytes:,} bytes; a {model} batch job takes at most "
-                    f"{limits.input_bytes:,} bytes: split it into several jobs",
-                )
-            )
-        if self.complete and self.rows > limits.requests:
-            found.append(
-                Problem(
-                    "",
-                    0,
-                    f"the input has {self.rows:,} {limits.noun}; a {model} batch job takes at "
-                    f"most {limits.requests:,}: split it into several jobs",
-                )
-            )
-        return found
+    def limit_problems(self, limits, model: str, total_bytes: int) -> list[Problem]:
+        """`limits` (a `job_limits.JobLimits`) as problems; rows are judged only when every
+        byte was fed."""
+        rows = self.rows if self.complete else None
+        return [
+            Problem("", 0, f"{over}; a {model} batch job takes at most {limit:,}: split it")
+            for _, limit, over in limits.problems(rows=rows, size=total_bytes)
+        ]
 
 
 def describe(problems: list[Problem]) -> str:

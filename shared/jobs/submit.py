@@ -30,7 +30,16 @@ from shared.core.labels import (
     validate_labels,
 )
 from shared.cost import estimate, pricing, readiness, retirement
-from shared.jobs import budgets, events, idempotency, input_pass, intents, records, sealing
+from shared.jobs import (
+    budgets,
+    events,
+    idempotency,
+    input_pass,
+    intents,
+    job_limits,
+    records,
+    sealing,
+)
 from shared.jobs.create_request import CreateRequest
 
 
@@ -235,8 +244,13 @@ def read_inputs(planned: Planned, inputs: sealing.Sealed) -> dict:
     except pricing.UnknownModelError as exc:
         estimator, unpriced = None, estimate.unpriced_error(deployment, exc)
     objects = inputs.input_objects()
+    size = sum(o.size for o in objects)
+    limits = job_limits.for_deployment(deployment)
+    job_limits.refuse(limits, model=deployment.model, rows=None, size=size)
     report = input_pass.read(inputs.named_objects(), rule=rule, estimator=estimator)
-    input_pass.refuse(report, deployment.model, sum(o.size for o in objects))
+    input_pass.refuse(report)
+    rows = report.check.rows if report.check.complete else None
+    job_limits.refuse(limits, model=deployment.model, rows=rows, size=size)
     if estimator is None or report.tally is None:
         return {"error": unpriced.message if unpriced else "no estimate", "unpriced": True}
     return estimate.record_of(deployment, estimator, objects, report.tally, started)

@@ -6,9 +6,17 @@ import time
 
 import pytest
 
-from shared.jobs import input_rules, records
+from shared.jobs import records
 from tests.api.test_passthrough import JOBS, create, error_of, job_id, wait_state
-from tests.support import auth, gemini_request, job_body, reset_process, upload_jsonl
+from tests.support import (
+    DEFAULT_MODEL_LIST,
+    auth,
+    gateway_env,
+    gemini_request,
+    job_body,
+    reset_process,
+    upload_jsonl,
+)
 
 
 def bad_input(bucket: str, name: str = "in/bad.jsonl") -> str:
@@ -40,25 +48,46 @@ def test_create_refuses_an_input_vertex_would_fail_whole(gateway, gcp, sim, alic
 
 
 def test_create_refuses_a_job_over_vertex_limits(gateway, gcp, sim, alice):
+    """The Vertex-native door is one Vertex job per create: over the catalog's limit for
+    text-embedding (30,000 prompts) is a 400 naming the limit and pointing at runs."""
     uri = upload_jsonl(gcp["bucket"], "in/prompts.jsonl", [{"content": "x"}] * 30_001)
     response = create(
         gateway, alice, job_body(gcp["bucket"], model="text-embedding-005", input_uri=uri)
     )
     assert response.status_code == 400
-    message = error_of(response)["message"]
-    assert "30,001 prompts" in message and "at most 30,000" in message
+    error = error_of(response)
+    message = error["message"]
+    assert "30,001 prompts" in message and "at most 30,000 prompts" in message
+    assert "the per-job limit of Vertex" in message and "/v1/gateway/runs" in message
+    (info,) = [d for d in error["details"] if d.get("reason") == "OVER_JOB_LIMIT"]
+    assert info["metadata"] == {"rowsLimit": "30000", "runs": "/v1/gateway/runs"}
     ok = upload_jsonl(gcp["bucket"], "in/prompts-ok.jsonl", [{"content": "x"}] * 30_000)
     body = job_body(gcp["bucket"], model="text-embedding-005", input_uri=ok)
     assert create(gateway, alice, body).status_code == 200
     assert len(sim.sim.jobs) == 1
 
 
-def test_create_refuses_inputs_over_the_byte_limit(gateway, gcp, sim, alice, monkeypatch):
-    """1 GiB is too big to upload here: the wiring is tested with a smaller limit."""
-    monkeypatch.setitem(input_rules.LIMITS, "gemini", input_rules.JobLimits(200_000, 100, "x"))
+CAPPED = DEFAULT_MODEL_LIST.replace(
+    """      vertex_location: us-central1
+  - model_name: gemini-3.5-flash-lite""",
+    """      vertex_location: us-central1
+    model_info: {max_job_rows: 2, max_job_bytes: 100}
+  - model_name: gemini-3.5-flash-lite""",
+    1,
+)
+
+
+def test_a_deployment_cap_lowers_the_limits(gateway, gcp, sim, alice, monkeypatch, tmp_path):
+    """1 GiB is too big to upload here: a deployment's own cap (model_info) is a lower limit,
+    refused before the input is read, and named as the deployment's."""
+    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url, model_list=CAPPED)
     response = create(gateway, alice, job_body(gcp["bucket"]))
     assert response.status_code == 400
-    assert "takes at most 100 bytes" in error_of(response)["message"]
+    message = error_of(response)["message"]
+    assert "takes at most 100 bytes" in message
+    assert "this deployment (model_info.max_job_bytes)" in message
+    assert "at most 2 requests" not in message  # the rows were never read
+    assert sim.sim.jobs == {}
 
 
 def test_the_check_reads_every_line(gateway, gcp, sim, alice, monkeypatch):

@@ -4,7 +4,10 @@ import json
 
 import pytest
 
-from shared.jobs.input_rules import GIB, MAX_PROBLEMS, InputCheck, model_family
+from shared.jobs.input_rules import MAX_PROBLEMS, InputCheck
+from shared.jobs.job_limits import JobLimits
+
+GIB = 1 << 30
 
 
 def gemini(text="hi", **extra) -> dict:
@@ -116,34 +119,19 @@ def test_line_numbers_restart_per_file_and_conflicts_name_the_other_file():
     assert "gs://b/a.jsonl line 1" in problem.reason
 
 
-@pytest.mark.parametrize(
-    ("model", "family"),
-    [
-        ("gemini-2.5-flash", "gemini"),
-        ("publishers/google/models/gemini-2.0-flash-001", "gemini"),
-        ("gemini-embedding-001", "gemini-embedding"),
-        ("text-embedding-005", "text-embedding"),
-        ("text-multilingual-embedding-002", "text-embedding"),
-        ("claude-x", None),
-    ],
-)
-def test_model_family(model, family):
-    assert model_family(model) == family
-
-
-def test_job_limits_per_family():
+def test_job_limits_as_the_importer_words_them():
+    prompts = JobLimits(30_000, None, "prompts")
     embeddings = check([{"content": "x"}] * 30_001, chunk=1 << 20)
-    (problem,) = embeddings.limit_problems("text-embedding-005", 100)
+    (problem,) = embeddings.limit_problems(prompts, "text-embedding-005", 100)
     assert "30,001 prompts" in problem.reason and "30,000" in problem.reason
-    assert (
-        check([{"content": "x"}] * 30_000, chunk=1 << 20).limit_problems("text-embedding-005", 100)
-        == []
-    )
+    at_limit = check([{"content": "x"}] * 30_000, chunk=1 << 20)
+    assert at_limit.limit_problems(prompts, "text-embedding-005", 100) == []
     small = check([gemini()])
-    (too_big,) = small.limit_problems("gemini-2.5-flash", GIB + 1)
+    gemini_limits = JobLimits(200_000, GIB)
+    (too_big,) = small.limit_problems(gemini_limits, "gemini-3.5-flash", GIB + 1)
     assert f"{GIB + 1:,} bytes" in too_big.reason
-    assert small.limit_problems("gemini-2.5-flash", GIB) == []
-    assert small.limit_problems("some-other-model", 10 * GIB) == []
+    assert small.limit_problems(gemini_limits, "gemini-3.5-flash", GIB) == []
+    assert small.limit_problems(JobLimits(None, None), "some-other-model", 10 * GIB) == []
 
 
 def test_rows_are_not_judged_when_only_part_was_read():
@@ -151,4 +139,4 @@ def test_rows_are_not_judged_when_only_part_was_read():
     partial.start_file("gs://b/big.jsonl")
     partial.feed(b'{"content": "x"}\n' * 30_001)
     partial.end_file(complete=False)
-    assert partial.limit_problems("text-embedding-005", 10) == []
+    assert partial.limit_problems(JobLimits(30_000, None), "text-embedding-005", 10) == []
