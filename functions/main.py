@@ -11,6 +11,7 @@ from shared.jobs import finalize, lifecycle
 
 # The OpenAI door's job_end and tick hooks (batch files, webhooks), in every function.
 from shared.openai import batches, uploads, webhooks  # noqa: F401
+from shared.runs import drive
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -42,10 +43,12 @@ def on_job_event(cloud_event):
         return
     data = cloud_event.data or {}
     message = data.get("message") or {}
-    lifecycle.handle_message(
+    attributes = message.get("attributes") or {}
+    handle = drive.handle_message if drive.is_run_event(attributes) else lifecycle.handle_message
+    handle(
         message_id=message.get("messageId") or message.get("message_id") or cloud_event["id"],
         data=message.get("data"),
-        attributes=message.get("attributes") or {},
+        attributes=attributes,
         delivery_attempt=data.get("deliveryAttempt"),
     )
 

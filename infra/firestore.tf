@@ -46,6 +46,32 @@ locals {
         { field_path = "synced", order = "ASCENDING" },
       ]
     }
+    # shared/runs/store.py open_runs(): runs not terminal, least recently updated first.
+    runs_open_by_updated = {
+      collection  = "runs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "terminal", order = "ASCENDING" },
+        { field_path = "updated", order = "ASCENDING" },
+      ]
+    }
+    # shared/runs/store.py list_visible(): one key's or one team's runs, newest first.
+    runs_by_owner_created = {
+      collection  = "runs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "owner_key_id", order = "ASCENDING" },
+        { field_path = "created", order = "DESCENDING" },
+      ]
+    }
+    runs_by_team_created = {
+      collection  = "runs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "team", order = "ASCENDING" },
+        { field_path = "created", order = "DESCENDING" },
+      ]
+    }
     # shared/jobs/records.py list_visible(): one key's, one team's or all jobs, newest first,
     # optionally in one state (GET /v1/gateway/jobs, the console's list).
     jobs_by_owner_created = {
@@ -216,7 +242,13 @@ locals {
   # Collection-group queries on a single field need that field indexed with collection
   # group scope (automatic single-field indexes are collection-scoped only).
   # Example: outputs_by_created = { collection = "outputs", field = "created" }
-  firestore_collection_group_fields = {}
+  firestore_collection_group_fields = {
+    # shared/runs/store.py active_count(): pieces of any run submitting or running, per key
+    # and per deployment (the runs' concurrency limits).
+    run_pieces_owner      = { collection = "pieces", field = "owner_key_id" }
+    run_pieces_deployment = { collection = "pieces", field = "deployment_label" }
+    run_pieces_state      = { collection = "pieces", field = "state" }
+  }
 }
 
 resource "google_firestore_index" "this" {

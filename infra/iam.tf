@@ -76,6 +76,14 @@ resource "google_project_iam_member" "on_job_event" {
   member  = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 
+# A run's driver publishes its own events (run.advance, run.merge; shared/runs/drive.py).
+resource "google_pubsub_topic_iam_member" "on_job_event_publishes_events" {
+  project = var.project_id
+  topic   = google_pubsub_topic.events.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.on_job_event.email}"
+}
+
 resource "google_pubsub_topic_iam_member" "on_job_event_publishes_alerts" {
   project = var.project_id
   topic   = google_pubsub_topic.alerts.name
@@ -84,10 +92,11 @@ resource "google_pubsub_topic_iam_member" "on_job_event_publishes_alerts" {
 }
 
 # Estimates of jobs created without one are made from their sealed inputs; reconciliation
-# prices and copies sealed outputs from the per-job folders.
+# prices and copies sealed outputs from the per-job folders; a run's merge writes (and
+# deletes) its sort buckets there (shared/runs/merge.py): objectUser.
 resource "google_storage_bucket_iam_member" "on_job_event_reads_staging" {
   bucket = google_storage_bucket.staging.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.on_job_event.email}"
 }
 

@@ -69,6 +69,11 @@ locals {
     VBG_RECONCILE_LAG_DAYS  = tostring(var.reconcile_lag_days)
     # A pending create intent is adopted or abandoned once no create can still be running.
     VBG_ADOPT_AFTER_SECONDS = tostring(2 * var.functions["passthrough"].timeout_seconds)
+    # Runs: the driver creates pieces (events) and merges through the staging bucket.
+    VBG_EVENTS_TOPIC            = local.topics.events
+    VBG_STAGING_BUCKET          = google_storage_bucket.staging.name
+    VBG_RUN_JOBS_PER_KEY        = tostring(var.run_jobs_per_key)
+    VBG_RUN_JOBS_PER_DEPLOYMENT = tostring(var.run_jobs_per_deployment)
   })
 
   env_on_output_finalized = merge(local.common_env, {

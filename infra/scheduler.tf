@@ -43,3 +43,25 @@ resource "google_cloud_scheduler_job" "reconcile" {
 
   depends_on = [google_project_service.this]
 }
+
+# The run tick: queued pieces of runs wait for a concurrency slot, ended pieces for their
+# merge; on_job_event advances every open run once per tick (shared/runs/drive.py).
+resource "google_cloud_scheduler_job" "run_tick" {
+  name      = "${var.name_prefix}-run-tick"
+  project   = var.project_id
+  region    = var.region
+  schedule  = var.sync_schedule
+  time_zone = var.sync_time_zone
+
+  description = "Publishes {\"type\":\"run.tick\"} to ${local.topics.events}: on_job_event advances open runs."
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.events.id
+    data       = base64encode(jsonencode({ type = "run.tick" }))
+    attributes = {
+      type = "run.tick"
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}

@@ -183,6 +183,18 @@ variable "sync_max_jobs" {
   default     = 500
 }
 
+variable "run_jobs_per_key" {
+  description = "Most pieces of runs one key has submitting or running at once (more wait in the queue)."
+  type        = number
+  default     = 4
+}
+
+variable "run_jobs_per_deployment" {
+  description = "Most pieces of runs one deployment has submitting or running at once (more wait in the queue)."
+  type        = number
+  default     = 16
+}
+
 variable "sync_concurrency" {
   description = "Parallel Vertex reads during one sync tick."
   type        = number

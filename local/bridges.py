@@ -346,7 +346,8 @@ class FinalizeBridge:
 
 
 class SyncTicker:
-    """Publishes `{"type": "sync"}` every `interval` seconds; `tick()` publishes one now."""
+    """Publishes `{"type": "sync"}` and `{"type": "run.tick"}` every `interval` seconds, as
+    the two Cloud Scheduler jobs do; `tick()` publishes both now."""
 
     def __init__(
         self,
@@ -384,6 +385,15 @@ class SyncTicker:
         with self._count_lock:
             self.published += 1
         self.log("INFO", "sync published", message_id=message_id, topic=self.topic_path)
+        self.tick_runs()
+        return message_id
+
+    def tick_runs(self) -> str:
+        """The second scheduled message: `run.tick` advances every open run."""
+        message_id = pubsub_publish(
+            self.pubsub_host, self.topic_path, {"type": "run.tick"}, {"type": "run.tick"}
+        )
+        self.log("INFO", "run.tick published", message_id=message_id, topic=self.topic_path)
         return message_id
 
     def _run(self) -> None:

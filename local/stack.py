@@ -108,6 +108,12 @@ LOCAL_LOCATION_VARIANTS = (
 )
 
 
+# A deployment whose jobs hold at most 100 requests (model_info.max_job_rows): a run on it
+# splits a file of a few hundred lines into pieces (shared/runs/), as a 200,001-line file
+# splits on Vertex's own limit.
+LOCAL_CAPPED = (("gemini-3.5-flash-lite-small-jobs", "gemini-3.5-flash-lite", 100),)
+
+
 def default_config(project: str, location: str = "global") -> str:
     """A LiteLLM model list naming every model the simulator serves, all in one project."""
     lines = [
@@ -132,6 +138,15 @@ def default_config(project: str, location: str = "global") -> str:
             f"      model: vertex_ai/{model}",
             f"      vertex_project: {project}",
             f"      vertex_location: {where}",
+        ]
+    for name, model, rows in LOCAL_CAPPED:
+        lines += [
+            f"  - model_name: {name}",
+            "    litellm_params:",
+            f"      model: vertex_ai/{model}",
+            f"      vertex_project: {project}",
+            f"      vertex_location: {location}",
+            f"    model_info: {{max_job_rows: {rows}}}",
         ]
     return "\n".join(lines) + "\n"
 

@@ -66,7 +66,9 @@ Faults, per job through the label `sim-fault`:
 Server-wide: `--fail-creates-in-location L` (repeatable), or at run time
 `POST /_sim/faults {"create_429_locations": ["us-central1"]}` (GET shows them): every create
 in those locations answers 429; `{"create_reply_seconds": 0.5}`: every create answers that
-long after its job exists (`make chaos` kills the gateway in that window at random).
+long after its job exists (`make chaos` kills the gateway in that window at random);
+`{"fail_inputs": ["pieces/00001"]}`: a job whose input URI contains one of these strings
+ends like `failed` (one piece of a run, say).
 `GET /_sim/health`, `POST /_sim/reset` (forget every job and fault).
 """
 
@@ -194,6 +196,7 @@ class Simulator:
         # Server-wide: each create answers this long after its job exists (a caller killed
         # meanwhile leaves a job it never learnt of, as with a real create's latency).
         self.create_reply_seconds = 0.0
+        self.fail_inputs: set[str] = set()
         self.jobs: dict[str, Job] = {}
         self.operations: dict[str, tuple[dict, float]] = {}
         self.operation_seconds = max(MIN_OPERATION_SECONDS, speed)
@@ -497,6 +500,7 @@ class Simulator:
             self.operations.clear()
             self.create_429_locations.clear()
             self.create_reply_seconds = 0.0
+            self.fail_inputs.clear()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -626,7 +630,10 @@ class Simulator:
         lines = self._input_lines(files)
         if self._step(job):
             return self._finish_cancel(job, len(lines))
-        if job.fault == "failed":
+        uris = list(job.pb.input_config.gcs_source.uris)
+        with self.lock:
+            failing = any(part in uri for part in self.fail_inputs for uri in uris)
+        if job.fault == "failed" or failing:
             self._advance(
                 job,
                 JobState.JOB_STATE_FAILED,
@@ -873,18 +880,23 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 body = self._body()
                 locations = body.get("create_429_locations", [])
-                if not isinstance(locations, list):
-                    raise invalid_argument("create_429_locations must be a list of locations.")
+                failing = body.get("fail_inputs", [])
+                if not isinstance(locations, list) or not isinstance(failing, list):
+                    raise invalid_argument(
+                        "create_429_locations and fail_inputs must be lists of strings."
+                    )
                 reply = body.get("create_reply_seconds", 0)
                 if not isinstance(reply, int | float) or not 0 <= reply <= 60:
                     raise invalid_argument("create_reply_seconds must be a number of 0 to 60.")
                 with sim.lock:
                     sim.create_429_locations = set(locations)
                     sim.create_reply_seconds = float(reply)
+                    sim.fail_inputs = {str(part) for part in failing}
             with sim.lock:
                 return 200, {
                     "create_429_locations": sorted(sim.create_429_locations),
                     "create_reply_seconds": sim.create_reply_seconds,
+                    "fail_inputs": sorted(sim.fail_inputs),
                 }
         if path == "/_sim/reset" and method == "POST":
             sim.reset()

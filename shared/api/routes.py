@@ -24,6 +24,7 @@ from shared.api import (
     openapi,
     passthrough,
     price_routes,
+    run_routes,
     spend_routes,
     webhook_routes,
 )
@@ -52,6 +53,8 @@ WEBHOOK = WEBHOOKS + r"/(?P<endpoint_id>[^/:]+)"
 DELIVERIES = WEBHOOK + r"/deliveries"
 UPLOADS = r"v1/uploads"
 UPLOAD = UPLOADS + r"/(?P<upload_id>[^/:]+)"
+RUNS = r"v1/gateway/runs"
+RUN = RUNS + r"/(?P<run_id>[^/:]+)"
 PRICES = r"v1/gateway/prices"
 PRICE = PRICES + r"/(?P<model>[A-Za-z0-9][A-Za-z0-9.\-@]{0,127})"
 
@@ -133,6 +136,51 @@ ROUTES = [
         name="jobs.retry",
         body=s.OPEN_OBJECT,
         reply=s.OPEN_OBJECT,
+    ),
+    # Gateway: runs (any size: split, queued, merged; shared/runs/) and upload sessions.
+    route(
+        "POST",
+        RUNS,
+        run_routes.create_run,
+        name="runs.create",
+        summary="Create a run: an input of any size split into jobs, queued and merged",
+        body=s.RUN_CREATE,
+        reply=s.RUN,
+    ),
+    route(
+        "GET",
+        RUNS,
+        run_routes.list_runs,
+        name="runs.list",
+        reply=s.RUN_LIST,
+        query=s.RUNS_QUERY,
+    ),
+    route("GET", RUN, run_routes.get_run, name="runs.get", reply=s.RUN),
+    route("GET", RUN + r"/cost", run_routes.run_cost, name="runs.cost", reply=s.RUN_COST),
+    route(
+        "POST",
+        RUN + r":cancel",
+        run_routes.cancel_run,
+        name="runs.cancel",
+        body=s.OPEN_OBJECT,
+        reply=s.RUN,
+    ),
+    route(
+        "POST",
+        RUN + r":retryFailed",
+        run_routes.retry_run,
+        name="runs.retry",
+        body=s.OPEN_OBJECT,
+        reply=s.RUN,
+    ),
+    route(
+        "POST",
+        r"v1/gateway/uploads",
+        run_routes.open_upload,
+        name="uploads.create",
+        summary="Open a resumable GCS upload session for a new object in the key's input prefix",
+        body=s.UPLOAD_CREATE,
+        reply=s.UPLOAD,
     ),
     # Gateway: cost, spend, budgets, estimates.
     route("GET", JOB_COST, spend_routes.job_cost, name="jobs.cost", reply=s.JOB_COST),

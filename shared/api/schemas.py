@@ -336,3 +336,66 @@ WEBHOOK_DELIVERIES = {
     },
 }
 WEBHOOK_DELIVERIES_QUERY = {"limit": INTEGER, "after": STRING}
+
+# --- runs (shared/runs/) and upload sessions ------------------------------------------------
+
+RUN_CREATE = {
+    **BATCH_JOB_CREATE,
+    "properties": {
+        **BATCH_JOB_CREATE["properties"],
+        "maxConcurrentJobs": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "description": "most pieces of this run submitted or running at once",
+        },
+    },
+}
+RUN_COST = {
+    "type": "object",
+    "required": ["runId", "totalUsd", "total", "pieces", "final"],
+    "properties": {
+        "runId": STRING,
+        "totalUsd": STRING,
+        "final": {"type": "boolean"},
+        "total": {"type": "object"},
+        "pieces": {"type": "array", "items": {"type": "object"}},
+    },
+}
+RUN = {
+    "type": "object",
+    "required": ["runId", "state", "pieces", "outputDirectory"],
+    "properties": {
+        "runId": STRING,
+        "state": STRING,
+        "pieces": {"type": "integer"},
+        "rows": {"type": "integer"},
+        "outputDirectory": STRING,
+        "pieceList": {"type": "array", "items": {"type": "object"}},
+        "cost": RUN_COST,
+    },
+}
+RUN_LIST = {
+    "type": "object",
+    "required": ["runs"],
+    "properties": {"runs": {"type": "array", "items": {"type": "object"}}, "nextBefore": STRING},
+}
+RUNS_QUERY = {"pageSize": {"type": "integer", "minimum": 1}, "before": STRING}
+UPLOAD_CREATE = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "description": "the file's name (kept, made safe)"},
+        "size": {"type": "integer", "minimum": 0, "description": "the object's size in bytes"},
+        "inputPrefix": {"type": "string", "description": "gs:// folder inside the key's"},
+    },
+}
+UPLOAD = {
+    "type": "object",
+    "required": ["uri", "sessionUri"],
+    "properties": {
+        "uri": STRING,
+        "sessionUri": {"type": "string", "description": "PUT the bytes here (GCS resumable)"},
+        "size": {"type": ["integer", "null"]},
+    },
+}

@@ -1,86 +1,88 @@
-"""`vbg run INPUT.jsonl --model M`: a local JSONL in, its answers out, in order, with the cost.
+"""`vbg run INPUT.jsonl --model M`: a local JSONL of any size in, its answers out, in order.
 
-1. Upload the file under the key's input prefix (`--input-prefix`, else the first of the key's
-   own, from `GET /v1/gateway/me`) as `<prefix>vbg-run/<run id>/<file name>`, with the user's
-   GCS credentials (the emulator for the local stack).
+1. Upload the file through a resumable upload session the gateway opens for the key's own
+   input prefix (`POST /v1/gateway/uploads`, `--input-prefix` to choose the folder): the
+   bytes go straight to GCS in `CHUNK` pieces (Content-Range), so no Google credentials are
+   needed and no request passes Cloud Functions' 32 MiB cap. The file is read as a stream.
 2. Show the estimate (`POST /v1/gateway/estimate`) and ask, unless `--yes`.
-3. Create the job (output under `<output prefix>vbg-run/<run id>/`), show its progress.
-4. When it ends: download every `predictions*.jsonl`, join the rows to the input lines on
-   the request (Vertex does not keep the order; identical requests map one to one) and write
-   one row per input line, in input order, to `--out` (default `<input>.results.jsonl`). A
-   line with no row gets `{"request": ..., "status": "not processed: ..."}`.
-5. Print the final cost, as the gateway's books have it.
+3. Create a run (`POST /v1/gateway/runs`, shared/runs/): the gateway splits the file under
+   the model's per-job limits, queues the pieces and merges their outputs in input order
+   into `<output prefix>vbg-run/<stamp>/<run id>/results-*.jsonl`; show its progress.
+4. When it ends: stream the results files, in name order (= input order), into `--out`
+   (default `<input>.results.jsonl`): one row per input line; a line with no answer reads
+   `{"request": ..., "status": "not processed: ..."}`.
+5. Print the run's cost: the sum of its pieces' books, as the gateway has them.
 
-Access: the user's principal needs write access to the input prefix (the upload) and only
-read access to the output prefix: nothing here writes outputs (the gateway copies sealed
-outputs into the client's folder; docs/accounting.md "Books that hold"). Read-only is what
-keys' principals should get there: whoever can write to an output folder can replace the
-answers people read.
+Access: the upload needs nothing but the key. The download reads the key's own output folder
+with the user's GCS credentials (read access is enough; the emulator for the local stack):
+the gateway writes the results there, nothing here writes outputs. Memory stays flat
+whatever the file's size: a chunk of the upload, a chunk of the download.
 """
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 from shared.cli import output
 from shared.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from shared.cli.gateway import Gateway, target_args
-from shared.cli.jobs import EXIT_INTERRUPTED, Interrupted, watch
+from shared.cli.jobs import EXIT_INTERRUPTED
 from shared.core import jsonl
-from shared.jobs import rows as rowjoin
+
+CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS resumable uploads want
+TERMINAL = {"SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "CANCELLED"}
+UPLOAD_TIMEOUT = 300
 
 
-def read_lines(path: Path) -> list[str]:
-    """The input's non-blank lines, as Vertex reads them."""
+def count_lines(path: Path) -> int:
+    """Non-blank lines, read as a stream (a first look: the gateway's pass is the judge)."""
+    rows = 0
     try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as handle:
+            for line in handle:  # binary: lines end at "\n" alone
+                if not jsonl.is_blank(line):
+                    rows += 1
+    except OSError as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
-    lines = jsonl.records(text)
-    if not lines:
+    if not rows:
         raise CliError(f"{path} has no rows")
-    return lines
+    return rows
 
 
-def ordered_results(lines: list[str], output_rows, state: str) -> tuple[list[dict], dict]:
-    """One row per input line, in input order, and the counts."""
-    joined = rowjoin.join(lines, output_rows)
-    results = []
-    for raw, row in zip(lines, joined.rows, strict=True):
-        if row is None:
+def upload(gateway: Gateway, path: Path, prefix: str | None) -> str:
+    """Stream the file into a gateway-opened resumable session; the object's gs:// URI."""
+    import requests
+
+    size = path.stat().st_size
+    body: dict = {"name": path.name, "size": size}
+    if prefix:
+        body["inputPrefix"] = prefix
+    session = gateway.call("POST", "/v1/gateway/uploads", body)
+    start = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            end = start + len(chunk) - 1
+            span = f"bytes {start}-{end}/{size}" if chunk else f"bytes */{size}"
             try:
-                request = rowjoin.request_of(json.loads(raw))
-            except ValueError:
-                request = raw
-            row = {"request": request, "status": f"not processed: the job ended {state}"}
-        results.append(row)
-    counts = {
-        "rows": len(lines),
-        "succeeded": len(joined.succeeded),
-        "failed": len(joined.failed),
-        "notProcessed": len(joined.missing),
-        "unmatchedOutputRows": len(joined.unmatched),
-    }
-    return results, counts
-
-
-def _under(prefix: str, run_id: str) -> str:
-    return prefix.rstrip("/") + f"/vbg-run/{run_id}/"
-
-
-def _prefixes(gateway: Gateway, args) -> tuple[str, str]:
-    me = gateway.call("GET", "/v1/gateway/me")
-    input_prefix = args.input_prefix or next(iter(me.get("inputPrefixes") or []), None)
-    output_prefix = args.output_prefix or next(iter(me.get("outputPrefixes") or []), None)
-    if not input_prefix or not output_prefix:
-        raise CliError(
-            "this key names no input/output prefix: pass --input-prefix and --output-prefix"
-        )
-    for prefix in (input_prefix, output_prefix):
-        if not prefix.startswith("gs://"):
-            raise CliError(f"{prefix!r} is not a gs:// prefix")
-    return input_prefix, output_prefix
+                response = requests.put(
+                    session["sessionUri"],
+                    data=chunk,
+                    headers={"Content-Range": span},
+                    timeout=UPLOAD_TIMEOUT,
+                )
+            except requests.RequestException as exc:
+                raise CliError(f"upload of {path} failed: {exc}", EXIT_FAILURE) from None
+            if response.status_code in (200, 201):
+                return session["uri"]
+            if response.status_code != 308:
+                raise CliError(
+                    f"upload of {path} failed: HTTP {response.status_code} {response.text[:200]}",
+                    EXIT_FAILURE,
+                )
+            start += len(chunk)
+            if not chunk:
+                raise CliError(f"upload of {path} did not complete", EXIT_FAILURE)
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -88,29 +90,23 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
-def upload(gateway: Gateway, path: Path, uri: str) -> None:
-    bucket, name = _split(uri)
-    try:
-        blob = gateway.storage().bucket(bucket).blob(name)
-        blob.upload_from_filename(str(path), content_type="application/jsonl")
-    except Exception as exc:
-        raise CliError(f"cannot upload {path} to {uri}: {exc}", EXIT_FAILURE) from None
-
-
-def download_rows(gateway: Gateway, directory: str):
-    """Every row of the files that answer the job (`rows.answer_files`: the final files, or
-    the incremental ones of a cancelled or expired job)."""
-    bucket, folder = _split(directory.rstrip("/") + "/")
+def download(gateway: Gateway, directory: str, out_path: Path) -> int:
+    """Stream the run's results files, in name order, into `out_path`; the rows written."""
+    bucket, folder = _split(directory)
     client = gateway.storage()
-    names = [blob.name for blob in client.list_blobs(bucket, prefix=folder)]
-    for name in rowjoin.answer_files(names, folder):
-        for line in jsonl.records(client.bucket(bucket).blob(name).download_as_bytes().decode()):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                yield row
+    names = sorted(
+        blob.name
+        for blob in client.list_blobs(bucket, prefix=folder)
+        if blob.name.rsplit("/", 1)[-1].startswith("results-")
+    )
+    rows = 0
+    with out_path.open("wb") as handle:
+        for name in names:
+            with client.bucket(bucket).blob(name).open("rb", chunk_size=CHUNK) as source:
+                while chunk := source.read(CHUNK):
+                    handle.write(chunk)
+                    rows += chunk.count(b"\n")
+    return rows
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -138,88 +134,128 @@ def _show_estimate(estimate: dict, rows: int) -> None:
         )
 
 
+def _output_prefix(gateway: Gateway, args) -> str:
+    prefix = args.output_prefix
+    if not prefix:
+        me = gateway.call("GET", "/v1/gateway/me")
+        prefix = next(iter(me.get("outputPrefixes") or []), None)
+    if not prefix or not prefix.startswith("gs://"):
+        raise CliError("this key names no gs:// output prefix: pass --output-prefix")
+    return prefix.rstrip("/") + "/vbg-run/" + time.strftime("%Y%m%d-%H%M%S") + "/"
+
+
+def watch_run(gateway: Gateway, run_id: str, *, rows: int, interval: float, show: bool) -> dict:
+    """Poll until the run ends and its cost is final; Ctrl-C asks to cancel it."""
+    while True:
+        try:
+            run = gateway.call("GET", f"/v1/gateway/runs/{run_id}")
+            if show:
+                pieces = run.get("pieceList") or []
+                states = {
+                    s: sum(1 for p in pieces if p["state"] == s)
+                    for s in ("queued", "running", "merged")
+                }
+                output.err().print(
+                    f"run {run_id} {run['state']}: {len(pieces)} pieces "
+                    f"({states['queued']} queued, {states['running']} running, "
+                    f"{states['merged']} merged); cost so far "
+                    f"{output.usd(run['cost']['totalUsd'])}",
+                )
+            if run["terminal"] and run["cost"]["final"]:
+                return run
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            if not output.ask(f"\nCancel run {run_id}? (no: leave it running)"):
+                raise
+            gateway.call("POST", f"/v1/gateway/runs/{run_id}:cancel", {})
+            output.err().print(f"cancel requested for run {run_id}; waiting for it to stop")
+
+
 def run(args) -> int:
     path = Path(args.input)
-    lines = read_lines(path)
+    rows = count_lines(path)
     gateway = Gateway.from_args(args)
-    input_prefix, output_prefix = _prefixes(gateway, args)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    input_uri = _under(input_prefix, run_id) + path.name
+    show = not args.json
+    input_uri = upload(gateway, path, args.input_prefix)
+    if show:
+        output.err().print(f"uploaded {rows:,} rows to {input_uri}")
     body = {
         "displayName": args.name or path.stem,
         "model": args.model,
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [input_uri]}},
         "outputConfig": {
             "predictionsFormat": "jsonl",
-            "gcsDestination": {"outputUriPrefix": _under(output_prefix, run_id)},
+            "gcsDestination": {"outputUriPrefix": _output_prefix(gateway, args)},
         },
         "labels": _labels(args.label),
     }
-    show = not args.json
-    upload(gateway, path, input_uri)
-    if show:
-        output.err().print(f"uploaded {len(lines):,} rows to {input_uri}")
     estimate = gateway.call("POST", "/v1/gateway/estimate", body)
     if show:
-        _show_estimate(estimate, len(lines))
-    if not args.yes and not output.ask("Create the job?"):
+        _show_estimate(estimate, rows)
+    if not args.yes and not output.ask("Create the run?"):
         output.err().print("not created")
         return EXIT_FAILURE
-    created = gateway.call("POST", "/v1/projects/-/locations/-/batchPredictionJobs", body)
-    job_id = created["name"].rsplit("/", 1)[-1]
+    if args.max_concurrent_jobs:
+        body["maxConcurrentJobs"] = args.max_concurrent_jobs
+    created = gateway.call("POST", "/v1/gateway/runs", body)
+    run_id = created["runId"]
     if show:
-        output.err().print(f"job {job_id} created ({created['name']})")
+        output.err().print(f"run {run_id} created: {created['pieces']} piece(s)")
     try:
-        final = watch(gateway, job_id, rows=len(lines), interval=args.interval, show=show)
-    except Interrupted:
-        output.err().print(f"job {job_id} left running: vbg jobs watch {job_id}")
+        final = watch_run(gateway, run_id, rows=rows, interval=args.interval, show=show)
+    except KeyboardInterrupt:
+        output.err().print(f"run {run_id} left running: GET /v1/gateway/runs/{run_id}")
         return EXIT_INTERRUPTED
-    state = output.short_state(final.state)
-    directory = (final.upstream.get("outputInfo") or {}).get("gcsOutputDirectory")
-    results, counts = ordered_results(
-        lines, download_rows(gateway, directory) if directory else [], state
-    )
     out_path = Path(args.out) if args.out else path.with_name(path.stem + ".results.jsonl")
-    with out_path.open("w", encoding="utf-8") as handle:
-        for row in results:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    written = download(gateway, final["outputDirectory"], out_path)
+    counts = final.get("counts") or {}
     summary = {
-        "jobId": job_id,
-        "state": state,
+        "runId": run_id,
+        "state": final["state"],
+        "pieces": final["pieces"],
+        "jobIds": [p["jobId"] for p in final["pieceList"] if p.get("jobId")],
         "out": str(out_path),
-        **counts,
-        "costUsd": final.cost_usd,
-        "costFinal": final.cost_final,
+        "rows": written,
+        "succeeded": counts.get("succeeded", 0),
+        "failed": counts.get("failed", 0),
+        "notProcessed": counts.get("notProcessed", 0),
+        "unmatchedOutputRows": counts.get("unmatched", 0),
+        "costUsd": final["cost"]["totalUsd"],
+        "costFinal": final["cost"]["final"],
+        "pieceCostsUsd": [p["costUsd"] for p in final["cost"]["pieces"]],
         "estimateUsd": (estimate.get("costUsd") or {}).get("expected"),
     }
     if args.json:
         print(json.dumps(summary))
     else:
-        cost = output.usd(final.cost_usd) + ("" if final.cost_final else " (not final yet)")
         print(
-            f"job {job_id} {state}: {counts['succeeded']:,} ok, {counts['failed']:,} failed, "
-            f"{counts['notProcessed']:,} not processed; cost {cost}"
+            f"run {run_id} {final['state']}: {summary['succeeded']:,} ok, "
+            f"{summary['failed']:,} failed, {summary['notProcessed']:,} not processed; "
+            f"cost {output.usd(summary['costUsd'])} ({final['pieces']} job(s))"
         )
-        print(f"{len(results):,} rows written in input order to {out_path}")
-    return EXIT_OK if state == "SUCCEEDED" else EXIT_FAILURE
+        print(f"{written:,} rows written in input order to {out_path}")
+    return EXIT_OK if final["state"] == "SUCCEEDED" else EXIT_FAILURE
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
         parents=[target_args()],
-        help="run a local JSONL file as a batch job and write the answers in input order",
+        help="run a local JSONL file of any size and write the answers in input order",
     )
     parser.add_argument("input", help="the JSONL file of requests")
     parser.add_argument("--model", required=True, help="a model name the gateway offers")
     parser.add_argument("--out", help="where to write the results (default INPUT.results.jsonl)")
-    parser.add_argument("--label", action="append", help="NAME=VALUE on the job (repeat)")
-    parser.add_argument("--name", help="the job's display name (default: the file's name)")
+    parser.add_argument("--label", action="append", help="NAME=VALUE on every job (repeat)")
+    parser.add_argument("--name", help="the run's display name (default: the file's name)")
     parser.add_argument("--yes", "-y", action="store_true", help="create without asking")
-    parser.add_argument("--input-prefix", help="gs:// prefix to upload under (default: the key's)")
+    parser.add_argument("--input-prefix", help="gs:// folder to upload under (default: the key's)")
     parser.add_argument(
         "--output-prefix",
         help="gs:// prefix for the outputs (default: the key's); read access is enough",
+    )
+    parser.add_argument(
+        "--max-concurrent-jobs", type=int, help="most pieces submitted or running at once"
     )
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
     parser.set_defaults(func=run)

@@ -48,6 +48,11 @@ ENV_BY_FUNCTION = {
         "VBG_DRIFT_THRESHOLD_PCT",
         "VBG_DRIFT_THRESHOLD_USD",
         "VBG_RECONCILE_LAG_DAYS",
+        # Runs (shared/runs/): the driver creates pieces, merges into the staging bucket.
+        "VBG_EVENTS_TOPIC",
+        "VBG_STAGING_BUCKET",
+        "VBG_RUN_JOBS_PER_KEY",
+        "VBG_RUN_JOBS_PER_DEPLOYMENT",
     ),
     # Budget alerts are sent when a cost lands, so from here too; the live budget stop
     # cancels a job (Vertex, then `job.cancel_requested`); staging objects are sealed outputs.
@@ -126,6 +131,11 @@ class Settings:
     # A create's intent still pending this long is resolved by the sync (adopted or
     # abandoned, shared/jobs/adoption.py): longer than a create can run.
     adopt_after_seconds: Decimal = Decimal(120)
+    # Runs: the most pieces submitting or running at once per key and per deployment
+    # (shared/runs/drive.py); the gateway's own choice (newer Gemini models have no
+    # per-project batch quota to read it from: dynamic shared quota).
+    run_jobs_per_key: int = 4
+    run_jobs_per_deployment: int = 16
 
 
 @functools.cache
@@ -162,6 +172,8 @@ def settings() -> Settings:
         ),
         reconcile_lag_days=int(_positive_number("VBG_RECONCILE_LAG_DAYS", "3")),
         adopt_after_seconds=_positive_number("VBG_ADOPT_AFTER_SECONDS", "120"),
+        run_jobs_per_key=int(_positive_number("VBG_RUN_JOBS_PER_KEY", "4")),
+        run_jobs_per_deployment=int(_positive_number("VBG_RUN_JOBS_PER_DEPLOYMENT", "16")),
     )
 
 

@@ -11,6 +11,7 @@ OWNER_LABEL = "vbg-key"
 TEAM_LABEL = "vbg-team"
 INTENT_LABEL = "vbg-intent"  # the gateway's id of the create (intents/{id}), set before Vertex
 RETRY_LABEL = "vbg-retry-of"  # on a retry job: the id of the job whose rows it retries
+RUN_LABEL = "vbg-run"  # on a run's piece: the run's id (opaque to jobs: shared/runs/)
 
 
 def _lower_word(text: str) -> bool:

@@ -381,6 +381,19 @@ def admit(*, caller: Caller, estimate: dict) -> dict:
     return record
 
 
+def check(*, caller, expected_nanos: int) -> None:
+    """429 when `expected_nanos` does not fit one of the caller's budgets now; nothing is
+    reserved (a run checks its whole estimate before any piece starts; each piece is then
+    admitted, and reserved, by its own create)."""
+    at = now()
+    for budget in budgets_for(caller):
+        snapshot = budget.ref(at).get()
+        committed = _committed(_live_entries(snapshot.to_dict() if snapshot.exists else {}, at))
+        actual = budget.actual_nanos(at)
+        if actual + committed + expected_nanos > budget.limit_nanos:
+            raise BudgetExceeded(budget, actual, committed, expected_nanos, at).api_error()
+
+
 def release(*, estimate: dict | None) -> None:
     reservation = (estimate or {}).get("reservation")
     if reservation:

@@ -14,6 +14,19 @@ def publish_job_event(event_type: str, job_id: str, **fields) -> str | None:
     return settle(start_job_event(event_type, job_id, **fields))
 
 
+def publish_event(event_type: str, **ids: str) -> str | None:
+    """Best effort, like a job event: `{"type": ..., **ids}` on `batch-job-events`, the ids
+    also as attributes (a run's events carry `run_id`: shared/runs/)."""
+    message = {"type": event_type, **ids}
+    data = json.dumps(message, separators=(",", ":")).encode()
+    try:
+        topic = clients.topic_path(settings().events_topic)
+        return clients.publisher().publish(topic, data, **message).result(timeout=PUBLISH_TIMEOUT)
+    except Exception as exc:
+        logs.error("event not published", type=event_type, error=repr(exc), **ids)
+        return None
+
+
 def start_job_event(event_type: str, job_id: str, **fields):
     """Begin publishing and return at once, so the caller can overlap its own writes."""
     body = {"type": event_type, "job_id": job_id, **fields}

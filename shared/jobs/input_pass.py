@@ -25,7 +25,7 @@ media's size, which the books bill from Vertex's own usage and the live budget s
 """
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from shared.core import clients, gcs_paths, jsonl, logs
@@ -184,8 +184,11 @@ def read(
     *,
     rule: UriRule,
     estimator: estimate.RowEstimator | None,
+    sink: Callable[[bytes], None] | None = None,
 ) -> Report:
-    """The one pass; stops early once the create is refused anyway (problems or URIs)."""
+    """The one pass; stops early once the create is refused anyway (problems or URIs).
+    `sink` is given each non-blank line as read (a run writes its pieces from exactly the
+    bytes checked and estimated here)."""
     report = Report(input_rules.InputCheck(), tally=estimate.Tally() if estimator else None)
     check = report.check
     for name, obj in named_objects:
@@ -195,7 +198,10 @@ def read(
             if raw is None:
                 check.too_long(size, MAX_REQUEST_BYTES)
                 continue
-            row = input_rules.UNPARSED if jsonl.is_blank(raw) else input_rules.decode(raw)
+            blank = jsonl.is_blank(raw)
+            if sink is not None and not blank:
+                sink(raw)
+            row = input_rules.UNPARSED if blank else input_rules.decode(raw)
             check.line(raw, row)
             if isinstance(row, dict):
                 report.refused.extend(rule.refusals(row, name, check.lineno))

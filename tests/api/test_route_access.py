@@ -72,6 +72,13 @@ ACCESS = {
     "jobs.retry": "key",
     "spend.daily": "key",
     "spend.export": "key",
+    "runs.create": "key",
+    "runs.list": "key",
+    "runs.get": "key",
+    "runs.cost": "key",
+    "runs.cancel": "key",
+    "runs.retry": "key",
+    "uploads.create": "key",
     "console.root": "none",
     "console": "none",
 }
@@ -93,6 +100,7 @@ SAMPLE_VALUES = {
     "endpoint_id": "we_000000000000000000matrix",
     "upload_id": "upload_0000000000000matrix",
     "delivery_id": "wd_000000000000000000matrix",
+    "run_id": "run-0123456789abcdef",
 }
 # Paths for patterns SAMPLE_VALUES cannot fill in (regex outside a group).
 SAMPLE_PATHS: dict[str, str] = {}

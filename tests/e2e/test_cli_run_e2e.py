@@ -18,7 +18,9 @@ def user(stack, key, *args):
     return vbg(*args, "--gateway", stack["gateway_url"], "--key", key, stack=stack)
 
 
-def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
+def test_run_over_the_job_limit_returns_every_answer_in_input_order_with_one_cost(stack, tmp_path):
+    """The stack's gemini-3.5-flash-lite-small-jobs deployment takes 100 requests a job
+    (model_info.max_job_rows): 500 rows are five jobs, merged back in input order."""
     folder = f"run-{uuid.uuid4().hex[:8]}"
     key = make_key(stack, "runner", folder=folder, budgetUsd="10")
     # 500 rows, every tenth a repeat of an earlier one: identical requests map one to one.
@@ -34,12 +36,14 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
         "run",
         str(source),
         "--model",
-        "gemini-3.5-flash-lite",
+        "gemini-3.5-flash-lite-small-jobs",
         "--yes",
         "--out",
         str(out),
         "--label",
         "project=cli",
+        "--max-concurrent-jobs",
+        "3",
         "--interval",
         "0.3",
         "--json",
@@ -51,34 +55,41 @@ def test_run_500_rows_returns_500_answers_in_input_order(stack, tmp_path):
     assert [a["request"] for a in answers] == [line["request"] for line in lines]
     assert all(a["status"] == "" and a["response"]["candidates"] for a in answers)
     assert summary["rows"] == summary["succeeded"] == 500 and summary["state"] == "SUCCEEDED"
+    assert summary["pieces"] == 5 and len(summary["jobIds"]) == 5
 
+    # One cost: the sum of the pieces' cost views, and of `vbg cost` over the merged files.
     headers = {"x-goog-api-key": key}
-    job_url = f"{stack['gateway_url']}/v1/gateway/jobs/{summary['jobId']}"
-    cost = requests.get(f"{job_url}/cost", headers=headers, timeout=30).json()
-    assert cost["costFinal"] and summary["costFinal"]
-    assert summary["costUsd"] == cost["costUsd"]
-    # An independent price: `vbg cost` over the answers file it wrote.
-    offline = vbg("cost", str(out), "--model", "gemini-3.5-flash-lite", "--json", check=True)
-    assert json.loads(offline.stdout)["cost_usd"] == cost["costUsd"]
-    assert Decimal(cost["costUsd"]) > 0
+    piece_costs = []
+    for job_id in summary["jobIds"]:
+        job_url = f"{stack['gateway_url']}/v1/gateway/jobs/{job_id}"
+        cost = requests.get(f"{job_url}/cost", headers=headers, timeout=30).json()
+        assert cost["costFinal"]
+        piece_costs.append(Decimal(cost["costUsd"]))
+    assert summary["costFinal"] and Decimal(summary["costUsd"]) == sum(piece_costs) > 0
+    assert [Decimal(c) for c in summary["pieceCostsUsd"]] == piece_costs
+    run_url = f"{stack['gateway_url']}/v1/gateway/runs/{summary['runId']}"
+    folder_uri = requests.get(run_url, headers=headers, timeout=30).json()["outputDirectory"]
+    offline = Decimal(0)
+    for index in range(5):
+        merged = f"{folder_uri}results-{index:05d}-of-00005.jsonl"
+        priced = vbg("cost", merged, "--model", "gemini-3.5-flash-lite", "--json", stack=stack)
+        assert priced.returncode == 0, priced.stderr
+        offline += Decimal(json.loads(priced.stdout)["cost_usd"])
+    assert offline == Decimal(summary["costUsd"])
 
-    listed = user(stack, key, "jobs", "list", "--json")
-    assert [j["jobId"] for j in json.loads(listed.stdout)] == [summary["jobId"]]
-    got = json.loads(user(stack, key, "jobs", "get", summary["jobId"], "--json").stdout)
-    assert got["labels"]["project"] == "cli" and got["rows"]["succeeded"] == 500
+    listed = json.loads(user(stack, key, "jobs", "list", "--json").stdout)
+    assert sorted(j["jobId"] for j in listed) == sorted(summary["jobIds"])
+    got = json.loads(user(stack, key, "jobs", "get", summary["jobIds"][0], "--json").stdout)
+    assert got["labels"]["project"] == "cli" and got["rows"]["succeeded"] == 100
 
     spend = json.loads(user(stack, key, "spend", "--group-by", "model", "--json").stdout)
-    assert spend["totals"]["costUsd"] == cost["costUsd"]
-    assert [g["model"] for g in spend["groups"]] == ["gemini-3.5-flash-lite"]
+    assert Decimal(spend["totals"]["costUsd"]) == Decimal(summary["costUsd"])
     exported = user(stack, key, "spend", "--group-by", "model", "--csv").stdout
-    [row] = list(csv.DictReader(io.StringIO(exported)))  # one day, one model
-    assert row["model"] == "gemini-3.5-flash-lite" and row["costUsd"] == cost["costUsd"]
+    rows = list(csv.DictReader(io.StringIO(exported)))  # one day, the run's model
+    assert sum(Decimal(r["costUsd"]) for r in rows) == Decimal(summary["costUsd"])
     [budget] = json.loads(user(stack, key, "budget", "--json").stdout)
     assert budget["limitUsd"] == "10.000000000"
-    assert budget["spentUsd"] == cost["costUsd"]
-
-    table = user(stack, key, "jobs", "list")
-    assert table.returncode == 0 and summary["jobId"] in table.stdout
+    assert Decimal(budget["spentUsd"]) == Decimal(summary["costUsd"])
 
 
 def test_run_without_yes_on_a_closed_stdin_creates_nothing(stack, tmp_path):

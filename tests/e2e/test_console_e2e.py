@@ -284,3 +284,53 @@ def test_master_key_creates_shows_once_revokes_and_sets_a_team_budget(stack_env,
     css(driver, "#team-show").click()
     wait(driver, lambda d: "limit $25.00" in css(d, "#team-view").text, "the team budget bar")
     driver.save_screenshot(str(SHOTS / "teams.png"))
+
+
+def test_the_console_shows_runs_and_a_run_page_with_its_pieces(stack_env, browser):
+    from shared.core import clients
+
+    stack = stack_env
+    folder = f"ui-run-{uuid.uuid4().hex[:8]}"
+    key = make_key(stack, "run-viewer", folder=folder)
+    driver = browser
+    sign_in(driver, stack, key)
+    name = f"{folder}/in/big.jsonl"
+    lines = [{"request": {"contents": [{"parts": [{"text": f"r {n}"}]}]}} for n in range(230)]
+    clients.storage().bucket(stack["bucket"]).blob(name).upload_from_string(
+        "".join(json.dumps(line) + "\n" for line in lines)
+    )
+    body = {
+        "displayName": "console run",
+        "model": "gemini-3.5-flash-lite-small-jobs",
+        "inputConfig": {"gcsSource": {"uris": [f"gs://{stack['bucket']}/{name}"]}},
+        "outputConfig": {
+            "gcsDestination": {"outputUriPrefix": f"gs://{stack['bucket']}/{folder}/out/"}
+        },
+    }
+    reply = requests.post(
+        f"{stack['gateway_url']}/v1/gateway/runs",
+        json=body,
+        headers={"x-goog-api-key": key},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    run_id = reply.json()["runId"]
+
+    css(driver, 'a[data-page="runs"]').click()
+    row = f'#runs-table tr[data-run="{run_id}"]'
+    wait(driver, lambda d: css(d, row), f"run {run_id} in the runs list")
+    assert css(driver, f"{row} td[data-label='Pieces']").text == "3"
+    css(driver, f"{row} a").click()
+    wait(driver, lambda d: css(d, '#run-cost[data-final="true"]'), "the run's final cost")
+    cost = requests.get(
+        f"{stack['gateway_url']}/v1/gateway/runs/{run_id}/cost",
+        headers={"x-goog-api-key": key},
+        timeout=30,
+    ).json()
+    assert css(driver, "#run-cost").text == shown_usd(cost["totalUsd"]) + " (final)"
+    pieces = css(driver, "#run-pieces").text
+    for piece in cost["pieces"]:
+        assert piece["jobId"] in pieces
+    assert "1\u2013100" in pieces and "201\u2013230" in pieces
+    assert "SUCCEEDED" in css(driver, "#run-state").text
+    driver.save_screenshot(str(SHOTS / "run.png"))

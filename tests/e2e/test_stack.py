@@ -270,18 +270,23 @@ def test_push_subscription_and_ticker_reach_on_job_event_as_pubsub_cloudevents(
     wire_pubsub(host, project, push_url)  # idempotent: a restart finds them in place
     ticker = SyncTicker(host, project, EVENTS_TOPIC, interval=0.3).start()
 
-    def ticks():
+    def ticks(kind: str = "sync"):
         return [
             e
             for e in read_events(echo["events"], "on_job_event")
             if e["attributes"]["source"].endswith(f"projects/{project}/topics/{EVENTS_TOPIC}")
+            and e["data"]["message"]["attributes"].get("type") == kind
         ]
 
     try:
         events = wait_for(lambda: len(ticks()) >= 2 and ticks(), what="two sync ticks pushed")
+        # Each tick also publishes the runs' own (shared/runs/drive.py), as the second
+        # Cloud Scheduler job does.
+        runs = wait_for(lambda: ticks("run.tick"), what="a run.tick pushed")
     finally:
         ticker.stop()
     assert ticker.published >= 2
+    assert json.loads(base64.b64decode(runs[0]["data"]["message"]["data"])) == {"type": "run.tick"}
     event = events[0]
     assert event["attributes"]["type"] == PUBSUB_PUBLISHED
     assert event["attributes"]["source"] == (

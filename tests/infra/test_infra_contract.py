@@ -36,8 +36,9 @@ EXPECTED_ROLES = {
         ("project", "roles/datastore.user"),
         ("topic:alerts", "roles/pubsub.publisher"),
         ("topic:cost_records", "roles/pubsub.publisher"),
+        ("topic:events", "roles/pubsub.publisher"),  # a run's events (shared/runs/drive.py)
         ("bucket:outputs", "roles/storage.objectUser"),
-        ("bucket:staging", "roles/storage.objectViewer"),
+        ("bucket:staging", "roles/storage.objectUser"),  # a run's merge buckets
         ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
         ("project", "roles/bigquery.jobUser"),
         ("bq_dataset:books", "roles/bigquery.dataViewer"),
@@ -228,16 +229,18 @@ def test_on_output_finalized_gets_a_trigger_per_watched_bucket_in_its_location(t
     assert "local.output_bucket_locations" in watched and "local.staging_bucket" in watched
 
 
-def test_scheduler_publishes_sync_every_minute(tf):
-    job = tf["resource"]["google_cloud_scheduler_job"]["sync"]
+@pytest.mark.parametrize(("resource", "kind"), [("sync", "sync"), ("run_tick", "run.tick")])
+def test_scheduler_publishes_sync_and_run_tick_every_minute(tf, resource, kind):
+    job = tf["resource"]["google_cloud_scheduler_job"][resource]
     assert expr(job["schedule"]) == "var.sync_schedule"
     assert unq(tf["variable"]["sync_schedule"]["default"]) == "* * * * *"
     target = block(job, "pubsub_target")
     assert expr(target["topic_name"]) == "google_pubsub_topic.events.id"
     assert re.fullmatch(
-        r'base64encode\(jsonencode\(\{\s*type\s*=\s*"sync"\s*\}\)\)', expr(target["data"])
+        r'base64encode\(jsonencode\(\{\s*type\s*=\s*"' + re.escape(kind) + r'"\s*\}\)\)',
+        expr(target["data"]),
     )
-    assert unq(target["attributes"]["type"]) == "sync"
+    assert unq(target["attributes"]["type"]) == kind
 
 
 # --- environment ---------------------------------------------------------------------------

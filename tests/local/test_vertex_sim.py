@@ -13,6 +13,7 @@ from local import sim_rows
 from local.processes import Server, free_port
 from local.vertex_sim import SimulatorThread
 from shared.core import clients
+from tests.support import gemini_request
 
 SPEED = 0.03
 PROJECT = "sim-proj"
@@ -621,7 +622,11 @@ def test_fault_slow_and_stuck_queued(sim):
 
 def test_server_wide_create_429_per_location(sim):
     faults = sim.http.post(f"{sim.url}/_sim/faults", json={"create_429_locations": [LOCATION]})
-    assert faults.json() == {"create_429_locations": [LOCATION], "create_reply_seconds": 0.0}
+    assert faults.json() == {
+        "create_429_locations": [LOCATION],
+        "create_reply_seconds": 0.0,
+        "fail_inputs": [],
+    }
     assert sim.http.post(sim.jobs_url(), json=sim.body()).status_code == 429
     assert sim.http.post(sim.jobs_url("europe-west4"), json=sim.body()).status_code == 200
     assert sim.http.get(f"{sim.url}/_sim/health").json()["jobs"] == 1
@@ -629,6 +634,7 @@ def test_server_wide_create_429_per_location(sim):
     assert sim.http.get(f"{sim.url}/_sim/faults").json() == {
         "create_429_locations": [],
         "create_reply_seconds": 0.0,
+        "fail_inputs": [],
     }
     assert sim.http.get(f"{sim.url}/_sim/health").json()["jobs"] == 0
     assert sim.http.post(sim.jobs_url(), json=sim.body()).status_code == 200
@@ -771,3 +777,17 @@ def test_a_prompt_holding_unicode_line_separators_is_one_row(sim):
     assert sorted(row["request"]["contents"][0]["parts"][0]["text"] for row in rows) == sorted(
         texts
     )
+
+
+def test_server_wide_failure_of_jobs_by_input(sim):
+    """`fail_inputs`: a job whose input URI holds one of the strings ends FAILED (one piece of
+    a run); the others run."""
+    sim.http.post(f"{sim.url}/_sim/faults", json={"fail_inputs": ["pieces/00001"]})
+    failing = sim.upload("runs/x/pieces/00001.jsonl", [gemini_request("a")])
+    fine = sim.upload("runs/x/pieces/00000.jsonl", [gemini_request("b")])
+    failed = sim.create(uris=(failing,))
+    ran = sim.create(uris=(fine,))
+    assert sim.wait(failed["name"])[0]["state"] == "JOB_STATE_FAILED"
+    assert sim.wait(ran["name"])[0]["state"] == "JOB_STATE_SUCCEEDED"
+    sim.http.post(f"{sim.url}/_sim/reset")
+    assert sim.http.get(f"{sim.url}/_sim/faults").json()["fail_inputs"] == []

@@ -267,6 +267,106 @@ async function jobPage(jobId) {
   await load();
 }
 
+/* --- runs ------------------------------------------------------------------------------- */
+
+const RUN_TERMINAL = new Set(["SUCCEEDED", "PARTIALLY_SUCCEEDED", "FAILED", "CANCELLED"]);
+
+async function runsPage() {
+  const main = mount("#t-runs");
+  const mounted = state.mounted;
+  const load = async () => {
+    if (mounted !== state.mounted) return;
+    let reply;
+    try { reply = await api("GET", "/v1/gateway/runs"); }
+    catch (error) { say(error.message); refreshIn(load, IDLE_REFRESH_MS); return; }
+    if (mounted !== state.mounted) return;
+    say("");
+    const rows = reply.runs.map((run) => el("tr", { "data-run": run.runId },
+      el("td", { "data-label": "Run" },
+        el("a", { href: `#/runs/${run.runId}`, text: run.displayName || run.runId })),
+      el("td", { "data-label": "Model", text: run.model }),
+      el("td", { "data-label": "State" }, stateBadge(run.state)),
+      el("td", { "data-label": "Created", text: when(run.createTime) }),
+      el("td", { "data-label": "Rows", class: "num", text: run.rows }),
+      el("td", { "data-label": "Pieces", class: "num", text: run.pieces }),
+      el("td", { "data-label": "Estimate", class: "num", text: usd(run.estimateUsd) })));
+    $("#runs-table tbody", main).replaceChildren(...rows);
+    $("#runs-empty", main).hidden = rows.length > 0;
+    const live = reply.runs.some((run) => !run.terminal);
+    $("#runs-live", main).hidden = !live;
+    refreshIn(load, live ? REFRESH_MS : IDLE_REFRESH_MS);
+  };
+  await load();
+}
+
+async function runPage(runId) {
+  const main = mount("#t-run");
+  const mounted = state.mounted;
+  const load = async () => {
+    if (mounted !== state.mounted) return;
+    let run;
+    try { run = await api("GET", `/v1/gateway/runs/${runId}`); }
+    catch (error) { say(error.message); return; }
+    if (mounted !== state.mounted) return;
+    say("");
+    $("#run-title", main).textContent = run.displayName || run.runId;
+    $("#run-state", main).replaceWith(Object.assign(stateBadge(run.state), { id: "run-state" }));
+    const counts = run.counts || {};
+    facts($("#run-summary", main), [
+      ["Run id", run.runId], ["Model", run.model], ["Owner", run.ownerAlias],
+      ["Team", run.team || "-"], ["Created", when(run.createTime)], ["Ended", when(run.endTime)],
+      ["Rows", run.rows], ["Pieces", run.pieces],
+      ["Per job at most", `${run.limits.rows ?? "-"} lines, ${run.limits.bytes ?? "-"} bytes`],
+      ["Outcome", run.terminal ? `${counts.succeeded} ok, ${counts.failed} failed, ${counts.notProcessed} not processed` : "-"],
+      ["Input", run.inputUris.join(", ")], ["Results (in input order)", run.outputDirectory],
+      ["Retry of", run.retryOf ? el("a", { href: `#/runs/${run.retryOf}`, text: run.retryOf }) : "-"],
+      ["Retries", run.retries.length ? el("span", {}, ...run.retries.map((id) =>
+        el("a", { href: `#/runs/${id}`, text: id + " " }))) : "-"],
+    ]);
+    const cost = run.cost;
+    facts($("#run-money", main), [
+      ["Estimate", usd(run.estimateUsd)],
+      ["Cost", el("strong", { id: "run-cost", "data-final": cost.final ? "true" : "false",
+        text: usd(cost.totalUsd) + (cost.final ? " (final)" : " so far") })],
+      ["Estimated rows", cost.total.estimatedRows || "-"],
+      ["Prompt / output tokens", `${cost.total.promptTokens} / ${cost.total.candidatesTokens + cost.total.thoughtsTokens}`],
+    ]);
+    const costs = new Map(cost.pieces.map((p) => [p.index, p]));
+    $("#run-pieces tbody", main).replaceChildren(...run.pieceList.map((piece) => {
+      const merged = piece.merge || {};
+      const pieceCost = costs.get(piece.index) || {};
+      return el("tr", { "data-piece": piece.index },
+        el("td", { text: piece.index + 1 }),
+        el("td", { class: "num", text: `${piece.firstLine + 1}–${piece.firstLine + piece.rows}` }),
+        el("td", {}, el("span", { class: "state", text: piece.state }),
+          piece.jobState ? " " : "", piece.jobState ? stateBadge(piece.jobState) : ""),
+        el("td", {}, piece.jobId ? el("a", { href: `#/jobs/${piece.jobId}`, text: piece.jobId }) : "-"),
+        el("td", { class: "num", text: piece.merge
+          ? `${merged.succeeded} / ${merged.failed} / ${merged.notProcessed}` : "-" }),
+        el("td", { class: "num", text: piece.jobId ? usd(pieceCost.costUsd) : "-" }),
+        el("td", { class: piece.error ? "warn" : "muted",
+          text: piece.error || piece.lastError || (piece.attempts > 1 ? `${piece.attempts} attempts` : "") }));
+    }));
+    $("#run-cancel", main).hidden = run.terminal || run.cancelRequested;
+    $("#run-retry", main).hidden = !(run.terminal && run.state !== "SUCCEEDED");
+    if (!run.terminal || !cost.final) refreshIn(load);
+  };
+  $("#run-cancel", main).addEventListener("click", async () => {
+    if (!window.confirm(`Cancel run ${runId}? Queued pieces never start; rows already done are billed.`)) return;
+    try { await api("POST", `/v1/gateway/runs/${runId}:cancel`, {}); say(`Cancel requested for run ${runId}.`); await load(); }
+    catch (error) { say(error.message); }
+  });
+  $("#run-retry", main).addEventListener("click", async () => {
+    if (!window.confirm(`Create a new run from the failed and unprocessed rows of run ${runId}?`)) return;
+    try {
+      const retried = await api("POST", `/v1/gateway/runs/${runId}:retryFailed`, {});
+      say(`Retry run ${retried.runId} created with ${retried.rows} rows.`);
+      location.hash = `#/runs/${retried.runId}`;
+    } catch (error) { say(error.message); }
+  });
+  await load();
+}
+
 /* --- spend ------------------------------------------------------------------------------ */
 
 const PALETTE = ["#1a56db", "#e3a008", "#0e9f6e", "#e02424", "#7e3af2", "#ff5a1f", "#0694a2", "#9ca3af"];
@@ -452,6 +552,8 @@ async function render() {
   showChrome();
   document.title = `${page[0].toUpperCase()}${page.slice(1)} \u00b7 Vertex Batch Gateway`;
   if (page === "jobs" && parts[1]) await jobPage(parts[1]);
+  else if (page === "runs" && parts[1]) await runPage(parts[1]);
+  else if (page === "runs") await runsPage();
   else if (page === "spend") await spendPage();
   else if (page === "keys" && state.me.isMaster) await keysPage();
   else if (page === "teams" && state.me.isMaster) await teamsPage();
