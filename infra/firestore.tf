@@ -37,7 +37,17 @@ locals {
         { field_path = "created", order = "ASCENDING" },
       ]
     }
-    # shared/jobs/records.py open_jobs(): cost not final, least recently synced first.
+    # shared/jobs/records.py open_jobs(): cost not final, due for a sync, longest overdue first.
+    jobs_open_by_sync_due = {
+      collection  = "jobs"
+      query_scope = "COLLECTION"
+      fields = [
+        { field_path = "cost_final", order = "ASCENDING" },
+        { field_path = "sync_due", order = "ASCENDING" },
+      ]
+    }
+    # shared/jobs/records.py unscheduled_jobs(): records from before sync_due, least recently
+    # synced first.
     jobs_open_by_synced = {
       collection  = "jobs"
       query_scope = "COLLECTION"

@@ -60,6 +60,7 @@ locals {
     VBG_STUCK_RUNNING_HOURS = tostring(var.stuck_running_hours)
     VBG_SYNC_MAX_JOBS       = tostring(var.sync_max_jobs)
     VBG_SYNC_CONCURRENCY    = tostring(var.sync_concurrency)
+    VBG_SYNC_TICK_SECONDS   = tostring(var.sync_tick_seconds)
     VBG_ALERT_WEBHOOK_URL   = var.alert_webhook_url
     VBG_COST_RECORDS_TOPIC  = local.topics.cost_records
     VBG_BILLING_TABLE       = var.billing_export_table

@@ -195,6 +195,12 @@ variable "run_jobs_per_deployment" {
   default     = 16
 }
 
+variable "sync_tick_seconds" {
+  description = "Seconds between sync ticks (the period of sync_schedule); each open job is read every tick soon after it moves, then every 2 and 5 ticks."
+  type        = number
+  default     = 60
+}
+
 variable "sync_concurrency" {
   description = "Parallel Vertex reads during one sync tick."
   type        = number

@@ -478,6 +478,8 @@ class Stack:
             "VBG_EVENTS_TOPIC": EVENTS_TOPIC,
             "VBG_ALERTS_TOPIC": ALERTS_TOPIC,
             "VBG_STAGING_BUCKET": STAGING_BUCKET,
+            # Each job's sync backoff counts this stack's ticks (shared/jobs/sync_schedule.py).
+            "VBG_SYNC_TICK_SECONDS": str(self.sync_interval),
             "VBG_PRICE_CATALOG": "firestore",
             "PYTHONPATH": python_path,
             "PYTHONUNBUFFERED": "1",

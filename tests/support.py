@@ -74,6 +74,9 @@ def gateway_env(monkeypatch, tmp_path, *, vertex_url: str, model_list: str = DEF
     monkeypatch.setenv("VBG_CONFIG", str(config))
     monkeypatch.setenv("VBG_MASTER_KEY", MASTER_KEY)
     monkeypatch.setenv("VBG_VERTEX_ENDPOINT", vertex_url)
+    # Tests tick as fast as they like: a tick of a millisecond makes every open job due at
+    # every tick (the backoff itself: tests/jobs/test_sync_schedule.py).
+    monkeypatch.setenv("VBG_SYNC_TICK_SECONDS", "0.001")
     if os.environ.get("STORAGE_EMULATOR_HOST") and not os.environ.get("VBG_STAGING_BUCKET"):
         staging = f"staging-{uuid.uuid4().hex[:12]}"
         monkeypatch.setenv("VBG_STAGING_BUCKET", staging)

@@ -39,6 +39,7 @@ ENV_BY_FUNCTION = {
         "VBG_SYNC_MAX_JOBS",
         "VBG_SYNC_CONCURRENCY",
         "VBG_ADOPT_AFTER_SECONDS",
+        "VBG_SYNC_TICK_SECONDS",
         "VBG_ALERT_WEBHOOK_URL",
         "VBG_ALERT_WEBHOOK_SECRET",
         "VBG_COST_RECORDS_TOPIC",
@@ -136,6 +137,9 @@ class Settings:
     # per-project batch quota to read it from: dynamic shared quota).
     run_jobs_per_key: int = 4
     run_jobs_per_deployment: int = 16
+    # The sync tick's period (Cloud Scheduler's minute): each job's backoff is counted in
+    # ticks (shared/jobs/sync_schedule.py).
+    sync_tick_seconds: float = 60.0
 
 
 @functools.cache
@@ -174,6 +178,7 @@ def settings() -> Settings:
         adopt_after_seconds=_positive_number("VBG_ADOPT_AFTER_SECONDS", "120"),
         run_jobs_per_key=int(_positive_number("VBG_RUN_JOBS_PER_KEY", "4")),
         run_jobs_per_deployment=int(_positive_number("VBG_RUN_JOBS_PER_DEPLOYMENT", "16")),
+        sync_tick_seconds=float(_positive_number("VBG_SYNC_TICK_SECONDS", "60")),
     )
 
 

@@ -344,7 +344,22 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
         sealed_outputs.deliver(
             job_id=job_id, record=job, bucket=bucket, name=name, generation=int(generation)
         )
+    if output_file(name) is not None:
+        _advance_state(job_id, job, final=output_file(name)[0] != INCREMENTAL)
     return changed
+
+
+def _advance_state(job_id: str, record: dict, *, final: bool) -> None:
+    """An output file proves the job runs (records.output_seen: PENDING or QUEUED becomes
+    RUNNING now); a final file means its end is near, so it is synced at once. Last, after
+    the file is priced and delivered, and with no transaction on a record already RUNNING:
+    the job document is the one every writer of the job contends for."""
+    from shared.jobs import events
+
+    if record.get("state") in records.ADVANCED_BY_OUTPUT and records.output_seen(job_id):
+        logs.info("job state advanced by an output file", job_id=job_id)
+    if final:
+        events.publish_job_event("job.output", job_id)
 
 
 def _check_budget_stop(job_id: str) -> None:

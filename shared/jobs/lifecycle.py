@@ -1,10 +1,12 @@
 """`on_job_event`: keep job records in step with Vertex, finalise cost, alert people.
 
 Vertex announces no state changes, so this is a poll: a `sync` message (Cloud Scheduler,
-every minute) reads the open jobs, least recently synced first and at most
-`VBG_SYNC_MAX_JOBS` of them (the rest go at the next tick), and GETs each from Vertex with
-`VBG_SYNC_CONCURRENCY` threads, then runs the doors' tick hooks (`ticks.run`: due webhook
-deliveries). `job.created` / `job.cancel_requested` sync one job now.
+every minute) reads the open jobs that are due (each job's `sync_due`: every tick soon
+after it is created or moves, then less often, shared/jobs/sync_schedule.py), the longest
+overdue first and at most `VBG_SYNC_MAX_JOBS` of them (the rest go at the next tick), and
+GETs each from Vertex with `VBG_SYNC_CONCURRENCY` threads, then runs the doors' tick hooks
+(`ticks.run`: due webhook deliveries). `job.created` / `job.cancel_requested` /
+`job.output` (a final output file was written) sync one job now.
 
 "Open" means `cost_final == false`: every job not yet terminal, plus terminal jobs whose
 reconciliation has not finished, so a crash between the transition and the final cost is
@@ -35,14 +37,23 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from shared.books import cost_records
-from shared.core import clients, logs
+from shared.core import clients, logs, times
 from shared.core.config import settings
 from shared.core.transient import TRANSIENT_HTTP, is_transient
 from shared.core.vertex import TERMINAL_STATES, get_job, state_name
 from shared.cost.pricing import nanos_to_usd
-from shared.jobs import alerts, budgets, job_end, records, recovery, sealed_outputs, ticks
+from shared.jobs import (
+    alerts,
+    budgets,
+    job_end,
+    records,
+    recovery,
+    sealed_outputs,
+    sync_schedule,
+    ticks,
+)
 
-JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended")
+JOB_EVENTS = ("job.created", "job.cancel_requested", "job.ended", "job.output")
 JOB_ID = re.compile(r"[0-9]{1,40}")
 MISSING_LIMIT = 3
 RECONCILE_ATTEMPTS = 3
@@ -213,8 +224,10 @@ def sync_job(job_id: str, *, record: dict | None = None) -> str:
     job = upstream.json()
     new_state = state_name(job.get("state"))
     transition = records.observe(job_id, record, job)
-    if not records.needs_transition(record, job):
-        records.touch_synced(job_id)
+    now = datetime.now(UTC)
+    since = now if transition else last_moved(record)
+    due = sync_schedule.next_due(now=now, since=since, tick=settings().sync_tick_seconds)
+    records.touch_synced(job_id, sync_due=due)
     if transition:
         logs.info(
             "job state changed",
@@ -229,6 +242,13 @@ def sync_job(job_id: str, *, record: dict | None = None) -> str:
     if alerts.check_stuck(merged) == alerts.SENT:
         return "stuck"
     return "changed" if transition else "unchanged"
+
+
+def last_moved(record: dict) -> datetime | None:
+    """When the job's recorded state last changed (its creation if it never did)."""
+    times_seen = [times.parse(h.get("time")) for h in record.get("state_history") or []]
+    known = [t for t in times_seen if t is not None]
+    return max(known) if known else times.parse(record.get("create_time"))
 
 
 def _missing_upstream(job_id: str, record: dict) -> str:

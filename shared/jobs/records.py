@@ -150,6 +150,8 @@ def new_record(
         "alerts": {},
         "deleted": False,
         "synced": None,
+        # Due at once: a tick reads new jobs first (shared/jobs/sync_schedule.py).
+        SYNC_DUE: now,
         # Only the gateway can set `vbg-` labels, so the link cannot be forged.
         "retry_of": labels.get(RETRY_LABEL),
         "retries": [],
@@ -265,17 +267,38 @@ def operation(operation_id: str) -> dict | None:
 # --- state transitions (on_job_event) -------------------------------------------------------
 
 OPEN_ORDER_FIELD = "synced"
+SYNC_DUE = "sync_due"
+ADVANCED_BY_OUTPUT = ("JOB_STATE_PENDING", "JOB_STATE_QUEUED")
 
 
-def open_jobs(limit: int) -> list[dict]:
-    """Jobs whose cost is not final yet (every non-terminal job, and terminal ones whose
-    reconciliation has not finished), least recently synced first, so that a bounded tick
-    carries on where the last one stopped. Needs the composite index (cost_final, synced).
-
-    `synced` is null on a new record; nulls sort first, so new jobs go first.
-    """
+def open_jobs(limit: int, *, now: datetime | None = None) -> list[dict]:
+    """Open jobs (cost not final: every non-terminal job, and terminal ones whose
+    reconciliation has not finished) that are due (`sync_due`, shared/jobs/sync_schedule.py),
+    the longest overdue first, so that a bounded tick carries on where the last one stopped.
+    Needs the composite index (cost_final, sync_due). Records from before `sync_due` are
+    read too (`unscheduled_jobs`), until their first sync schedules them."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
+    at = now or datetime.now(UTC)
+    query = (
+        clients.firestore()
+        .collection(COLLECTION)
+        .where(filter=FieldFilter("cost_final", "==", False))
+        .where(filter=FieldFilter("sync_due", "<=", at))
+        .order_by("sync_due")
+        .limit(limit)
+    )
+    due = [{**s.to_dict(), "job_id": s.id} for s in query.stream()]
+    return due + unscheduled_jobs(max(limit - len(due), 0))
+
+
+def unscheduled_jobs(limit: int) -> list[dict]:
+    """Open records without `sync_due` (written before it existed), least recently synced
+    first. Needs the composite index (cost_final, synced)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    if limit <= 0:
+        return []
     query = (
         clients.firestore()
         .collection(COLLECTION)
@@ -283,11 +306,46 @@ def open_jobs(limit: int) -> list[dict]:
         .order_by(OPEN_ORDER_FIELD)
         .limit(limit)
     )
-    return [{**s.to_dict(), "job_id": s.id} for s in query.stream()]
+    found = [{**s.to_dict(), "job_id": s.id} for s in query.stream()]
+    return [r for r in found if SYNC_DUE not in r]
 
 
 def touch_synced(job_id: str, **fields) -> None:
     job_ref(job_id).update({OPEN_ORDER_FIELD: datetime.now(UTC), **fields})
+
+
+def output_seen(job_id: str) -> dict | None:
+    """An output file of the job was written: it runs. A PENDING or QUEUED record becomes
+    RUNNING at once (one history entry, `source: output`; the next sync that reads RUNNING
+    from Vertex finds it recorded), and the job is due for a sync now. The transition, or
+    None."""
+    from google.cloud import firestore
+
+    ref = job_ref(job_id)
+
+    @firestore.transactional
+    def apply(transaction):
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        record = snapshot.to_dict()
+        now = datetime.now(UTC)
+        if record.get("terminal") or record.get("state") not in ADVANCED_BY_OUTPUT:
+            transaction.update(ref, {SYNC_DUE: now})
+            return None
+        entry = {"time": now, "from": record.get("state"), "to": "JOB_STATE_RUNNING"}
+        transaction.update(
+            ref,
+            {
+                "state": "JOB_STATE_RUNNING",
+                "state_history": firestore.ArrayUnion([{**entry, "source": "output"}]),
+                "updated": now,
+                SYNC_DUE: now,
+            },
+        )
+        return entry
+
+    return apply(clients.firestore().transaction(max_attempts=TRANSITION_ATTEMPTS))
 
 
 def upstream_fields(upstream_job: dict) -> dict:
@@ -350,7 +408,9 @@ def record_transition(job_id: str, upstream_job: dict) -> dict | None:
             transaction.update(ref, {"synced": now})
             return None
         fields = {**upstream_fields(upstream_job), "synced": now}
-        if old_state == new_state:
+        # An output file made the record RUNNING (output_seen); a slower read never undoes it.
+        behind = old_state == "JOB_STATE_RUNNING" and new_state in ADVANCED_BY_OUTPUT
+        if old_state == new_state or behind:
             transaction.update(ref, fields)
             return None
         entry = {
