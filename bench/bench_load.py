@@ -10,12 +10,19 @@ requests Cloud Run would send it). Then:
    `--seconds`, straight to the simulator (the baseline) and then through the gateway with
    a key. Prints throughput, p50/p99 per call, the latency the gateway adds, and errors
    (anything but HTTP 200; must be 0).
-2. List at scale: one key with `--list-jobs` jobs (created in the simulator with the key's
+2. CPU per call, route by route: `--cpu-calls` calls of one route (4 clients) through the
+   gateway and then straight to the simulator, and the CPU seconds the serving process tree
+   spent meanwhile (/proc: user + system of the gunicorn master and its workers, or of the
+   simulator): waits on upstream and on the emulators are not CPU, so they are excluded.
+   Prints CPU ms per call per route, the gateway's beside the direct call's.
+3. List at scale: one key with `--list-jobs` jobs (created in the simulator with the key's
    owner label and recorded in Firestore as the gateway records them), listed page by page
    to the end through the gateway, and straight from the simulator with the same filter:
    p50/p99 per page, pages read, jobs seen.
 
     .venv/bin/python bench/bench_load.py [--clients 32] [--seconds 20] [--list-jobs 10000]
+        [--cpu-calls 300] [--profile DIR]   # DIR: py-spy's raw stacks per route
+        [--parts load,cpu,list]             # which of the three to run (default all)
 """
 
 import argparse
@@ -61,7 +68,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def job_body(labels: dict | None = None) -> dict:
     body = {
         "displayName": "load",
-        "model": "publishers/google/models/gemini-2.5-flash",
+        "model": "publishers/google/models/gemini-3.5-flash-lite",
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [INPUT]}},
         "outputConfig": {
             "predictionsFormat": "jsonl",
@@ -156,8 +163,8 @@ def seed_jobs(sim_url: str, key: dict, count: int) -> None:
     from shared.jobs import records
 
     deployment = Deployment(
-        model_name="gemini-2.5-flash",
-        model="gemini-2.5-flash",
+        model_name="gemini-3.5-flash-lite",
+        model="gemini-3.5-flash-lite",
         project=DEFAULT_PROJECT,
         location="us-central1",
     )
@@ -175,7 +182,7 @@ def seed_jobs(sim_url: str, key: dict, count: int) -> None:
             request_body=body,
             caller=caller,
             deployment=deployment,
-            public_model="gemini-2.5-flash",
+            public_model="gemini-3.5-flash-lite",
             api_version="v1",
         )
 
@@ -187,6 +194,97 @@ def seed_jobs(sim_url: str, key: dict, count: int) -> None:
         for record in made[start : start + 500]:
             batch.set(records.job_ref(record["job_id"]), record)
         batch.commit()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and every descendant (Linux /proc), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        times[process] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        found = {p for p, parent in parents.items() if parent in tree} - tree
+        grew = bool(found)
+        tree |= found
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def route_calls(target: Target, op: str, count: int, clients: int = 4) -> int:
+    """`count` calls of one route, from `clients` threads; the calls that answered 200."""
+    session_of = threading.local()
+    seed = requests.post(target.base + JOBS, json=job_body(), headers=target.headers(), timeout=60)
+    seed.raise_for_status()
+    path = target.get_path(seed.json())
+
+    def one(_):
+        if not hasattr(session_of, "session"):
+            session_of.session = requests.Session()
+        session = session_of.session
+        if op == "create":
+            response = session.post(
+                target.base + JOBS, json=job_body(), headers=target.headers(), timeout=60
+            )
+        elif op == "get":
+            response = session.get(target.base + path, headers=target.headers(), timeout=60)
+        elif op == "floor":  # the gateway's health route: the server's own cost of a call
+            response = session.get(target.base + "/v1/gateway/health", timeout=60)
+        else:
+            response = session.get(
+                target.base + JOBS,
+                params=target.list_params(10),
+                headers=target.headers(),
+                timeout=60,
+            )
+        return response.status_code == 200
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return sum(pool.map(one, range(count)))
+
+
+def cpu_per_call(target: Target, pid: int, op: str, count: int, profile: Path | None) -> float:
+    """CPU ms the process tree `pid` spent per `op` call."""
+    import subprocess
+
+    recorder = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / f"{op}-{'gateway' if target.key else 'direct'}.txt"
+        recorder = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--gil",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)
+    before = cpu_seconds(pid)
+    ok = route_calls(target, op, count)
+    spent = cpu_seconds(pid) - before
+    if recorder is not None:
+        recorder.send_signal(2)
+        recorder.wait(timeout=60)
+    if ok != count:
+        raise SystemExit(f"{count - ok} {op} calls failed through {target.base}")
+    return spent * 1000 / count
 
 
 def list_all(target: Target, page_size: int) -> dict:
@@ -217,7 +315,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--list-jobs", type=int, default=10_000)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--cpu-calls", type=int, default=300)
+    parser.add_argument("--profile", type=Path, help="write py-spy's stacks per route here")
+    parser.add_argument("--parts", default="load,cpu,list", help="load, cpu, list: which to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"load", "cpu", "list"}:
+        parser.error("--parts takes load, cpu and list, comma-separated")
     sizing = passthrough_sizing()
     threads = int(sizing.get("concurrency") or 1)
     state = Path(tempfile.mkdtemp(prefix="vbg-bench-load-"))
@@ -265,58 +369,78 @@ def main() -> None:
             f"passthrough: gunicorn, 1 worker x {threads} threads "
             f"(Terraform: concurrency {sizing.get('concurrency')}, memory {sizing.get('memory')})"
         )
-        print(f"load: {args.clients} clients, create -> get -> list, {args.seconds:.0f} s each")
-        results = {
-            "direct": load(direct, args.clients, args.seconds),
-            "gateway": load(through, args.clients, args.seconds),
-        }
-        print(f"{'path':<10}{'calls':>7}{'calls/s':>9}{'errors':>8}", end="")
-        for op in ("create", "get", "list"):
-            print(f"{op + ' p50':>12}{op + ' p99':>11}", end="")
-        print()
-        for label, result in results.items():
-            print(
-                f"{label:<10}{result['calls']:>7}{result['rps']:>9.1f}{len(result['errors']):>8}",
-                end="",
-            )
+        results: dict = {}
+        if "load" in parts:
+            print(f"load: {args.clients} clients, create -> get -> list, {args.seconds:.0f} s each")
+            results = {
+                "direct": load(direct, args.clients, args.seconds),
+                "gateway": load(through, args.clients, args.seconds),
+            }
+            print(f"{'path':<10}{'calls':>7}{'calls/s':>9}{'errors':>8}", end="")
             for op in ("create", "get", "list"):
-                values = result["samples"][op] or [float("nan")]
-                p50, p99 = statistics.median(values), percentile(values, 0.99)
-                print(f"{p50:>12.1f}{p99:>11.1f}", end="")
+                print(f"{op + ' p50':>12}{op + ' p99':>11}", end="")
             print()
-        print(f"{'added':<10}{'':>24}", end="")
-        for op in ("create", "get", "list"):
-            gw, dr = results["gateway"]["samples"][op], results["direct"]["samples"][op]
-            if gw and dr:
-                added_50 = statistics.median(gw) - statistics.median(dr)
-                added_99 = percentile(gw, 0.99) - percentile(dr, 0.99)
-                print(f"{added_50:>12.1f}{added_99:>11.1f}", end="")
-        print("   (ms)")
-        for label, result in results.items():
-            for error in result["errors"][:5]:
-                print(f"  {label} error: {error}")
+            for label, result in results.items():
+                print(
+                    f"{label:<10}{result['calls']:>7}{result['rps']:>9.1f}{len(result['errors']):>8}",
+                    end="",
+                )
+                for op in ("create", "get", "list"):
+                    values = result["samples"][op] or [float("nan")]
+                    p50, p99 = statistics.median(values), percentile(values, 0.99)
+                    print(f"{p50:>12.1f}{p99:>11.1f}", end="")
+                print()
+            print(f"{'added':<10}{'':>24}", end="")
+            for op in ("create", "get", "list"):
+                gw, dr = results["gateway"]["samples"][op], results["direct"]["samples"][op]
+                if gw and dr:
+                    added_50 = statistics.median(gw) - statistics.median(dr)
+                    added_99 = percentile(gw, 0.99) - percentile(dr, 0.99)
+                    print(f"{added_50:>12.1f}{added_99:>11.1f}", end="")
+            print("   (ms)")
+            for label, result in results.items():
+                for error in result["errors"][:5]:
+                    print(f"  {label} error: {error}")
 
-        lister = new_key("lister")
-        started = time.perf_counter()
-        seed_jobs(sim, lister, args.list_jobs)
-        seeded = time.perf_counter() - started
-        print(
-            f"list: a key with {args.list_jobs} jobs (seeded in {seeded:.0f} s), "
-            f"pageSize {args.page_size}, every page to the end"
-        )
-        print(f"{'path':<10}{'pages':>7}{'jobs':>7}{'p50 ms':>9}{'p99 ms':>9}{'total s':>9}")
-        for label, target in (
-            ("direct", Target(sim, None, lister["id"])),
-            ("gateway", Target(gateway, lister["key"], lister["id"])),
-        ):
-            listed = list_all(target, args.page_size)
-            values = listed["latencies"]
+        if "cpu" in parts:
+            pids = info["pids"]
             print(
-                f"{label:<10}{listed['pages']:>7}{listed['jobs']:>7}"
-                f"{statistics.median(values):>9.1f}{percentile(values, 0.99):>9.1f}"
-                f"{sum(values) / 1000:>9.1f}"
+                f"cpu: {args.cpu_calls} calls per route, 4 clients; CPU ms per call of the serving"
             )
-        if results["gateway"]["errors"]:
+            print("     process tree (upstream and emulator waits are not CPU)")
+            print(f"{'route':<10}{'gateway':>10}{'direct':>10}   (CPU ms per call)")
+            for op in ("floor", "get", "list", "create"):
+                gateway_ms = cpu_per_call(
+                    through, pids["passthrough"], op, args.cpu_calls, args.profile
+                )
+                if op == "floor":
+                    print(f"{op:<10}{gateway_ms:>10.2f}{'-':>10}   (GET /v1/gateway/health)")
+                    continue
+                direct_ms = cpu_per_call(direct, pids["vertex-sim"], op, args.cpu_calls, None)
+                print(f"{op:<10}{gateway_ms:>10.2f}{direct_ms:>10.2f}")
+
+        if "list" in parts:
+            lister = new_key("lister")
+            started = time.perf_counter()
+            seed_jobs(sim, lister, args.list_jobs)
+            seeded = time.perf_counter() - started
+            print(
+                f"list: a key with {args.list_jobs} jobs (seeded in {seeded:.0f} s), "
+                f"pageSize {args.page_size}, every page to the end"
+            )
+            print(f"{'path':<10}{'pages':>7}{'jobs':>7}{'p50 ms':>9}{'p99 ms':>9}{'total s':>9}")
+            for label, target in (
+                ("direct", Target(sim, None, lister["id"])),
+                ("gateway", Target(gateway, lister["key"], lister["id"])),
+            ):
+                listed = list_all(target, args.page_size)
+                values = listed["latencies"]
+                print(
+                    f"{label:<10}{listed['pages']:>7}{listed['jobs']:>7}"
+                    f"{statistics.median(values):>9.1f}{percentile(values, 0.99):>9.1f}"
+                    f"{sum(values) / 1000:>9.1f}"
+                )
+        if results and results["gateway"]["errors"]:
             failed = len(results["gateway"]["errors"])
             raise SystemExit(f"{failed} calls through the gateway failed")
     finally:
