@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from shared.api.audit import audit
 from shared.api.http import Reply, Request
-from shared.core import json_text, times, vertex
+from shared.core import json_text, logs, times, vertex
 from shared.core.config import model_list_or_error
 from shared.core.errors import ApiError, invalid_argument, not_found
 from shared.core.keys import Caller
@@ -27,6 +27,16 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 PAGE_SIZE = re.compile(r"[0-9]{1,9}")
 MAX_PAGES_PER_LOCATION = 20
+# What a list page reads of each job record, a field mask (decoding whole records was half a
+# page's CPU, bench/bench_load.py): who may see it, what sealed outputs show, what `observe`
+# compares.
+LIST_FIELDS = (
+    "owner_key_id",  # Caller.may_see
+    "team",
+    "deleted",
+    *records.OBSERVED_FIELDS,
+    *sealed_outputs.SHOWN_FIELDS,
+)
 
 
 def _upstream_reply(upstream: vertex.Upstream) -> Reply:
@@ -93,7 +103,13 @@ def _observe(job_id: str, record: dict, job: dict):
     tick; the caller settles the publish (`events.settle`) once its own work is done."""
     if "state" not in job:
         return None  # a readMask left the state out: nothing to compare
-    transition = records.observe(job_id, record, job)
+    try:
+        transition = records.observe(job_id, record, job)
+    except records.Contended as exc:
+        # Recording lost a transaction race (the sync or another read is recording the
+        # same): the caller still gets Vertex's answer, and the next sync records it.
+        logs.warning("a read did not record the job; the sync will", job_id=job_id, error=repr(exc))
+        return None
     if transition and transition["to"] in vertex.TERMINAL_STATES:
         return events.start_job_event("job.ended", job_id)
     return None
@@ -373,7 +389,7 @@ def _next_pages(locations: list[str], read: dict, taken: list) -> dict:
 
 def _visible_page(caller: Caller, taken: list, read_mask: str) -> list[dict]:
     """The taken jobs the caller may see, as shown to it; each one's state is recorded."""
-    found = records.get_many([records.id_of(c[2]["name"]) for c in taken])
+    found = records.get_many([records.id_of(c[2]["name"]) for c in taken], fields=LIST_FIELDS)
     visible, publishing = [], []
     for *_, job in taken:
         job_id = records.id_of(job["name"])

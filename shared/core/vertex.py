@@ -5,13 +5,19 @@ Why not `JobServiceClient`: measured on this project's machine, importing
 google-auth's AuthorizedSession costs ~0.15 s; a Cloud Function pays that on every cold
 start, users wait for it. Raw REST also hands back Vertex's own bytes, so fields newer than
 any client library flow through to callers unchanged.
+
+Why urllib3 and not requests: each call through a `requests.Session` cost ~0.45 ms more CPU
+than the same call through urllib3's pool (measured on this project's machine, 400 GETs of
+the simulator each way), and every gateway call makes one; google-auth's `AuthorizedHttp`
+adds the credentials (and refreshes them on a 401) as `AuthorizedSession` did.
 """
 
 import functools
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
-import requests
+import urllib3
 
 from shared.core import logs
 from shared.core.config import Deployment, settings
@@ -41,7 +47,8 @@ TERMINAL_STATES = frozenset(
     }
 )
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-TIMEOUT = (5, 60)
+TIMEOUT = urllib3.Timeout(connect=5, read=60)
+POOL_SIZE = 32
 
 
 def state_name(value) -> str:
@@ -95,37 +102,33 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _session(credentials_file: str | None) -> requests.Session:
-    """One pooled session per credential, for the life of the process.
+def _pool(credentials_file: str | None):
+    """One connection pool per credential, for the life of the process.
 
     An `http://` endpoint override is the local simulator: it gets no credentials, so that
     nothing ever looks for Google credentials (or a metadata server) on a laptop.
     """
+    pool = urllib3.PoolManager(num_pools=8, maxsize=POOL_SIZE)
     if settings().vertex_endpoint.startswith("http://"):
-        session = requests.Session()
+        return pool
+    from google.auth.transport.urllib3 import AuthorizedHttp
+
+    if credentials_file:
+        from google.oauth2 import service_account
+
+        credentials = service_account.Credentials.from_service_account_file(
+            credentials_file, scopes=SCOPES
+        )
     else:
-        from google.auth.transport.requests import AuthorizedSession
+        import google.auth
 
-        if credentials_file:
-            from google.oauth2 import service_account
-
-            credentials = service_account.Credentials.from_service_account_file(
-                credentials_file, scopes=SCOPES
-            )
-        else:
-            import google.auth
-
-            credentials, _ = google.auth.default(scopes=SCOPES)
-        session = AuthorizedSession(credentials)
-    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+        credentials, _ = google.auth.default(scopes=SCOPES)
+    return AuthorizedHttp(credentials, http=pool)
 
 
-def session_for(credentials_file: str | None) -> requests.Session:
+def pool_for(credentials_file: str | None):
     with _lock:
-        return _session(credentials_file)
+        return _pool(credentials_file)
 
 
 def call(
@@ -137,21 +140,25 @@ def call(
     body: bytes | None = None,
     credentials_file: str | None = None,
 ) -> Upstream:
-    """One upstream call; a network failure is a 503 UNAVAILABLE envelope, never a trace."""
+    """One upstream call; a network failure is a 503 UNAVAILABLE envelope, never a trace.
+    No retries and no redirects here: a create must not be sent twice behind the caller's
+    back (`submit.call_vertex` decides what to try again)."""
     url = f"{endpoint(location)}/{path.lstrip('/')}"
+    if params:
+        url += "?" + urlencode(params)
     headers = {"Content-Type": "application/json"} if body is not None else {}
     try:
-        response = session_for(credentials_file).request(
-            method, url, params=params, data=body, headers=headers, timeout=TIMEOUT
+        response = pool_for(credentials_file).request(
+            method, url, body=body, headers=headers, timeout=TIMEOUT, retries=False
         )
-    except requests.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         logs.error("vertex unreachable", method=method, url=url, error=repr(exc))
         raise ApiError(
             503, f"Vertex AI is unreachable at {endpoint(location)}; try again shortly."
         ) from None
     return Upstream(
-        response.status_code,
-        response.content,
+        response.status,
+        response.data,
         response.headers.get("Content-Type", "application/json"),
     )
 

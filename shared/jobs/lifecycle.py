@@ -223,11 +223,13 @@ def sync_job(job_id: str, *, record: dict | None = None) -> str:
         return "upstream_error"
     job = upstream.json()
     new_state = state_name(job.get("state"))
-    transition = records.observe(job_id, record, job)
     now = datetime.now(UTC)
-    since = now if transition else last_moved(record)
+    # A job whose state moves now is read again at the first step of the backoff; the
+    # schedule is written with the transition (one write, not two).
+    moved = not record.get("terminal") and new_state != record.get("state")
+    since = now if moved else last_moved(record)
     due = sync_schedule.next_due(now=now, since=since, tick=settings().sync_tick_seconds)
-    records.touch_synced(job_id, sync_due=due)
+    transition = records.observe(job_id, record, job, extra={records.SYNC_DUE: due})
     if transition:
         logs.info(
             "job state changed",

@@ -43,9 +43,12 @@ def get(job_id: str) -> dict | None:
     return snapshot.to_dict() if snapshot.exists else None
 
 
-def get_many(job_ids: list[str]) -> dict[str, dict]:
+def get_many(job_ids: list[str], *, fields: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """The records of `job_ids` that exist, by id; `fields` (a field mask) reads those
+    alone, for a caller that needs a few fields of many records."""
     refs = [job_ref(job_id) for job_id in job_ids]
-    return {s.id: s.to_dict() for s in clients.firestore().get_all(refs) if s.exists}
+    found = clients.firestore().get_all(refs, field_paths=list(fields) if fields else None)
+    return {s.id: s.to_dict() for s in found if s.exists}
 
 
 def deployment_of(record: dict):
@@ -125,6 +128,9 @@ def new_record(
                 "update_time": upstream_job.get("updateTime"),
             }
         ],
+        # Vertex's own stamp of the create: a GET that finds the job unchanged has nothing
+        # to record (no transaction on a read path).
+        "upstream_update_time": upstream_job.get("updateTime"),
         **(
             inputs
             or {
@@ -348,6 +354,20 @@ def output_seen(job_id: str) -> dict | None:
     return apply(clients.firestore().transaction(max_attempts=TRANSITION_ATTEMPTS))
 
 
+# The record fields `observe` compares with Vertex's job (what `upstream_fields` copies, and
+# the state): a reader that passes `observe` a partial record reads at least these.
+OBSERVED_FIELDS = (
+    "state",
+    "terminal",
+    "output_directory",
+    "completion_stats",
+    "error",
+    "start_time",
+    "end_time",
+    "upstream_update_time",
+)
+
+
 def upstream_fields(upstream_job: dict) -> dict:
     """What a sync copies from Vertex's job onto the record, whether or not the state moved."""
     fields = {}
@@ -384,7 +404,11 @@ def needs_transition(record: dict, upstream_job: dict) -> bool:
     return any(record.get(k) != v for k, v in upstream_fields(upstream_job).items())
 
 
-def record_transition(job_id: str, upstream_job: dict) -> dict | None:
+class Contended(Exception):
+    """A transition's transaction lost its race every time (another writer held the job)."""
+
+
+def record_transition(job_id: str, upstream_job: dict, *, extra: dict | None = None) -> dict | None:
     """Record Vertex's state on the job, once: in a transaction that reads the stored state
     first, so of two racing syncs only the first appends to `state_history`; the second sees
     the new state and records nothing. Returns the transition ({from, to, ...}) or None.
@@ -405,9 +429,9 @@ def record_transition(job_id: str, upstream_job: dict) -> dict | None:
         now = datetime.now(UTC)
         if record.get("terminal") or _older(upstream_job, record):
             # A stale read (a slower sync's GET): a terminal record never goes back.
-            transaction.update(ref, {"synced": now})
+            transaction.update(ref, {"synced": now, **(extra or {})})
             return None
-        fields = {**upstream_fields(upstream_job), "synced": now}
+        fields = {**upstream_fields(upstream_job), "synced": now, **(extra or {})}
         # An output file made the record RUNNING (output_seen); a slower read never undoes it.
         behind = old_state == "JOB_STATE_RUNNING" and new_state in ADVANCED_BY_OUTPUT
         if old_state == new_state or behind:
@@ -431,17 +455,29 @@ def record_transition(job_id: str, upstream_job: dict) -> dict | None:
         )
         return entry
 
-    return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))
+    from google.api_core import exceptions
+
+    try:
+        return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))
+    except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+        if isinstance(exc.__cause__, exceptions.Aborted):
+            raise Contended(str(exc)) from exc
+        raise
 
 
-def observe(job_id: str, record: dict, upstream_job: dict) -> dict | None:
+def observe(
+    job_id: str, record: dict, upstream_job: dict, *, extra: dict | None = None
+) -> dict | None:
     """Record what Vertex says of a job (state, `outputInfo`, `completionStats`) when it is
     new, and index the output directory: the one step behind the sync, every passthrough GET
     and the delete. Returns the transition,
-    if the state moved. Idempotent (see `record_transition`)."""
+    if the state moved. Idempotent (see `record_transition`). `extra` fields (the sync's
+    schedule) are written with the transition, or alone when there is none."""
     transition = None
     if needs_transition(record, upstream_job):
-        transition = record_transition(job_id, upstream_job)
+        transition = record_transition(job_id, upstream_job, extra=extra)
+    elif extra:
+        touch_synced(job_id, **extra)
     directory = (upstream_job.get("outputInfo") or {}).get("gcsOutputDirectory")
     if directory and directory != record.get("output_directory"):
         index_folder(directory, job_id)

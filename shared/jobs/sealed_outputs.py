@@ -149,6 +149,16 @@ def held(record: dict, upstream_state: str, *, has_outputs: bool = True) -> bool
     )
 
 
+# The record fields `shown` and `present` read (a reader of a partial record reads these).
+SHOWN_FIELDS = (
+    "outputs_sealed",
+    "output_prefix",
+    "client_output_prefix",
+    "outputs_delivered",
+    "alerts.reconcile",
+)
+
+
 def shown(job: dict, record: dict) -> dict:
     """`present`, after one listing of the per-job folder when the job would be held: does
     it hold anything to copy? (Only for a sealed job that ended and is not delivered yet.)"""

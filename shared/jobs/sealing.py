@@ -189,7 +189,8 @@ def seal_inputs(
 
 def _copy(source: estimate.InputObject, staging: str, name: str) -> SealedObject:
     """A server-side rewrite of exactly the listed generation (large objects take several
-    calls, each resuming with the token)."""
+    calls, each resuming with the token). The last call's answer holds the new object's
+    metadata (GCS's rewrite response carries `resource` once `done`), so no read follows."""
     from google.api_core import exceptions
 
     storage = clients.storage()
@@ -199,7 +200,6 @@ def _copy(source: estimate.InputObject, staging: str, name: str) -> SealedObject
         token, _, _ = target.rewrite(source_blob, if_generation_match=0)
         while token is not None:
             token, _, _ = target.rewrite(source_blob, token=token, if_generation_match=0)
-        target.reload()
     except exceptions.NotFound:
         raise invalid_argument(
             f"inputConfig.gcsSource.uris: {source.uri} changed or disappeared while the job "

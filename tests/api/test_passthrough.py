@@ -412,3 +412,20 @@ def test_a_failing_record_write_is_retried_and_never_loses_the_job(
     [critical] = [e for e in entries if e["severity"] == "CRITICAL"]
     assert critical["job_id"] == lost and critical["owner_alias"] == "alice"
     assert critical["job_name"] == response.get_json()["name"]
+
+
+def test_a_read_of_an_unchanged_job_writes_nothing(gateway, gcp, alice):
+    """GET and list compare Vertex's job with the record they read (the list reads a field
+    mask of it, passthrough.LIST_FIELDS): a job that did not move costs no write, no
+    transaction."""
+    jid = job_id(
+        create(gateway, alice, job_body(gcp["bucket"], labels={"sim-fault": "stuck-queued"}))
+    )
+    wait_state(gateway, alice, jid, "JOB_STATE_QUEUED")
+    gateway.get(f"{JOBS}/{jid}", headers=auth(alice))  # records what the last read saw
+    written = records.job_ref(jid).get().update_time
+    for _ in range(3):
+        assert gateway.get(f"{JOBS}/{jid}", headers=auth(alice)).status_code == 200
+        listed = gateway.get(JOBS, headers=auth(alice)).get_json()["batchPredictionJobs"]
+        assert [job["name"].rsplit("/", 1)[-1] for job in listed] == [jid]
+    assert records.job_ref(jid).get().update_time == written
