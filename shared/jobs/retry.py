@@ -8,11 +8,17 @@ job goes through `submit.create_job` like any create (routing, estimate, budgets
 event) for the parent's owner, with the parent's model, the client's output folder and labels plus
 `vbg-retry-of: <parent id>`. The child record's `retry_of` names the parent (only the gateway
 can set `vbg-` labels); the parent's `retries` lists its children.
+
+Everything streams (issue #25 item 2): the input is read twice in ranged reads (once for each
+line's key, once to copy the lines wanted), the output rows once, and the retry file is
+uploaded as it is written; memory holds the lines' keys (`rows.LineKeys`), whatever the size.
 """
 
 import fnmatch
 import re
 import uuid
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared.core import clients, json_text, jsonl, keys, logs
@@ -20,7 +26,10 @@ from shared.core.config import settings
 from shared.core.errors import ApiError
 from shared.core.labels import RESERVED_PREFIX, RETRY_LABEL
 from shared.core.vertex import TERMINAL_STATES
+from shared.cost import usage
 from shared.jobs import create_request, records, rows, submit
+
+UPLOAD_CHUNK = 8 * 1024 * 1024  # the retry file is uploaded as it is written (resumable)
 
 
 def failed_precondition(message: str) -> ApiError:
@@ -50,33 +59,46 @@ def _object_names(uri: str) -> tuple[str, list[str]]:
     return bucket, sorted(b.name for b in names if fnmatch.fnmatchcase(b.name, path))
 
 
-def input_lines(uris: list[str]) -> list[str]:
-    """The non-blank lines of a job's input files, in order, as Vertex reads them."""
-    lines: list[str] = []
+def input_lines(uris: list[str], *, chunk_size: int = usage.CHUNK_SIZE) -> Iterator[bytes]:
+    """The non-blank lines of a job's input files, in order, as Vertex reads them: streamed
+    in ranged reads of `chunk_size`, each object pinned to one generation."""
     for uri in uris:
         bucket, names = _object_names(uri)
         for name in names:
-            data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-            lines.extend(jsonl.records(data.decode("utf-8")))
-    return lines
+            yield from jsonl.byte_records(
+                usage.read_gcs_chunks(bucket, name, chunk_size=chunk_size)
+            )
 
 
-def output_rows(directory: str | None):
-    """Every output row of the files that answer the job (`rows.answer_files`); a line that
-    is not JSON is skipped: it answers nothing."""
+def output_rows(directory: str | None, *, chunk_size: int = usage.CHUNK_SIZE) -> Iterator[dict]:
+    """Every output row of the files that answer the job (`rows.answer_files`), streamed; a
+    line that is not JSON is skipped: it answers nothing."""
     if not directory:
         return
     bucket, folder = _split(directory.rstrip("/") + "/")
     names = [b.name for b in clients.storage().list_blobs(bucket, prefix=folder)]
     for name in rows.answer_files(names, folder):
-        data = clients.storage().bucket(bucket).blob(name).download_as_bytes()
-        for line in jsonl.records(data.decode("utf-8", "replace")):
+        for raw in jsonl.byte_records(usage.read_gcs_chunks(bucket, name, chunk_size=chunk_size)):
             try:
-                row = json_text.loads(line, surrogates=True)
+                row = json_text.loads(raw.decode("utf-8", "replace"), surrogates=True)
             except ValueError:
                 continue
             if isinstance(row, dict):
                 yield row
+
+
+def input_keys(uris: list[str], **reads) -> rows.LineKeys:
+    """Each input line's key (`rows.LineKeys`), the input read once: about 21 bytes a line
+    are held, never a file."""
+    return rows.LineKeys(array("Q", (rows.raw_line_key(raw) for raw in input_lines(uris, **reads))))
+
+
+def answer(keys: rows.LineKeys, directory: str | None, **reads) -> rows.LineKeys:
+    """The output rows streamed past the keys: `keys.status` then says what each line got
+    (none, a failed row, a succeeded row)."""
+    for row in output_rows(directory, **reads):
+        keys.assign(rows.row_key(row), not rows.failed(row))
+    return keys
 
 
 def _owner(record: dict):
@@ -124,21 +146,22 @@ def retry_failed(record: dict) -> Retried:
         )
     uris = records.run_inputs(record)
     try:
-        lines = input_lines(uris)
+        keys = input_keys(uris)
     except Exception as exc:  # NotFound, Forbidden: the input is gone
         raise failed_precondition(f"The input of job {job_id} cannot be read: {exc}") from None
-    joined = rows.join(lines, output_rows(record.get("output_directory")))
-    failed, missing = joined.failed, joined.missing
-    wanted = sorted(failed + missing)
-    if not wanted:
+    answer(keys, record.get("output_directory"))
+    failed, missing = keys.status.count(1), keys.status.count(0)
+    if not failed + missing:
         raise failed_precondition(
-            f"Job {job_id} has no failed or unprocessed rows: all {len(lines)} succeeded."
+            f"Job {job_id} has no failed or unprocessed rows: all {keys.n} succeeded."
         )
     name = f"retries/{job_id}/{uuid.uuid4().hex}.jsonl"
-    data = "".join(lines[i] + "\n" for i in wanted).encode()
-    clients.storage().bucket(staging).blob(name).upload_from_string(
-        data, content_type="application/jsonl"
-    )
+    # The input read a second time, as a stream: the lines no succeeded row answered.
+    blob = clients.storage().bucket(staging).blob(name, chunk_size=UPLOAD_CHUNK)
+    with blob.open("wb", content_type="application/jsonl", ignore_flush=True) as out:
+        for position, raw in enumerate(input_lines(uris)):
+            if keys.status[position] != 2:
+                out.write(raw + b"\n")
     input_uri = f"gs://{staging}/{name}"
     submitted = submit.create_job(
         caller=_owner(record),
@@ -156,11 +179,11 @@ def retry_failed(record: dict) -> Retried:
         "retry job created" if submitted.record else "retry job refused upstream",
         job_id=job_id,
         retry_job_id=submitted.record and submitted.record["job_id"],
-        failed_rows=len(failed),
-        unprocessed_rows=len(missing),
+        failed_rows=failed,
+        unprocessed_rows=missing,
         input_uri=input_uri,
     )
-    return Retried(submitted, input_uri, len(failed), len(missing))
+    return Retried(submitted, input_uri, failed, missing)
 
 
 def chain(job_id: str, record: dict) -> list[dict]:

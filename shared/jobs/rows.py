@@ -4,10 +4,16 @@ An output row echoes its request (`request` for Gemini, `instance` for text-embe
 rows and lines are joined on that request, compared as canonical JSON. Identical requests
 are interchangeable: each one takes the next unused output row with the same request, so
 duplicates map one to one. Pure functions: the retry route and `vbg run` use them alike.
+
+`LineKeys` is the same join in constant memory per line, for inputs too large to hold: each
+line kept as an 8-byte key (about 21 bytes a line with its cursors), the rows streamed past
+it (a job's retry, shared/jobs/retry.py; a run's merge, shared/runs/merge.py).
 """
 
+import bisect
 import hashlib
 import json
+from array import array
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -107,3 +113,58 @@ def join(input_lines: list[str], output_rows: Iterable[dict]) -> Joined:
         else:
             unmatched.append(row)
     return Joined(result, unmatched)
+
+
+# --- the join in constant memory per line ---------------------------------------------------
+
+
+def raw_line_key(raw: bytes) -> int:
+    """`line_key` of one input line as read (bytes), cut to 64 bits."""
+    return int(line_key(raw.decode("utf-8", "replace"))[:16], 16)
+
+
+def row_key(row: dict) -> int:
+    """The 64-bit key of the request an output row echoes (matches `raw_line_key`)."""
+    return int(request_key(request_of(row))[:16], 16)
+
+
+class LineKeys:
+    """Each input line's key, sorted, with per-key cursors: which line a row answers.
+
+    `status[i]` says what line `i` got: 0 no row, 1 a failed row, 2 a succeeded row. As in
+    `join`, a succeeded row is preferred: it takes a line a failed row held when no line with
+    its request is free (that failed row then answers nothing)."""
+
+    def __init__(self, keys: array):
+        self.n = len(keys)
+        order = sorted(range(self.n), key=keys.__getitem__)
+        self.order = array("I", order)
+        self.keys = array("Q", (keys[i] for i in order))
+        del order
+        self.status = bytearray(self.n)  # 0 free, 1 a failed row, 2 a succeeded row
+        self.taken = array("I", bytes(4 * self.n))  # per run of equal keys: lines handed out
+        self.swept = array("I", bytes(4 * self.n))  # per run: lines checked for a failed row
+
+    def assign(self, key: int, ok: bool) -> tuple[int | None, bool]:
+        """(line, displaced): the line this row answers (None: no line asked for it) and
+        whether it took the line from a failed row."""
+        start = bisect.bisect_left(self.keys, key)
+        if start == self.n or self.keys[start] != key:
+            return None, False
+        nxt = start + self.taken[start]
+        if nxt < self.n and self.keys[nxt] == key:
+            self.taken[start] += 1
+            line = self.order[nxt]
+            self.status[line] = 2 if ok else 1
+            return line, False
+        if not ok:
+            return None, False
+        at = start + self.swept[start]
+        while at < self.n and self.keys[at] == key:
+            line = self.order[at]
+            self.swept[start] += 1
+            at += 1
+            if self.status[line] == 1:
+                self.status[line] = 2
+                return line, True
+        return None, False

@@ -22,18 +22,21 @@ over them equals the books); rows no line asked for go to `unmatched-<piece>.jso
 Idempotent: a second merge of the piece writes the same objects.
 """
 
-import bisect
 import json
+import time
 from array import array
 from dataclasses import dataclass
 
 from shared.core import clients, jsonl, logs
 from shared.core.config import settings
-from shared.cost import ranged_reads, usage
+from shared.cost import usage
 from shared.jobs import rows
 from shared.runs import store
 
-WINDOW_BYTES = 64 * 1024 * 1024
+# A window's rows are held as Python bytes with their positions (about twice their size):
+# 16 MiB keeps the merge of any piece under ~60 MB beside one read chunk (measured with
+# bench/bench_runs.py: 64 MiB windows and 8 parallel reads took on_job_event to 282 MB).
+WINDOW_BYTES = 16 * 1024 * 1024
 UPLOAD_CHUNK = 8 * 1024 * 1024
 
 
@@ -42,64 +45,20 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
-def _key(hex_digest: str) -> int:
-    return int(hex_digest[:16], 16)
-
-
-def lines(uri: str, *, parallel: bool = False):
+def lines(uri: str):
+    """The object's non-blank lines, one ranged read of `usage.CHUNK_SIZE` in memory at a
+    time (nothing when it is absent)."""
     bucket, name = _split(uri)
     blob = clients.storage().bucket(bucket).get_blob(name)
     if blob is None:
         return
-    if parallel:
-        chunks = ranged_reads.chunks_for(bucket, name, blob.generation, blob.size)
-    else:
-        chunks = usage.read_gcs_chunks(bucket, name, blob.generation)
-    yield from jsonl.byte_records(chunks)
-
-
-class LineKeys:
-    """Each input line's key, sorted, with per-key cursors: which line a row answers."""
-
-    def __init__(self, keys: array):
-        self.n = len(keys)
-        order = sorted(range(self.n), key=keys.__getitem__)
-        self.order = array("I", order)
-        self.keys = array("Q", (keys[i] for i in order))
-        del order
-        self.status = bytearray(self.n)  # 0 free, 1 a failed row, 2 a succeeded row
-        self.taken = array("I", bytes(4 * self.n))  # per run of equal keys: lines handed out
-        self.swept = array("I", bytes(4 * self.n))  # per run: lines checked for a failed row
-
-    def assign(self, key: int, ok: bool) -> tuple[int | None, bool]:
-        """(line, displaced): the line this row answers (None: no line asked for it) and
-        whether it took the line from a failed row."""
-        start = bisect.bisect_left(self.keys, key)
-        if start == self.n or self.keys[start] != key:
-            return None, False
-        nxt = start + self.taken[start]
-        if nxt < self.n and self.keys[nxt] == key:
-            self.taken[start] += 1
-            line = self.order[nxt]
-            self.status[line] = 2 if ok else 1
-            return line, False
-        if not ok:
-            return None, False
-        at = start + self.swept[start]
-        while at < self.n and self.keys[at] == key:
-            line = self.order[at]
-            self.swept[start] += 1
-            at += 1
-            if self.status[line] == 1:
-                self.status[line] = 2
-                return line, True
-        return None, False
+    yield from jsonl.byte_records(usage.read_gcs_chunks(bucket, name, blob.generation))
 
 
 def read_keys(input_uri: str) -> array:
     keys = array("Q")
     for raw in lines(input_uri):
-        keys.append(_key(rows.line_key(raw.decode("utf-8", "replace"))))
+        keys.append(rows.raw_line_key(raw))
     return keys
 
 
@@ -132,6 +91,7 @@ class Merged:
     not_processed: int = 0
     unmatched: int = 0
     result_uri: str = ""
+    seconds: float = 0.0  # the merge's wall time (bench/bench_runs.py's merge throughput)
 
     def view(self) -> dict:
         return {
@@ -141,6 +101,7 @@ class Merged:
             "unmatched": self.unmatched,
             "notSucceeded": self.failed + self.not_processed,
             "resultUri": self.result_uri,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -167,11 +128,12 @@ def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merg
     """Write the piece's results file (see the module docstring); the counts. A piece that
     never ran (`job` None: refused, or cancelled before it started) gets a "not processed"
     row for each line, saying `why`."""
+    started = time.monotonic()
     index, total = piece["index"], run["pieces_total"]
     folder = run["output_directory"]
     if job is not None:
         why = "the job ended " + str(job.get("state") or "").removeprefix("JOB_STATE_")
-    keys = LineKeys(read_keys(piece["input_uri"]))
+    keys = rows.LineKeys(read_keys(piece["input_uri"]))
     files = output_files(job.get("output_directory")) if job is not None else []
     buckets = max(1, -(-sum(size for _, size in files) // WINDOW_BYTES))
     staging = settings().staging_bucket
@@ -184,7 +146,7 @@ def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merg
     unmatched = Writer(folder + f"unmatched-{store.piece_id(index)}.jsonl")
     merged = Merged(result_uri=folder + f"results-{store.piece_id(index)}-of-{total:05d}.jsonl")
     for uri, _ in files:
-        for raw in lines(uri, parallel=True):
+        for raw in lines(uri):  # one chunk in memory at a time
             try:
                 row = json.loads(raw)
             except ValueError:
@@ -192,7 +154,7 @@ def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merg
             if not isinstance(row, dict):
                 continue
             ok = not rows.failed(row)
-            line, _ = keys.assign(_key(rows.request_key(rows.request_of(row))), ok)
+            line, _ = keys.assign(rows.row_key(row), ok)
             if line is None:
                 unmatched.write(raw + b"\n")
                 continue
@@ -235,6 +197,7 @@ def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merg
     out.close()
     unmatched.close()
     merged.unmatched = unmatched.count
+    merged.seconds = time.monotonic() - started
     for uri in temp if held is None else []:
         bucket, name = _split(uri)
         try:

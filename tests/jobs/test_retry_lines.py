@@ -29,9 +29,15 @@ def test_the_failed_lines_of_a_job_whose_prompts_hold_line_separators(storage_on
         "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in answers).encode()
     )
 
-    lines = retry.input_lines([f"gs://{storage_only['bucket']}/in/a.jsonl"])
+    uris = [f"gs://{storage_only['bucket']}/in/a.jsonl"]
+    directory = f"gs://{storage_only['bucket']}/{folder}"
+    # Read in chunks of 7 bytes: every line and row crosses chunk boundaries.
+    lines = list(retry.input_lines(uris, chunk_size=7))
     assert [json.loads(x) for x in lines] == inputs
-    found = list(retry.output_rows(f"gs://{storage_only['bucket']}/{folder}"))
+    found = list(retry.output_rows(directory, chunk_size=7))
     assert found == answers
-    joined = rows.join(lines, found)
+    joined = rows.join([x.decode() for x in lines], found)
     assert (joined.failed, joined.missing, joined.succeeded) == ([0], [1], [2])
+    # The streamed join says the same of each line: a failed row, none, a succeeded row.
+    keys = retry.answer(retry.input_keys(uris, chunk_size=7), directory, chunk_size=7)
+    assert list(keys.status) == [1, 0, 2]

@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from shared.core import clients
 from shared.jobs import rows
+from shared.jobs.rows import LineKeys
 from shared.runs import merge
-from shared.runs.merge import LineKeys
 
 
 def key_of(line: str) -> int:
-    return merge._key(rows.line_key(line))
+    return rows.raw_line_key(line.encode())
 
 
 def test_line_keys_hand_out_identical_requests_one_to_one():
@@ -60,12 +60,16 @@ def test_counts_match_the_join_of_rows_py(requests, extra, failed, seed):
     holder: dict[int, bool] = {}
     for row in outputs:
         ok = not rows.failed(row)
-        line, _ = keys.assign(merge._key(rows.request_key(rows.request_of(row))), ok)
+        line, _ = keys.assign(rows.row_key(row), ok)
         if line is not None:
             holder[line] = holder.get(line, False) or ok
     assert sum(holder.values()) == len(joined.succeeded)
     assert sum(1 for ok in holder.values() if not ok) == len(joined.failed)
     assert len(lines) - len(holder) == len(joined.missing)
+    # `status` says the same per line (what a job's retry reads, shared/jobs/retry.py).
+    assert keys.status.count(2) == len(joined.succeeded)
+    assert keys.status.count(1) == len(joined.failed)
+    assert keys.status.count(0) == len(joined.missing)
 
 
 def write(bucket, name, lines):
