@@ -459,6 +459,8 @@ def record_transition(job_id: str, upstream_job: dict, *, extra: dict | None = N
 
     try:
         return apply(client.transaction(max_attempts=TRANSITION_ATTEMPTS))
+    except exceptions.Aborted as exc:  # the transaction's read timed out on the lock
+        raise Contended(str(exc)) from exc
     except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
         if isinstance(exc.__cause__, exceptions.Aborted):
             raise Contended(str(exc)) from exc
