@@ -310,7 +310,7 @@ def list_all(target: Target, page_size: int) -> dict:
             return {"pages": pages, "jobs": jobs, "latencies": latencies}
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)

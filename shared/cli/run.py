@@ -144,7 +144,7 @@ def _output_prefix(gateway: Gateway, args) -> str:
     return prefix.rstrip("/") + "/vbg-run/" + time.strftime("%Y%m%d-%H%M%S") + "/"
 
 
-def watch_run(gateway: Gateway, run_id: str, *, rows: int, interval: float, show: bool) -> dict:
+def watch_run(gateway: Gateway, run_id: str, *, interval: float, show: bool) -> dict:
     """Poll until the run ends and its cost is final; Ctrl-C asks to cancel it."""
     while True:
         try:
@@ -202,7 +202,7 @@ def run(args) -> int:
     if show:
         output.err().print(f"run {run_id} created: {created['pieces']} piece(s)")
     try:
-        final = watch_run(gateway, run_id, rows=rows, interval=args.interval, show=show)
+        final = watch_run(gateway, run_id, interval=args.interval, show=show)
     except KeyboardInterrupt:
         output.err().print(f"run {run_id} left running: GET /v1/gateway/runs/{run_id}")
         return EXIT_INTERRUPTED

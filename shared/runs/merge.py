@@ -124,7 +124,7 @@ def _not_processed(raw: bytes, why: str) -> bytes:
     return json.dumps(row, ensure_ascii=False).encode() + b"\n"
 
 
-def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merged:
+def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merged:  # noqa: C901
     """Write the piece's results file (see the module docstring); the counts. A piece that
     never ran (`job` None: refused, or cancelled before it started) gets a "not processed"
     row for each line, saying `why`."""
