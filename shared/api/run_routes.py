@@ -92,7 +92,7 @@ def _visible(request: Request, run_id: str) -> dict:
     if not RUN_ID.match(run_id):
         raise invalid_argument(f"Run id {run_id!r} is malformed: run-<16 hex digits>.")
     run = store.get(run_id)
-    if not run or not request.caller.may_see(run):
+    if not run or not request.key_holder.may_see(run):
         raise not_found(f"Run {run_id} does not exist or is not yours.")
     return run
 
@@ -111,7 +111,7 @@ def create_run(request: Request) -> Reply:
     body = request.json_body()
     concurrent = _max_concurrent(body)
     job_body = {k: v for k, v in body.items() if k not in RUN_PARAMS}
-    made = create.create_run(caller=request.caller, body=job_body, max_concurrent=concurrent)
+    made = create.create_run(caller=request.key_holder, body=job_body, max_concurrent=concurrent)
     audit(request, outcome=200, started=started, run_id=made.run["run_id"], model=made.run["model"])
     return Reply(200, run_view(made.run, made.pieces))
 
@@ -126,7 +126,7 @@ def list_runs(request: Request) -> Reply:
         before = times.parse(request.args["before"])
         if before is None:
             raise invalid_argument("`before` must be an RFC 3339 time.", field="before")
-    caller = request.caller
+    caller = request.key_holder
     if caller.is_master:
         found = store.list_visible(limit=size, before=before)
     elif caller.team_admin and caller.team:
@@ -171,7 +171,7 @@ def open_upload(request: Request) -> Reply:
     started = time.monotonic()
     body = request.json_body()
     session = uploads.open_session(
-        request.caller,
+        request.key_holder,
         name=body.get("name"),
         size=body.get("size"),
         prefix=body.get("inputPrefix"),

@@ -5,6 +5,8 @@ themselves (a schema is a contract for clients and fuzzers, not the validation).
 own objects are open (`additionalProperties`), because new Vertex fields flow through.
 """
 
+from typing import Any
+
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
@@ -35,7 +37,7 @@ GOOGLE_ERROR = {
     },
 }
 
-BATCH_JOB_CREATE = {
+BATCH_JOB_CREATE: dict[str, Any] = {
     "type": "object",
     "required": ["displayName", "model", "inputConfig", "outputConfig"],
     "properties": {

@@ -344,8 +344,9 @@ def handle_object(*, bucket: str | None, name: str | None, generation, size) -> 
         sealed_outputs.deliver(
             job_id=job_id, record=job, bucket=bucket, name=name, generation=int(generation)
         )
-    if output_file(name) is not None:
-        _advance_state(job_id, job, final=output_file(name)[0] != INCREMENTAL)
+    kind = output_file(name)
+    if kind is not None:
+        _advance_state(job_id, job, final=kind[0] != INCREMENTAL)
     return changed
 
 

@@ -23,6 +23,7 @@ input-prefix check on the files.
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from shared.core import clients, logs
 from shared.core.config import Deployment, settings
@@ -149,7 +150,7 @@ def create_run(
         input_pass.refuse(report)
         if not pieces:
             raise ApiError(400, "The input has no lines: nothing to run.")
-        whole = (
+        whole: dict[str, Any] = (
             estimate.record_of(deployment, estimator, objects, report.tally, started)
             if estimator is not None and report.tally is not None
             else {"error": unpriced.message if unpriced else "no estimate", "unpriced": True}

@@ -23,6 +23,7 @@ succeeded).
 """
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from shared.core import keys, logs, times
@@ -206,6 +207,11 @@ def _retake_stale_submits(run: dict, pieces: list[dict]) -> None:
             _requeue(run["run_id"], piece["index"], "the create did not finish; tried again")
 
 
+def _ended_as(job: dict) -> Callable[[dict], dict]:
+    """The change that ends a piece whose job has final books."""
+    return lambda _piece: {"state": store.ENDED, "job_state": job.get("state")}
+
+
 def _ended_pieces(run: dict, pieces: list[dict]) -> None:
     """Running pieces whose job has final books become `ended`; every piece that needs its
     merge (ended, or never run) gets `run.merge`, again after `MERGE_LEASE` if none came."""
@@ -220,7 +226,7 @@ def _ended_pieces(run: dict, pieces: list[dict]) -> None:
             run["run_id"],
             piece["index"],
             (store.RUNNING,),
-            lambda _, job=job: {"state": store.ENDED, "job_state": job.get("state")},
+            _ended_as(job),
         )
     for piece in store.pieces(run["run_id"]) if running else pieces:
         wanted = piece["state"] == store.ENDED or (
@@ -407,10 +413,11 @@ def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> st
         if kind == "run.advance":
             return advance(run_id)
         if kind == "run.merge":
-            if not str(index or "").isdigit() or int(index) >= split.MAX_PIECES:
+            digits = str(index or "")
+            if not digits.isdigit() or int(digits) >= split.MAX_PIECES:
                 logs.error("run.merge without a valid index acknowledged", **fields)
                 return "malformed"
-            return merge(run_id, int(index))
+            return merge(run_id, int(digits))
         logs.warning("run event of an unknown type acknowledged", **fields)
         return "unknown"
     except Exception as exc:

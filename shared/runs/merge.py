@@ -26,6 +26,7 @@ import json
 import time
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
 from shared.core import clients, jsonl, logs
 from shared.core.config import settings
@@ -67,7 +68,7 @@ class Writer:
 
     def __init__(self, uri: str):
         self.uri = uri
-        self._handle = None
+        self._handle: Any = None
         self.count = 0
 
     def write(self, data: bytes) -> None:
@@ -172,8 +173,8 @@ def merge_piece(run: dict, piece: dict, job: dict | None, why: str = "") -> Merg
     for b in range(buckets):
         chosen: dict[int, tuple[int, bytes]] = {}
         for tagged in held[b] if held is not None else lines(temp[b]):
-            position, ok, raw = tagged.split(b"\t", 2)
-            at, good = int(position), int(ok)
+            position, flag, raw = tagged.split(b"\t", 2)
+            at, good = int(position), int(flag)
             before = chosen.get(at)
             if before is None or (good and not before[0]):
                 if before is not None:
