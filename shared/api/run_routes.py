@@ -89,7 +89,7 @@ def run_view(run: dict, pieces: list[dict]) -> dict:
 
 
 def _visible(request: Request, run_id: str) -> dict:
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise invalid_argument(f"Run id {run_id!r} is malformed: run-<16 hex digits>.")
     run = store.get(run_id)
     if not run or not request.key_holder.may_see(run):

@@ -36,7 +36,7 @@ from shared.jobs import alerts, create_request, events, records, submit
 from shared.runs import costs, split, store
 from shared.runs import merge as merge_module
 
-RUN_ID = re.compile(r"^run-[0-9a-f]{16}$")
+RUN_ID = re.compile(r"run-[0-9a-f]{16}")
 BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 15 * 60
 SUBMITS_PER_ADVANCE = 4  # creates per delivery; more slots are filled by the next one
@@ -407,7 +407,7 @@ def handle_message(*, message_id, data, attributes, delivery_attempt=None) -> st
     try:
         if kind == "run.tick":
             return tick()
-        if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
             logs.error("run event without a valid run_id acknowledged", **fields)
             return "malformed"
         if kind == "run.advance":
