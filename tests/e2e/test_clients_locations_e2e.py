@@ -48,7 +48,7 @@ def _final_cost(stack, key: str, job_id: str) -> dict:
         cost = reply.json()
         return cost if cost["costFinal"] and cost["files"] else None
 
-    return wait_for(ready, 60, f"job {job_id} to have a final cost")
+    return wait_for(ready, 120, f"job {job_id} to have a final cost")
 
 
 def _check_cost(stack, cost: dict, location: str) -> None:
