@@ -10,7 +10,7 @@ import pytest
 
 from shared.core import clients
 from shared.openai import batches
-from tests.api.test_openai_api import chat_line, create_batch, jsonl, sync_until_final, upload
+from tests.openai.test_openai_api import chat_line, create_batch, jsonl, sync_until_final, upload
 from tests.support import auth
 
 HOUR = 3600

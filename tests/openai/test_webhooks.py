@@ -11,8 +11,8 @@ import pytest
 from shared.core import clients
 from shared.jobs import job_end, lifecycle, records, ticks
 from shared.openai import webhooks
-from tests.api.test_openai_api import chat_line, create_batch, jsonl, sync_until_final, upload
 from tests.jobs.test_alerts import Receiver
+from tests.openai.test_openai_api import chat_line, create_batch, jsonl, sync_until_final, upload
 from tests.support import (
     auth,
     create_key,

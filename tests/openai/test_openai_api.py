@@ -7,34 +7,13 @@ import time
 
 import pytest
 
-from local.vertex_sim import SimulatorThread
 from shared.core import clients
 from shared.jobs import lifecycle, records
 from shared.openai import batches as openai_batches
 from shared.openai import files
-from tests.support import MASTER_KEY, auth, create_key, gateway_env, passthrough_client
+from tests.support import MASTER_KEY, auth, create_key
 
 JOBS = "/v1/projects/p/locations/us-central1/batchPredictionJobs"
-
-
-@pytest.fixture
-def sim(gcp):
-    with SimulatorThread(speed=0.05) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def gateway(gcp, sim, monkeypatch, tmp_path):
-    monkeypatch.setenv("VBG_STAGING_BUCKET", gcp["bucket"])
-    gateway_env(monkeypatch, tmp_path, vertex_url=sim.url)
-    for topic in ("batch-job-events", "batch-job-alerts"):
-        clients.publisher().create_topic(name=clients.topic_path(topic))
-    return passthrough_client()
-
-
-@pytest.fixture
-def alice(gateway):
-    return create_key(gateway, alias="alice", models=["gemini-3.5-flash-lite"])
 
 
 @pytest.fixture
